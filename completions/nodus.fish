@@ -1,0 +1,1 @@
+complete --command nodus --no-files --arguments "(env _NODUS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) nodus)" --condition "env _NODUS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) nodus"

@@ -1,0 +1,3 @@
+from nodus_cli.cli.app import main
+
+main()

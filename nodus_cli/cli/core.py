@@ -1,0 +1,221 @@
+"""Workspace and store commands: init, info, query, tables, load, journal."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from nodus_cli import __version__
+from nodus_cli.cli import state
+from nodus_cli.cli.output import (
+    Format,
+    FormatOption,
+    JsonOption,
+    emit_json,
+    render_rows,
+    resolve_format,
+    say,
+)
+from nodus_cli.errors import InputError, UsageError
+from nodus_cli.timeparse import parse_time
+from nodus_cli.workspace import init_workspace
+
+if TYPE_CHECKING:
+    from nodus_cli.store.query import LoadMode
+
+ENGINES = ("duckdb", "river", "sqlglot", "cryptography", "typer", "rich", "tomlkit")
+
+
+def init(
+    directory: Annotated[
+        Path, typer.Argument(help="Directory to create .nodus/ in.", show_default=".")
+    ] = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Create a workspace (.nodus/ with store, keyring and nodus.toml) in DIRECTORY."""
+    from nodus_cli.store import Invocation, open_store
+
+    ws, created = init_workspace(directory)
+    invocation = Invocation.from_argv("init", state.STATE.argv)
+    with open_store(ws, lock_timeout=state.lock_timeout(ws), invocation=invocation) as store:
+        if created:
+            store.record("ok", {"workspace": str(ws.root)})
+        version = store.schema_version
+    document = {
+        "workspace": str(ws.root),
+        "created": created,
+        "store": str(ws.store_path),
+        "schema_version": version,
+    }
+    if as_json:
+        emit_json(document)
+    else:
+        verb = "Initialised" if created else "Already initialised:"
+        say(f"{verb} workspace {ws.root}")
+
+
+def info(as_json: JsonOption = False) -> None:
+    """Show the workspace paths, store schema version, table row counts and versions."""
+    ws = state.workspace()
+    document: dict[str, object] = {
+        "nodus": __version__,
+        "python": platform.python_version(),
+        "engines": {name: _version(name) for name in ENGINES},
+        "workspace": {
+            "root": str(ws.root),
+            "found_by": ws.found_by,
+            "exists": ws.exists,
+            "store": str(ws.store_path),
+            "keyring": str(ws.keyring_dir),
+            "settings": str(ws.settings_path),
+        },
+    }
+    if ws.store_path.exists():
+        with state.open_store(read_only=True) as store:
+            document["schema_version"] = store.schema_version
+            document["tables"] = store.table_counts()
+    else:
+        document["schema_version"] = None
+        document["tables"] = {}
+    if as_json:
+        emit_json(document)
+        return
+    out = sys.stdout
+    workspace_doc = document["workspace"]
+    assert isinstance(workspace_doc, dict)
+    out.write(f"nodus {__version__} (Python {document['python']})\n")
+    out.write(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
+    for key in ("store", "keyring", "settings"):
+        out.write(f"{key + ':':<11} {workspace_doc[key]}\n")
+    out.write(f"schema:     {document['schema_version'] or 'no store yet'}\n")
+    tables = document["tables"]
+    assert isinstance(tables, dict)
+    for name, count in tables.items():
+        out.write(f"  {name:<20} {count:>12,} rows\n")
+    engines = document["engines"]
+    assert isinstance(engines, dict)
+    out.write("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
+
+
+def _version(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def read_sql_argument(sql: str) -> str:
+    """``-`` reads the SQL from stdin; an ``@FILE`` reads it from a file."""
+    if sql == "-":
+        text = sys.stdin.read()
+    elif sql.startswith("@"):
+        try:
+            text = Path(sql[1:]).read_text()
+        except OSError as exc:
+            raise InputError(f"{sql[1:]}: {exc.strerror}") from None
+    else:
+        text = sql
+    if not text.strip():
+        raise UsageError("no SQL given")
+    return text
+
+
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run, '-' for stdin, or @FILE.")],
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=0, help="Print at most this many rows.")
+    ] = None,
+) -> None:
+    """Run read-only SQL over the store (statements that write are refused)."""
+    from nodus_cli.store.query import run_query
+
+    text = read_sql_argument(sql)
+    with state.open_store(read_only=True) as store:
+        result = run_query(store, text, limit=limit)
+        render_rows(result.columns, result.rows, resolve_format(fmt, as_json), types=result.types)
+
+
+def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """List the store's tables with row counts and columns."""
+    from nodus_cli.store.query import list_tables
+
+    with state.open_store(read_only=True) as store:
+        infos = list_tables(store)
+    output = resolve_format(fmt, as_json)
+    if output is Format.json and as_json and fmt is None:
+        emit_json(
+            [
+                {
+                    "table": t.name,
+                    "rows": t.rows,
+                    "owner": t.owner,
+                    "columns": [{"name": n, "type": ty} for n, ty in t.columns],
+                }
+                for t in infos
+            ]
+        )
+        return
+    render_rows(
+        ["table", "rows", "owner", "columns"],
+        ((t.name, t.rows, t.owner, ", ".join(f"{n} {ty}" for n, ty in t.columns)) for t in infos),
+        output,
+    )
+
+
+def load(
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON file (.gz/.zst too).")],
+    table: Annotated[str, typer.Option("--table", "-t", help="Table to load into.")],
+    replace: Annotated[bool, typer.Option("--replace", help="Replace the table.")] = False,
+    append: Annotated[bool, typer.Option("--append", help="Append to the table.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Load reference data into a table of the store, in one journaled transaction."""
+    from nodus_cli.store.query import load_file
+
+    if replace and append:
+        raise UsageError("--replace and --append exclude each other")
+    mode: LoadMode = "replace" if replace else "append" if append else "create"
+    with state.open_store() as store:
+        rows = load_file(store, file, table, mode=mode)
+    if as_json:
+        emit_json({"table": table, "file": str(file), "mode": mode, "rows": rows})
+    else:
+        say(f"Loaded {rows:,} rows into {table}")
+
+
+def journal(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only entries at or after this time.")
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the journal: every command that changed state, with its outcome."""
+    since_time = parse_time(since) if since else None
+    with state.open_store(read_only=True) as store:
+        sql = (
+            'SELECT id, time, command, args, "user", host, outcome, summary FROM journal '
+            + ("WHERE time >= ? " if since_time else "")
+            + "ORDER BY id"
+        )
+        cursor = store.con.execute(sql, [since_time] if since_time else [])
+        columns = [d[0] for d in cursor.description]
+        types = [str(d[1]) for d in cursor.description]
+        render_rows(columns, iter(cursor.fetchall()), resolve_format(fmt, as_json), types=types)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(info)
+    app.command()(query)
+    app.command()(tables)
+    app.command()(load)
+    app.command()(journal)

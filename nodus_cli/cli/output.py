@@ -1,0 +1,263 @@
+"""The one renderer every command uses: output options, JSON encoding, tables, messages.
+
+Data goes to stdout; messages, warnings and progress go to stderr. Colour only on
+a terminal, never with ``NO_COLOR`` or ``--no-color``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import datetime as dt
+import decimal
+import enum
+import json
+import math
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from nodus_cli.cli import state
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+
+
+FormatOption = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format: table (default), json, ndjson or csv.",
+        case_sensitive=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def resolve_format(fmt: Format | None, as_json: bool) -> Format:
+    if fmt is not None:
+        return fmt
+    return Format.json if as_json else Format.table
+
+
+# --- JSON -----------------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """Convert a DuckDB/Python value into JSON keeping its type where JSON has one."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return _iso_duration(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return str(value)
+
+
+def _iso_duration(delta: dt.timedelta) -> str:
+    seconds = delta.total_seconds()
+    sign = "-" if seconds < 0 else ""
+    days, rest = divmod(abs(seconds), 86400)
+    text = f"{sign}P{int(days)}DT{rest:g}S" if days else f"{sign}PT{rest:g}S"
+    return text
+
+
+def dumps(document: Any, *, indent: int | None = 2) -> str:
+    return json.dumps(jsonable(document), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def emit_json(document: Any) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+# --- Tables ---------------------------------------------------------------------------
+
+
+def _cell(value: Any, type_name: str) -> Any:
+    if type_name == "JSON" and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return dumps(value, indent=None)
+    converted = jsonable(value)
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def render_rows(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    fmt: Format,
+    *,
+    types: Sequence[str] | None = None,
+    title: str | None = None,
+) -> int:
+    """Write rows to stdout in ``fmt``, streaming where the format allows. Returns the count."""
+    type_names = list(types) if types else [""] * len(columns)
+    decoded = ([_cell(value, type_names[i]) for i, value in enumerate(row)] for row in rows)
+    if fmt is Format.table:
+        return _render_table(columns, decoded, title)
+    out = sys.stdout
+    count = 0
+    if fmt is Format.csv:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for row in decoded:
+            writer.writerow([_text(value) for value in row])
+            count += 1
+    elif fmt is Format.ndjson:
+        for row in decoded:
+            out.write(dumps(dict(zip(columns, row, strict=True)), indent=None) + "\n")
+            count += 1
+    else:
+        out.write("[")
+        for row in decoded:
+            if count:
+                out.write(",\n ")
+            out.write(dumps(dict(zip(columns, row, strict=True)), indent=None))
+            count += 1
+        out.write("]\n")
+    out.flush()
+    return count
+
+
+def _render_table(columns: Sequence[str], rows: Iterable[list[Any]], title: str | None) -> int:
+    from rich import box
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD if console.is_terminal else box.ASCII2,
+        header_style="bold" if console.is_terminal else "",
+    )
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    count = 0
+    for row in rows:
+        table.add_row(*(_text(value) for value in row))
+        count += 1
+    console.print(table)
+    return count
+
+
+# --- Consoles and messages ------------------------------------------------------------
+
+
+def colour_allowed() -> bool:
+    return not (state.STATE.no_color or os.environ.get("NO_COLOR"))
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    terminal = state.stdout_is_terminal()
+    return Console(
+        file=sys.stdout,
+        no_color=not colour_allowed(),
+        highlight=False,
+        force_terminal=terminal,
+        width=None if terminal else 200,
+        soft_wrap=False,
+    )
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(
+        file=sys.stderr,
+        no_color=not colour_allowed(),
+        highlight=False,
+        force_terminal=state.stderr_is_terminal(),
+    )
+
+
+def say(message: str) -> None:
+    """A message for people on stderr, silenced by ``-q``."""
+    if not state.STATE.quiet:
+        sys.stderr.write(message + "\n")
+
+
+def detail(message: str) -> None:
+    """A message shown only with ``-v``."""
+    if state.STATE.verbose and not state.STATE.quiet:
+        sys.stderr.write(message + "\n")
+
+
+def warn(message: str) -> None:
+    """A warning, shown even with ``-q``."""
+    sys.stderr.write(f"nodus: warning: {message}\n")
+
+
+def error_line(message: str) -> None:
+    sys.stderr.write(f"nodus: error: {message}\n")
+    sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def progress(description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
+    """Yield an ``advance(n)`` callback backed by a rich progress bar on a terminal.
+
+    Outside a terminal (pipes, cron) or with ``-q`` nothing at all is printed.
+    """
+    if state.STATE.quiet or not state.stderr_is_terminal():
+        yield lambda _amount: None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda amount: bar.advance(task, amount)

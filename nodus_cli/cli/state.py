@@ -1,0 +1,70 @@
+"""Global options of one invocation and the helpers commands use to reach the workspace."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nodus_cli.workspace import Workspace, find_workspace
+
+if TYPE_CHECKING:
+    from nodus_cli.store import Store
+
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+
+@dataclass
+class CliState:
+    home: str | None = None
+    lock_timeout: float | None = None
+    no_color: bool = False
+    quiet: bool = False
+    verbose: int = 0
+    argv: list[str] = field(default_factory=list)
+
+
+STATE = CliState()
+
+
+def reset(argv: list[str]) -> None:
+    """Start a fresh invocation (the test runner calls the app many times per process)."""
+    global STATE
+    STATE = CliState(argv=list(argv))
+
+
+def workspace() -> Workspace:
+    return find_workspace(STATE.home)
+
+
+def lock_timeout(ws: Workspace) -> float:
+    if STATE.lock_timeout is not None:
+        return STATE.lock_timeout
+    value = ws.settings().get("store", {}).get("lock_timeout", DEFAULT_LOCK_TIMEOUT)
+    return float(value)
+
+
+def open_store(*, read_only: bool = False) -> Store:
+    """Open the current workspace's store, journaling as the running command."""
+    from nodus_cli.store import Invocation
+    from nodus_cli.store import open_store as _open
+
+    ws = workspace()
+    invocation = Invocation.from_argv(command_path(), STATE.argv)
+    return _open(ws, read_only=read_only, lock_timeout=lock_timeout(ws), invocation=invocation)
+
+
+def command_path() -> str:
+    """The running command without the program name, e.g. ``keys rotate``."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return " ".join(ctx.command_path.split()[1:]) if ctx else "nodus"
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,51 @@
+"""Crash-safe file writes: temporary file in the same directory, fsync, rename, fsync dir."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``path`` atomically when the block succeeds.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    ``mode`` sets the permission bits (for example 0o600 for secrets) before any
+    byte is written, so a secret is never readable by others even briefly.
+    """
+    path = Path(path)
+    directory = path.parent
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    fsync_dir(directory)
+
+
+def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new bytes."""
+    with atomic_writer(path, mode) as handle:
+        handle.write(data)

@@ -1,0 +1,271 @@
+"""Open the store, apply migrations, journal every change."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodus_cli.errors import StoreError, StoreLockedError
+from nodus_cli.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from nodus_cli.workspace import Workspace
+
+# Never reach the network: extensions that are not already installed stay off.
+CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "TimeZone": "UTC",
+}
+
+_SECRET_NAME = re.compile(r"pass|secret|token|key|cred|auth", re.IGNORECASE)
+MASK = "***"
+
+
+def mask_args(argv: Sequence[str]) -> list[str]:
+    """Mask option values and ``key=value`` arguments whose name suggests a secret."""
+    masked: list[str] = []
+    mask_next = False
+    for arg in argv:
+        if mask_next:
+            masked.append(MASK)
+            mask_next = False
+            continue
+        name, eq, _value = arg.partition("=")
+        secret_name = bool(_SECRET_NAME.search(name)) and not name.endswith("-file")
+        if arg.startswith("--") and secret_name and name != "--keyring":
+            masked.append(f"{name}={MASK}" if eq else arg)
+            mask_next = not eq
+        elif eq and not arg.startswith("-") and secret_name:
+            masked.append(f"{name}={MASK}")
+        else:
+            masked.append(arg)
+    return masked
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who ran which command with which (masked) arguments, for the journal."""
+
+    command: str
+    args: list[str] = field(default_factory=list)
+    user: str = field(default_factory=_current_user)
+    host: str = field(default_factory=socket.gethostname)
+
+    @classmethod
+    def from_argv(cls, command: str, argv: Sequence[str]) -> Invocation:
+        return cls(command, mask_args(argv))
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+def _connect(path: Path, *, read_only: bool, lock_timeout: float) -> Any:
+    import duckdb
+
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG)
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise StoreError(f"cannot open store {path}: {_first_line(exc)}") from exc
+            if time.monotonic() >= deadline:
+                holder = re.search(r"PID (\d+)", str(exc))
+                who = f" (held by PID {holder.group(1)})" if holder else ""
+                raise StoreLockedError(
+                    f"store {path} is locked by another process{who}; gave up after "
+                    f"{lock_timeout:g} s (raise --lock-timeout to wait longer)"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _schema_version(con: Any) -> int:
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_name = 'meta'"
+    ).fetchone()[0]
+    if not has_meta:
+        return 0
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+class Store:
+    """An open connection to a workspace's store.
+
+    Use ``change()`` for every state change so that the journal row is written in
+    the same transaction as the change itself.
+    """
+
+    def __init__(self, con: Any, path: Path, *, read_only: bool, invocation: Invocation) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+        self.invocation = invocation
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    @property
+    def schema_version(self) -> int:
+        return _schema_version(self.con)
+
+    def _append_journal(self, outcome: str, summary: dict[str, Any]) -> None:
+        inv = self.invocation
+        self.con.execute(
+            'INSERT INTO journal (time, command, args, "user", host, outcome, summary) '
+            "VALUES (now(), ?, ?, ?, ?, ?, ?)",
+            [
+                inv.command,
+                json.dumps(inv.args),
+                inv.user,
+                inv.host,
+                outcome,
+                json.dumps(summary, default=str, sort_keys=True),
+            ],
+        )
+
+    @contextlib.contextmanager
+    def change(self, summary: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Run a block in one transaction that also appends its journal row.
+
+        The block fills the yielded summary dict. On an exception the change is
+        rolled back and a journal row with outcome ``error`` is written instead.
+        """
+        details: dict[str, Any] = dict(summary or {})
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield details
+            self._append_journal("ok", details)
+            self.con.execute("COMMIT")
+        except BaseException as exc:
+            self.con.execute("ROLLBACK")
+            if isinstance(exc, Exception):
+                with contextlib.suppress(Exception):
+                    self.record("error", {**details, "error": _first_line(exc)})
+            raise
+
+    def record(self, outcome: str, summary: dict[str, Any]) -> None:
+        """Append a journal row on its own, for changes that live outside the store."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._append_journal(outcome, summary)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def table_names(self) -> list[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' ORDER BY table_name"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def table_counts(self) -> dict[str, int]:
+        return {
+            name: self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            for name in self.table_names()
+        }
+
+
+def _too_new(path: Path, version: int) -> StoreError:
+    return StoreError(
+        f"store {path} has schema version {version}, newer than this nodus "
+        f"understands ({SCHEMA_VERSION}); upgrade nodus to use it"
+    )
+
+
+def _migrate(con: Any, path: Path, invocation: Invocation) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        current = _schema_version(con)
+        if current > SCHEMA_VERSION:
+            raise _too_new(path, current)
+        pending = [m for m in MIGRATIONS if m.version > current]
+        for migration in pending:
+            migration.apply(con)
+        if pending:
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            store = Store(con, path, read_only=False, invocation=invocation)
+            store._append_journal(
+                "ok",
+                {
+                    "migrated_from": current,
+                    "migrated_to": SCHEMA_VERSION,
+                    "migrations": [m.description for m in pending],
+                },
+            )
+        con.execute("COMMIT")
+    except BaseException as exc:
+        con.execute("ROLLBACK")
+        if isinstance(exc, StoreError):
+            raise
+        if isinstance(exc, Exception):
+            raise StoreError(f"cannot migrate store {path}: {_first_line(exc)}") from exc
+        raise
+
+
+def open_store(
+    workspace: Workspace,
+    *,
+    read_only: bool = False,
+    lock_timeout: float = 10.0,
+    invocation: Invocation | None = None,
+) -> Store:
+    """Open (creating and migrating as needed) the workspace's store.
+
+    A store written by a newer nodus is refused, never altered. When another
+    process holds the lock, wait up to ``lock_timeout`` seconds.
+    """
+    invocation = invocation or Invocation("library")
+    path = workspace.store_path
+    if read_only and path.exists():
+        con = _connect(path, read_only=True, lock_timeout=lock_timeout)
+        version = _schema_version(con)
+        if version == SCHEMA_VERSION:
+            return Store(con, path, read_only=True, invocation=invocation)
+        con.close()
+        if version > SCHEMA_VERSION:
+            raise _too_new(path, version)
+    workspace.ensure()
+    con = _connect(path, read_only=False, lock_timeout=lock_timeout)
+    try:
+        _migrate(con, path, Invocation("migrate", [], invocation.user, invocation.host))
+    except BaseException:
+        con.close()
+        raise
+    if read_only:
+        con.close()
+        con = _connect(path, read_only=True, lock_timeout=lock_timeout)
+    return Store(con, path, read_only=read_only, invocation=invocation)

@@ -1,0 +1,101 @@
+"""Ordered schema migrations.
+
+Each migration runs once, in order, inside the transaction that opens the store;
+the ``meta`` table records the version reached. A package that needs tables adds
+one ``Migration`` at the end of ``MIGRATIONS`` (never edit a released one) and
+lists the tables it creates, so that ``nodus load`` refuses to clobber them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Apply
+    tables: tuple[str, ...] = ()
+
+
+def _sql(*statements: str) -> Apply:
+    def apply(con: Any) -> None:
+        for statement in statements:
+            con.execute(statement)
+
+    return apply
+
+
+CORE_V1 = _sql(
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
+    "CREATE SEQUENCE journal_id_seq START 1",
+    """CREATE TABLE journal (
+        id BIGINT PRIMARY KEY DEFAULT nextval('journal_id_seq'),
+        time TIMESTAMPTZ NOT NULL,
+        command VARCHAR NOT NULL,
+        args JSON NOT NULL,
+        "user" VARCHAR,
+        host VARCHAR,
+        outcome VARCHAR NOT NULL,
+        summary JSON
+    )""",
+    """CREATE TABLE logs (
+        time TIMESTAMPTZ,
+        level VARCHAR,
+        host VARCHAR,
+        app VARCHAR,
+        pid BIGINT,
+        message VARCHAR,
+        attrs JSON,
+        source VARCHAR,
+        file_id BIGINT,
+        line_no BIGINT,
+        byte_offset BIGINT
+    )""",
+    """CREATE TABLE metrics (
+        time TIMESTAMPTZ NOT NULL,
+        series VARCHAR NOT NULL,
+        labels JSON,
+        value DOUBLE,
+        source VARCHAR
+    )""",
+    """CREATE TABLE quarantine (
+        file_id BIGINT,
+        line_no BIGINT,
+        byte_offset BIGINT,
+        raw VARCHAR,
+        reason VARCHAR
+    )""",
+    """CREATE TABLE ingest_files (
+        file_id BIGINT PRIMARY KEY,
+        path VARCHAR NOT NULL,
+        fingerprint VARCHAR NOT NULL,
+        size BIGINT,
+        byte_offset BIGINT NOT NULL DEFAULT 0,
+        line_no BIGINT NOT NULL DEFAULT 0,
+        head_hash VARCHAR,
+        format VARCHAR,
+        rows BIGINT NOT NULL DEFAULT 0,
+        quarantined BIGINT NOT NULL DEFAULT 0,
+        source VARCHAR,
+        first_ingested TIMESTAMPTZ,
+        last_ingested TIMESTAMPTZ
+    )""",
+)
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "core: meta, journal, logs, metrics, quarantine, ingest_files",
+        CORE_V1,
+        ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
+    ),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+NODUS_TABLES = frozenset(table for migration in MIGRATIONS for table in migration.tables)

@@ -1,0 +1,176 @@
+"""Read-only queries, table listings and reference-data loading over the store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from nodus_cli.errors import InputError, NotFoundError, UsageError
+from nodus_cli.store.db import Store
+from nodus_cli.store.migrations import NODUS_TABLES
+
+READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+FETCH_BATCH = 2048
+
+
+@dataclass
+class QueryResult:
+    """Column names, DuckDB type names, and a lazy iterator of row tuples."""
+
+    columns: list[str]
+    types: list[str]
+    rows: Iterator[tuple[Any, ...]]
+
+
+def _error_text(exc: Exception) -> str:
+    """DuckDB's message on one line, without the caret diagram of a parser error."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    kept = [line for line in lines if not line.startswith(("LINE ", "^"))]
+    return " ".join(kept) or type(exc).__name__
+
+
+def check_read_only(store: Store, sql: str) -> list[Any]:
+    """Split ``sql`` into statements and refuse any that is not a plain read."""
+    import duckdb
+
+    try:
+        statements = store.con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise InputError(f"SQL error: {_error_text(exc)}") from None
+    if not statements:
+        raise UsageError("no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in READ_ONLY_STATEMENTS:
+            raise UsageError(
+                f"nodus query is read-only: refusing a {kind} statement "
+                "(use nodus load or the command that owns the table to change data)"
+            )
+    return list(statements)
+
+
+def run_query(store: Store, sql: str, *, limit: int | None = None) -> QueryResult:
+    """Run read-only SQL; the result of the last statement is returned lazily."""
+    import duckdb
+
+    statements = check_read_only(store, sql)
+    try:
+        for statement in statements[:-1]:
+            store.con.execute(statement)
+        last = statements[-1]
+        cursor = store.con.execute(last)
+    except duckdb.Error as exc:
+        raise InputError(f"SQL error: {_error_text(exc)}") from None
+    description = cursor.description or []
+    columns = [d[0] for d in description]
+    types = [str(d[1]) for d in description]
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = FETCH_BATCH if remaining is None else min(FETCH_BATCH, remaining)
+            try:
+                batch = cursor.fetchmany(size)
+            except duckdb.Error as exc:
+                raise InputError(f"SQL error: {_error_text(exc)}") from None
+            if not batch:
+                return
+            yield from batch
+            if remaining is not None:
+                remaining -= len(batch)
+
+    return QueryResult(columns, types, rows())
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    rows: int
+    columns: list[tuple[str, str]]  # (name, type)
+    owner: str  # "nodus" for tables nodus manages, "user" for loaded ones
+
+
+def list_tables(store: Store) -> list[TableInfo]:
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in store.con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+    ).fetchall():
+        columns.setdefault(table, []).append((column, data_type))
+    counts = store.table_counts()
+    return [
+        TableInfo(name, counts[name], columns.get(name, []), _owner(name))
+        for name in store.table_names()
+    ]
+
+
+def _owner(table: str) -> str:
+    return "nodus" if table in NODUS_TABLES else "user"
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_READERS = {
+    ".csv": "read_csv",
+    ".tsv": "read_csv",
+    ".txt": "read_csv",
+    ".parquet": "read_parquet",
+    ".json": "read_json_auto",
+    ".jsonl": "read_json_auto",
+    ".ndjson": "read_json_auto",
+}
+_COMPRESSION_SUFFIXES = (".gz", ".zst")
+
+LoadMode = Literal["create", "replace", "append"]
+
+
+def _reader_for(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    while suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    if not suffixes or suffixes[-1] not in _READERS:
+        raise UsageError(
+            f"{path}: cannot tell the format from the file name "
+            f"(expected one of {', '.join(sorted(_READERS))}, optionally .gz or .zst)"
+        )
+    return _READERS[suffixes[-1]]
+
+
+def load_file(store: Store, path: Path, table: str, *, mode: LoadMode = "create") -> int:
+    """Load CSV/Parquet/JSON into ``table`` with DuckDB's type detection, journaled.
+
+    Returns the number of rows loaded. Tables that nodus manages are refused.
+    """
+    import duckdb
+
+    if not _IDENTIFIER.fullmatch(table):
+        raise UsageError(f"invalid table name {table!r} (letters, digits and _ only)")
+    if table.lower() in NODUS_TABLES:
+        raise UsageError(f"table {table!r} belongs to nodus; choose another name")
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such file")
+    reader = _reader_for(path)
+    exists = table in store.table_names()
+    if exists and mode == "create":
+        raise UsageError(f"table {table!r} exists; pass --replace or --append")
+    if not exists and mode == "append":
+        mode = "create"
+    source = f"{reader}(?)"
+    with store.change({"table": table, "file": str(path), "mode": mode}) as summary:
+        try:
+            before = 0
+            if mode == "append":
+                before = store.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                store.con.execute(
+                    f'INSERT INTO "{table}" BY NAME SELECT * FROM {source}', [str(path)]
+                )
+            else:
+                verb = "CREATE OR REPLACE TABLE" if mode == "replace" else "CREATE TABLE"
+                store.con.execute(f'{verb} "{table}" AS SELECT * FROM {source}', [str(path)])
+            total = store.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        except duckdb.Error as exc:
+            raise InputError(f"{path}: cannot load: {_error_text(exc)}") from None
+        summary["rows"] = total - before
+    return int(summary["rows"])

@@ -1,0 +1,72 @@
+"""Times and durations as users type them: ISO 8601, epoch seconds, ``now``, ``2h``, ``3d ago``."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from nodus_cli.errors import UsageError
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1,
+    "sec": 1,
+    "m": 60,
+    "min": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d|w)", re.IGNORECASE)
+_RELATIVE = re.compile(r"^\s*-?\s*(?P<dur>(?:\d+(?:\.\d+)?\s*[a-z]+\s*)+?)(?:\s+ago)?\s*$", re.I)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``15m``, ``6h``, ``1d12h`` or plain seconds into a timedelta."""
+    raw = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", raw):
+        return timedelta(seconds=float(raw))
+    compact = raw.replace(" ", "")
+    pos = 0
+    total = 0.0
+    for match in _DURATION.finditer(compact):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2).lower()]
+        pos = match.end()
+    if pos != len(compact) or not compact:
+        raise UsageError(f"invalid duration {text!r} (expected e.g. 90s, 15m, 6h, 1d12h)")
+    return timedelta(seconds=total)
+
+
+def parse_time(text: str, *, now: datetime | None = None) -> datetime:
+    """Parse an absolute or relative time into an aware UTC datetime.
+
+    Accepts ISO 8601 (a missing offset means UTC), ``now``, ``today``, epoch
+    seconds, and a duration before now (``2h``, ``-2h``, ``3d ago``).
+    """
+    now = now or datetime.now(UTC)
+    raw = text.strip()
+    lowered = raw.lower()
+    if lowered == "now":
+        return now
+    if lowered == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if re.fullmatch(r"\d{9,}(\.\d+)?", raw):
+        return datetime.fromtimestamp(float(raw), UTC)
+    relative = _RELATIVE.match(raw)
+    if relative and not re.match(r"^\d{4}-", raw):
+        try:
+            return now - parse_duration(relative.group("dur"))
+        except UsageError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise UsageError(
+            f"invalid time {text!r} (expected ISO 8601 like 2026-01-31T14:00, "
+            "epoch seconds, 'now', or a duration ago like 2h)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -1,0 +1,124 @@
+"""Where a workspace lives and what it holds.
+
+Lookup order: an explicit ``--home``, then ``NODUS_HOME``, then the nearest
+``.nodus/`` folder from the current directory upward (made by ``nodus init``),
+then ``$XDG_DATA_HOME/nodus`` (``~/.local/share/nodus``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nodus_cli.errors import WorkspaceError
+from nodus_cli.fsutil import atomic_write
+
+WORKSPACE_DIRNAME = ".nodus"
+HOME_ENV = "NODUS_HOME"
+
+SETTINGS_TEMPLATE = """\
+# nodus workspace settings. Every command of this workspace reads this file.
+
+[store]
+# Seconds to wait for another nodus process to release the store's write lock.
+lock_timeout = 10.0
+"""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace directory and the files inside it."""
+
+    root: Path
+    found_by: str  # "--home", "NODUS_HOME", ".nodus", "xdg", or "init"
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / "store.duckdb"
+
+    @property
+    def keyring_dir(self) -> Path:
+        return self.root / "keyring"
+
+    @property
+    def settings_path(self) -> Path:
+        return self.root / "nodus.toml"
+
+    @property
+    def secret_path(self) -> Path:
+        """Per-workspace secret (mode 0600) that keys pseudonyms for redaction."""
+        return self.root / "secret.key"
+
+    @property
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def ensure(self) -> Workspace:
+        """Create the workspace layout if missing; never overwrite what is there."""
+        import secrets
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.keyring_dir.mkdir(mode=0o700, exist_ok=True)
+            if not self.settings_path.exists():
+                atomic_write(self.settings_path, SETTINGS_TEMPLATE.encode())
+            if not self.secret_path.exists():
+                atomic_write(self.secret_path, secrets.token_hex(32).encode() + b"\n", mode=0o600)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot create workspace at {self.root}: {exc.strerror}") from exc
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """The parsed ``nodus.toml`` (empty when missing)."""
+        import tomllib
+
+        try:
+            with self.settings_path.open("rb") as handle:
+                return tomllib.load(handle)
+        except FileNotFoundError:
+            return {}
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkspaceError(f"{self.settings_path}: invalid TOML: {exc}") from exc
+
+    def secret(self) -> bytes:
+        """The workspace secret, created on first use."""
+        self.ensure()
+        return bytes.fromhex(self.secret_path.read_text().strip())
+
+
+def xdg_data_home(env: dict[str, str] | None = None) -> Path:
+    env = dict(os.environ) if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "nodus"
+
+
+def find_workspace(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Workspace:
+    """Resolve the workspace by the documented lookup order (it may not exist yet)."""
+    env = dict(os.environ) if env is None else env
+    if home:
+        return Workspace(Path(home).expanduser().absolute(), "--home")
+    if env.get(HOME_ENV):
+        return Workspace(Path(env[HOME_ENV]).expanduser().absolute(), HOME_ENV)
+    start = (cwd or Path.cwd()).absolute()
+    for directory in (start, *start.parents):
+        candidate = directory / WORKSPACE_DIRNAME
+        if candidate.is_dir():
+            return Workspace(candidate, WORKSPACE_DIRNAME)
+    return Workspace(xdg_data_home(env), "xdg")
+
+
+def init_workspace(directory: Path) -> tuple[Workspace, bool]:
+    """Create ``DIRECTORY/.nodus``; return it and whether it was newly made."""
+    if directory.exists() and not directory.is_dir():
+        raise WorkspaceError(f"{directory} is not a directory")
+    workspace = Workspace((directory / WORKSPACE_DIRNAME).absolute(), "init")
+    created = not workspace.exists
+    workspace.ensure()
+    return workspace, created

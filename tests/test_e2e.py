@@ -1,0 +1,57 @@
+"""A few runs of the real `nodus` program in a subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def test_answer_42(run_nodus, tmp_path: Path) -> None:
+    result = run_nodus("--home", str(tmp_path / "h"), "query", "select 42 as answer", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"answer": 42}]
+
+
+def test_bad_sql_one_line_no_stdout(run_nodus) -> None:
+    result = run_nodus("query", "select from where")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("nodus: error:")
+
+
+def test_quickstart_in_a_subprocess(run_nodus, tmp_path: Path) -> None:
+    result = run_nodus("quickstart", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "nodus-quickstart" / ".nodus" / "store.duckdb").is_file()
+    tables = run_nodus("tables", "--json", cwd=tmp_path / "nodus-quickstart")
+    names = {t["table"] for t in json.loads(tables.stdout)}
+    assert {"logs", "metrics", "journal"} <= names
+
+
+def test_broken_pipe_is_quiet(run_nodus, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from tests.conftest import PROJECT, nodus_command
+
+    proc = subprocess.run(
+        " ".join(
+            [
+                *nodus_command(),
+                "--home",
+                str(tmp_path / "h"),
+                "query",
+                "'select * from range(200000)'",
+                "-f",
+                "csv",
+                "| head -1",
+            ]
+        ),
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )
+    assert proc.stdout == "range\n"
+    assert "Traceback" not in proc.stderr
