@@ -1,0 +1,54 @@
+"""The keyring passphrase, for every command that unlocks it.
+
+Order: ``--passphrase-file`` (first line), then ``$NODUS_PASSPHRASE``, then a prompt
+when stdin is a terminal. The passphrase is never echoed, printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nodus_cli.errors import InputError, UsageError
+
+PASSPHRASE_ENV = "NODUS_PASSPHRASE"
+
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help=f"Read the keyring passphrase from the first line of this file "
+        f"(default: ${PASSPHRASE_ENV}, else a prompt on a terminal).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> bytes:
+    """The passphrase as bytes; ``confirm`` asks twice when prompting (new keyrings)."""
+    if passphrase_file is not None:
+        try:
+            text = Path(passphrase_file).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{passphrase_file}: {exc.strerror}") from None
+        passphrase = text.splitlines()[0] if text.strip() else b""
+    elif os.environ.get(PASSPHRASE_ENV):
+        passphrase = os.environ[PASSPHRASE_ENV].encode()
+    elif sys.stdin.isatty():
+        prompt = typer.prompt(
+            "Keyring passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
+        passphrase = prompt.encode()
+    else:
+        raise UsageError(
+            f"the keyring needs a passphrase: set {PASSPHRASE_ENV}, pass --passphrase-file, "
+            "or run on a terminal"
+        )
+    if not passphrase:
+        raise UsageError("the keyring passphrase is empty")
+    return passphrase

@@ -1,0 +1,257 @@
+"""The key log: every generate, rotate, revoke and destroy, hash-chained and signed.
+
+``keyring/log.jsonl`` holds one canonical JSON object per line. Each entry names the
+SHA-256 of the previous line (``prev``), carries the key's public part, and is signed
+(composite ML-DSA-65 + Ed25519, context ``nodus-keylog/v1``) by the signing key in
+force; a new signing key signs its own entry only when no other is in force. The
+keyring records the head (entry count and hash of the last line), so truncation is
+detected too. ``verify_log`` replays the log and compares it with the keyring.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nodus_cli.errors import InputError
+from nodus_cli.fsutil import fsync_dir
+from nodus_cli.keys import signing
+
+if TYPE_CHECKING:
+    from nodus_cli.keys.keyring import KeyRecord
+
+LOG_FILE = "log.jsonl"
+CONTEXT = b"nodus-keylog/v1"
+GENESIS = "0" * 64
+EVENTS = ("generate", "rotate", "revoke", "destroy")
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+def canonical(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def empty_head() -> dict[str, Any]:
+    return {"seq": 0, "sha256": GENESIS}
+
+
+def make_entry(
+    head: dict[str, Any],
+    event: str,
+    record: KeyRecord,
+    signer: signing.SigningKey,
+    now: dt.datetime,
+    **extra: Any,
+) -> tuple[bytes, dict[str, Any]]:
+    """The signed log line for ``event`` on ``record`` and the new head."""
+    entry: dict[str, Any] = {
+        "seq": head["seq"] + 1,
+        "time": now.isoformat(),
+        "event": event,
+        "key": record.key_id,
+        "purpose": record.purpose,
+        "public": base64.b64encode(record.public).decode(),
+        "not_after": record.not_after.isoformat() if record.not_after else None,
+        "prev": head["sha256"],
+        "signer": signer.key_id,
+        **{name: value for name, value in extra.items() if value is not None},
+    }
+    entry["signature"] = base64.b64encode(signer.sign(canonical(entry), CONTEXT)).decode()
+    line = canonical(entry)
+    return line, {"seq": entry["seq"], "sha256": hashlib.sha256(line).hexdigest()}
+
+
+def append_lines(path: Path, lines: list[bytes]) -> None:
+    """Append entries durably (the log is append-only; mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"".join(line + b"\n" for line in lines))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+@dataclass
+class ReplayedKey:
+    key_id: str
+    purpose: str
+    public: bytes
+    state: str
+    created: dt.datetime
+    not_after: dt.datetime | None
+    revoked_at: dt.datetime | None = None
+    destroyed_at: dt.datetime | None = None
+
+
+@dataclass
+class LogReport:
+    entries: list[dict[str, Any]]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_entries(path: Path) -> list[bytes]:
+    try:
+        return path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+
+
+def verify_log(
+    path: Path,
+    head: dict[str, Any],
+    records: list[KeyRecord],
+    now: dt.datetime,
+) -> LogReport:
+    """Replay the log: chain, order, times, signatures, head, and agreement with the keyring."""
+    lines = read_entries(path)
+    entries: list[dict[str, Any]] = []
+    problems: list[str] = []
+    keys: dict[str, ReplayedKey] = {}
+    prev_hash, prev_time = GENESIS, None
+    for number, line in enumerate(lines, 1):
+        where = f"entry {number}"
+        try:
+            entry = json.loads(line)
+            if canonical(entry) != line:
+                raise ValueError("not in canonical form")
+            time = dt.datetime.fromisoformat(entry["time"])
+            if time.tzinfo is None:
+                raise ValueError("time without offset")
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{where}: unreadable ({exc})")
+            break
+        entries.append(entry)
+        problem = _check_entry(entry, number, time, prev_hash, prev_time, keys, now)
+        if problem:
+            problems.append(f"{where}: {problem}")
+            break
+        _apply(entry, time, keys)
+        prev_hash, prev_time = hashlib.sha256(line).hexdigest(), time
+    if not problems:
+        if len(lines) != head.get("seq") or prev_hash != head.get("sha256"):
+            problems.append(
+                f"the log has {len(lines)} entries but the keyring records {head.get('seq')} "
+                "(entries were deleted, added or replaced)"
+            )
+        else:
+            problems.extend(_compare(keys, records))
+    return LogReport(entries, problems)
+
+
+def _check_entry(
+    entry: dict[str, Any],
+    seq: int,
+    time: dt.datetime,
+    prev_hash: str,
+    prev_time: dt.datetime | None,
+    keys: dict[str, ReplayedKey],
+    now: dt.datetime,
+) -> str | None:
+    if entry.get("seq") != seq:
+        return f"sequence number {entry.get('seq')} where {seq} was expected (reordered)"
+    if entry.get("prev") != prev_hash:
+        return "does not chain to the previous entry (edited, deleted or reordered)"
+    if prev_time is not None and time < prev_time:
+        return "dated before the previous entry (back-dated)"
+    if time > now + FUTURE_TOLERANCE:
+        return "dated in the future"
+    event, key_id = entry.get("event"), entry.get("key")
+    if event not in EVENTS:
+        return f"unknown event {event!r}"
+    introduces = event in ("generate", "rotate")
+    if introduces == (key_id in keys):
+        return f"{event} of {'a known' if introduces else 'an unknown'} key {key_id}"
+    signer_id = entry.get("signer")
+    in_force = [
+        k
+        for k in keys.values()
+        if k.purpose == "sign" and k.state == "primary" and not _expired(k, time)
+    ]
+    signer = next((k for k in in_force if k.key_id == signer_id), None)
+    if signer is not None:
+        public = signer.public
+    elif introduces and signer_id == key_id and entry.get("purpose") == "sign" and not in_force:
+        public = _b64(entry.get("public"))
+    else:
+        return f"signed by {signer_id}, which is not the signing key in force"
+    try:
+        verifier = signing.SigningPublicKey.from_bytes(str(signer_id), public)
+        signature = _b64(entry.get("signature"))
+    except (InputError, ValueError, binascii.Error):
+        return "unreadable signer key or signature"
+    unsigned = {name: value for name, value in entry.items() if name != "signature"}
+    if not verifier.verify(canonical(unsigned), signature, CONTEXT):
+        return "signature does not verify (the entry was edited)"
+    return None
+
+
+def _b64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("not base64")
+    return base64.b64decode(value, validate=True)
+
+
+def _expired(key: ReplayedKey, when: dt.datetime) -> bool:
+    return key.not_after is not None and when >= key.not_after
+
+
+def _apply(entry: dict[str, Any], time: dt.datetime, keys: dict[str, ReplayedKey]) -> None:
+    event, key_id, purpose = entry["event"], entry["key"], entry["purpose"]
+    if event in ("generate", "rotate"):
+        has_primary = any(k.purpose == purpose and k.state == "primary" for k in keys.values())
+        state = "active" if event == "generate" and has_primary else "primary"
+        not_after = dt.datetime.fromisoformat(entry["not_after"]) if entry["not_after"] else None
+        retired = entry.get("retired")
+        if retired in keys:
+            keys[retired].state = "retired"
+        keys[key_id] = ReplayedKey(key_id, purpose, _b64(entry["public"]), state, time, not_after)
+    elif event == "revoke":
+        keys[key_id].state, keys[key_id].revoked_at = "revoked", time
+    elif event == "destroy":
+        keys[key_id].state, keys[key_id].destroyed_at = "destroyed", time
+
+
+def _compare(keys: dict[str, ReplayedKey], records: list[KeyRecord]) -> list[str]:
+    problems = []
+    by_id = {record.key_id: record for record in records}
+    if set(by_id) != set(keys):
+        problems.append("the keyring and the key log list different keys")
+    for key_id, replayed in keys.items():
+        record = by_id.get(key_id)
+        if record is None:
+            continue
+        theirs = (
+            record.purpose,
+            record.public,
+            record.state,
+            record.created,
+            record.not_after,
+            record.revoked_at,
+            record.destroyed_at,
+        )
+        ours = (
+            replayed.purpose,
+            replayed.public,
+            replayed.state,
+            replayed.created,
+            replayed.not_after,
+            replayed.revoked_at,
+            replayed.destroyed_at,
+        )
+        if theirs != ours:
+            problems.append(f"key {key_id}: the keyring disagrees with the key log")
+    return problems

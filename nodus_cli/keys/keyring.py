@@ -1,0 +1,572 @@
+"""The workspace keyring: hybrid keys, their states, and the private seeds sealed at rest.
+
+``keyring/keyring.json`` is one canonical JSON line (sorted keys, no spaces) that holds
+every key's public part and metadata, each private seed sealed with ChaCha20-Poly1305
+under a key derived once per unlock from the passphrase by scrypt (parameters stored,
+tuned to cost at least 0.25 s), a MAC over the whole document under that same key, the
+head of the key log, and a plain SHA-256 checksum. ``keyring/log.jsonl`` is the key
+log (``nodus_cli.keys.keylog``). The format is documented in ``nodus-keyring(5)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodus_cli.errors import InputError, NotFoundError, UsageError
+from nodus_cli.fsutil import atomic_write
+from nodus_cli.keys import keylog, signing, xwing
+from nodus_cli.keys.errors import KeyringTampered, KeyUnusable, WrongPassphrase
+from nodus_cli.workspace import Workspace
+
+FORMAT = "nodus-keyring/v1"
+KEYRING_FILE = "keyring.json"
+SIGN = "sign"
+ENCRYPT = "encrypt"
+PURPOSES = (SIGN, ENCRYPT)
+ALGORITHMS = {SIGN: signing.ALGORITHM, ENCRYPT: xwing.ALGORITHM}
+
+PRIMARY = "primary"
+ACTIVE = "active"
+RETIRED = "retired"  # decrypt-or-verify-only
+REVOKED = "revoked"
+DESTROYED = "destroyed"
+STATES = (PRIMARY, ACTIVE, RETIRED, REVOKED, DESTROYED)
+
+SCRYPT_R = 8
+SCRYPT_P = 1
+SCRYPT_MIN_LOG2_N = 17  # about 0.35 s on a 2020s laptop core
+SCRYPT_MAX_LOG2_N = 22  # refuse files that would make an unlock take minutes
+MIN_UNLOCK_SECONDS = 0.25
+VERIFIER_PLAINTEXT = b"nodus-keyring/v1 passphrase verifier"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def canonical_json(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass
+class KeyRecord:
+    """One key: metadata, public part, and its private seed sealed (``None`` when gone)."""
+
+    key_id: str
+    purpose: str
+    state: str
+    created: dt.datetime
+    public: bytes
+    not_after: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    destroyed_at: dt.datetime | None = None
+    sealed: dict[str, str] | None = None
+
+    @property
+    def algorithm(self) -> str:
+        return ALGORITHMS[self.purpose]
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.not_after is not None and now >= self.not_after
+
+    def can_create(self, now: dt.datetime) -> bool:
+        """Whether this key may still sign or encrypt (not only verify or decrypt)."""
+        return self.state in (PRIMARY, ACTIVE) and not self.expired(now)
+
+    def recipient(self) -> str | None:
+        """The ``age1pq1...`` recipient of an encryption key."""
+        if self.purpose != ENCRYPT:
+            return None
+        from nodus_cli.keys.age import encode_recipient
+
+        return encode_recipient(self.public)
+
+    def signing_public_key(self) -> signing.SigningPublicKey:
+        return signing.SigningPublicKey.from_bytes(
+            self.key_id,
+            self.public,
+            created=self.created,
+            not_after=self.not_after,
+            revoked_at=self.revoked_at,
+        )
+
+    def seal_aad(self) -> bytes:
+        return f"{FORMAT}\0{self.key_id}\0{self.purpose}\0{self.algorithm}\0".encode() + self.public
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.key_id,
+            "purpose": self.purpose,
+            "algorithm": self.algorithm,
+            "state": self.state,
+            "created": _iso(self.created),
+            "not_after": _iso(self.not_after),
+            "revoked_at": _iso(self.revoked_at),
+            "destroyed_at": _iso(self.destroyed_at),
+            "public": b64(self.public),
+            "sealed": self.sealed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyRecord:
+        purpose = data["purpose"]
+        if purpose not in PURPOSES or data["state"] not in STATES:
+            raise ValueError("unknown purpose or state")
+        if data["algorithm"] != ALGORITHMS[purpose]:
+            raise ValueError("unknown algorithm")
+        created = _time(data["created"])
+        if created is None:
+            raise ValueError("no creation time")
+        return cls(
+            key_id=data["id"],
+            purpose=purpose,
+            state=data["state"],
+            created=created,
+            public=unb64(data["public"]),
+            not_after=_time(data["not_after"]),
+            revoked_at=_time(data["revoked_at"]),
+            destroyed_at=_time(data["destroyed_at"]),
+            sealed=data["sealed"],
+        )
+
+    def public_summary(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        """What ``nodus keys list --json`` shows: no secret, ever."""
+        now = now or utc_now()
+        document: dict[str, Any] = {
+            "id": self.key_id,
+            "purpose": self.purpose,
+            "algorithm": self.algorithm,
+            "state": self.state,
+            "created": self.created,
+            "not_after": self.not_after,
+            "expired": self.expired(now),
+            "revoked_at": self.revoked_at,
+            "destroyed_at": self.destroyed_at,
+            "has_private": self.sealed is not None,
+            "fingerprint": hashlib.sha256(self.public).hexdigest(),
+        }
+        if self.purpose == ENCRYPT:
+            document["recipient"] = self.recipient()
+        return document
+
+
+@dataclass
+class KeyringDocument:
+    """The parsed keyring file, checked only for integrity (no passphrase needed)."""
+
+    kdf: dict[str, Any]
+    verifier: dict[str, str]
+    keys: list[KeyRecord]
+    log_head: dict[str, Any]
+    mac: str = ""
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "kdf": self.kdf,
+            "verifier": self.verifier,
+            "keys": [key.to_json() for key in self.keys],
+            "log_head": self.log_head,
+        }
+
+
+@dataclass
+class Keyring:
+    """The keyring of a workspace (``Keyring(workspace)``)."""
+
+    workspace: Workspace
+    _document: KeyringDocument | None = field(default=None, repr=False)
+
+    @property
+    def directory(self) -> Path:
+        return self.workspace.keyring_dir
+
+    @property
+    def path(self) -> Path:
+        return self.directory / KEYRING_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / keylog.LOG_FILE
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def document(self) -> KeyringDocument:
+        """The keyring file, its checksum checked (exit 1 when edited)."""
+        if self._document is None:
+            self._document = self._read()
+        return self._document
+
+    def _read(self) -> KeyringDocument:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"no keyring in {self.directory} (create one with 'nodus keys generate')"
+            ) from None
+        except OSError as exc:
+            raise InputError(f"{self.path}: {exc.strerror}") from None
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError("not a nodus keyring")
+            if canonical_json(data) + b"\n" != raw:
+                raise ValueError("not in canonical form")
+            checksum = data.pop("sha256")
+            if not hmac.compare_digest(checksum, hashlib.sha256(canonical_json(data)).hexdigest()):
+                raise ValueError("checksum mismatch")
+            document = KeyringDocument(
+                kdf=data["kdf"],
+                verifier=data["verifier"],
+                keys=[KeyRecord.from_json(item) for item in data["keys"]],
+                log_head=data["log_head"],
+                mac=data["mac"],
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise KeyringTampered(
+                f"{self.path}: keyring file is damaged or edited ({exc})"
+            ) from None
+        return document
+
+    def records(self) -> list[KeyRecord]:
+        return list(self.document().keys) if self.exists else []
+
+    def find(self, key_id: str) -> KeyRecord:
+        for record in self.records():
+            if record.key_id == key_id:
+                return record
+        raise NotFoundError(f"no key {key_id!r} in the keyring")
+
+    def primary(self, purpose: str) -> KeyRecord | None:
+        for record in self.records():
+            if record.purpose == purpose and record.state == PRIMARY:
+                return record
+        return None
+
+    def public_signing_keys(self) -> list[signing.SigningPublicKey]:
+        return [r.signing_public_key() for r in self.records() if r.purpose == SIGN]
+
+    def unlock(
+        self,
+        passphrase: bytes,
+        *,
+        create: bool = False,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> UnlockedKeyring:
+        """Derive the keyring key once (scrypt); ``create`` makes a new, empty keyring."""
+        if not self.exists:
+            if not create:
+                self.document()  # raises NotFoundError with a hint
+            return UnlockedKeyring.create(self, passphrase)
+        document = self.document()
+        try:
+            kdf = document.kdf
+            if (
+                kdf["name"] != "scrypt"
+                or not SCRYPT_MIN_LOG2_N <= kdf["log2_n"] <= SCRYPT_MAX_LOG2_N
+            ):
+                raise KeyringTampered(f"{self.path}: unsupported KDF parameters")
+            if on_progress:
+                on_progress("unlocking the keyring")
+            master = derive_master(
+                passphrase, unb64(kdf["salt"]), kdf["log2_n"], kdf["r"], kdf["p"]
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise KeyringTampered(f"{self.path}: damaged KDF parameters") from None
+        unlocked = UnlockedKeyring(self, document, master)
+        unlocked.check()
+        return unlocked
+
+    def primary_signing_key(self, passphrase: bytes) -> signing.SigningKey:
+        """The workspace's primary signing key (refused when expired)."""
+        return self.unlock(passphrase).signing_key()
+
+
+def derive_master(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase)
+
+
+def _subkey(master: bytes, purpose: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(hashes.SHA256(), 32, salt=None, info=b"nodus-keyring/v1 " + purpose).derive(master)
+
+
+def calibrate_log2_n(passphrase: bytes, salt: bytes) -> tuple[int, bytes]:
+    """The smallest scrypt cost from the floor up that takes at least 0.25 s here."""
+    log2_n = SCRYPT_MIN_LOG2_N
+    while True:
+        started = time.perf_counter()
+        master = derive_master(passphrase, salt, log2_n, SCRYPT_R, SCRYPT_P)
+        if time.perf_counter() - started >= MIN_UNLOCK_SECONDS or log2_n >= SCRYPT_MAX_LOG2_N:
+            return log2_n, master
+        log2_n += 1
+
+
+class UnlockedKeyring:
+    """A keyring whose passphrase was checked: can read private keys and change state."""
+
+    def __init__(self, keyring: Keyring, document: KeyringDocument, master: bytes) -> None:
+        self.keyring = keyring
+        self.document = document
+        self._seal_key = _subkey(master, b"seal")
+        self._mac_key = _subkey(master, b"mac")
+        self._pending_log: list[bytes] = []
+
+    @classmethod
+    def create(cls, keyring: Keyring, passphrase: bytes) -> UnlockedKeyring:
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+        salt = secrets.token_bytes(16)
+        log2_n, master = calibrate_log2_n(passphrase, salt)
+        kdf = {"name": "scrypt", "salt": b64(salt), "log2_n": log2_n, "r": SCRYPT_R, "p": SCRYPT_P}
+        nonce = secrets.token_bytes(12)
+        seal_key = _subkey(master, b"seal")
+        token = ChaCha20Poly1305(seal_key).encrypt(nonce, VERIFIER_PLAINTEXT, b"verifier")
+        verifier = {"nonce": b64(nonce), "ciphertext": b64(token)}
+        document = KeyringDocument(kdf, verifier, [], keylog.empty_head())
+        return cls(keyring, document, master)
+
+    # --- integrity ----------------------------------------------------------------
+
+    def check(self) -> None:
+        """Wrong passphrase (exit 2) or an edited keyring (exit 1)."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+        verifier = self.document.verifier
+        try:
+            plain = ChaCha20Poly1305(self._seal_key).decrypt(
+                unb64(verifier["nonce"]), unb64(verifier["ciphertext"]), b"verifier"
+            )
+        except (InvalidTag, KeyError, ValueError, binascii.Error):
+            raise WrongPassphrase("wrong passphrase for the keyring") from None
+        if plain != VERIFIER_PLAINTEXT:
+            raise WrongPassphrase("wrong passphrase for the keyring")
+        if not hmac.compare_digest(self._mac(), self.document.mac):
+            raise KeyringTampered(
+                f"{self.keyring.path}: keyring MAC mismatch (the file was edited)"
+            )
+
+    def _mac(self) -> str:
+        return hmac.new(self._mac_key, canonical_json(self.document.body()), "sha256").hexdigest()
+
+    def save(self) -> None:
+        """Append new key-log entries, then replace the keyring atomically (mode 0600).
+
+        A crash between the two leaves log entries past the recorded head, which
+        ``nodus keys log --verify`` reports."""
+        self.document.mac = self._mac()
+        data = self.document.body()
+        data["mac"] = self.document.mac
+        data["sha256"] = hashlib.sha256(canonical_json(data)).hexdigest()
+        self.keyring.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._pending_log:
+            keylog.append_lines(self.keyring.log_path, self._pending_log)
+            self._pending_log = []
+        atomic_write(self.keyring.path, canonical_json(data) + b"\n", mode=0o600)
+        self.keyring._document = self.document
+
+    # --- private parts ------------------------------------------------------------
+
+    def _seal(self, record: KeyRecord, secret: bytes) -> dict[str, str]:
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+        nonce = secrets.token_bytes(12)
+        sealed = ChaCha20Poly1305(self._seal_key).encrypt(nonce, secret, record.seal_aad())
+        return {"nonce": b64(nonce), "ciphertext": b64(sealed)}
+
+    def private_bytes(self, record: KeyRecord) -> bytes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+        if record.sealed is None:
+            raise KeyUnusable(f"key {record.key_id} has no private part ({record.state})")
+        try:
+            return ChaCha20Poly1305(self._seal_key).decrypt(
+                unb64(record.sealed["nonce"]), unb64(record.sealed["ciphertext"]), record.seal_aad()
+            )
+        except (InvalidTag, KeyError, ValueError, binascii.Error):
+            raise KeyringTampered(
+                f"{self.keyring.path}: the sealed private key {record.key_id} was edited"
+            ) from None
+
+    def signing_key(
+        self, key_id: str | None = None, now: dt.datetime | None = None
+    ) -> signing.SigningKey:
+        """A key that may sign now: the primary by default, or an active key by id."""
+        now = now or utc_now()
+        record = self._creating_key(SIGN, key_id, now)
+        key = signing.SigningKey.from_private_bytes(record.key_id, self.private_bytes(record))
+        key.created, key.not_after = record.created, record.not_after
+        if key.public().to_bytes() != record.public:
+            raise KeyringTampered(
+                f"{self.keyring.path}: key {record.key_id} does not match its seed"
+            )
+        return key
+
+    def encryption_recipient(
+        self, key_id: str | None = None, now: dt.datetime | None = None
+    ) -> KeyRecord:
+        """The key new files are sealed to: the primary, or an active key by id."""
+        return self._creating_key(ENCRYPT, key_id, now or utc_now())
+
+    def decryption_seeds(self) -> list[tuple[KeyRecord, bytes]]:
+        """Every encryption key that can still decrypt (any state but destroyed)."""
+        seeds = []
+        for record in self.document.keys:
+            if record.purpose == ENCRYPT and record.sealed is not None:
+                seeds.append((record, self.private_bytes(record)))
+        return seeds
+
+    def _creating_key(self, purpose: str, key_id: str | None, now: dt.datetime) -> KeyRecord:
+        if key_id is None:
+            record = next(
+                (r for r in self.document.keys if r.purpose == purpose and r.state == PRIMARY), None
+            )
+            if record is None:
+                raise KeyUnusable(
+                    f"no primary {purpose} key (create one with "
+                    f"'nodus keys generate --purpose {purpose}' or 'nodus keys rotate')"
+                )
+        else:
+            record = self.find(key_id)
+            if record.purpose != purpose:
+                raise KeyUnusable(f"key {key_id} is a {record.purpose} key, not a {purpose} key")
+        if record.state not in (PRIMARY, ACTIVE):
+            verb = "verify" if purpose == SIGN else "decrypt"
+            raise KeyUnusable(f"key {record.key_id} is {record.state}: it can only {verb}")
+        if record.expired(now):
+            raise KeyUnusable(
+                f"key {record.key_id} expired at {record.not_after}: it can no longer "
+                f"{purpose}; rotate to a new key"
+            )
+        return record
+
+    def find(self, key_id: str) -> KeyRecord:
+        for record in self.document.keys:
+            if record.key_id == key_id:
+                return record
+        raise NotFoundError(f"no key {key_id!r} in the keyring")
+
+    # --- changes ------------------------------------------------------------------
+
+    def generate(
+        self, purpose: str, *, not_after: dt.datetime | None = None, now: dt.datetime | None = None
+    ) -> KeyRecord:
+        """A new key: primary if its purpose has none, else active. Logged."""
+        now = now or utc_now()
+        state = (
+            ACTIVE
+            if any(r.purpose == purpose and r.state == PRIMARY for r in self.document.keys)
+            else PRIMARY
+        )
+        record = self._new_key(purpose, state, now, not_after)
+        self._log("generate", record, now)
+        return record
+
+    def rotate(
+        self, purpose: str, *, not_after: dt.datetime | None = None, now: dt.datetime | None = None
+    ) -> tuple[KeyRecord | None, KeyRecord]:
+        """A new primary; the old primary keeps decrypting and verifying only. Logged."""
+        now = now or utc_now()
+        old = next(
+            (r for r in self.document.keys if r.purpose == purpose and r.state == PRIMARY), None
+        )
+        new = self._new_key(purpose, PRIMARY, now, not_after)
+        self._log("rotate", new, now, retired=old.key_id if old else None)  # the old key signs
+        if old is not None:
+            old.state = RETIRED
+        return old, new
+
+    def revoke(self, key_id: str, *, now: dt.datetime | None = None) -> KeyRecord:
+        """Nothing signed after now verifies with this key; it no longer encrypts. Logged."""
+        now = now or utc_now()
+        record = self.find(key_id)
+        if record.state in (REVOKED, DESTROYED):
+            raise UsageError(f"key {key_id} is already {record.state}")
+        self._log("revoke", record, now)  # signed while the key may still be in force
+        record.state, record.revoked_at = REVOKED, now
+        return record
+
+    def destroy(self, key_id: str, *, now: dt.datetime | None = None) -> KeyRecord:
+        """Erase the private seed for good; the public part stays for verification. Logged."""
+        now = now or utc_now()
+        record = self.find(key_id)
+        if record.state == DESTROYED:
+            raise UsageError(f"key {key_id} is already destroyed")
+        self._log("destroy", record, now)
+        record.state, record.destroyed_at, record.sealed = DESTROYED, now, None
+        return record
+
+    def _new_key(
+        self, purpose: str, state: str, now: dt.datetime, not_after: dt.datetime | None
+    ) -> KeyRecord:
+        if not_after is not None and not_after <= now:
+            raise UsageError("--not-after must be in the future")
+        if purpose == SIGN:
+            key = signing.SigningKey.generate()
+            key_id, public, secret = key.key_id, key.public().to_bytes(), key.private_bytes()
+        elif purpose == ENCRYPT:
+            secret = os.urandom(xwing.SEED_SIZE)
+            key_id, public = signing.new_key_id(), xwing.public_bytes(secret)
+        else:
+            raise UsageError(f"unknown purpose {purpose!r} (sign or encrypt)")
+        record = KeyRecord(key_id, purpose, state, now, public, not_after=not_after)
+        record.sealed = self._seal(record, secret)
+        self.document.keys.append(record)
+        return record
+
+    def _log_signer(self, event: str, record: KeyRecord, now: dt.datetime) -> signing.SigningKey:
+        """The signing key in force signs the log; a new sign key signs itself only when
+        no other is in force (the first one, or after the old one expired or was revoked)."""
+        introduces = event in ("generate", "rotate")
+        for candidate in self.document.keys:
+            in_force = candidate.state == PRIMARY and not candidate.expired(now)
+            if candidate.purpose == SIGN and in_force and not (introduces and candidate is record):
+                return self.signing_key(candidate.key_id, now)
+        if introduces and record.purpose == SIGN:
+            return signing.SigningKey.from_private_bytes(record.key_id, self.private_bytes(record))
+        raise KeyUnusable(
+            "no signing key in force to sign the key log "
+            "(run 'nodus keys generate --purpose sign' or 'nodus keys rotate --purpose sign')"
+        )
+
+    def _log(self, event: str, record: KeyRecord, now: dt.datetime, **extra: Any) -> None:
+        signer = self._log_signer(event, record, now)
+        line, head = keylog.make_entry(self.document.log_head, event, record, signer, now, **extra)
+        self._pending_log.append(line)
+        self.document.log_head = head
