@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import overload
 
 from nodus_cli.errors import CheckFailed
 
@@ -60,7 +61,9 @@ def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
     level = list(leaf_hashes)
     sha = hashlib.sha256
     while len(level) > 1:
-        paired = [sha(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        paired = [
+            sha(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             paired.append(level[-1])  # an odd last node is promoted unchanged
         level = paired
@@ -84,7 +87,13 @@ class PackedLeaves(Sequence[bytes]):
     def __len__(self) -> int:
         return len(self.data) // HASH_SIZE
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def,override]
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
             if step != 1:
@@ -102,7 +111,9 @@ class PackedLeaves(Sequence[bytes]):
 # --- proof generation -------------------------------------------------------------------
 
 
-def inclusion_proof(leaf_hashes: Sequence[bytes], index: int, size: int | None = None) -> list[bytes]:
+def inclusion_proof(
+    leaf_hashes: Sequence[bytes], index: int, size: int | None = None
+) -> list[bytes]:
     """PATH(index, D[0:size]) of RFC 9162 section 2.1.3.1."""
     size = len(leaf_hashes) if size is None else size
     if not 0 <= index < size <= len(leaf_hashes):
@@ -110,7 +121,9 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int, size: int | None =
     return subtree_consistency_proof(leaf_hashes, index, index + 1, 0, size)
 
 
-def consistency_proof(leaf_hashes: Sequence[bytes], size1: int, size2: int | None = None) -> list[bytes]:
+def consistency_proof(
+    leaf_hashes: Sequence[bytes], size1: int, size2: int | None = None
+) -> list[bytes]:
     """PROOF(size1, D[0:size2]) of RFC 9162 section 2.1.4.1 (empty for size1 in (0, size2))."""
     size2 = len(leaf_hashes) if size2 is None else size2
     if not 0 <= size1 <= size2 <= len(leaf_hashes):

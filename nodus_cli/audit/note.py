@@ -10,11 +10,13 @@ Signature types understood here:
   (exactly what C2SP signed-note and golang.org/x/mod/sumdb/note define);
 * ``0x02`` ECDSA P-256 / SHA-256 as Rekor v1 checkpoints use it, key hash =
   SHA-256(SPKI DER)[:4];
-* ``0xff`` + ``nodus-ml-dsa-65``: nodus's ML-DSA-65 line (FIPS 204, empty
-  context, signing the same note text), key hash = SHA-256(name || 0x0A || 0xFF ||
-  "nodus-ml-dsa-65" || 0x0A || public key)[:4]. 0xff is the signed-note
-  identifier reserved for private signature types; the identifier string keeps
-  it from colliding with anyone else's.
+* ``0xff`` + ``nodus-mldsa65-ed25519``: nodus's ML-DSA-65 line. Its signature is
+  the composite ML-DSA-65 + Ed25519 signature of ``nodus_cli.keys.signing`` (IETF
+  LAMPS composite construction) over the same note text, key hash =
+  SHA-256(name || 0x0A || 0xFF || "nodus-mldsa65-ed25519" || 0x0A || composite
+  public key)[:4]. 0xff is the signed-note type reserved for signature types named
+  by an identifier string; the string keeps it apart from anyone else's. C2SP
+  assigns no type to ML-DSA-65 (0x06 is ML-DSA-44 cosignatures).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ SIG_PREFIX = "\u2014 "  # em dash and a space
 ALG_ED25519 = 0x01
 ALG_ECDSA = 0x02
 ALG_PRIVATE = 0xFF
-MLDSA_IDENTIFIER = b"nodus-ml-dsa-65"
+COMPOSITE_IDENTIFIER = b"nodus-mldsa65-ed25519"
 MAX_UINT64 = 2**64 - 1
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
@@ -184,22 +186,19 @@ class Ed25519Verifier:
 
 
 @dataclass
-class MLDSA65Verifier:
+class CompositeVerifier:
+    """nodus's ML-DSA-65 line: the composite signature of ``nodus_cli.keys.signing``."""
+
     name: str
-    public: Any  # MLDSA65PublicKey
+    public: Any  # nodus_cli.keys.signing.SigningPublicKey
     key_hash: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.key_hash = key_hash(self.name, ALG_PRIVATE, _raw(self.public), MLDSA_IDENTIFIER)
+        raw = self.public.to_bytes()
+        self.key_hash = key_hash(self.name, ALG_PRIVATE, raw, COMPOSITE_IDENTIFIER)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
-        from cryptography.exceptions import InvalidSignature
-
-        try:
-            self.public.verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
+        return bool(self.public.verify(message, signature))
 
 
 @dataclass
@@ -248,19 +247,46 @@ def parse_vkey(vkey: str) -> Verifier:
     return verifier
 
 
-def sign_note(text: str, signers: Sequence[tuple[str, Any, int]]) -> Note:
-    """Sign ``text`` with (name, private key, alg) triples: Ed25519 or nodus ML-DSA-65."""
+class Signer(Protocol):
+    name: str
+    key_hash: bytes
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass
+class Ed25519Signer:
+    name: str
+    private: Any  # Ed25519PrivateKey
+    key_hash: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key_hash = key_hash(self.name, ALG_ED25519, _raw(self.private.public_key()))
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(self.private.sign(message))
+
+
+@dataclass
+class CompositeSigner:
+    name: str
+    private: Any  # nodus_cli.keys.signing.SigningKey
+    key_hash: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        raw = self.private.public().to_bytes()
+        self.key_hash = key_hash(self.name, ALG_PRIVATE, raw, COMPOSITE_IDENTIFIER)
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(self.private.sign(message))
+
+
+def sign_note(text: str, signers: Sequence[Signer]) -> Note:
+    """Sign ``text`` (ends in a newline, no empty line) with each signer, one line each."""
     if not text.endswith("\n") or "\n\n" in "\n" + text:
         raise ValueError("note text must end in one newline and have no empty line")
     message = text.encode("utf-8")
-    signatures = []
-    for name, private, alg in signers:
-        public = _raw(private.public_key())
-        identifier = MLDSA_IDENTIFIER if alg == ALG_PRIVATE else b""
-        signatures.append(
-            Signature(name, key_hash(name, alg, public, identifier), private.sign(message))
-        )
-    return Note(text, tuple(signatures))
+    return Note(text, tuple(Signature(s.name, s.key_hash, s.sign(message)) for s in signers))
 
 
 # --- checkpoints ------------------------------------------------------------------------

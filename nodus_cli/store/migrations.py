@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.audit.schema import TABLES as AUDIT_TABLES
+from nodus_cli.audit.schema import create_audit_tables
+
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
 
@@ -95,6 +98,7 @@ MIGRATIONS: list[Migration] = [
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
     ),
+    Migration(5, "audit: last checkpoint per origin", create_audit_tables, AUDIT_TABLES),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

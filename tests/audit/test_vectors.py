@@ -103,7 +103,7 @@ def test_valid_proofs_are_regenerated_byte_exact(shared: Path) -> None:
                 path = merkle.inclusion_proof(leaves, case["index"], case["size"])
                 assert [p.hex() for p in path] == case["path_hex"], case["id"]
         for case in data["consistency"]:
-            if _expected(case) and 0 < case["size1"] and case["size2"] <= len(leaves):
+            if _expected(case) and case["size1"] > 0 and case["size2"] <= len(leaves):
                 proof = merkle.consistency_proof(leaves, case["size1"], case["size2"])
                 assert [p.hex() for p in proof] == case["proof_hex"], case["id"]
 
@@ -287,7 +287,9 @@ def test_ed25519_line_verifies_with_a_standard_vkey() -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     private = Ed25519PrivateKey.generate()
-    signed = note.sign_note("example.org/log\n1\nAA==\n", [("example.org/log", private, 1)])
+    signed = note.sign_note(
+        "example.org/log\n1\nAA==\n", [note.Ed25519Signer("example.org/log", private)]
+    )
     vkey = note.Ed25519Verifier("example.org/log", private.public_key()).vkey()
     opened = note.open_note(signed.to_text(), [note.parse_vkey(vkey)])
     assert [v.name for v in opened.verified] == ["example.org/log"]
