@@ -1,4 +1,4 @@
-"""The key log: every generate, rotate, revoke and destroy, hash-chained and signed.
+"""The key log: every generate, rotate, import, revoke and destroy, hash-chained and signed.
 
 ``keyring/log.jsonl`` holds one canonical JSON object per line. Each entry names the
 SHA-256 of the previous line (``prev``), carries the key's public part, and is signed
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 LOG_FILE = "log.jsonl"
 CONTEXT = b"nodus-keylog/v1"
 GENESIS = "0" * 64
-EVENTS = ("generate", "rotate", "revoke", "destroy")
+EVENTS = ("generate", "rotate", "import", "revoke", "destroy")
+INTRODUCING = ("generate", "rotate", "import")
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
 
@@ -58,6 +59,7 @@ def make_entry(
         "key": record.key_id,
         "purpose": record.purpose,
         "public": base64.b64encode(record.public).decode(),
+        "created": record.created.isoformat(),
         "not_after": record.not_after.isoformat() if record.not_after else None,
         "prev": head["sha256"],
         "signer": signer.key_id,
@@ -172,7 +174,7 @@ def _check_entry(
     event, key_id = entry.get("event"), entry.get("key")
     if event not in EVENTS:
         return f"unknown event {event!r}"
-    introduces = event in ("generate", "rotate")
+    introduces = event in INTRODUCING
     if introduces == (key_id in keys):
         return f"{event} of {'a known' if introduces else 'an unknown'} key {key_id}"
     signer_id = entry.get("signer")
@@ -184,7 +186,12 @@ def _check_entry(
     signer = next((k for k in in_force if k.key_id == signer_id), None)
     if signer is not None:
         public = signer.public
-    elif introduces and signer_id == key_id and entry.get("purpose") == "sign" and not in_force:
+    elif (
+        event in ("generate", "rotate")
+        and signer_id == key_id
+        and entry.get("purpose") == "sign"
+        and not in_force
+    ):
         public = _b64(entry.get("public"))
     else:
         return f"signed by {signer_id}, which is not the signing key in force"
@@ -211,9 +218,11 @@ def _expired(key: ReplayedKey, when: dt.datetime) -> bool:
 
 def _apply(entry: dict[str, Any], time: dt.datetime, keys: dict[str, ReplayedKey]) -> None:
     event, key_id, purpose = entry["event"], entry["key"], entry["purpose"]
-    if event in ("generate", "rotate"):
+    if event in INTRODUCING:
         has_primary = any(k.purpose == purpose and k.state == "primary" for k in keys.values())
-        state = "active" if event == "generate" and has_primary else "primary"
+        state = "primary" if event == "rotate" or not has_primary else "active"
+        if event == "import":
+            state = "active"
         not_after = dt.datetime.fromisoformat(entry["not_after"]) if entry["not_after"] else None
         retired = entry.get("retired")
         if retired in keys:

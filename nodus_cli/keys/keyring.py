@@ -312,6 +312,34 @@ class Keyring:
         return self.unlock(passphrase).signing_key()
 
 
+def select_creating_key(
+    records: list[KeyRecord], purpose: str, key_id: str | None, now: dt.datetime
+) -> KeyRecord:
+    """The key that may sign or encrypt now: the primary, or an active key named by id."""
+    if key_id is None:
+        record = next((r for r in records if r.purpose == purpose and r.state == PRIMARY), None)
+        if record is None:
+            raise KeyUnusable(
+                f"no primary {purpose} key (create one with "
+                f"'nodus keys generate --purpose {purpose}' or 'nodus keys rotate')"
+            )
+    else:
+        record = next((r for r in records if r.key_id == key_id), None)
+        if record is None:
+            raise NotFoundError(f"no key {key_id!r} in the keyring")
+        if record.purpose != purpose:
+            raise KeyUnusable(f"key {key_id} is a {record.purpose} key, not a {purpose} key")
+    if record.state not in (PRIMARY, ACTIVE):
+        verb = "verify" if purpose == SIGN else "decrypt"
+        raise KeyUnusable(f"key {record.key_id} is {record.state}: it can only {verb}")
+    if record.expired(now):
+        raise KeyUnusable(
+            f"key {record.key_id} expired at {_iso(record.not_after)}: it can no longer "
+            f"{purpose}; rotate to a new key"
+        )
+    return record
+
+
 def derive_master(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -453,28 +481,7 @@ class UnlockedKeyring:
         return seeds
 
     def _creating_key(self, purpose: str, key_id: str | None, now: dt.datetime) -> KeyRecord:
-        if key_id is None:
-            record = next(
-                (r for r in self.document.keys if r.purpose == purpose and r.state == PRIMARY), None
-            )
-            if record is None:
-                raise KeyUnusable(
-                    f"no primary {purpose} key (create one with "
-                    f"'nodus keys generate --purpose {purpose}' or 'nodus keys rotate')"
-                )
-        else:
-            record = self.find(key_id)
-            if record.purpose != purpose:
-                raise KeyUnusable(f"key {key_id} is a {record.purpose} key, not a {purpose} key")
-        if record.state not in (PRIMARY, ACTIVE):
-            verb = "verify" if purpose == SIGN else "decrypt"
-            raise KeyUnusable(f"key {record.key_id} is {record.state}: it can only {verb}")
-        if record.expired(now):
-            raise KeyUnusable(
-                f"key {record.key_id} expired at {record.not_after}: it can no longer "
-                f"{purpose}; rotate to a new key"
-            )
-        return record
+        return select_creating_key(self.document.keys, purpose, key_id, now)
 
     def find(self, key_id: str) -> KeyRecord:
         for record in self.document.keys:
@@ -511,6 +518,29 @@ class UnlockedKeyring:
         if old is not None:
             old.state = RETIRED
         return old, new
+
+    def import_public(
+        self,
+        purpose: str,
+        key_id: str,
+        public: bytes,
+        *,
+        created: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        now: dt.datetime | None = None,
+    ) -> KeyRecord:
+        """Add someone's public key (to verify with, or seal to by id). Logged."""
+        now = now or utc_now()
+        if any(r.key_id == key_id for r in self.document.keys):
+            raise UsageError(f"key {key_id} is already in the keyring")
+        if purpose == SIGN:
+            signing.SigningPublicKey.from_bytes(key_id, public)
+        else:
+            xwing.public_key(public)
+        record = KeyRecord(key_id, purpose, ACTIVE, created or now, public, not_after=not_after)
+        self.document.keys.append(record)
+        self._log("import", record, now)
+        return record
 
     def revoke(self, key_id: str, *, now: dt.datetime | None = None) -> KeyRecord:
         """Nothing signed after now verifies with this key; it no longer encrypts. Logged."""
@@ -553,12 +583,12 @@ class UnlockedKeyring:
     def _log_signer(self, event: str, record: KeyRecord, now: dt.datetime) -> signing.SigningKey:
         """The signing key in force signs the log; a new sign key signs itself only when
         no other is in force (the first one, or after the old one expired or was revoked)."""
-        introduces = event in ("generate", "rotate")
+        introduces = event in keylog.INTRODUCING
         for candidate in self.document.keys:
             in_force = candidate.state == PRIMARY and not candidate.expired(now)
             if candidate.purpose == SIGN and in_force and not (introduces and candidate is record):
                 return self.signing_key(candidate.key_id, now)
-        if introduces and record.purpose == SIGN:
+        if event in ("generate", "rotate") and record.purpose == SIGN:
             return signing.SigningKey.from_private_bytes(record.key_id, self.private_bytes(record))
         raise KeyUnusable(
             "no signing key in force to sign the key log "

@@ -1,0 +1,668 @@
+"""``nodus keys``: the keyring, the key log, signatures and age-compatible sealed files."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from nodus_cli.cli import state
+from nodus_cli.cli.output import (
+    Format,
+    FormatOption,
+    JsonOption,
+    emit_json,
+    render_rows,
+    resolve_format,
+    say,
+)
+from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
+from nodus_cli.errors import CheckFailed, InputError, UsageError
+
+if TYPE_CHECKING:
+    from nodus_cli.keys.keyring import KeyRecord, Keyring, UnlockedKeyring
+
+keys_app = typer.Typer(
+    name="keys",
+    help="A keyring of hybrid post-quantum keys (ML-DSA-65+Ed25519 signing, X-Wing "
+    "encryption), its signed key log, and age-compatible sealed files.",
+    no_args_is_help=True,
+)
+
+
+class Purpose(enum.StrEnum):
+    sign = "sign"
+    encrypt = "encrypt"
+
+
+PurposeOption = Annotated[
+    Purpose | None,
+    typer.Option("--purpose", help="Key purpose: sign or encrypt.", case_sensitive=False),
+]
+NotAfterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--not-after",
+        help="Expiry: an ISO 8601 time, or a duration from now (365d, 12h). After it the "
+        "key no longer signs or encrypts but still verifies and decrypts.",
+        show_default=False,
+    ),
+]
+KeyIdArgument = Annotated[str, typer.Argument(help="The key id (see 'nodus keys list').")]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write here ('-' for stdout).", show_default=False),
+]
+
+
+def _keyring() -> Keyring:
+    from nodus_cli.keys.keyring import Keyring
+
+    return Keyring(state.workspace())
+
+
+def _unlock(passphrase_file: Path | None, *, create: bool = False) -> UnlockedKeyring:
+    keyring = _keyring()
+    if not keyring.exists and not create:
+        keyring.document()  # raises NotFoundError with a hint
+    passphrase = read_passphrase(passphrase_file, confirm=not keyring.exists)
+    return keyring.unlock(passphrase, create=create)
+
+
+def _journal(summary: dict[str, Any], outcome: str = "ok") -> None:
+    with state.open_store() as store:
+        store.record(outcome, summary)
+
+
+def _not_after(text: str | None, now: dt.datetime) -> dt.datetime | None:
+    from nodus_cli.timeparse import parse_duration, parse_time
+
+    if text is None:
+        return None
+    try:
+        return now + parse_duration(text.lstrip("+"))
+    except UsageError:
+        return parse_time(text, now=now)
+
+
+def _describe(record: KeyRecord) -> str:
+    return f"{record.purpose} key {record.key_id} ({record.state})"
+
+
+@contextlib.contextmanager
+def _input(path: Path) -> Iterator[IO[bytes]]:
+    if str(path) == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _output(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
+    """stdout for '-', else an atomic file: a failed command leaves no partial output."""
+    from nodus_cli.fsutil import atomic_writer
+
+    if path is None or str(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with atomic_writer(path, mode) as handle:
+            yield handle
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+
+
+@keys_app.command()
+def generate(
+    purpose: PurposeOption = None,
+    not_after: NotAfterOption = None,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create keys: a signing and an encryption key by default, or one --purpose.
+
+    The first key of a purpose becomes its primary; later ones are active (use
+    'nodus keys rotate' to change the primary). A new keyring asks for its passphrase.
+    """
+    from nodus_cli.keys.keyring import ENCRYPT, SIGN, utc_now
+
+    unlocked = _unlock(passphrase_file, create=True)
+    now = utc_now()
+    expiry = _not_after(not_after, now)
+    purposes = [purpose.value] if purpose else [SIGN, ENCRYPT]
+    records = [unlocked.generate(p, not_after=expiry, now=now) for p in purposes]
+    unlocked.save()
+    _journal({"generated": [r.key_id for r in records]})
+    if as_json:
+        emit_json({"generated": [r.public_summary(now) for r in records]})
+        return
+    for record in records:
+        say(f"Generated {_describe(record)}")
+
+
+@keys_app.command()
+def rotate(
+    purpose: Annotated[
+        Purpose, typer.Option("--purpose", help="Which primary to replace.", case_sensitive=False)
+    ],
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Sealed files to rewrap (with --rewrap).", show_default=False),
+    ] = None,
+    rewrap: Annotated[
+        bool,
+        typer.Option(
+            "--rewrap",
+            help="Re-encrypt only the wrapped file keys of FILES to the new primary "
+            "(payload bytes untouched, atomically per file).",
+        ),
+    ] = False,
+    not_after: NotAfterOption = None,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make a new primary key; the old one keeps verifying or decrypting only."""
+    from nodus_cli.keys import age
+    from nodus_cli.keys.files import keyring_identities, rewrap_file
+    from nodus_cli.keys.keyring import ENCRYPT, utc_now
+
+    if files and not rewrap:
+        raise UsageError("FILES are only taken with --rewrap")
+    if rewrap and (purpose.value != ENCRYPT or not files):
+        raise UsageError("--rewrap takes sealed FILES and --purpose encrypt")
+    unlocked = _unlock(passphrase_file)
+    now = utc_now()
+    old, new = unlocked.rotate(purpose.value, not_after=_not_after(not_after, now), now=now)
+    unlocked.save()
+    rewrapped = []
+    if rewrap and files:
+        identities = keyring_identities(unlocked)
+        recipient = age.HybridRecipient(new.public)
+        for path in files:
+            rewrap_file(path, identities, [recipient])
+            rewrapped.append(str(path))
+    _journal(
+        {
+            "rotated": purpose.value,
+            "old": old.key_id if old else None,
+            "new": new.key_id,
+            "rewrapped": len(rewrapped),
+        }
+    )
+    if as_json:
+        emit_json(
+            {
+                "new": new.public_summary(now),
+                "retired": old.public_summary(now) if old else None,
+                "rewrapped": rewrapped,
+            }
+        )
+        return
+    say(f"New primary {new.purpose} key {new.key_id}")
+    if old:
+        verb = "verifies" if old.purpose == "sign" else "decrypts"
+        say(f"Key {old.key_id} is now {old.state}: it only {verb}")
+    for path_text in rewrapped:
+        say(f"Rewrapped {path_text}")
+
+
+LIST_COLUMNS = ["id", "purpose", "state", "created", "not_after", "expired", "recipient"]
+
+
+@keys_app.command("list")
+def list_keys(
+    purpose: PurposeOption = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the keys: id, purpose, state, dates, and the age1pq1 recipient of encryption keys."""
+    from nodus_cli.keys.keyring import utc_now
+
+    now = utc_now()
+    keys = [
+        r.public_summary(now)
+        for r in _keyring().records()
+        if purpose is None or r.purpose == purpose.value
+    ]
+    output = resolve_format(fmt, as_json)
+    if output.value == "json" and as_json and fmt is None:
+        emit_json({"keys": keys})
+        return
+    rows = [[key.get(column) for column in LIST_COLUMNS] for key in keys]
+    if output is Format.table:  # a recipient is ~1950 characters: abbreviate it on screen
+        for row in rows:
+            row[-1] = f"{row[-1][:24]}...{row[-1][-8:]}" if row[-1] else None
+    render_rows(LIST_COLUMNS, rows, output)
+
+
+@keys_app.command()
+def show(key_id: KeyIdArgument, as_json: JsonOption = False) -> None:
+    """Show one key's public details (never its private part)."""
+    summary = _keyring().find(key_id).public_summary()
+    if as_json:
+        emit_json(summary)
+        return
+    for name, value in summary.items():
+        sys.stdout.write(f"{name + ':':<14}{'' if value is None else value}\n")
+
+
+@keys_app.command()
+def revoke(
+    key_id: KeyIdArgument,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key now: nothing signed after this moment verifies, and it no longer encrypts."""
+    unlocked = _unlock(passphrase_file)
+    record = unlocked.revoke(key_id)
+    unlocked.save()
+    _journal({"revoked": record.key_id})
+    if as_json:
+        emit_json({"revoked": record.public_summary()})
+    else:
+        say(f"Revoked {record.purpose} key {record.key_id} at {record.revoked_at}")
+
+
+@keys_app.command()
+def destroy(
+    key_id: KeyIdArgument,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a key's private part for good (its public part stays, to verify)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("destroy erases the private key for good: pass --yes to confirm")
+        typer.confirm(f"Erase the private part of key {key_id} for good?", abort=True, err=True)
+    unlocked = _unlock(passphrase_file)
+    record = unlocked.destroy(key_id)
+    unlocked.save()
+    _journal({"destroyed": record.key_id})
+    if as_json:
+        emit_json({"destroyed": record.public_summary()})
+    else:
+        say(f"Destroyed the private part of {record.purpose} key {record.key_id}")
+
+
+@keys_app.command()
+def export(
+    key_id: Annotated[
+        str | None, typer.Argument(help="Export this key only.", show_default=False)
+    ] = None,
+    purpose: PurposeOption = None,
+    output: OutputOption = None,
+    identity: Annotated[
+        bool,
+        typer.Option(
+            "--identity",
+            help="Instead, write the AGE-SECRET-KEY-PQ-1 identity of an encryption KEYID to "
+            "-o FILE (mode 0600), for 'age -d -i FILE'. A secret: never to stdout.",
+        ),
+    ] = False,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write public keys: nodus-sign-v1 lines (for --trust) and age1pq1 recipients (for -r)."""
+    from nodus_cli.keys import signing
+    from nodus_cli.keys.keyring import DESTROYED, SIGN
+
+    keyring = _keyring()
+    if key_id and purpose:
+        raise UsageError("give a KEYID or --purpose, not both")
+    if identity:
+        _export_identity(key_id, output, passphrase_file, as_json)
+        return
+    if key_id:
+        records = [keyring.find(key_id)]
+    else:
+        records = [
+            r
+            for r in keyring.records()
+            if (purpose is None or r.purpose == purpose.value)
+            and (r.purpose == SIGN or r.state != DESTROYED)
+        ]
+    if not records:
+        raise UsageError("no key to export")
+    lines = []
+    sign_keys = [r.signing_public_key() for r in records if r.purpose == SIGN]
+    if sign_keys:
+        lines.append(signing.dump_public_keys(sign_keys).decode().rstrip("\n"))
+    for record in records:
+        if record.purpose != SIGN:
+            lines.append(
+                f"# encrypt key {record.key_id} ({record.state}, created {record.created})"
+            )
+            lines.append(record.recipient() or "")
+    text = "\n".join(lines) + "\n"
+    if output is not None and str(output) != "-":
+        with _output(output) as handle:
+            handle.write(text.encode())
+    elif not as_json:
+        sys.stdout.write(text)
+    if as_json:
+        emit_json(
+            {
+                "keys": [r.public_summary() for r in records],
+                "output": str(output) if output else None,
+                "text": text,
+            }
+        )
+
+
+def _export_identity(
+    key_id: str | None, output: Path | None, passphrase_file: Path | None, as_json: bool
+) -> None:
+    from nodus_cli.keys import age
+    from nodus_cli.keys.keyring import ENCRYPT
+
+    if not key_id or output is None or str(output) == "-":
+        raise UsageError("--identity takes an encryption KEYID and -o FILE (never stdout)")
+    unlocked = _unlock(passphrase_file)
+    record = unlocked.find(key_id)
+    if record.purpose != ENCRYPT:
+        raise UsageError(f"key {key_id} is not an encryption key")
+    line = age.encode_identity(unlocked.private_bytes(record))
+    text = f"# nodus encrypt key {record.key_id}\n# recipient: {record.recipient()}\n{line}\n"
+    with _output(output, 0o600) as handle:
+        handle.write(text.encode())
+    _journal({"exported_identity": record.key_id})
+    if as_json:
+        emit_json({"identity": str(output), "key": record.key_id})
+    else:
+        say(f"Wrote the age identity of key {record.key_id} to {output} (keep it secret)")
+
+
+@keys_app.command("import")
+def import_keys(
+    path: Annotated[Path, typer.Argument(help="A file written by 'nodus keys export'.")],
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)."""
+    from nodus_cli.keys import age, signing
+    from nodus_cli.keys.keyring import ENCRYPT, SIGN
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    sign_keys = signing.parse_public_keys(text, str(path))
+    recipients = [
+        age.parse_recipient(line.strip())
+        for line in text.splitlines()
+        if line.strip().startswith("age1")
+    ]
+    if not sign_keys and not recipients:
+        raise InputError(f"{path}: no public key in the file")
+    unlocked = _unlock(passphrase_file)
+    imported = [
+        unlocked.import_public(
+            SIGN, k.key_id, k.to_bytes(), created=k.created, not_after=k.not_after
+        )
+        for k in sign_keys
+    ]
+    for recipient in recipients:
+        from nodus_cli.keys.signing import new_key_id
+
+        imported.append(unlocked.import_public(ENCRYPT, new_key_id(), recipient.public))
+    unlocked.save()
+    _journal({"imported": [r.key_id for r in imported]})
+    if as_json:
+        emit_json({"imported": [r.public_summary() for r in imported]})
+    else:
+        for record in imported:
+            say(f"Imported {_describe(record)}")
+
+
+@keys_app.command()
+def seal(
+    files: Annotated[list[Path], typer.Argument(help="Files to seal ('-' for stdin).")],
+    recipients: Annotated[
+        list[str],
+        typer.Option(
+            "--recipient",
+            "-r",
+            help="age1pq1... recipient, @keyring (the primary encryption key), @KEYID, "
+            "or a recipients file (repeatable).",
+        ),
+    ],
+    output: OutputOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Encrypt files to the age v1 format with post-quantum mlkem768x25519 recipients.
+
+    One FILE: -o is the output (default FILE.age, or stdout for '-'). Several FILEs:
+    -o is a directory (default: next to each file), each written as NAME.age.
+    """
+    from nodus_cli.keys import age
+    from nodus_cli.keys.files import resolve_recipients
+
+    keyring = _keyring()
+    resolved = resolve_recipients(recipients, keyring)
+    targets = _seal_targets(files, output)
+    sealed = []
+    for source_path, target in targets:
+        if target is None and as_json:
+            raise UsageError("--json needs -o when sealing to stdout")
+        with (
+            _input(source_path) as source,
+            _output(target) as sink,
+            _progress_for(source_path, "sealing") as advance,
+        ):
+            size = age.seal(source, sink, resolved, advance)
+        sealed.append(
+            {"input": str(source_path), "output": str(target) if target else "-", "bytes": size}
+        )
+    _journal({"sealed": len(sealed), "recipients": len(resolved)})
+    if as_json:
+        emit_json({"sealed": sealed, "recipients": len(resolved)})
+    else:
+        for item in sealed:
+            if item["output"] != "-":
+                say(f"Sealed {item['input']} -> {item['output']}")
+
+
+def _seal_targets(files: list[Path], output: Path | None) -> list[tuple[Path, Path | None]]:
+    if len(files) == 1:
+        source = files[0]
+        if output is not None:
+            return [(source, None if str(output) == "-" else output)]
+        return [(source, None if str(source) == "-" else source.with_name(source.name + ".age"))]
+    if any(str(f) == "-" for f in files):
+        raise UsageError("'-' (stdin) can only be sealed on its own")
+    if output is not None and not output.is_dir():
+        raise UsageError("with several FILEs, -o must be an existing directory")
+    return [
+        (f, (output / (f.name + ".age")) if output else f.with_name(f.name + ".age")) for f in files
+    ]
+
+
+@contextlib.contextmanager
+def _progress_for(path: Path, verb: str) -> Iterator[Any]:
+    from nodus_cli.cli.output import progress
+
+    total = None if str(path) == "-" else path.stat().st_size
+    with progress(f"{verb} {path.name}", total) as advance:
+        yield advance
+
+
+@keys_app.command("open")
+def open_sealed(
+    file: Annotated[Path, typer.Argument(help="The sealed file ('-' for stdin; armored ok).")],
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "--identity",
+            "-i",
+            help="An age identity file (AGE-SECRET-KEY-PQ-1... lines) instead of the keyring.",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOption = None,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
+    from nodus_cli.keys import age
+    from nodus_cli.keys.files import keyring_identities
+
+    if (output is None or str(output) == "-") and as_json:
+        raise UsageError("--json needs -o FILE (the plaintext cannot share stdout)")
+    if identity is not None:
+        try:
+            text = identity.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{identity}: cannot read ({exc})") from None
+        identities = age.parse_identities(text, str(identity))
+    else:
+        identities = keyring_identities(_unlock(passphrase_file))
+    target = None if output is None or str(output) == "-" else output
+    with (
+        _input(file) as source,
+        _output(target, 0o600) as sink,
+        _progress_for(file, "opening") as advance,
+    ):
+        used, size = age.open_file(source, sink, identities, advance)
+    label = getattr(used, "label", "")
+    if as_json:
+        emit_json({"input": str(file), "output": str(target), "bytes": size, "identity": label})
+    elif target is not None:
+        say(f"Opened {file} -> {target} (key {label})")
+
+
+@keys_app.command()
+def sign(
+    file: Annotated[Path, typer.Argument(help="The file to sign ('-' for stdin).")],
+    output: OutputOption = None,
+    key_id: Annotated[
+        str | None,
+        typer.Option("--key", help="Sign with this active key instead of the primary."),
+    ] = None,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a detached composite signature (default FILE.sig, '-' for stdout)."""
+    from nodus_cli.keys.files import sign_stream
+
+    if output is None:
+        output = Path("-") if str(file) == "-" else file.with_name(file.name + ".sig")
+    if str(output) == "-" and as_json:
+        raise UsageError("--json needs -o FILE (the signature cannot share stdout)")
+    key = _unlock(passphrase_file).signing_key(key_id)
+    with _input(file) as source, _progress_for(file, "signing") as advance:
+        signature = sign_stream(key, source, on_progress=advance)
+    with _output(output) as sink:
+        sink.write(signature.to_text().encode())
+    if as_json:
+        emit_json(
+            {
+                "file": str(file),
+                "signature": str(output),
+                "key": key.key_id,
+                "signed": signature.signed_at,
+            }
+        )
+    elif str(output) != "-":
+        say(f"Signed {file} with key {key.key_id} -> {output}")
+
+
+@keys_app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="The signed file ('-' for stdin).")],
+    signature_file: Annotated[
+        Path, typer.Argument(help="The signature written by 'nodus keys sign'.")
+    ],
+    trust: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust",
+            help="Public key file (from 'nodus keys export --purpose sign'); "
+            "default: the workspace keyring's signing keys.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a detached signature: both halves, and the key's validity at signing time."""
+    from nodus_cli.keys.files import DetachedSignature, verify_stream
+    from nodus_cli.keys.signing import load_public_keys
+
+    try:
+        text = signature_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{signature_file}: cannot read ({exc})") from None
+    signature = DetachedSignature.parse(text, str(signature_file))
+    trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys()
+    with _input(file) as source, _progress_for(file, "verifying") as advance:
+        key = verify_stream(source, signature, trusted, advance)
+    if as_json:
+        emit_json(
+            {"file": str(file), "valid": True, "key": key.key_id, "signed": signature.signed_at}
+        )
+    else:
+        say(f"Good signature on {file} by key {key.key_id}, made {signature.signed_at.isoformat()}")
+
+
+LOG_COLUMNS = ["seq", "time", "event", "key", "purpose", "signer"]
+
+
+@keys_app.command()
+def log(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the chain, order, dates and signatures, and that the keyring "
+            "agrees (exit 1 on any edit, deletion, reordering or back-dating).",
+        ),
+    ] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the key log: every generate, rotate, import, revoke and destroy."""
+    from nodus_cli.keys import keylog
+    from nodus_cli.keys.keyring import utc_now
+
+    keyring = _keyring()
+    if check:
+        document = keyring.document()
+        report = keylog.verify_log(keyring.log_path, document.log_head, document.keys, utc_now())
+        if as_json:
+            emit_json(
+                {"ok": report.ok, "entries": len(report.entries), "problems": report.problems}
+            )
+        elif report.ok:
+            say(f"Key log verified: {len(report.entries)} entries, chain and signatures intact")
+        if not report.ok:
+            raise CheckFailed("key log: " + "; ".join(report.problems))
+        return
+    entries = []
+    for number, line in enumerate(keylog.read_entries(keyring.log_path), 1):
+        try:
+            entries.append(keylog.json.loads(line))
+        except ValueError:
+            raise CheckFailed(
+                f"key log entry {number} is unreadable (run 'nodus keys log --verify')"
+            ) from None
+    output = resolve_format(fmt, as_json)
+    if as_json and fmt is None:
+        emit_json({"entries": [{c: e.get(c) for c in LOG_COLUMNS} for e in entries]})
+        return
+    render_rows(LOG_COLUMNS, ([e.get(c) for c in LOG_COLUMNS] for e in entries), output)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app)

@@ -1,0 +1,650 @@
+"""The age v1 file format (c2sp.org/age), streaming, with the post-quantum recipient.
+
+Recipients and identities:
+
+- ``mlkem768x25519`` (age 1.3, ``age1pq1...`` / ``AGE-SECRET-KEY-PQ-1...``): HPKE base
+  mode, KEM MLKEM768-X25519 (X-Wing, 0x647a), HKDF-SHA256, ChaCha20-Poly1305, info
+  ``age-encryption.org/mlkem768x25519``; the stanza argument is ``enc``, the body the
+  sealed 16-byte file key. nodus seals only to these.
+- ``X25519`` and ``scrypt`` are read too (other tools' files, the conformance vectors).
+
+A file is the header (version line, stanzas, ``--- MAC``), a 16-byte nonce, and the
+payload in 64 KiB ChaCha20-Poly1305 chunks (STREAM: 11-byte counter and a last-chunk
+flag as nonce). Everything here streams: memory stays flat whatever the file size.
+ASCII-armored files (``-----BEGIN AGE ENCRYPTED FILE-----``) are read, also streaming.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import io
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from nodus_cli.errors import InputError
+from nodus_cli.keys import xwing
+from nodus_cli.keys.errors import (
+    AgeArmorError,
+    AgeHeaderError,
+    AgeHmacError,
+    AgeNoMatch,
+    AgePayloadError,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+VERSION_LINE = b"age-encryption.org/v1"
+HYBRID_TYPE = "mlkem768x25519"
+HYBRID_INFO = b"age-encryption.org/mlkem768x25519"
+X25519_TYPE = "X25519"
+X25519_INFO = b"age-encryption.org/v1/X25519"
+SCRYPT_TYPE = "scrypt"
+SCRYPT_LABEL = b"age-encryption.org/v1/scrypt"
+SCRYPT_MAX_WORK_FACTOR = 22
+RECIPIENT_HRP = "age1pq"
+X25519_RECIPIENT_HRP = "age"
+IDENTITY_HRP = "AGE-SECRET-KEY-PQ-"
+X25519_IDENTITY_HRP = "AGE-SECRET-KEY-"
+FILE_KEY_SIZE = 16
+NONCE_SIZE = 16
+CHUNK_SIZE = 64 * 1024
+TAG_SIZE = 16
+ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
+BODY_COLUMNS = 64
+MAX_HEADER_LINE = 8192
+MAX_STANZAS = 1024
+ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
+ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
+ARMOR_COLUMNS = 64
+WHITESPACE = b" \t\r\n"
+ARGUMENT = re.compile(rb"^[\x21-\x7e]+$")
+BASE64_RAW = re.compile(rb"^[A-Za-z0-9+/]*$")
+
+Progress = Callable[[int], None] | None
+
+
+# --- encodings ----------------------------------------------------------------------
+
+
+def b64_raw_decode(text: bytes) -> bytes:
+    """Canonical unpadded base64 (age's rule), or AgeHeaderError."""
+    if not BASE64_RAW.match(text) or len(text) % 4 == 1:
+        raise AgeHeaderError("invalid base64 in the header")
+    try:
+        data = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        raise AgeHeaderError("invalid base64 in the header") from None
+    if b64_raw_encode(data) != text:
+        raise AgeHeaderError("non-canonical base64 in the header")
+    return data
+
+
+def b64_raw_encode(data: bytes) -> bytes:
+    return base64.b64encode(data).rstrip(b"=")
+
+
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values: Iterable[int]) -> int:
+    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    checksum = 1
+    for value in values:
+        top = checksum >> 25
+        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            checksum ^= generator[i] if (top >> i) & 1 else 0
+    return checksum
+
+
+def _hrp_expand(hrp: str) -> list[int]:
+    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def _convert_bits(data: Iterable[int], source: int, target: int, pad: bool) -> list[int]:
+    accumulator, bits, result = 0, 0, []
+    maximum = (1 << target) - 1
+    for value in data:
+        accumulator = (accumulator << source) | value
+        bits += source
+        while bits >= target:
+            bits -= target
+            result.append((accumulator >> bits) & maximum)
+    if pad and bits:
+        result.append((accumulator << (target - bits)) & maximum)
+    elif not pad and (bits >= source or (accumulator << (target - bits)) & maximum):
+        raise ValueError("invalid padding")
+    return result
+
+
+def bech32_encode(hrp: str, data: bytes) -> str:
+    """BIP 173 Bech32 without the 90-character limit, as age uses it."""
+    lower = hrp.lower()
+    words = _convert_bits(data, 8, 5, True)
+    polymod = _bech32_polymod([*_hrp_expand(lower), *words, 0, 0, 0, 0, 0, 0]) ^ 1
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    text = lower + "1" + "".join(_BECH32_CHARSET[w] for w in words + checksum)
+    return text.upper() if hrp.isupper() else text
+
+
+def bech32_decode(text: str) -> tuple[str, bytes]:
+    """``(hrp, data)``; the string must be all lower or all upper case."""
+    if text.lower() != text and text.upper() != text:
+        raise ValueError("mixed case")
+    lower = text.lower()
+    position = lower.rfind("1")
+    if position < 1 or position + 7 > len(lower):
+        raise ValueError("no separator")
+    hrp, rest = lower[:position], lower[position + 1 :]
+    if any(c not in _BECH32_CHARSET for c in rest):
+        raise ValueError("invalid character")
+    words = [_BECH32_CHARSET.index(c) for c in rest]
+    if _bech32_polymod([*_hrp_expand(hrp), *words]) != 1:
+        raise ValueError("bad checksum")
+    data = bytes(_convert_bits(words[:-6], 5, 8, False))
+    return (hrp.upper() if text.isupper() else hrp), data
+
+
+def encode_recipient(public: bytes) -> str:
+    """The ``age1pq1...`` string of an X-Wing public key."""
+    return bech32_encode(RECIPIENT_HRP, public)
+
+
+def encode_identity(seed: bytes) -> str:
+    """The ``AGE-SECRET-KEY-PQ-1...`` string of an X-Wing seed: a secret."""
+    return bech32_encode(IDENTITY_HRP, seed)
+
+
+# --- stanzas, recipients, identities ------------------------------------------------
+
+
+@dataclass
+class Stanza:
+    type: str
+    args: list[str]
+    body: bytes
+
+    def encode(self) -> bytes:
+        lines = [b"-> " + " ".join([self.type, *self.args]).encode()]
+        encoded = b64_raw_encode(self.body)
+        for start in range(0, len(encoded), BODY_COLUMNS):
+            lines.append(encoded[start : start + BODY_COLUMNS])
+        if len(encoded) % BODY_COLUMNS == 0:
+            lines.append(b"")
+        return b"\n".join(lines) + b"\n"
+
+
+class Identity(Protocol):
+    def unwrap(self, stanza: Stanza) -> bytes | None:
+        """The file key, None when the stanza is not for this identity; raises on a bad one."""
+        ...
+
+
+class Recipient(Protocol):
+    def wrap(self, file_key: bytes) -> Stanza: ...
+
+
+def _hpke_suite() -> Any:
+    from cryptography.hazmat.primitives import hpke
+
+    return hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+
+
+@dataclass
+class HybridRecipient:
+    """An ``age1pq1...`` recipient (X-Wing public key)."""
+
+    public: bytes
+
+    def wrap(self, file_key: bytes) -> Stanza:
+        sealed = _hpke_suite().encrypt(file_key, xwing.public_key(self.public), HYBRID_INFO)
+        enc, body = sealed[: xwing.CIPHERTEXT_SIZE], sealed[xwing.CIPHERTEXT_SIZE :]
+        return Stanza(HYBRID_TYPE, [b64_raw_encode(enc).decode()], body)
+
+
+def _decode_stanza_arg(stanza: Stanza, expected_size: int) -> bytes:
+    if len(stanza.args) != 1:
+        raise AgeHeaderError(f"invalid {stanza.type} stanza: wrong number of arguments")
+    value = b64_raw_decode(stanza.args[0].encode())
+    if len(value) != expected_size:
+        raise AgeHeaderError(f"invalid {stanza.type} stanza: argument has the wrong size")
+    if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
+        raise AgeHeaderError(f"invalid {stanza.type} stanza: the file key is not 16 bytes")
+    return value
+
+
+class HybridIdentity:
+    """An X-Wing seed (``AGE-SECRET-KEY-PQ-1...``); ``label`` names it in messages."""
+
+    def __init__(self, seed: bytes, label: str = "") -> None:
+        self._private = xwing.private_key(seed)
+        self._x25519 = hashlib.shake_256(seed).digest(96)[64:]
+        self.label = label
+
+    def unwrap(self, stanza: Stanza) -> bytes | None:
+        from cryptography.hazmat.primitives.asymmetric import x25519
+
+        if stanza.type != HYBRID_TYPE:
+            return None
+        enc = _decode_stanza_arg(stanza, xwing.CIPHERTEXT_SIZE)
+        try:  # an all-zero X25519 share is malformed, not merely someone else's
+            x25519.X25519PrivateKey.from_private_bytes(self._x25519).exchange(
+                x25519.X25519PublicKey.from_public_bytes(enc[1088:])
+            )
+        except ValueError:
+            raise AgeHeaderError("invalid mlkem768x25519 stanza: low-order X25519 share") from None
+        try:
+            return bytes(_hpke_suite().decrypt(enc + stanza.body, self._private, HYBRID_INFO))
+        except Exception:  # InvalidTag and friends: not this identity
+            return None
+
+
+class X25519Identity:
+    """A classic ``AGE-SECRET-KEY-1...`` identity."""
+
+    def __init__(self, secret: bytes, label: str = "") -> None:
+        from cryptography.hazmat.primitives.asymmetric import x25519
+
+        self._private = x25519.X25519PrivateKey.from_private_bytes(secret)
+        self.label = label
+
+    def unwrap(self, stanza: Stanza) -> bytes | None:
+        from cryptography.hazmat.primitives.asymmetric import x25519
+
+        if stanza.type != X25519_TYPE:
+            return None
+        share = _decode_stanza_arg(stanza, 32)
+        try:
+            shared = self._private.exchange(x25519.X25519PublicKey.from_public_bytes(share))
+        except ValueError:
+            raise AgeHeaderError("invalid X25519 stanza: low-order share") from None
+        ours = self._private.public_key().public_bytes_raw()
+        key = _hkdf(shared, share + ours, X25519_INFO)
+        return _open_file_key(key, stanza.body)
+
+
+class ScryptIdentity:
+    """A passphrase (``scrypt`` stanzas)."""
+
+    def __init__(self, passphrase: bytes, label: str = "passphrase") -> None:
+        self._passphrase = passphrase
+        self.label = label
+
+    def unwrap(self, stanza: Stanza) -> bytes | None:
+        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+        if stanza.type != SCRYPT_TYPE:
+            return None
+        if len(stanza.args) != 2:
+            raise AgeHeaderError("invalid scrypt stanza: wrong number of arguments")
+        salt = b64_raw_decode(stanza.args[0].encode())
+        if len(salt) != 16 or not re.fullmatch(r"[1-9][0-9]?", stanza.args[1]):
+            raise AgeHeaderError("invalid scrypt stanza: bad salt or work factor")
+        work_factor = int(stanza.args[1])
+        if work_factor > SCRYPT_MAX_WORK_FACTOR:
+            raise AgeHeaderError(f"scrypt work factor {work_factor} is too high")
+        if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
+            raise AgeHeaderError("invalid scrypt stanza: the file key is not 16 bytes")
+        key = Scrypt(salt=SCRYPT_LABEL + salt, length=32, n=1 << work_factor, r=8, p=1).derive(
+            self._passphrase
+        )
+        return _open_file_key(key, stanza.body)
+
+
+def _hkdf(secret: bytes, salt: bytes, info: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(hashes.SHA256(), 32, salt=salt, info=info).derive(secret)
+
+
+def _open_file_key(key: bytes, body: bytes) -> bytes | None:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    try:
+        return ChaCha20Poly1305(key).decrypt(bytes(12), body, None)
+    except InvalidTag:
+        return None
+
+
+def parse_recipient(text: str) -> HybridRecipient:
+    """An ``age1pq1...`` string."""
+    try:
+        hrp, data = bech32_decode(text.strip())
+    except ValueError as exc:
+        raise InputError(f"not an age recipient: {text[:20]}... ({exc})") from None
+    if hrp != RECIPIENT_HRP:
+        raise InputError(
+            "nodus seals only to post-quantum age recipients (age1pq1...); "
+            f"{text[:12]}... is not one"
+        )
+    xwing.public_key(data)  # validates (ML-KEM modulus check)
+    return HybridRecipient(data)
+
+
+def parse_identities(text: str, source: str = "identity file") -> list[Identity]:
+    """``AGE-SECRET-KEY-PQ-1...`` and ``AGE-SECRET-KEY-1...`` lines; ``#`` comments."""
+    identities: list[Identity] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            hrp, data = bech32_decode(stripped)
+        except ValueError:
+            raise InputError(f"{source}:{number}: not an age identity") from None
+        if hrp == IDENTITY_HRP and len(data) == xwing.SEED_SIZE:
+            identities.append(HybridIdentity(data, f"{source}:{number}"))
+        elif hrp == X25519_IDENTITY_HRP and len(data) == 32:
+            identities.append(X25519Identity(data, f"{source}:{number}"))
+        else:
+            raise InputError(f"{source}:{number}: unsupported age identity type")
+    if not identities:
+        raise InputError(f"{source}: no age identity in the file")
+    return identities
+
+
+# --- armor --------------------------------------------------------------------------
+
+
+class ArmorReader(io.RawIOBase):
+    """Decodes the ASCII armor strictly, one 64-column line at a time."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        self._pending = b""
+        self._done = False
+        self._begin()
+
+    def readable(self) -> bool:
+        return True
+
+    def _begin(self) -> None:
+        first = self._source.readline(4096)
+        while first and not first.strip(WHITESPACE):
+            first = self._source.readline(4096)
+        first = first.lstrip(WHITESPACE)
+        if _strip_eol(first) != ARMOR_BEGIN:
+            raise AgeArmorError("invalid armor: missing or wrong BEGIN line")
+        self._last_short = False
+
+    def _next_line(self) -> None:
+        line = self._source.readline(ARMOR_COLUMNS + 3)
+        stripped = _strip_eol(line)
+        if stripped == ARMOR_END:
+            self._finish()
+            return
+        if self._last_short:
+            raise AgeArmorError("invalid armor: data after the last line")
+        if not stripped or len(stripped) > ARMOR_COLUMNS or not line.endswith(b"\n"):
+            raise AgeArmorError("invalid armor: bad line length or missing END line")
+        if len(stripped) < ARMOR_COLUMNS:
+            self._last_short = True
+        if b"=" in stripped:
+            self._last_short = True
+        try:
+            data = base64.b64decode(stripped, validate=True)
+        except binascii.Error:
+            raise AgeArmorError("invalid armor: bad base64") from None
+        if base64.b64encode(data) != stripped:
+            raise AgeArmorError("invalid armor: non-canonical base64")
+        self._pending = data
+
+    def _finish(self) -> None:
+        self._done = True
+        while True:
+            rest = self._source.read(65536)
+            if not rest:
+                break
+            if rest.strip(WHITESPACE):
+                raise AgeArmorError("invalid armor: data after the END line")
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending and not self._done:
+            self._next_line()
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _strip_eol(line: bytes) -> bytes:
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(b"\n") else line
+
+
+def _buffered(source: IO[bytes]) -> io.BufferedReader:
+    if isinstance(source, io.BufferedReader):
+        return source
+    return io.BufferedReader(source)  # type: ignore[arg-type]
+
+
+def looks_armored(reader: io.BufferedReader) -> bool:
+    """Not a binary age file, and an armor (or an attempt at one) in its first bytes."""
+    start = reader.peek(4096)[:4096]
+    if start.startswith(VERSION_LINE[:19]):
+        return False
+    return start.lstrip(WHITESPACE).startswith(b"-----") or b"-----BEGIN" in start
+
+
+def unarmored(source: IO[bytes]) -> io.BufferedReader:
+    """``source``, or its decoded contents when it is ASCII-armored."""
+    reader = _buffered(source)
+    if looks_armored(reader):
+        return io.BufferedReader(ArmorReader(reader), buffer_size=ENCRYPTED_CHUNK_SIZE)
+    return reader
+
+
+# --- header -------------------------------------------------------------------------
+
+
+@dataclass
+class Header:
+    stanzas: list[Stanza]
+    mac: bytes
+    mac_input: bytes  # the header bytes up to and including "---"
+
+    def check_mac(self, file_key: bytes) -> None:
+        if not hmac.compare_digest(header_mac(file_key, self.mac_input), self.mac):
+            raise AgeHmacError("header MAC mismatch: the header was edited")
+
+
+def header_mac(file_key: bytes, mac_input: bytes) -> bytes:
+    return hmac.new(_hkdf(file_key, b"", b"header"), mac_input, "sha256").digest()
+
+
+def _read_line(source: IO[bytes]) -> bytes:
+    line = source.readline(MAX_HEADER_LINE)
+    if not line.endswith(b"\n"):
+        raise AgeHeaderError("truncated header or overlong header line")
+    return line
+
+
+def read_header(source: IO[bytes]) -> Header:
+    """Parse the header strictly; raises AgeHeaderError (wrong version, bad grammar)."""
+    raw = bytearray()
+    first = _read_line(source)
+    raw += first
+    if first != VERSION_LINE + b"\n":
+        raise AgeHeaderError("not an age v1 file (unknown version line)")
+    stanzas: list[Stanza] = []
+    line = _read_line(source)
+    while line.startswith(b"-> "):
+        if len(stanzas) >= MAX_STANZAS:
+            raise AgeHeaderError("too many stanzas")
+        raw += line
+        args = line[3:-1].split(b" ")
+        if not all(ARGUMENT.match(arg) for arg in args):
+            raise AgeHeaderError("invalid stanza arguments")
+        body = bytearray()
+        while True:
+            body_line = _read_line(source)
+            raw += body_line
+            content = body_line[:-1]
+            if len(content) > BODY_COLUMNS:
+                raise AgeHeaderError("stanza body line longer than 64 columns")
+            body += content
+            if len(content) < BODY_COLUMNS:
+                break
+        decoded_args = [arg.decode() for arg in args]
+        stanzas.append(Stanza(decoded_args[0], decoded_args[1:], b64_raw_decode(bytes(body))))
+        line = _read_line(source)
+    if not line.startswith(b"--- "):
+        raise AgeHeaderError("invalid header: expected a stanza or the MAC line")
+    raw += b"---"
+    mac = b64_raw_decode(line[4:-1])
+    if len(mac) != 32:
+        raise AgeHeaderError("invalid header MAC length")
+    if not stanzas:
+        raise AgeHeaderError("the header has no recipient stanza")
+    return Header(stanzas, mac, bytes(raw))
+
+
+def encode_header(stanzas: list[Stanza], file_key: bytes) -> bytes:
+    mac_input = VERSION_LINE + b"\n" + b"".join(s.encode() for s in stanzas) + b"---"
+    return mac_input + b" " + b64_raw_encode(header_mac(file_key, mac_input)) + b"\n"
+
+
+def unwrap_file_key(header: Header, identities: Iterable[Identity]) -> tuple[bytes, Identity]:
+    """The file key and the identity that opened it; AgeNoMatch if none does."""
+    if any(s.type == SCRYPT_TYPE for s in header.stanzas) and len(header.stanzas) != 1:
+        raise AgeHeaderError("an scrypt stanza must be the only one in the header")
+    for identity in identities:
+        for stanza in header.stanzas:
+            file_key = identity.unwrap(stanza)
+            if file_key is not None:
+                if len(file_key) != FILE_KEY_SIZE:
+                    raise AgeHeaderError("the file key is not 16 bytes")
+                header.check_mac(file_key)
+                return file_key, identity
+    raise AgeNoMatch("no identity matches any recipient of the file")
+
+
+# --- payload ------------------------------------------------------------------------
+
+
+def _read_exact(source: IO[bytes], size: int) -> bytes:
+    data = source.read(size)
+    if data is None:
+        data = b""
+    while len(data) < size:
+        more = source.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    return ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+
+
+def _chunk_nonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def seal(
+    source: IO[bytes],
+    target: IO[bytes],
+    recipients: list[HybridRecipient],
+    on_progress: Progress = None,
+) -> int:
+    """Encrypt ``source`` to ``target`` for ``recipients``; returns the plaintext size."""
+    if not recipients:
+        raise InputError("no recipient to seal to")
+    file_key = os.urandom(FILE_KEY_SIZE)
+    target.write(encode_header([r.wrap(file_key) for r in recipients], file_key))
+    nonce = os.urandom(NONCE_SIZE)
+    target.write(nonce)
+    aead = _payload_aead(file_key, nonce)
+    counter, total = 0, 0
+    chunk = _read_exact(source, CHUNK_SIZE)
+    while True:
+        following = _read_exact(source, CHUNK_SIZE) if len(chunk) == CHUNK_SIZE else b""
+        last = not following
+        target.write(aead.encrypt(_chunk_nonce(counter, last), chunk, None))
+        total += len(chunk)
+        if on_progress:
+            on_progress(len(chunk))
+        if last:
+            return total
+        chunk, counter = following, counter + 1
+
+
+def decrypt_payload(
+    source: IO[bytes], target: IO[bytes], file_key: bytes, on_progress: Progress = None
+) -> int:
+    """Stream the payload; every chunk is authenticated before it is written."""
+    from cryptography.exceptions import InvalidTag
+
+    nonce = _read_exact(source, NONCE_SIZE)
+    if len(nonce) != NONCE_SIZE:
+        raise AgeHeaderError("the payload nonce is missing or short")
+    aead = _payload_aead(file_key, nonce)
+    counter, total = 0, 0
+    chunk = _read_exact(source, ENCRYPTED_CHUNK_SIZE)
+    while True:
+        if len(chunk) < TAG_SIZE:
+            raise AgePayloadError("the payload is truncated")
+        following = (
+            b"" if len(chunk) < ENCRYPTED_CHUNK_SIZE else _read_exact(source, ENCRYPTED_CHUNK_SIZE)
+        )
+        last = not following
+        if last and counter > 0 and len(chunk) == TAG_SIZE:
+            raise AgePayloadError("the payload ends with an empty chunk")
+        try:
+            plain = aead.decrypt(_chunk_nonce(counter, last), chunk, None)
+        except InvalidTag:
+            raise AgePayloadError(f"payload chunk {counter} fails authentication") from None
+        target.write(plain)
+        total += len(plain)
+        if on_progress:
+            on_progress(len(chunk))
+        if last:
+            return total
+        chunk, counter = following, counter + 1
+
+
+def open_file(
+    source: IO[bytes],
+    target: IO[bytes],
+    identities: list[Identity],
+    on_progress: Progress = None,
+) -> tuple[Identity, int]:
+    """Decrypt an age file (armored or not); returns the identity used and the size."""
+    reader = unarmored(source)
+    header = read_header(reader)
+    file_key, identity = unwrap_file_key(header, identities)
+    return identity, decrypt_payload(reader, target, file_key, on_progress)
+
+
+def rewrap(
+    source: IO[bytes],
+    target: IO[bytes],
+    identities: list[Identity],
+    recipients: list[HybridRecipient],
+) -> Identity:
+    """Re-encrypt only the file key: stanzas any of ``identities`` opens are replaced by
+    stanzas for ``recipients``; others are kept; the payload is copied byte for byte."""
+    import shutil
+
+    reader = _buffered(source)
+    if looks_armored(reader):
+        raise InputError("armored files cannot be rewrapped in place; dearmor them first")
+    header = read_header(reader)
+    file_key, identity = unwrap_file_key(header, identities)
+    kept = [s for s in header.stanzas if not any(i.unwrap(s) for i in identities)]
+    target.write(encode_header(kept + [r.wrap(file_key) for r in recipients], file_key))
+    shutil.copyfileobj(reader, target, ENCRYPTED_CHUNK_SIZE)
+    return identity

@@ -1,0 +1,192 @@
+"""File-level operations: detached signatures, recipients, sealing with atomic outputs.
+
+A detached signature file (``nodus-keyring(5)``) is UTF-8 text::
+
+    nodus-signature-v1
+    key: KEYID
+    algorithm: MLDSA65-Ed25519-SHA512
+    signed: ISO-8601 TIME
+    signature: BASE64(mldsaSig || ed25519Sig)
+
+The composite signature covers ``SHA-512(file)`` with the context
+``nodus-file-signature/v1 signed=TIME``, so the signing time cannot be changed
+without breaking the signature; revoked keys verify nothing signed after revocation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from nodus_cli.errors import InputError, UsageError
+from nodus_cli.fsutil import atomic_writer
+from nodus_cli.keys import age, signing
+from nodus_cli.keys.errors import SignatureInvalid, UnknownSigner
+from nodus_cli.keys.keyring import (
+    ENCRYPT,
+    Keyring,
+    UnlockedKeyring,
+    select_creating_key,
+    utc_now,
+)
+
+SIGNATURE_TAG = "nodus-signature-v1"
+READ_SIZE = 1 << 20
+
+
+def file_digest(source: IO[bytes], on_progress: Callable[[int], None] | None = None) -> bytes:
+    """SHA-512 of a stream, read in 1 MiB blocks."""
+    digest = hashlib.sha512()
+    while block := source.read(READ_SIZE):
+        digest.update(block)
+        if on_progress:
+            on_progress(len(block))
+    return digest.digest()
+
+
+def signature_context(signed_at: dt.datetime) -> bytes:
+    return f"nodus-file-signature/v1 signed={signed_at.isoformat()}".encode()
+
+
+@dataclass
+class DetachedSignature:
+    key_id: str
+    signed_at: dt.datetime
+    signature: bytes
+
+    def to_text(self) -> str:
+        return (
+            f"{SIGNATURE_TAG}\nkey: {self.key_id}\nalgorithm: {signing.ALGORITHM}\n"
+            f"signed: {self.signed_at.isoformat()}\n"
+            f"signature: {base64.b64encode(self.signature).decode()}\n"
+        )
+
+    @classmethod
+    def parse(cls, text: str, source: str = "signature") -> DetachedSignature:
+        lines = text.splitlines()
+        if len(lines) != 5 or lines[0] != SIGNATURE_TAG:
+            raise InputError(f"{source}: not a {SIGNATURE_TAG} signature file")
+        fields = {}
+        for line, name in zip(lines[1:], ("key", "algorithm", "signed", "signature"), strict=True):
+            prefix = f"{name}: "
+            if not line.startswith(prefix):
+                raise InputError(f"{source}: expected a '{name}:' line")
+            fields[name] = line[len(prefix) :]
+        if fields["algorithm"] != signing.ALGORITHM:
+            raise InputError(f"{source}: unknown signature algorithm {fields['algorithm']!r}")
+        if not signing.KEY_ID_PATTERN.match(fields["key"]):
+            raise InputError(f"{source}: invalid key id")
+        try:
+            signed_at = dt.datetime.fromisoformat(fields["signed"])
+            signature = base64.b64decode(fields["signature"], validate=True)
+        except (ValueError, binascii.Error):
+            raise InputError(f"{source}: unreadable time or signature") from None
+        if signed_at.tzinfo is None or len(signature) != signing.SIGNATURE_SIZE:
+            raise InputError(f"{source}: unreadable time or signature")
+        return cls(fields["key"], signed_at, signature)
+
+
+def sign_stream(
+    key: signing.SigningKey,
+    source: IO[bytes],
+    now: dt.datetime | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> DetachedSignature:
+    signed_at = now or utc_now()
+    digest = file_digest(source, on_progress)
+    return DetachedSignature(
+        key.key_id, signed_at, key.sign_digest(digest, signature_context(signed_at))
+    )
+
+
+def verify_stream(
+    source: IO[bytes],
+    signature: DetachedSignature,
+    trusted: Iterable[signing.SigningPublicKey],
+    on_progress: Callable[[int], None] | None = None,
+) -> signing.SigningPublicKey:
+    """The key that made ``signature`` over ``source``; raises when it does not verify.
+
+    Exit 1 when the signature is wrong or outside the key's validity; exit 3 when no
+    trusted key has its id and none verifies it (unknown signer).
+    """
+    keys = list(trusted)
+    digest = file_digest(source, on_progress)
+    context = signature_context(signature.signed_at)
+    named = [k for k in keys if k.key_id == signature.key_id]
+    for key in named:
+        if key.verify_digest(digest, signature.signature, context):
+            if not key.usable_at(signature.signed_at):
+                raise SignatureInvalid(
+                    f"signature by key {key.key_id} made at {signature.signed_at.isoformat()}, "
+                    f"outside the key's validity (revoked at {key.revoked_at})"
+                    if key.revoked_at
+                    else f"signature dated before key {key.key_id} was created"
+                )
+            return key
+    if named:
+        raise SignatureInvalid(f"the signature does not verify with key {signature.key_id}")
+    if any(k.verify_digest(digest, signature.signature, context) for k in keys):
+        raise SignatureInvalid("the signature's key id was altered")
+    raise UnknownSigner(f"no trusted key {signature.key_id}: cannot verify the signature")
+
+
+def resolve_recipients(specs: list[str], keyring: Keyring | None) -> list[age.HybridRecipient]:
+    """``age1pq1...`` strings, ``@keyring`` (the primary), ``@KEYID``, or recipient files."""
+    if not specs:
+        raise UsageError("give at least one recipient (-r age1pq1..., -r @keyring or -r FILE)")
+    now = utc_now()
+    recipients = []
+    for spec in specs:
+        if spec.startswith("@"):
+            if keyring is None:
+                raise UsageError("no keyring for @ recipients")
+            key_id = None if spec == "@keyring" else spec[1:]
+            record = select_creating_key(keyring.records(), ENCRYPT, key_id, now)
+            recipients.append(age.HybridRecipient(record.public))
+        elif spec.startswith("age1"):
+            recipients.append(age.parse_recipient(spec))
+        else:
+            recipients.extend(_recipients_file(Path(spec)))
+    return recipients
+
+
+def _recipients_file(path: Path) -> list[age.HybridRecipient]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"{path}: {exc.strerror} (expected a recipient or a recipients file)"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a recipients file") from None
+    lines = [line.strip() for line in text.splitlines()]
+    recipients = [age.parse_recipient(line) for line in lines if line.startswith("age1")]
+    if not recipients:
+        raise InputError(f"{path}: no age1pq1 recipient in the file")
+    return recipients
+
+
+def keyring_identities(unlocked: UnlockedKeyring) -> list[age.Identity]:
+    return [age.HybridIdentity(seed, record.key_id) for record, seed in unlocked.decryption_seeds()]
+
+
+def rewrap_file(
+    path: Path, identities: list[age.Identity], recipients: list[age.HybridRecipient]
+) -> str:
+    """Replace the file's wrapped keys atomically; the payload bytes stay as they are."""
+    try:
+        with (
+            path.open("rb") as source,
+            atomic_writer(path, mode=path.stat().st_mode & 0o777) as target,
+        ):
+            identity = age.rewrap(source, target, identities, recipients)
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    return getattr(identity, "label", "")
