@@ -74,7 +74,7 @@ def parse_file_entry(line: bytes, index: int) -> FileEntry:
     try:
         data = json.loads(line)
         path, size, leaf = data["path"], data["size"], bytes.fromhex(data["leaf"])
-        content = base64.b64decode(data["content"], validate=True) if "content" in data else None
+        content = note.strict_b64decode(data["content"]) if "content" in data else None
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise BundleError(f"entry {index} is malformed") from exc
     if not isinstance(path, str) or not isinstance(size, int) or len(leaf) != merkle.HASH_SIZE:

@@ -85,9 +85,17 @@ def valid_name(name: str) -> bool:
     return bool(name) and not any(c.isspace() or c == "+" for c in name)
 
 
+def strict_b64decode(text: str) -> bytes:
+    """Base64 that decodes only from its one canonical spelling (no ignored bits)."""
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise binascii.Error("non-canonical base64")
+    return raw
+
+
 def _b64(text: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        return strict_b64decode(text)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise NoteError(f"malformed note: {what} is not base64") from exc
 
@@ -382,6 +390,6 @@ def parse_tlog_proof(text: str) -> TlogProof:
 
 def _proof_b64(text: str, message: str) -> bytes:
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        return strict_b64decode(text)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise NoteError(f"malformed proof: {message}") from exc
