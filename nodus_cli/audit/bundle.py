@@ -119,7 +119,7 @@ class BundleWriter:
 
 
 def checkpoint_for(origin: str, leaves: merkle.PackedLeaves, manifest: str, prev: str) -> str:
-    root = merkle.root_hash(leaves[:])
+    root = merkle.root_hash(leaves)
     return note.Checkpoint(
         origin, len(leaves), root, (f"{EXT_MANIFEST} {manifest}", f"{EXT_PREV} {prev}")
     ).body()

@@ -55,23 +55,33 @@ def bit_ceil(n: int) -> int:
 
 
 def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
-    """MTH over leaf hashes, level by level (no recursion, linear time)."""
-    if not leaf_hashes:
+    """MTH over leaf hashes."""
+    if isinstance(leaf_hashes, PackedLeaves):
+        return packed_root(leaf_hashes.data)
+    return packed_root(b"".join(leaf_hashes))
+
+
+def packed_root(level: bytes | bytearray) -> bytes:
+    """MTH over leaf hashes packed back to back, level by level in linear time.
+
+    Siblings sit next to each other, so each node hashes one 64-byte slice and no
+    per-leaf object is ever made: flat memory for millions of leaves.
+    """
+    if not level:
         return EMPTY_ROOT
-    level = list(leaf_hashes)
     sha = hashlib.sha256
-    while len(level) > 1:
-        paired = [
-            sha(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
-        ]
-        if len(level) % 2:
-            paired.append(level[-1])  # an odd last node is promoted unchanged
-        level = paired
-    return level[0]
+    while len(level) > HASH_SIZE:
+        view = memoryview(level)
+        even = len(level) - len(level) % (2 * HASH_SIZE)
+        paired = b"".join([sha(_NODE + view[i : i + 64]).digest() for i in range(0, even, 64)])
+        level = paired + bytes(view[even:])  # an odd last node is promoted unchanged
+    return bytes(level)
 
 
 def subtree_hash(leaf_hashes: Sequence[bytes], start: int, end: int) -> bytes:
     """MTH(D[start:end])."""
+    if isinstance(leaf_hashes, PackedLeaves):
+        return packed_root(leaf_hashes.data[start * HASH_SIZE : end * HASH_SIZE])
     return root_hash(leaf_hashes[start:end])
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from nodus_cli.store import Store
 
 CHUNK = 1 << 20
-ROW_BATCH = 1 << 18
+ROW_BATCH = 1 << 16
 Progress = Callable[[float], None]
 
 
@@ -128,11 +128,11 @@ def remember(store: Store, result: SealResult) -> None:
         )
 
 
-def _consistency(prev: PrevLink | None, leaves: list[bytes]) -> list[bytes] | None:
+def _consistency(prev: PrevLink | None, leaves: merkle.PackedLeaves) -> list[bytes] | None:
     """A proof that ``prev`` is a prefix of these leaves, or None when it is not."""
     if prev is None or prev.size == 0 or prev.size > len(leaves):
         return None
-    if merkle.root_hash(leaves[: prev.size]) != prev.root:
+    if merkle.subtree_hash(leaves, 0, prev.size) != prev.root:
         return None
     return merkle.consistency_proof(leaves, prev.size, len(leaves))
 
@@ -146,8 +146,7 @@ def _finish(
     prev: PrevLink | None,
     key: CompositeKey,
 ) -> SealResult:
-    leaves = writer.leaves[:]
-    proof = _consistency(prev, leaves)
+    proof = _consistency(prev, writer.leaves)
     trailer = {"consistency": None if proof is None else [p.hex() for p in proof]}
     manifest = writer.close_manifest(trailer)
     body = checkpoint_for(origin, writer.leaves, manifest, prev.digest if prev else NO_PREV)

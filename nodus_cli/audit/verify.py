@@ -131,7 +131,7 @@ def _check_structure(bundle: Bundle, report: Report) -> None:
         report.problems.append("manifest does not match the signed checkpoint")
     if len(bundle.leaves) != checkpoint.size or bundle.header.get("origin") != checkpoint.origin:
         report.problems.append("entry count or origin does not match the signed checkpoint")
-    if merkle.root_hash(bundle.leaves[:]) != checkpoint.root:
+    if merkle.root_hash(bundle.leaves) != checkpoint.root:
         report.problems.append("root hash does not match the entries")
     prev = bundle.header.get("prev")
     if (prev["digest"] if prev else NO_PREV) != (bundle.prev or NO_PREV):
@@ -287,7 +287,7 @@ def prove(bundle_path: Path, entry: str, output: Path) -> dict[str, Any]:
     if problems.problems:
         raise InputError(f"{bundle_path} does not hold together: {problems.problems[0]}")
     index = find_entry(bundle, entry)
-    leaves = bundle.leaves[:]
+    leaves = bundle.leaves
     hashes = merkle.inclusion_proof(leaves, index)
     hint = {"kind": bundle.kind, "entry": entry}
     proof = note.TlogProof(index, tuple(hashes), bundle.checkpoint_note, json.dumps(hint).encode())
