@@ -251,4 +251,42 @@ def _parse_header(path: Path, line: bytes) -> dict[str, Any]:
     count = header.get("entries")
     if not isinstance(count, int) or count < 0 or isinstance(count, bool):
         raise BundleError(f"{path}: malformed entry count")
+    if not _well_typed(header):
+        raise BundleError(f"{path}: malformed header")
     return header
+
+
+def _is_hex(value: Any, size: int) -> bool:
+    return isinstance(value, str) and len(value) == 2 * size and _hex(value)
+
+
+def _hex(value: str) -> bool:
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return value == value.lower()
+
+
+def _well_typed(header: dict[str, Any]) -> bool:
+    """Every field verify reads has the type the format gives it."""
+    prev = header.get("prev")
+    if prev is not None and not (
+        isinstance(prev, dict)
+        and _is_hex(prev.get("digest"), 32)
+        and _is_hex(prev.get("root"), merkle.HASH_SIZE)
+        and isinstance(prev.get("size"), int)
+        and not isinstance(prev.get("size"), bool)
+    ):
+        return False
+    texts = ("origin", "created", "signer") + (("table",) if header["kind"] == "rows" else ())
+    if not all(isinstance(header.get(name), str) for name in texts):
+        return False
+    if header["kind"] == "rows":
+        return all(isinstance(header.get(n), str | None) for n in ("since", "until"))
+    inputs = header.get("inputs")
+    return (
+        isinstance(inputs, list)
+        and all(isinstance(item, str) for item in inputs)
+        and isinstance(header.get("embed"), bool)
+    )

@@ -314,45 +314,24 @@ def seal_rows(
 ) -> SealResult:
     """Seal a table's rows (canonical JSON, storage order) into a self-contained bundle."""
     origin = check_origin(origin or f"nodus/{table}")
-    if table not in store.table_names():
-        raise NotFoundError(f"no table {table!r} in the store")
+    selection = RowSelection.of(store, table, since, until)
     con = store.con
-    columns = con.execute(f"DESCRIBE {_quote(table)}").fetchall()
-    names = [c[0] for c in columns]
-    where, params = ["rowid >= ? AND rowid < ?"], []
-    if since or until:
-        if "time" not in names:
-            raise UsageError(f"table {table!r} has no 'time' column for --since/--until")
-        if since:
-            where.append("time >= ?")
-            params.append(since)
-        if until:
-            where.append("time < ?")
-            params.append(until)
-    filters = " AND ".join(where[1:]) or "true"
     con.execute("BEGIN TRANSACTION")  # one snapshot for the count and every batch
     try:
-        count, top = con.execute(
-            f"SELECT count(*), coalesce(max(rowid) + 1, 0) FROM {_quote(table)} WHERE {filters}",
-            params,
-        ).fetchone()
+        count, top = selection.extent()
         header = _header("rows", origin, count, prev, key)
         header.update(
             table=table,
-            columns=[{"name": c[0], "type": c[1]} for c in columns],
+            columns=selection.columns,
             since=since.isoformat() if since else None,
             until=until.isoformat() if until else None,
             encoding="json-object-per-line",
             order="rowid",
         )
-        sql = (
-            f"SELECT to_json(t)::VARCHAR FROM {_quote(table)} t "
-            f"WHERE {' AND '.join(where)} ORDER BY rowid"
-        )
         try:
             with atomic_writer(output) as handle:
                 writer = BundleWriter(handle, header)
-                for batch in _row_batches(con, sql, params, top):
+                for batch in selection.batches(top):
                     block, leaves = _encode_batch(batch)
                     writer.add_block(block, leaves, len(batch))
                     if on_progress:
@@ -369,16 +348,60 @@ def seal_rows(
     return result
 
 
-def _row_batches(con: Any, sql: str, params: list[Any], top: int) -> Iterator[list[str]]:
-    for low in range(0, top, ROW_BATCH):
-        cursor = con.execute(sql, [low, low + ROW_BATCH, *params])
-        try:
-            values = cursor.fetchnumpy()
-            batch = next(iter(values.values())).tolist()
-        except (ImportError, AttributeError):  # pragma: no cover - numpy comes with river
-            batch = [row[0] for row in cursor.fetchall()]
-        if batch:
-            yield batch
+@dataclass(frozen=True)
+class RowSelection:
+    """The rows a seal covers: a table, an optional time window, in rowid order."""
+
+    store: Store
+    table: str
+    columns: list[dict[str, str]]
+    filters: str
+    params: list[Any]
+
+    @classmethod
+    def of(
+        cls, store: Store, table: str, since: dt.datetime | None, until: dt.datetime | None
+    ) -> RowSelection:
+        if table not in store.table_names():
+            raise NotFoundError(f"no table {table!r} in the store")
+        described = store.con.execute(f"DESCRIBE {_quote(table)}").fetchall()
+        columns = [{"name": c[0], "type": c[1]} for c in described]
+        where, params = [], []
+        if since or until:
+            if "time" not in [c["name"] for c in columns]:
+                raise UsageError(f"table {table!r} has no 'time' column for --since/--until")
+            if since:
+                where.append("time >= ?")
+                params.append(since)
+            if until:
+                where.append("time < ?")
+                params.append(until)
+        return cls(store, table, columns, " AND ".join(where) or "true", params)
+
+    def extent(self) -> tuple[int, int]:
+        """How many rows match, and one past the largest rowid among them."""
+        count, top = self.store.con.execute(
+            f"SELECT count(*), coalesce(max(rowid) + 1, 0) FROM {_quote(self.table)} "
+            f"WHERE {self.filters}",
+            self.params,
+        ).fetchone()
+        return int(count), int(top)
+
+    def batches(self, top: int) -> Iterator[list[str]]:
+        """Each matching row as its canonical line, in rowid order, a batch at a time."""
+        sql = (
+            f"SELECT to_json(t)::VARCHAR FROM {_quote(self.table)} t "
+            f"WHERE rowid >= ? AND rowid < ? AND {self.filters} ORDER BY rowid"
+        )
+        for low in range(0, top, ROW_BATCH):
+            cursor = self.store.con.execute(sql, [low, low + ROW_BATCH, *self.params])
+            try:
+                values = cursor.fetchnumpy()
+                batch = next(iter(values.values())).tolist()
+            except (ImportError, AttributeError):  # pragma: no cover - numpy comes with river
+                batch = [row[0] for row in cursor.fetchall()]
+            if batch:
+                yield batch
 
 
 def _encode_batch(batch: list[str]) -> tuple[bytes, bytes]:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nodus_cli.audit import merkle, note
 from nodus_cli.audit.bundle import (
@@ -32,6 +32,9 @@ from nodus_cli.errors import (
     NotFoundError,
 )
 from nodus_cli.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from nodus_cli.store import Store
 
 
 class TrustedKey(Protocol):
@@ -194,6 +197,51 @@ def _check_files(bundle: Bundle, root: Path | None, report: Report) -> None:
     report.problems.extend(f"unsafe path (outside the root): {item}" for item in unsafe)
 
 
+def _check_rows(bundle: Bundle, store: Store, report: Report) -> None:
+    """Compare the embedded rows with the table now: which rows changed or went missing.
+
+    Rows appended after the seal (beyond the sealed count) are reported, not failed:
+    the table is append-only and they belong to the next bundle.
+    """
+    import datetime as dt
+
+    from nodus_cli.audit.seal import RowSelection
+
+    header = bundle.header
+    window = [
+        dt.datetime.fromisoformat(header[name]) if header.get(name) else None
+        for name in ("since", "until")
+    ]
+    try:
+        selection = RowSelection.of(store, str(header.get("table")), window[0], window[1])
+    except NodusError as exc:
+        report.problems.append(f"cannot compare with the store: {exc.message}")
+        return
+    changed: list[str] = []
+    store.con.execute("BEGIN TRANSACTION")
+    try:
+        count, top = selection.extent()
+        index = 0
+        for batch in selection.batches(top):
+            for line in batch:
+                if index < len(bundle.entries) and bundle.entries[index] != line.encode():
+                    changed.append(str(index))
+                index += 1
+    finally:
+        store.con.execute("COMMIT")
+    missing = [str(i) for i in range(count, len(bundle.entries))]
+    appended = max(0, count - len(bundle.entries))
+    report.details["entries"] = {
+        "checked": min(count, len(bundle.entries)),
+        "changed": changed,
+        "missing": missing,
+        "added": [],
+        "appended_since": appended,
+    }
+    report.problems.extend(f"changed: row {i}" for i in changed)
+    report.problems.extend(f"missing: row {i}" for i in missing)
+
+
 def _check_link(bundle: Bundle, prev: Bundle, report: Report) -> None:
     """The bundle names ``prev``'s checkpoint and, when it extends it, proves it."""
     link: dict[str, Any] = {"prev": str(prev.path), "expected": prev.digest, "named": bundle.prev}
@@ -220,8 +268,11 @@ def verify_bundle(
     *,
     root: Path | None = None,
     prev: Path | None = None,
+    store: Store | None = None,
+    files_default_root: bool = True,
 ) -> Report:
-    """Check everything a bundle claims; files are re-hashed when ``root`` is given."""
+    """Check everything a bundle claims; files are re-hashed under ``root``, rows
+    compared with the table in ``store`` when given."""
     bundle = read_bundle(path)
     report = Report(str(path))
     report.details.update(
@@ -236,9 +287,11 @@ def verify_bundle(
         report.problems.append("the bundle is empty: it proves nothing")
     _check_structure(bundle, report)
     if bundle.kind == "files":
-        if root is None and not bundle.header.get("embed"):
+        if root is None and files_default_root and not bundle.header.get("embed"):
             root = Path(".")
         _check_files(bundle, root, report)
+    elif store is not None:
+        _check_rows(bundle, store, report)
     check_signature(bundle.signed, trusted, _created(bundle), report)
     if prev is not None:
         _check_link(bundle, read_bundle(prev, keep_entries=False), report)
@@ -248,7 +301,7 @@ def verify_bundle(
 def verify_chain(
     paths: Sequence[Path], trusted: Sequence[TrustedKey], *, root: Path | None = None
 ) -> Report:
-    """Verify each bundle and every link, oldest first."""
+    """Verify each bundle and every link, oldest first (files re-hashed only under ``root``)."""
     report = Report(" ".join(str(p) for p in paths))
     if not paths:
         report.problems.append("no bundles given")
@@ -256,7 +309,7 @@ def verify_chain(
     links: list[dict[str, Any]] = []
     previous: Path | None = None
     for path in paths:
-        one = verify_bundle(path, trusted, root=root, prev=previous)
+        one = verify_bundle(path, trusted, root=root, prev=previous, files_default_root=False)
         links.append(one.to_json())
         report.problems.extend(f"{path}: {problem}" for problem in one.problems)
         report.undecided.extend(f"{path}: {item}" for item in one.undecided)

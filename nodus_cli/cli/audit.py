@@ -56,6 +56,16 @@ TrustOption = Annotated[
         dir_okay=False,
     ),
 ]
+ChainRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Also re-hash the files of every files bundle under this directory "
+        "(default: check signatures, manifests, roots and links only).",
+        show_default=False,
+        file_okay=False,
+    ),
+]
 RootOption = Annotated[
     Path | None,
     typer.Option(
@@ -222,6 +232,14 @@ def verify(
             dir_okay=False,
         ),
     ] = None,
+    against_store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="For a rows bundle: also compare every sealed row with the table in this "
+            "workspace's store, naming each changed or missing row.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Recompute every leaf, the root, both signatures and the chain link.
@@ -231,13 +249,19 @@ def verify(
     """
     from nodus_cli.audit.verify import verify_bundle
 
-    _finish(verify_bundle(bundle, _trusted(trust), root=root, prev=prev), as_json)
+    trusted = _trusted(trust)
+    if not against_store:
+        _finish(verify_bundle(bundle, trusted, root=root, prev=prev), as_json)
+        return
+    with state.open_store(read_only=True) as store:
+        report = verify_bundle(bundle, trusted, root=root, prev=prev, store=store)
+    _finish(report, as_json)
 
 
 @app.command()
 def chain(
     bundles: Annotated[list[Path], typer.Argument(help="Bundles of one origin, oldest first.")],
-    root: RootOption = None,
+    root: ChainRootOption = None,
     trust: TrustOption = None,
     as_json: JsonOption = False,
 ) -> None:

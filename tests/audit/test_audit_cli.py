@@ -203,7 +203,12 @@ def test_paths_never_leave_the_root(cli: Invoke, signer: Path, tmp_path: Path, s
     hostile = tmp_path / "hostile.bundle"
     with hostile.open("wb") as handle:  # a correctly signed bundle naming hostile paths
         writer = BundleWriter(
-            handle, {**_header("files", "nodus/files", 3, None, signing_key), "inputs": ["."]}
+            handle,
+            {
+                **_header("files", "nodus/files", 3, None, signing_key),
+                "inputs": ["."],
+                "embed": False,
+            },
         )
         for path in ("../secret.txt", str(outside), "link.txt"):
             writer.add(file_entry(path, 12, leaf), leaf)
@@ -235,3 +240,63 @@ def test_verify_exit_code_in_a_real_process(run_nodus, signer: Path, tmp_path: P
     (tmp_path / "data" / "a.txt").write_text("tampered\n")
     bad = run_nodus("audit", "verify", str(bundle), "--trust", str(signer), "--json", cwd=tmp_path)
     assert bad.returncode == 1 and json.loads(bad.stdout)["entries"]["changed"] == ["data/a.txt"]
+
+
+def test_store_comparison_names_changed_and_missing_rows(
+    cli: Invoke, signer: Path, tmp_path: Path
+) -> None:
+    from nodus_cli.store import open_store
+    from nodus_cli.workspace import find_workspace
+
+    _add_logs(cli, 20)
+    bundle = tmp_path / "logs.bundle"
+    assert cli("audit", "seal", "logs", "-o", str(bundle)).exit_code == 0
+    _add_logs(cli, 3, offset=20)  # appended later: reported, not a failure
+    code, report = _verify(cli, bundle, "--store")
+    assert code == 0 and report["entries"]["appended_since"] == 3
+    with open_store(find_workspace()) as store:
+        store.con.execute("UPDATE logs SET message = 'rewritten' WHERE message = 'line 4'")
+        store.con.execute(
+            "DELETE FROM logs WHERE message IN ('line 19', 'line 20', 'line 21', 'line 22')"
+        )
+    code, report = _verify(cli, bundle, "--store")
+    assert code == 1
+    assert report["entries"]["changed"] == ["4"] and report["entries"]["missing"] == ["19"]
+
+
+def test_key_not_valid_at_signing_time_fails(tmp_path: Path, signing_key, trusted) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+    import datetime as dt
+
+    from nodus_cli.audit.seal import build_files
+    from nodus_cli.audit.verify import verify_bundle
+
+    _tree(tmp_path)
+    bundle = tmp_path / "files.bundle"
+    build_files([tmp_path / "data"], bundle, root=tmp_path, key=signing_key)
+    assert verify_bundle(bundle, trusted, root=tmp_path).exit_code == 0
+    long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    revoked = [dataclasses.replace(key, revoked_at=long_ago) for key in trusted]
+    report = verify_bundle(bundle, revoked, root=tmp_path)
+    assert report.exit_code == 1 and report.details["signature"]["status"].startswith(
+        "key not valid"
+    )
+
+
+def test_verify_writes_nothing(
+    cli: Invoke, signer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tree(tmp_path)
+    bundle = tmp_path / "files.bundle"
+    _build(cli, tmp_path, bundle)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    stranger = tmp_path / "stranger-home"
+    monkeypatch.setenv("NODUS_HOME", str(stranger))
+    assert (
+        cli(
+            "audit", "verify", str(bundle), "--root", str(tmp_path), "--trust", str(signer)
+        ).exit_code
+        == 0
+    )
+    assert cli("audit", "chain", str(bundle), "--trust", str(signer)).exit_code == 0
+    assert sorted(p for p in tmp_path.rglob("*")) == before and not stranger.exists()

@@ -119,7 +119,9 @@ def rows_case(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> dic
     for count in (7, 12):
         path = base / f"rows{count}.bundle"
         with path.open("wb") as handle:
-            writer = BundleWriter(handle, {**_header("rows", "nodus/t", count, prev, signing_key)})
+            writer = BundleWriter(
+                handle, {**_header("rows", "nodus/t", count, prev, signing_key), "table": "t"}
+            )
             for row in rows[:count]:
                 writer.add(row, merkle.leaf_hash(row))
             _finish(writer, kind="rows", output=path, origin="nodus/t", prev=prev, key=signing_key)
