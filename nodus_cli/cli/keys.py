@@ -408,16 +408,17 @@ def import_keys(
     if not sign_keys and not recipients:
         raise InputError(f"{path}: no public key in the file")
     unlocked = _unlock(passphrase_file)
-    imported = [
+    added = [
         unlocked.import_public(
             SIGN, k.key_id, k.to_bytes(), created=k.created, not_after=k.not_after
         )
         for k in sign_keys
     ]
-    for recipient in recipients:
-        from nodus_cli.keys.signing import new_key_id
-
-        imported.append(unlocked.import_public(ENCRYPT, new_key_id(), recipient.public))
+    added += [
+        unlocked.import_public(ENCRYPT, signing.new_key_id(), recipient.public)
+        for recipient in recipients
+    ]
+    imported = [record for record in added if record is not None]
     unlocked.save()
     _journal({"imported": [r.key_id for r in imported]})
     if as_json:
@@ -425,6 +426,8 @@ def import_keys(
     else:
         for record in imported:
             say(f"Imported {_describe(record)}")
+        if len(imported) < len(added):
+            say(f"{len(added) - len(imported)} key(s) were already in the keyring")
 
 
 @keys_app.command()

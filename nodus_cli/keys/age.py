@@ -533,15 +533,19 @@ def unwrap_file_key(header: Header, identities: Iterable[Identity]) -> tuple[byt
 
 
 def _read_exact(source: IO[bytes], size: int) -> bytes:
-    data = source.read(size)
-    if data is None:
-        data = b""
-    while len(data) < size:
-        more = source.read(size - len(data))
-        if not more:
+    buffer = bytearray(size)
+    return bytes(buffer[: _fill(source, memoryview(buffer))])
+
+
+def _fill(source: IO[bytes], buffer: memoryview) -> int:
+    """Read into ``buffer`` until it is full or the input ends (pipes return short reads)."""
+    filled = 0
+    while filled < len(buffer):
+        count = source.readinto(buffer[filled:])  # type: ignore[attr-defined]
+        if not count:
             break
-        data += more
-    return data
+        filled += count
+    return filled
 
 
 def _payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
@@ -568,18 +572,23 @@ def seal(
     nonce = os.urandom(NONCE_SIZE)
     target.write(nonce)
     aead = _payload_aead(file_key, nonce)
+    chunks = (memoryview(bytearray(CHUNK_SIZE)), memoryview(bytearray(CHUNK_SIZE)))
+    sealed = memoryview(bytearray(ENCRYPTED_CHUNK_SIZE))
     counter, total = 0, 0
-    chunk = _read_exact(source, CHUNK_SIZE)
-    while True:
-        following = _read_exact(source, CHUNK_SIZE) if len(chunk) == CHUNK_SIZE else b""
-        last = not following
-        target.write(aead.encrypt(_chunk_nonce(counter, last), chunk, None))
-        total += len(chunk)
+    size = _fill(source, chunks[0])
+    while True:  # two buffers: the next chunk is read ahead to know which one is last
+        following = _fill(source, chunks[1 - counter % 2]) if size == CHUNK_SIZE else 0
+        last = following == 0
+        aead.encrypt_into(
+            _chunk_nonce(counter, last), chunks[counter % 2][:size], None, sealed[: size + TAG_SIZE]
+        )
+        target.write(sealed[: size + TAG_SIZE])
+        total += size
         if on_progress:
-            on_progress(len(chunk))
+            on_progress(size)
         if last:
             return total
-        chunk, counter = following, counter + 1
+        size, counter = following, counter + 1
 
 
 def decrypt_payload(
@@ -592,28 +601,36 @@ def decrypt_payload(
     if len(nonce) != NONCE_SIZE:
         raise AgeHeaderError("the payload nonce is missing or short")
     aead = _payload_aead(file_key, nonce)
+    chunks = (
+        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
+        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
+    )
+    plain = memoryview(bytearray(CHUNK_SIZE))
     counter, total = 0, 0
-    chunk = _read_exact(source, ENCRYPTED_CHUNK_SIZE)
+    size = _fill(source, chunks[0])
     while True:
-        if len(chunk) < TAG_SIZE:
+        if size < TAG_SIZE:
             raise AgePayloadError("the payload is truncated")
-        following = (
-            b"" if len(chunk) < ENCRYPTED_CHUNK_SIZE else _read_exact(source, ENCRYPTED_CHUNK_SIZE)
-        )
-        last = not following
-        if last and counter > 0 and len(chunk) == TAG_SIZE:
+        following = _fill(source, chunks[1 - counter % 2]) if size == ENCRYPTED_CHUNK_SIZE else 0
+        last = following == 0
+        if last and counter > 0 and size == TAG_SIZE:
             raise AgePayloadError("the payload ends with an empty chunk")
         try:
-            plain = aead.decrypt(_chunk_nonce(counter, last), chunk, None)
+            aead.decrypt_into(
+                _chunk_nonce(counter, last),
+                chunks[counter % 2][:size],
+                None,
+                plain[: size - TAG_SIZE],
+            )
         except InvalidTag:
             raise AgePayloadError(f"payload chunk {counter} fails authentication") from None
-        target.write(plain)
-        total += len(plain)
+        target.write(plain[: size - TAG_SIZE])
+        total += size - TAG_SIZE
         if on_progress:
-            on_progress(len(chunk))
+            on_progress(size)
         if last:
             return total
-        chunk, counter = following, counter + 1
+        size, counter = following, counter + 1
 
 
 def open_file(

@@ -87,7 +87,8 @@ class DetachedSignature:
             signature = base64.b64decode(fields["signature"], validate=True)
         except (ValueError, binascii.Error):
             raise InputError(f"{source}: unreadable time or signature") from None
-        if signed_at.tzinfo is None or len(signature) != signing.SIGNATURE_SIZE:
+        canonical_time = signed_at.tzinfo is not None and signed_at.isoformat() == fields["signed"]
+        if not canonical_time or len(signature) != signing.SIGNATURE_SIZE:
             raise InputError(f"{source}: unreadable time or signature")
         return cls(fields["key"], signed_at, signature)
 

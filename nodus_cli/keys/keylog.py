@@ -32,6 +32,15 @@ CONTEXT = b"nodus-keylog/v1"
 GENESIS = "0" * 64
 EVENTS = ("generate", "rotate", "import", "revoke", "destroy")
 INTRODUCING = ("generate", "rotate", "import")
+COMPARED_FIELDS = (
+    "purpose",
+    "public",
+    "state",
+    "created",
+    "not_after",
+    "revoked_at",
+    "destroyed_at",
+)
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
 
@@ -137,11 +146,15 @@ def verify_log(
             problems.append(f"{where}: unreadable ({exc})")
             break
         entries.append(entry)
-        problem = _check_entry(entry, number, time, prev_hash, prev_time, keys, now)
+        try:
+            problem = _check_entry(entry, number, time, prev_hash, prev_time, keys, now)
+            if problem is None:
+                _apply(entry, time, keys)
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            problem = f"malformed ({exc})"
         if problem:
             problems.append(f"{where}: {problem}")
             break
-        _apply(entry, time, keys)
         prev_hash, prev_time = hashlib.sha256(line).hexdigest(), time
     if not problems:
         if len(lines) != head.get("seq") or prev_hash != head.get("sha256"):
@@ -220,14 +233,16 @@ def _apply(entry: dict[str, Any], time: dt.datetime, keys: dict[str, ReplayedKey
     event, key_id, purpose = entry["event"], entry["key"], entry["purpose"]
     if event in INTRODUCING:
         has_primary = any(k.purpose == purpose and k.state == "primary" for k in keys.values())
-        state = "primary" if event == "rotate" or not has_primary else "active"
-        if event == "import":
-            state = "active"
+        first_generated = event == "generate" and not has_primary
+        state = "primary" if event == "rotate" or first_generated else "active"
         not_after = dt.datetime.fromisoformat(entry["not_after"]) if entry["not_after"] else None
         retired = entry.get("retired")
         if retired in keys:
             keys[retired].state = "retired"
-        keys[key_id] = ReplayedKey(key_id, purpose, _b64(entry["public"]), state, time, not_after)
+        created = dt.datetime.fromisoformat(entry["created"])
+        keys[key_id] = ReplayedKey(
+            key_id, purpose, _b64(entry["public"]), state, created, not_after
+        )
     elif event == "revoke":
         keys[key_id].state, keys[key_id].revoked_at = "revoked", time
     elif event == "destroy":
@@ -243,24 +258,11 @@ def _compare(keys: dict[str, ReplayedKey], records: list[KeyRecord]) -> list[str
         record = by_id.get(key_id)
         if record is None:
             continue
-        theirs = (
-            record.purpose,
-            record.public,
-            record.state,
-            record.created,
-            record.not_after,
-            record.revoked_at,
-            record.destroyed_at,
-        )
-        ours = (
-            replayed.purpose,
-            replayed.public,
-            replayed.state,
-            replayed.created,
-            replayed.not_after,
-            replayed.revoked_at,
-            replayed.destroyed_at,
-        )
-        if theirs != ours:
-            problems.append(f"key {key_id}: the keyring disagrees with the key log")
+        differing = [
+            name for name in COMPARED_FIELDS if getattr(record, name) != getattr(replayed, name)
+        ]
+        if differing:
+            problems.append(
+                f"key {key_id}: the keyring disagrees with the key log on {', '.join(differing)}"
+            )
     return problems

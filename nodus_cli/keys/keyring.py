@@ -528,11 +528,16 @@ class UnlockedKeyring:
         created: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
         now: dt.datetime | None = None,
-    ) -> KeyRecord:
-        """Add someone's public key (to verify with, or seal to by id). Logged."""
+    ) -> KeyRecord | None:
+        """Add someone's public key (to verify with, or seal to by id). Logged.
+
+        None when the keyring already has this public key (nothing to do)."""
         now = now or utc_now()
-        if any(r.key_id == key_id for r in self.document.keys):
-            raise UsageError(f"key {key_id} is already in the keyring")
+        for record in self.document.keys:
+            if record.public == public:
+                return None
+            if record.key_id == key_id:
+                raise UsageError(f"another key with id {key_id} is already in the keyring")
         if purpose == SIGN:
             signing.SigningPublicKey.from_bytes(key_id, public)
         else:
