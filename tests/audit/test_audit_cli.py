@@ -300,3 +300,13 @@ def test_verify_writes_nothing(
     )
     assert cli("audit", "chain", str(bundle), "--trust", str(signer)).exit_code == 0
     assert sorted(p for p in tmp_path.rglob("*")) == before and not stranger.exists()
+
+
+def test_quickstart_seals_its_logs_into_a_verified_bundle(cli: Invoke, tmp_path: Path) -> None:
+    target = tmp_path / "qs"
+    result = cli("quickstart", str(target), "--json")
+    assert result.exit_code == 0, result.stderr
+    bundle = target / "logs.bundle"
+    verified = cli("--home", str(target / ".nodus"), "audit", "verify", str(bundle), "--json")
+    assert verified.exit_code == 0, verified.stdout
+    assert verified.json()["size"] > 0  # type: ignore[index]
