@@ -214,6 +214,8 @@ def walk_inputs(root: Path, inputs: Sequence[str]) -> list[str]:
     found: set[str] = set()
     for item in inputs:
         start = root / item if item != "." else root
+        if not inside(root, start):
+            raise InputError(f"{item}: points outside the root {root}")
         if start.is_symlink() or start.is_file():
             found.add(_file_member(root, item))
             continue

@@ -229,6 +229,14 @@ def test_paths_never_leave_the_root(cli: Invoke, signer: Path, tmp_path: Path, s
         == 2
     )
 
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "f.txt").write_text("outside\n")
+    (root / "link.txt").unlink()
+    (root / "data").symlink_to(elsewhere)  # an input directory swapped for a link out
+    code, report = _verify(cli, hostile, "--root", str(root), "--trust", str(signer))
+    assert code == 1 and report["entries"]["added"] == []
+
 
 def test_verify_exit_code_in_a_real_process(run_nodus, signer: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _tree(tmp_path)
