@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,37 @@ def test_any_flipped_byte_in_a_proof_is_detected(
         return
     _write(proof, text)
     assert _outcome(lambda: verify_proof(proof, entry, trusted)) != 0
+
+
+def test_killed_build_leaves_no_partial_bundle(
+    tmp_path: Path, signing_key: Any, trusted: Any
+) -> None:
+    """SIGKILL at random points: the output is absent or a whole bundle that verifies."""
+    import random
+    import signal
+    import time
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(20):
+        (root / f"f{i:02d}.bin").write_bytes(os.urandom(32 << 10))
+    output = tmp_path / "out.bundle"
+    rng = random.Random(7)
+    outcomes = set()
+    for _ in range(8):
+        output.unlink(missing_ok=True)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                build_files([root], output, root=tmp_path, key=signing_key)
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0, 0.05))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if output.exists():
+            assert verify_bundle(output, trusted, root=tmp_path).exit_code == 0
+            outcomes.add("complete")
+        else:
+            outcomes.add("absent")
+    assert outcomes  # both are fine; a torn bundle is not
