@@ -409,6 +409,7 @@ class RowSelection:
 def _encode_batch(batch: list[str]) -> tuple[bytes, bytes]:
     """Entry lines and their leaf hashes; a row never holds a raw newline (JSON)."""
     sha = hashlib.sha256
-    encoded = [row.encode("utf-8") for row in batch]
-    leaves = b"".join([sha(b"\x00" + line).digest() for line in encoded])
-    return b"\n".join(encoded) + b"\n", leaves
+    block = ("\n".join(batch) + "\n").encode("utf-8")
+    lines = block.split(b"\n")
+    lines.pop()
+    return block, b"".join([sha(b"\x00" + line).digest() for line in lines])

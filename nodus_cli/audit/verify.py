@@ -273,7 +273,7 @@ def verify_bundle(
 ) -> Report:
     """Check everything a bundle claims; files are re-hashed under ``root``, rows
     compared with the table in ``store`` when given."""
-    bundle = read_bundle(path)
+    bundle = read_bundle(path, keep_rows=store is not None)
     report = Report(str(path))
     report.details.update(
         kind=bundle.kind,
