@@ -53,6 +53,9 @@ class NodusGroup(TyperGroup):
             if state.STATE.verbose > 1:
                 traceback.print_exc()
             return exc.exit_code
+        except click_exceptions.NoArgsIsHelpError as exc:
+            sys.stderr.write(exc.format_message())  # rich help has already been printed
+            return exc.exit_code
         except click_exceptions.ClickException as exc:
             error_line(_usage_message(exc))
             return exc.exit_code
