@@ -117,7 +117,7 @@ def _sealed(result: SealResult, as_json: bool) -> None:
         link += f" {result.prev.digest[:16]}"
     sys.stdout.write(f"{result.path}\n")
     say(
-        f"Sealed {result.size} {result.kind} entries as {result.origin} "
+        f"Sealed {result.size} {result.kind} as {result.origin} "
         f"(root {result.root.hex()[:16]}, {link}), signed by {result.key_id}."
     )
 
