@@ -137,7 +137,7 @@ def _consistency(prev: PrevLink | None, leaves: merkle.PackedLeaves) -> list[byt
     return merkle.consistency_proof(leaves, prev.size, len(leaves))
 
 
-def _finish(
+def finish_bundle(
     writer: BundleWriter,
     *,
     kind: str,
@@ -146,6 +146,7 @@ def _finish(
     prev: PrevLink | None,
     key: CompositeKey,
 ) -> SealResult:
+    """Trailer, checkpoint (root, manifest, previous link) and its two signatures."""
     proof = _consistency(prev, writer.leaves)
     trailer = {"consistency": None if proof is None else [p.hex() for p in proof]}
     manifest = writer.close_manifest(trailer)
@@ -167,7 +168,10 @@ def _finish(
     )
 
 
-def _header(kind: str, origin: str, count: int, prev: PrevLink | None, key: CompositeKey) -> dict:
+def bundle_header(
+    kind: str, origin: str, count: int, prev: PrevLink | None, key: CompositeKey
+) -> dict:
+    """The header fields every bundle has (see nodus-bundle(5)); callers add their kind's."""
     return {
         "kind": kind,
         "origin": origin,
@@ -280,7 +284,7 @@ def build_files(
     files = [f for f in files if os.path.abspath(root / f) != out_rel]
     if not files:
         raise InputError("nothing to seal: no regular files under the given paths")
-    header = _header("files", origin, len(files), prev, key)
+    header = bundle_header("files", origin, len(files), prev, key)
     header.update(inputs=inputs, embed=embed)
     try:
         with atomic_writer(output) as handle:
@@ -290,7 +294,9 @@ def build_files(
                 writer.add(file_entry(rel, size, leaf, content), leaf)
                 if on_progress:
                     on_progress(size)
-            return _finish(writer, kind="files", output=output, origin=origin, prev=prev, key=key)
+            return finish_bundle(
+                writer, kind="files", output=output, origin=origin, prev=prev, key=key
+            )
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
 
@@ -321,7 +327,7 @@ def seal_rows(
     con.execute("BEGIN TRANSACTION")  # one snapshot for the count and every batch
     try:
         count, top = selection.extent()
-        header = _header("rows", origin, count, prev, key)
+        header = bundle_header("rows", origin, count, prev, key)
         header.update(
             table=table,
             columns=selection.columns,
@@ -340,7 +346,7 @@ def seal_rows(
                         on_progress(len(batch))
                 if writer.count != count:
                     raise InputError(f"table {table!r} changed while sealing")
-                result = _finish(
+                result = finish_bundle(
                     writer, kind="rows", output=output, origin=origin, prev=prev, key=key
                 )
         except OSError as exc:

@@ -396,8 +396,3 @@ def _hint(proof: note.TlogProof) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def export_vkey(key: TrustedKey, origin: str) -> str:
-    """The C2SP vkey a standard signed-note verifier needs for ``origin``'s Ed25519 line."""
-    return note.Ed25519Verifier(origin, key.ed25519).vkey()

@@ -192,7 +192,7 @@ def test_ed25519_line_opens_with_a_standard_vkey(cli: Invoke, signer: Path, tmp_
 def test_paths_never_leave_the_root(cli: Invoke, signer: Path, tmp_path: Path, signing_key) -> None:  # type: ignore[no-untyped-def]
     from nodus_cli.audit import merkle
     from nodus_cli.audit.bundle import BundleWriter, file_entry
-    from nodus_cli.audit.seal import _finish, _header
+    from nodus_cli.audit.seal import bundle_header, finish_bundle
 
     outside = tmp_path / "secret.txt"
     outside.write_text("do not read\n")
@@ -205,14 +205,14 @@ def test_paths_never_leave_the_root(cli: Invoke, signer: Path, tmp_path: Path, s
         writer = BundleWriter(
             handle,
             {
-                **_header("files", "nodus/files", 3, None, signing_key),
+                **bundle_header("files", "nodus/files", 3, None, signing_key),
                 "inputs": ["."],
                 "embed": False,
             },
         )
         for path in ("../secret.txt", str(outside), "link.txt"):
             writer.add(file_entry(path, 12, leaf), leaf)
-        _finish(
+        finish_bundle(
             writer, kind="files", output=hostile, origin="nodus/files", prev=None, key=signing_key
         )
     code, report = _verify(cli, hostile, "--root", str(root), "--trust", str(signer))

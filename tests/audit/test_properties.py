@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from nodus_cli.audit import merkle
 from nodus_cli.audit.bundle import BundleWriter
-from nodus_cli.audit.seal import _finish, _header, build_files
+from nodus_cli.audit.seal import build_files, bundle_header, finish_bundle
 from nodus_cli.audit.verify import prove, verify_bundle, verify_proof
 from nodus_cli.errors import NodusError
 
@@ -121,11 +121,13 @@ def rows_case(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> dic
         path = base / f"rows{count}.bundle"
         with path.open("wb") as handle:
             writer = BundleWriter(
-                handle, {**_header("rows", "nodus/t", count, prev, signing_key), "table": "t"}
+                handle, {**bundle_header("rows", "nodus/t", count, prev, signing_key), "table": "t"}
             )
             for row in rows[:count]:
                 writer.add(row, merkle.leaf_hash(row))
-            _finish(writer, kind="rows", output=path, origin="nodus/t", prev=prev, key=signing_key)
+            finish_bundle(
+                writer, kind="rows", output=path, origin="nodus/t", prev=prev, key=signing_key
+            )
         made = read_bundle(path)
         prev = PrevLink(made.digest, made.size, made.checkpoint.root, made.origin)
         paths.append(path)
