@@ -183,7 +183,7 @@ class Ed25519Verifier:
 
         try:
             self.public.verify(signature, message)
-        except InvalidSignature:
+        except (InvalidSignature, ValueError):
             return False
         return True
 
@@ -230,7 +230,7 @@ class EcdsaVerifier:
             return False
         try:
             key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
+        except (InvalidSignature, ValueError):
             return False
         return True
 

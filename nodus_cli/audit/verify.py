@@ -115,13 +115,18 @@ def check_signature(
             return
 
 
-def _created(bundle: Bundle) -> Any:
+def _created(bundle: Bundle, report: Report) -> Any:
+    """The signed sealing time (with its UTC offset), against which key validity is judged."""
     import datetime as dt
 
     try:
-        return dt.datetime.fromisoformat(str(bundle.header.get("created")))
+        created = dt.datetime.fromisoformat(str(bundle.header.get("created")))
     except ValueError:
+        created = None
+    if created is None or created.tzinfo is None:
+        report.problems.append("the bundle has no valid sealing time")
         return None
+    return created
 
 
 # --- one bundle -------------------------------------------------------------------------
@@ -292,7 +297,7 @@ def verify_bundle(
         _check_files(bundle, root, report)
     elif store is not None:
         _check_rows(bundle, store, report)
-    check_signature(bundle.signed, trusted, _created(bundle), report)
+    check_signature(bundle.signed, trusted, _created(bundle, report), report)
     if prev is not None:
         _check_link(bundle, read_bundle(prev, keep_entries=False), report)
     return report

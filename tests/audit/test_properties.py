@@ -261,3 +261,20 @@ def test_killed_build_leaves_no_partial_bundle(
         else:
             outcomes.add("absent")
     assert outcomes  # both are fine; a torn bundle is not
+
+
+def test_edited_header_fields_never_crash_verify(
+    rows_case: dict, trusted: Any, tmp_path: Path
+) -> None:
+    raw = rows_case["bytes"]
+    header = raw.split(b"\n")[1]
+    edits = [
+        header.replace(b'+00:00"', b'"'),  # a sealing time without its offset
+        header.replace(b'"created":"', b'"created":"x'),
+        header.replace(b'"size":7', b'"size":"7"'),
+        header.replace(b'"table":"t"', b'"table":7'),
+    ]
+    for edited in edits:
+        assert edited != header
+        tampered = _write(tmp_path / "edited.bundle", raw.replace(header, edited, 1))
+        assert _outcome(lambda path=tampered: verify_bundle(path, trusted)) in (1, 2)
