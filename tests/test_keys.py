@@ -134,6 +134,9 @@ def test_keyring_files_are_private_and_listing_shows_no_secret(ws: Workspace, cl
     assert all(k["state"] == "primary" and k["created"] for k in keys)
     assert next(k for k in keys if k["purpose"] == "encrypt")["recipient"].startswith("age1pq1")
     assert "sealed" not in result.stdout and "ciphertext" not in result.stdout
+    exported = json.loads(cli("keys", "export", "--format", "json").stdout)["keys"]
+    assert [k["id"] for k in exported] == [k["id"] for k in keys]
+    assert all(k["public"] and "sealed" not in k for k in exported)
 
 
 def test_unlock_costs_at_least_a_quarter_second(ws: Workspace) -> None:
@@ -331,6 +334,12 @@ def test_rotate_rewrap_replaces_only_the_wrapped_key(ws: Workspace, cli, tmp_pat
     keys = cli("keys", "list", "--json").json()["keys"]
     states = {k["id"]: k["state"] for k in keys}
     assert states[old_id] == "retired" and list(states.values()).count("primary") == 2
+    result = cli("keys", "export", old_id)  # a retired key is no recipient any more
+    assert result.exit_code == 2 and one_error_line(result.stderr)
+    lines = cli("keys", "export", "--format", "age").stdout.splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        k["recipient"] for k in keys if k["state"] == "primary" and k["purpose"] == "encrypt"
+    ]
     assert cli("keys", "log", "--verify").exit_code == 0
 
 
@@ -440,16 +449,21 @@ class _Sink(io.RawIOBase):
         return len(data)
 
 
-def test_sealing_streams_with_flat_memory() -> None:
-    recipient = age.HybridRecipient(age.xwing.public_bytes(bytes(32)))
+def test_sealing_and_opening_stream_with_flat_memory(tmp_path: Path) -> None:
+    seed = bytes(32)
+    recipient = age.HybridRecipient(age.xwing.public_bytes(seed))
     age.seal(_Zeros(1 << 20), _Sink(), [recipient])  # warm up imports
+    sealed = tmp_path / "big.age"
     pid = os.fork()
     if pid == 0:
         try:
             baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            age.seal(io.BufferedReader(_Zeros(256 << 20)), _Sink(), [recipient])
+            with sealed.open("wb") as target:
+                age.seal(io.BufferedReader(_Zeros(192 << 20)), target, [recipient])
+            with sealed.open("rb") as source:
+                _, size = age.open_file(source, _Sink(), [age.HybridIdentity(seed)])
             grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
-            os._exit(0 if grown < 32 * 1024 else 1)  # KiB: far below the 256 MiB sealed
+            os._exit(0 if grown < 32 * 1024 and size == 192 << 20 else 1)  # KiB
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)

@@ -41,6 +41,12 @@ class Purpose(enum.StrEnum):
     encrypt = "encrypt"
 
 
+class ExportFormat(enum.StrEnum):
+    nodus = "nodus"
+    age = "age"
+    json = "json"
+
+
 PurposeOption = Annotated[
     Purpose | None,
     typer.Option("--purpose", help="Key purpose: sign or encrypt.", case_sensitive=False),
@@ -303,6 +309,16 @@ def export(
         str | None, typer.Argument(help="Export this key only.", show_default=False)
     ] = None,
     purpose: PurposeOption = None,
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="nodus: nodus-sign-v1 lines and age1pq1 recipients (what --trust, -r and "
+            "import read); age: recipients only (an age recipients file); json.",
+            case_sensitive=False,
+        ),
+    ] = ExportFormat.nodus,
     output: OutputOption = None,
     identity: Annotated[
         bool,
@@ -315,9 +331,12 @@ def export(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write public keys: nodus-sign-v1 lines (for --trust) and age1pq1 recipients (for -r)."""
-    from nodus_cli.keys import signing
-    from nodus_cli.keys.keyring import DESTROYED, SIGN
+    """Write public keys only, in a form --trust, -r and 'nodus keys import' accept.
+
+    Signing keys are exported in every state (they verify old signatures); encryption
+    keys only while they may encrypt (primary or active, not expired).
+    """
+    from nodus_cli.keys.keyring import SIGN, utc_now
 
     keyring = _keyring()
     if key_id and purpose:
@@ -325,17 +344,47 @@ def export(
     if identity:
         _export_identity(key_id, output, passphrase_file, as_json)
         return
+    now = utc_now()
     if key_id:
         records = [keyring.find(key_id)]
+        if records[0].purpose != SIGN and not records[0].can_create(now):
+            raise UsageError(f"key {key_id} can no longer encrypt: export the primary instead")
     else:
         records = [
             r
             for r in keyring.records()
             if (purpose is None or r.purpose == purpose.value)
-            and (r.purpose == SIGN or r.state != DESTROYED)
+            and (r.purpose == SIGN or r.can_create(now))
         ]
+    if export_format is ExportFormat.age:
+        records = [r for r in records if r.purpose != SIGN]
     if not records:
         raise UsageError("no key to export")
+    text = _export_text(records, export_format, now)
+    if output is not None and str(output) != "-":
+        with _output(output) as handle:
+            handle.write(text.encode())
+    elif not as_json:
+        sys.stdout.write(text)
+    if as_json:
+        emit_json(
+            {
+                "keys": [r.public_summary(now) for r in records],
+                "format": export_format.value,
+                "output": str(output) if output else None,
+                "text": text,
+            }
+        )
+
+
+def _export_text(records: list[KeyRecord], export_format: ExportFormat, now: dt.datetime) -> str:
+    from nodus_cli.cli.output import dumps
+    from nodus_cli.keys import signing
+    from nodus_cli.keys.keyring import SIGN, b64
+
+    if export_format is ExportFormat.json:
+        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
+        return dumps({"keys": keys}) + "\n"
     lines = []
     sign_keys = [r.signing_public_key() for r in records if r.purpose == SIGN]
     if sign_keys:
@@ -346,20 +395,7 @@ def export(
                 f"# encrypt key {record.key_id} ({record.state}, created {record.created})"
             )
             lines.append(record.recipient() or "")
-    text = "\n".join(lines) + "\n"
-    if output is not None and str(output) != "-":
-        with _output(output) as handle:
-            handle.write(text.encode())
-    elif not as_json:
-        sys.stdout.write(text)
-    if as_json:
-        emit_json(
-            {
-                "keys": [r.public_summary() for r in records],
-                "output": str(output) if output else None,
-                "text": text,
-            }
-        )
+    return "\n".join(lines) + "\n"
 
 
 def _export_identity(
