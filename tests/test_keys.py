@@ -372,6 +372,34 @@ def test_rewrap_killed_at_a_random_point_leaves_a_whole_file(
         assert plain.getvalue() == data
 
 
+def _rotate_forever(unlocked: UnlockedKeyring) -> None:
+    try:
+        while True:
+            unlocked.rotate(ENCRYPT)
+            unlocked.save()
+    finally:
+        os._exit(0)
+
+
+def test_changes_killed_at_a_random_point_leave_a_usable_keyring(
+    unlocked: UnlockedKeyring, ws: Workspace
+) -> None:
+    rng = random.Random(7)
+    for _ in range(10):
+        pid = os.fork()
+        if pid == 0:
+            _rotate_forever(unlocked)
+        time.sleep(rng.uniform(0.005, 0.06))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        unlocked.reload()  # the keyring file is whole, its MAC checks
+        report = _verify(ws)
+        assert report.ok or "killed" in report.problems[0], report.problems
+        unlocked.rotate(SIGN)
+        unlocked.save()  # drops entries an interrupted save left past the head
+        assert _verify(ws).ok
+
+
 # --- sealed files -------------------------------------------------------------------
 
 

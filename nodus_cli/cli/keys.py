@@ -192,13 +192,13 @@ def rotate(
     now = utc_now()
     old, new = unlocked.rotate(purpose.value, not_after=_not_after(not_after, now), now=now)
     unlocked.save()
-    rewrapped = []
+    rewrapped: list[dict[str, str]] = []
     if rewrap and files:
         identities = keyring_identities(unlocked)
         recipient = age.HybridRecipient(new.public)
         for path in files:
-            rewrap_file(path, identities, [recipient])
-            rewrapped.append(str(path))
+            unwrapped_by = rewrap_file(path, identities, [recipient])
+            rewrapped.append({"file": str(path), "was_wrapped_to": unwrapped_by})
     _journal(
         {
             "rotated": purpose.value,
@@ -220,8 +220,8 @@ def rotate(
     if old:
         verb = "verifies" if old.purpose == "sign" else "decrypts"
         say(f"Key {old.key_id} is now {old.state}: it only {verb}")
-    for path_text in rewrapped:
-        say(f"Rewrapped {path_text}")
+    for item in rewrapped:
+        say(f"Rewrapped {item['file']} (was wrapped to {item['was_wrapped_to']})")
 
 
 LIST_COLUMNS = ["id", "purpose", "state", "created", "not_after", "expired", "recipient"]
@@ -575,7 +575,7 @@ def open_sealed(
         _progress_for(file, "opening") as advance,
     ):
         used, size = age.open_file(source, sink, identities, advance)
-    label = getattr(used, "label", "")
+    label = used.label
     if as_json:
         emit_json({"input": str(file), "output": str(target), "bytes": size, "identity": label})
     elif target is not None:

@@ -181,7 +181,9 @@ def keyring_identities(unlocked: UnlockedKeyring) -> list[age.Identity]:
 def rewrap_file(
     path: Path, identities: list[age.Identity], recipients: list[age.HybridRecipient]
 ) -> str:
-    """Replace the file's wrapped keys atomically; the payload bytes stay as they are."""
+    """Replace the file's wrapped keys atomically; the payload bytes stay as they are.
+
+    Returns the label of the keyring key that opened the file before."""
     try:
         with (
             path.open("rb") as source,
@@ -190,4 +192,4 @@ def rewrap_file(
             identity = age.rewrap(source, target, identities, recipients)
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
-    return getattr(identity, "label", "")
+    return identity.label
