@@ -321,8 +321,12 @@ def test_rotate_rewrap_replaces_only_the_wrapped_key(ws: Workspace, cli, tmp_pat
     identity = tmp_path / "old.key"
     assert cli("keys", "export", old_id, "--identity", "-o", str(identity)).exit_code == 0
     assert identity.stat().st_mode & 0o777 == 0o600
+    result = cli("keys", "rotate", "--purpose", "encrypt", "--rewrap", str(sealed), str(secret))
+    assert result.exit_code == 1 and one_error_line(result.stderr)  # not sealed: nothing done
+    assert len(Keyring(ws).records()) == 2 and sealed.read_bytes() == before
     result = cli("keys", "rotate", "--purpose", "encrypt", "--rewrap", str(sealed), "--json")
     assert result.exit_code == 0, result.stderr
+    assert result.json()["rewrapped"] == [{"file": str(sealed), "was_wrapped_to": old_id}]
     after = sealed.read_bytes()
     payload_before = before[before.index(b"\n--- ") + 48 :]
     assert after.endswith(payload_before) and after != before

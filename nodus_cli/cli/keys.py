@@ -82,6 +82,7 @@ def _unlock(passphrase_file: Path | None, *, create: bool = False) -> UnlockedKe
 
 
 def _journal(summary: dict[str, Any], outcome: str = "ok") -> None:
+    """Keyring changes live outside the store: the journal row is appended on its own."""
     with state.open_store() as store:
         store.record(outcome, summary)
 
@@ -126,7 +127,7 @@ def _output(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
     try:
         with atomic_writer(path, mode) as handle:
             yield handle
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
 
 
@@ -181,7 +182,7 @@ def rotate(
 ) -> None:
     """Make a new primary key; the old one keeps verifying or decrypting only."""
     from nodus_cli.keys import age
-    from nodus_cli.keys.files import keyring_identities, rewrap_file
+    from nodus_cli.keys.files import check_sealed, keyring_identities, rewrap_file
     from nodus_cli.keys.keyring import ENCRYPT, utc_now
 
     if files and not rewrap:
@@ -189,24 +190,22 @@ def rotate(
     if rewrap and (purpose.value != ENCRYPT or not files):
         raise UsageError("--rewrap takes sealed FILES and --purpose encrypt")
     unlocked = _unlock(passphrase_file)
+    identities = keyring_identities(unlocked) if rewrap else []
+    for path in files or []:  # every file must open before anything changes
+        check_sealed(path, identities)
     now = utc_now()
     old, new = unlocked.rotate(purpose.value, not_after=_not_after(not_after, now), now=now)
     unlocked.save()
     rewrapped: list[dict[str, str]] = []
-    if rewrap and files:
-        identities = keyring_identities(unlocked)
-        recipient = age.HybridRecipient(new.public)
-        for path in files:
-            unwrapped_by = rewrap_file(path, identities, [recipient])
+    summary = {"rotated": purpose.value, "old": old.key_id if old else None, "new": new.key_id}
+    try:
+        for path in files or []:
+            unwrapped_by = rewrap_file(path, identities, [age.HybridRecipient(new.public)])
             rewrapped.append({"file": str(path), "was_wrapped_to": unwrapped_by})
-    _journal(
-        {
-            "rotated": purpose.value,
-            "old": old.key_id if old else None,
-            "new": new.key_id,
-            "rewrapped": len(rewrapped),
-        }
-    )
+    except BaseException:
+        _journal({**summary, "rewrapped": len(rewrapped)}, "error")
+        raise
+    _journal({**summary, "rewrapped": len(rewrapped)})
     if as_json:
         emit_json(
             {
