@@ -41,6 +41,12 @@ class Purpose(enum.StrEnum):
     encrypt = "encrypt"
 
 
+class ExportFormat(enum.StrEnum):
+    nodus = "nodus"
+    age = "age"
+    json = "json"
+
+
 PurposeOption = Annotated[
     Purpose | None,
     typer.Option("--purpose", help="Key purpose: sign or encrypt.", case_sensitive=False),
@@ -76,6 +82,7 @@ def _unlock(passphrase_file: Path | None, *, create: bool = False) -> UnlockedKe
 
 
 def _journal(summary: dict[str, Any], outcome: str = "ok") -> None:
+    """Keyring changes live outside the store: the journal row is appended on its own."""
     with state.open_store() as store:
         store.record(outcome, summary)
 
@@ -120,7 +127,7 @@ def _output(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
     try:
         with atomic_writer(path, mode) as handle:
             yield handle
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
 
 
@@ -175,7 +182,7 @@ def rotate(
 ) -> None:
     """Make a new primary key; the old one keeps verifying or decrypting only."""
     from nodus_cli.keys import age
-    from nodus_cli.keys.files import keyring_identities, rewrap_file
+    from nodus_cli.keys.files import check_sealed, keyring_identities, rewrap_file
     from nodus_cli.keys.keyring import ENCRYPT, utc_now
 
     if files and not rewrap:
@@ -183,24 +190,22 @@ def rotate(
     if rewrap and (purpose.value != ENCRYPT or not files):
         raise UsageError("--rewrap takes sealed FILES and --purpose encrypt")
     unlocked = _unlock(passphrase_file)
+    identities = keyring_identities(unlocked) if rewrap else []
+    for path in files or []:  # every file must open before anything changes
+        check_sealed(path, identities)
     now = utc_now()
     old, new = unlocked.rotate(purpose.value, not_after=_not_after(not_after, now), now=now)
     unlocked.save()
-    rewrapped = []
-    if rewrap and files:
-        identities = keyring_identities(unlocked)
-        recipient = age.HybridRecipient(new.public)
-        for path in files:
-            rewrap_file(path, identities, [recipient])
-            rewrapped.append(str(path))
-    _journal(
-        {
-            "rotated": purpose.value,
-            "old": old.key_id if old else None,
-            "new": new.key_id,
-            "rewrapped": len(rewrapped),
-        }
-    )
+    rewrapped: list[dict[str, str]] = []
+    summary = {"rotated": purpose.value, "old": old.key_id if old else None, "new": new.key_id}
+    try:
+        for path in files or []:
+            unwrapped_by = rewrap_file(path, identities, [age.HybridRecipient(new.public)])
+            rewrapped.append({"file": str(path), "was_wrapped_to": unwrapped_by})
+    except BaseException:
+        _journal({**summary, "rewrapped": len(rewrapped)}, "error")
+        raise
+    _journal({**summary, "rewrapped": len(rewrapped)})
     if as_json:
         emit_json(
             {
@@ -214,8 +219,8 @@ def rotate(
     if old:
         verb = "verifies" if old.purpose == "sign" else "decrypts"
         say(f"Key {old.key_id} is now {old.state}: it only {verb}")
-    for path_text in rewrapped:
-        say(f"Rewrapped {path_text}")
+    for item in rewrapped:
+        say(f"Rewrapped {item['file']} (was wrapped to {item['was_wrapped_to']})")
 
 
 LIST_COLUMNS = ["id", "purpose", "state", "created", "not_after", "expired", "recipient"]
@@ -303,6 +308,16 @@ def export(
         str | None, typer.Argument(help="Export this key only.", show_default=False)
     ] = None,
     purpose: PurposeOption = None,
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="nodus: nodus-sign-v1 lines and age1pq1 recipients (what --trust, -r and "
+            "import read); age: recipients only (an age recipients file); json.",
+            case_sensitive=False,
+        ),
+    ] = ExportFormat.nodus,
     output: OutputOption = None,
     identity: Annotated[
         bool,
@@ -315,9 +330,12 @@ def export(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write public keys: nodus-sign-v1 lines (for --trust) and age1pq1 recipients (for -r)."""
-    from nodus_cli.keys import signing
-    from nodus_cli.keys.keyring import DESTROYED, SIGN
+    """Write public keys only, in a form --trust, -r and 'nodus keys import' accept.
+
+    Signing keys are exported in every state (they verify old signatures); encryption
+    keys only while they may encrypt (primary or active, not expired).
+    """
+    from nodus_cli.keys.keyring import SIGN, utc_now
 
     keyring = _keyring()
     if key_id and purpose:
@@ -325,17 +343,47 @@ def export(
     if identity:
         _export_identity(key_id, output, passphrase_file, as_json)
         return
+    now = utc_now()
     if key_id:
         records = [keyring.find(key_id)]
+        if records[0].purpose != SIGN and not records[0].can_create(now):
+            raise UsageError(f"key {key_id} can no longer encrypt: export the primary instead")
     else:
         records = [
             r
             for r in keyring.records()
             if (purpose is None or r.purpose == purpose.value)
-            and (r.purpose == SIGN or r.state != DESTROYED)
+            and (r.purpose == SIGN or r.can_create(now))
         ]
+    if export_format is ExportFormat.age:
+        records = [r for r in records if r.purpose != SIGN]
     if not records:
         raise UsageError("no key to export")
+    text = _export_text(records, export_format, now)
+    if output is not None and str(output) != "-":
+        with _output(output) as handle:
+            handle.write(text.encode())
+    elif not as_json:
+        sys.stdout.write(text)
+    if as_json:
+        emit_json(
+            {
+                "keys": [r.public_summary(now) for r in records],
+                "format": export_format.value,
+                "output": str(output) if output else None,
+                "text": text,
+            }
+        )
+
+
+def _export_text(records: list[KeyRecord], export_format: ExportFormat, now: dt.datetime) -> str:
+    from nodus_cli.cli.output import dumps
+    from nodus_cli.keys import signing
+    from nodus_cli.keys.keyring import SIGN, b64
+
+    if export_format is ExportFormat.json:
+        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
+        return dumps({"keys": keys}) + "\n"
     lines = []
     sign_keys = [r.signing_public_key() for r in records if r.purpose == SIGN]
     if sign_keys:
@@ -346,20 +394,7 @@ def export(
                 f"# encrypt key {record.key_id} ({record.state}, created {record.created})"
             )
             lines.append(record.recipient() or "")
-    text = "\n".join(lines) + "\n"
-    if output is not None and str(output) != "-":
-        with _output(output) as handle:
-            handle.write(text.encode())
-    elif not as_json:
-        sys.stdout.write(text)
-    if as_json:
-        emit_json(
-            {
-                "keys": [r.public_summary() for r in records],
-                "output": str(output) if output else None,
-                "text": text,
-            }
-        )
+    return "\n".join(lines) + "\n"
 
 
 def _export_identity(
@@ -539,7 +574,7 @@ def open_sealed(
         _progress_for(file, "opening") as advance,
     ):
         used, size = age.open_file(source, sink, identities, advance)
-    label = getattr(used, "label", "")
+    label = used.label
     if as_json:
         emit_json({"input": str(file), "output": str(target), "bytes": size, "identity": label})
     elif target is not None:

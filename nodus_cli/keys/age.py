@@ -182,6 +182,8 @@ class Stanza:
 
 
 class Identity(Protocol):
+    label: str  # names the identity in messages (a key id, a file and line)
+
     def unwrap(self, stanza: Stanza) -> bytes | None:
         """The file key, None when the stanza is not for this identity; raises on a bad one."""
         ...
@@ -229,6 +231,7 @@ class HybridIdentity:
         self.label = label
 
     def unwrap(self, stanza: Stanza) -> bytes | None:
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.asymmetric import x25519
 
         if stanza.type != HYBRID_TYPE:
@@ -242,7 +245,7 @@ class HybridIdentity:
             raise AgeHeaderError("invalid mlkem768x25519 stanza: low-order X25519 share") from None
         try:
             return bytes(_hpke_suite().decrypt(enc + stanza.body, self._private, HYBRID_INFO))
-        except Exception:  # InvalidTag and friends: not this identity
+        except (InvalidTag, ValueError):  # sealed to someone else
             return None
 
 

@@ -178,10 +178,22 @@ def keyring_identities(unlocked: UnlockedKeyring) -> list[age.Identity]:
     return [age.HybridIdentity(seed, record.key_id) for record, seed in unlocked.decryption_seeds()]
 
 
+def check_sealed(path: Path, identities: list[age.Identity]) -> str:
+    """The label of the identity that opens ``path``'s header (payload not read)."""
+    try:
+        with path.open("rb") as source:
+            header = age.read_header(age.unarmored(source))
+            return age.unwrap_file_key(header, identities)[1].label
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+
+
 def rewrap_file(
     path: Path, identities: list[age.Identity], recipients: list[age.HybridRecipient]
 ) -> str:
-    """Replace the file's wrapped keys atomically; the payload bytes stay as they are."""
+    """Replace the file's wrapped keys atomically; the payload bytes stay as they are.
+
+    Returns the label of the keyring key that opened the file before."""
     try:
         with (
             path.open("rb") as source,
@@ -190,4 +202,4 @@ def rewrap_file(
             identity = age.rewrap(source, target, identities, recipients)
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
-    return getattr(identity, "label", "")
+    return identity.label

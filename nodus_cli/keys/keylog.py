@@ -79,10 +79,27 @@ def make_entry(
     return line, {"seq": entry["seq"], "sha256": hashlib.sha256(line).hexdigest()}
 
 
-def append_lines(path: Path, lines: list[bytes]) -> None:
-    """Append entries durably (the log is append-only; mode 0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+def append_lines(path: Path, lines: list[bytes], committed: dict[str, Any]) -> None:
+    """Append entries durably after the ``committed`` head (the keyring's; mode 0600).
+
+    Entries past the committed head were written by a command that died before it
+    saved the keyring: they never took effect and are dropped first. A log shorter
+    than the head, or one that differs from it, was tampered with and is refused.
+    """
+    existing = read_entries(path)
+    seq = committed["seq"]
+    last = hashlib.sha256(existing[seq - 1]).hexdigest() if 0 < seq <= len(existing) else GENESIS
+    if len(existing) < seq or last != committed["sha256"]:
+        from nodus_cli.keys.errors import KeyringTampered
+
+        raise KeyringTampered(
+            f"{path}: the key log does not match the keyring (run 'nodus keys log --verify')"
+        )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
+        keep = sum(len(line) + 1 for line in existing[:seq])
+        os.ftruncate(fd, keep)
+        os.lseek(fd, keep, os.SEEK_SET)
         os.write(fd, b"".join(line + b"\n" for line in lines))
         os.fsync(fd)
     finally:
@@ -160,7 +177,8 @@ def verify_log(
         if len(lines) != head.get("seq") or prev_hash != head.get("sha256"):
             problems.append(
                 f"the log has {len(lines)} entries but the keyring records {head.get('seq')} "
-                "(entries were deleted, added or replaced)"
+                "(entries were deleted, added or replaced; entries past the keyring's are "
+                "also left by a command that was killed, and the next change drops them)"
             )
         else:
             problems.extend(_compare(keys, records))

@@ -267,12 +267,6 @@ class Keyring:
                 return record
         raise NotFoundError(f"no key {key_id!r} in the keyring")
 
-    def primary(self, purpose: str) -> KeyRecord | None:
-        for record in self.records():
-            if record.purpose == purpose and record.state == PRIMARY:
-                return record
-        return None
-
     def public_signing_keys(self) -> list[signing.SigningPublicKey]:
         return [r.signing_public_key() for r in self.records() if r.purpose == SIGN]
 
@@ -287,6 +281,11 @@ class Keyring:
         if not self.exists:
             if not create:
                 self.document()  # raises NotFoundError with a hint
+            if keylog.read_entries(self.log_path):
+                raise UsageError(
+                    f"{self.log_path} exists but {self.path} does not: move the old key log "
+                    "away before making a new keyring"
+                )
             return UnlockedKeyring.create(self, passphrase)
         document = self.document()
         try:
@@ -373,6 +372,7 @@ class UnlockedKeyring:
         self._seal_key = _subkey(master, b"seal")
         self._mac_key = _subkey(master, b"mac")
         self._pending_log: list[bytes] = []
+        self._committed_head = dict(document.log_head)
 
     @classmethod
     def create(cls, keyring: Keyring, passphrase: bytes) -> UnlockedKeyring:
@@ -415,18 +415,28 @@ class UnlockedKeyring:
     def save(self) -> None:
         """Append new key-log entries, then replace the keyring atomically (mode 0600).
 
-        A crash between the two leaves log entries past the recorded head, which
-        ``nodus keys log --verify`` reports."""
+        The keyring is the commit point: a crash between the two leaves log entries past
+        its recorded head, which ``nodus keys log --verify`` reports and the next save
+        drops (they never took effect)."""
         self.document.mac = self._mac()
         data = self.document.body()
         data["mac"] = self.document.mac
         data["sha256"] = hashlib.sha256(canonical_json(data)).hexdigest()
         self.keyring.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._pending_log:
-            keylog.append_lines(self.keyring.log_path, self._pending_log)
+            keylog.append_lines(self.keyring.log_path, self._pending_log, self._committed_head)
             self._pending_log = []
         atomic_write(self.keyring.path, canonical_json(data) + b"\n", mode=0o600)
         self.keyring._document = self.document
+        self._committed_head = dict(self.document.log_head)
+
+    def reload(self) -> None:
+        """Re-read the keyring another process may have changed, with no new key derivation."""
+        self.keyring._document = None
+        self.document = self.keyring.document()
+        self._pending_log = []
+        self._committed_head = dict(self.document.log_head)
+        self.check()
 
     # --- private parts ------------------------------------------------------------
 

@@ -97,10 +97,6 @@ class SigningPublicKey:
             raise InputError(f"invalid composite public key: {exc}") from None
         return cls(key_id, ed25519, mldsa, **validity)
 
-    def fingerprint(self) -> str:
-        """SHA-256 of the raw public key, hex."""
-        return hashlib.sha256(self.to_bytes()).hexdigest()
-
     def verify(self, message: bytes, signature: bytes, context: bytes = b"") -> bool:
         """True only when both the ML-DSA-65 and the Ed25519 signature verify."""
         return self.verify_digest(hashlib.sha512(message).digest(), signature, context)
