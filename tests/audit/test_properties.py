@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from nodus_cli.audit import merkle
 from nodus_cli.audit.bundle import BundleWriter
 from nodus_cli.audit.seal import build_files, bundle_header, finish_bundle
-from nodus_cli.audit.verify import prove, verify_bundle, verify_proof
+from nodus_cli.audit.verify import prove, verify_bundle, verify_chain, verify_proof
 from nodus_cli.errors import NodusError
 
 N_MAX = 128
@@ -107,31 +107,61 @@ def files_case(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> di
     return {"root": root, "bundle": bundle, "bytes": bundle.read_bytes()}
 
 
-@pytest.fixture(scope="module")
-def rows_case(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> dict[str, Any]:
-    """A chain of two row bundles, the second extending the first."""
+def _row_chain(base: Path, key: Any, counts: Sequence[int]) -> list[Path]:
+    """Row bundles of one origin, each extending the one before."""
     from nodus_cli.audit.bundle import read_bundle
     from nodus_cli.audit.seal import PrevLink
 
-    base = tmp_path_factory.mktemp("rows")
-    rows = [f'{{"n":{i},"msg":"row {i}"}}'.encode() for i in range(12)]
+    rows = [f'{{"n":{i},"msg":"row {i}"}}'.encode() for i in range(max(counts))]
     paths = []
     prev = None
-    for count in (7, 12):
+    for count in counts:
         path = base / f"rows{count}.bundle"
         with path.open("wb") as handle:
-            writer = BundleWriter(
-                handle, {**bundle_header("rows", "nodus/t", count, prev, signing_key), "table": "t"}
-            )
+            header = {**bundle_header("rows", "nodus/t", count, prev, key), "table": "t"}
+            writer = BundleWriter(handle, header)
             for row in rows[:count]:
                 writer.add(row, merkle.leaf_hash(row))
-            finish_bundle(
-                writer, kind="rows", output=path, origin="nodus/t", prev=prev, key=signing_key
-            )
+            finish_bundle(writer, kind="rows", output=path, origin="nodus/t", prev=prev, key=key)
         made = read_bundle(path)
         prev = PrevLink(made.digest, made.size, made.checkpoint.root, made.origin)
         paths.append(path)
-    return {"first": paths[0], "second": paths[1], "bytes": paths[1].read_bytes()}
+    return paths
+
+
+@pytest.fixture(scope="module")
+def rows_case(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> dict[str, Any]:
+    """A chain of two row bundles, the second extending the first."""
+    first, second = _row_chain(tmp_path_factory.mktemp("rows"), signing_key, (7, 12))
+    return {"first": first, "second": second, "bytes": second.read_bytes()}
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> list[Path]:
+    return _row_chain(tmp_path_factory.mktemp("history"), signing_key, (3, 5, 8, 13, 21))
+
+
+@given(data=st.data())
+@settings(max_examples=40, deadline=None)
+def test_a_removed_link_or_a_replayed_bundle_breaks_the_chain(
+    data: st.DataObject, history: list[Path], trusted: Any
+) -> None:
+    """Dropping a bundle inside the history, or replaying an old one later, is caught.
+
+    (Dropping the first or the last one leaves a shorter history that is still true.)
+    """
+    chain = list(history)
+    if data.draw(st.booleans()):
+        del chain[data.draw(st.integers(1, len(chain) - 2))]
+    else:
+        old = data.draw(st.integers(0, len(chain) - 2))
+        chain.insert(data.draw(st.integers(old + 2, len(chain))), chain[old])
+    assert verify_chain(chain, trusted).exit_code == 1
+
+
+def test_the_whole_history_verifies(history: list[Path], trusted: Any) -> None:
+    assert verify_chain(history, trusted).exit_code == 0
+    assert verify_chain(history[1:-1], trusted).exit_code == 0
 
 
 def _write(path: Path, data: bytes) -> Path:
