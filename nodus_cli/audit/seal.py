@@ -352,7 +352,7 @@ def seal_rows(
         except OSError as exc:
             raise InputError(f"cannot write {output}: {exc.strerror}") from None
     finally:
-        con.execute("COMMIT")
+        con.execute("ROLLBACK")  # a read-only snapshot: nothing to keep
     return result
 
 

@@ -233,7 +233,7 @@ def _check_rows(bundle: Bundle, store: Store, report: Report) -> None:
                     changed.append(str(index))
                 index += 1
     finally:
-        store.con.execute("COMMIT")
+        store.con.execute("ROLLBACK")  # a read-only snapshot: nothing to keep
     missing = [str(i) for i in range(count, len(bundle.entries))]
     appended = max(0, count - len(bundle.entries))
     report.details["entries"] = {
