@@ -422,6 +422,24 @@ def test_seal_and_open_through_stdin_and_stdout(ws: Workspace, cli, tmp_path: Pa
     assert result.exit_code == 0 and result.stdout == "piped secret"
 
 
+def test_seal_several_files_into_a_directory(ws: Workspace, cli, tmp_path: Path) -> None:
+    names = ["a.log", "b.log"]
+    for name in names:
+        (tmp_path / name).write_text(name * 1000)
+    out = tmp_path / "sealed"
+    out.mkdir()
+    export = tmp_path / "team.recipients"
+    assert cli("keys", "export", "--format", "age", "-o", str(export)).exit_code == 0
+    result = cli("keys", "seal", *(str(tmp_path / n) for n in names), "-r", str(export),
+                 "-o", str(out), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert [item["output"] for item in result.json()["sealed"]] == [
+        str(out / (n + ".age")) for n in names
+    ]
+    assert cli("keys", "seal", str(tmp_path / "a.log"), str(tmp_path / "b.log"), "-r",
+               "@keyring", "-o", str(export)).exit_code == 2  # fmt: skip
+
+
 def test_any_byte_of_a_sealed_file_changed_is_detected(unlocked: UnlockedKeyring) -> None:
     identities = keyring_identities(unlocked)
     recipient = age.HybridRecipient(unlocked.encryption_recipient().public)
