@@ -7,6 +7,7 @@ unlock once per test.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import io
@@ -421,6 +422,24 @@ def test_seal_and_open_through_stdin_and_stdout(ws: Workspace, cli, tmp_path: Pa
     assert result.exit_code == 0 and result.stdout == "piped secret"
 
 
+def test_seal_several_files_into_a_directory(ws: Workspace, cli, tmp_path: Path) -> None:
+    names = ["a.log", "b.log"]
+    for name in names:
+        (tmp_path / name).write_text(name * 1000)
+    out = tmp_path / "sealed"
+    out.mkdir()
+    export = tmp_path / "team.recipients"
+    assert cli("keys", "export", "--format", "age", "-o", str(export)).exit_code == 0
+    result = cli("keys", "seal", *(str(tmp_path / n) for n in names), "-r", str(export),
+                 "-o", str(out), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert [item["output"] for item in result.json()["sealed"]] == [
+        str(out / (n + ".age")) for n in names
+    ]
+    assert cli("keys", "seal", str(tmp_path / "a.log"), str(tmp_path / "b.log"), "-r",
+               "@keyring", "-o", str(export)).exit_code == 2  # fmt: skip
+
+
 def test_any_byte_of_a_sealed_file_changed_is_detected(unlocked: UnlockedKeyring) -> None:
     identities = keyring_identities(unlocked)
     recipient = age.HybridRecipient(unlocked.encryption_recipient().public)
@@ -632,3 +651,36 @@ def test_a_missing_keyring_says_how_to_make_one(cli) -> None:
     assert result.exit_code == 0 and result.json() == {"keys": []}
     result = cli("keys", "sign", "/dev/null")
     assert result.exit_code == 2 and "nodus keys generate" in result.stderr
+
+
+def test_the_passphrase_is_prompted_for_on_a_terminal(ws: Workspace, tmp_path: Path) -> None:
+    import pty
+    import select
+    import sys
+
+    from .conftest import PROJECT
+
+    document = tmp_path / "doc"
+    document.write_bytes(b"signed at a terminal")
+    env = {k: v for k, v in os.environ.items() if k != "NODUS_PASSPHRASE"}
+    env["PYTHONPATH"] = str(PROJECT)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(
+            sys.executable, [sys.executable, "-m", "nodus_cli", "keys", "sign", str(document)], env
+        )
+    seen = b""
+    prompted = False
+    with contextlib.suppress(OSError):  # EIO once the child has exited
+        while select.select([fd], [], [], 60)[0]:
+            chunk = os.read(fd, 1024)
+            if not chunk:
+                break
+            seen += chunk
+            if not prompted and b"passphrase" in seen.lower():
+                os.write(fd, PASSPHRASE.encode() + b"\r")
+                prompted = True
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert PASSPHRASE.encode() not in seen  # not echoed
+    assert (tmp_path / "doc.sig").read_text().startswith("nodus-signature-v1\n")
