@@ -356,8 +356,7 @@ def _render(result: ApplyResult, as_json: bool) -> None:
             f"{result.restored_generation} restored it)"
         )
     else:
-        verb = (
-            f"Rolled back to generation {result.rolled_back_to}: " if result.rolled_back_to else ""
-        )
+        back = result.rolled_back_to
+        verb = f"Rolled back to generation {back}: " if back is not None else ""
         checked = f"; check passed in {result.check.seconds:.2f} s" if result.check else ""
         say(f"{verb}Applied generation {result.generation} to {plan.target} ({what}){checked}.")
