@@ -132,9 +132,14 @@ def format_path(path: tuple[PathPart, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
             continue
-        key = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+        key = part if _BARE_KEY.fullmatch(part) else quote(part)
         text += f".{key}" if text else key
     return text or "(document)"
+
+
+def quote(text: str) -> str:
+    """A TOML basic string (JSON's escapes, plus DEL, which TOML does not allow raw)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def json_value(value: Any) -> Any:

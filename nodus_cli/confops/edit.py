@@ -9,7 +9,6 @@ again and compared with the expected document before it is accepted.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,7 +128,7 @@ def _apply_one(text: str, edit: Edit, name: str) -> str:
 
 def _expected(data: dict[str, Any], edit: Edit) -> dict[str, Any]:
     """The document the edit must produce, computed on plain values (validates the path)."""
-    result = copy.deepcopy(data)
+    result = _copy(data)
     node: Any = result
     for depth, part in enumerate(edit.path[:-1]):
         node = _step(node, part, edit, depth)
@@ -157,7 +156,7 @@ def _pruned(document: dict[str, Any], path: tuple[PathPart, ...]) -> dict[str, A
 
     tomlkit drops a dotted-key table (``a.b = 1``) once its last key is gone.
     """
-    result = copy.deepcopy(document)
+    result = _copy(document)
     for depth in range(len(path), 0, -1):
         parent: Any = result
         for part in path[: depth - 1]:
@@ -168,6 +167,15 @@ def _pruned(document: dict[str, Any], path: tuple[PathPart, ...]) -> dict[str, A
         else:
             break
     return result
+
+
+def _copy(value: Any) -> Any:
+    """Copy tables and arrays; leave scalars shared (rtoml's tzinfo cannot be deep-copied)."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def _step(node: Any, part: PathPart, edit: Edit, depth: int) -> Any:
@@ -207,7 +215,7 @@ def _value_item(edit: Edit) -> Any:
     import tomlkit
 
     assert edit.value is not None
-    return tomlkit.parse(f"v = {edit.value}")["v"]
+    return tomlkit.parse(f"v = {edit.value}").item("v")
 
 
 def _native(document: Any, edit: Edit) -> None:
