@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +18,8 @@ Kind = Literal["added", "removed", "changed"]
 PathPart = str | int
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _MISSING: Any = object()
+# Types whose values are semantically equal exactly when they have this type and are ==.
+_PLAIN = frozenset({str, int, bool, dt.date, dt.time, type(None)})
 
 
 def type_name(value: Any) -> str:
@@ -48,18 +49,22 @@ def type_name(value: Any) -> str:
 
 def same(a: Any, b: Any) -> bool:
     """Semantic equality: same type and value, recursively (NaN equals NaN)."""
-    kind = type_name(a)
-    if kind != type_name(b):
-        return False
-    if kind == "table":
+    kind = type(a)
+    if kind is not type(b):
+        if type_name(a) != type_name(b):
+            return False
+        kind = dict if isinstance(a, dict) else list if isinstance(a, list) else kind
+    if kind in _PLAIN:
+        return bool(a == b)
+    if kind is dict:
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if kind == "array":
+    if kind is list:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if kind == "float":
-        if math.isnan(a) or math.isnan(b):
+    if kind is float:
+        if a != b:
             return math.isnan(a) and math.isnan(b)
-        return bool(a == b and math.copysign(1, a) == math.copysign(1, b))
-    if kind == "datetime":
+        return a != 0 or math.copysign(1, a) == math.copysign(1, b)
+    if kind is dt.datetime:
         return bool(a == b and a.utcoffset() == b.utcoffset())
     return bool(a == b)
 
@@ -95,30 +100,45 @@ class Change:
 
 def semantic_diff(old: Any, new: Any) -> list[Change]:
     """Every added, removed and changed key path from ``old`` to ``new``."""
-    return list(_walk((), old, new))
+    changes: list[Change] = []
+    _walk((), old, new, changes)
+    return changes
 
 
-def _walk(path: tuple[PathPart, ...], old: Any, new: Any) -> Iterator[Change]:
-    old_kind, new_kind = type_name(old), type_name(new)
-    if old_kind == new_kind == "table":
+def _walk(path: tuple[PathPart, ...], old: Any, new: Any, out: list[Change]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
         for key, value in old.items():
-            if key in new:
-                yield from _walk((*path, key), value, new[key])
-            else:
-                yield Change((*path, key), "removed", old=value)
+            if key not in new:
+                out.append(Change((*path, key), "removed", old=value))
+                continue
+            other = new[key]
+            kind = type(value)
+            if kind is type(other) and value == other:  # the common cases, without a call
+                if kind in _PLAIN or (kind is float and value):
+                    continue
+                if kind is dt.datetime and value.utcoffset() == other.utcoffset():
+                    continue
+            if isinstance(value, dict | list):
+                _walk((*path, key), value, other, out)
+            elif not same(value, other):
+                out.append(Change((*path, key), "changed", old=value, new=other))
         for key, value in new.items():
             if key not in old:
-                yield Change((*path, key), "added", new=value)
-    elif old_kind == new_kind == "array" and (_holds_tables(old) or _holds_tables(new)):
+                out.append(Change((*path, key), "added", new=value))
+    elif (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and (_holds_tables(old) or _holds_tables(new))
+    ):
         for index in range(max(len(old), len(new))):
             if index >= len(new):
-                yield Change((*path, index), "removed", old=old[index])
+                out.append(Change((*path, index), "removed", old=old[index]))
             elif index >= len(old):
-                yield Change((*path, index), "added", new=new[index])
+                out.append(Change((*path, index), "added", new=new[index]))
             else:
-                yield from _walk((*path, index), old[index], new[index])
+                _walk((*path, index), old[index], new[index], out)
     elif not same(old, new):
-        yield Change(path, "changed", old=old, new=new)
+        out.append(Change(path, "changed", old=old, new=new))
 
 
 def _holds_tables(values: list[Any]) -> bool:
