@@ -323,13 +323,14 @@ def rollback_config(
 ) -> ApplyResult:
     """Apply an earlier generation's content through the same atomic path."""
     key = target_key(target)
-    if not dry_run:
-        settled = settle_pending(store, lock_timeout)
-    chosen = rollback_source(store, key, to)
-    content = content_of(store, key, chosen.generation)
     if dry_run:
+        chosen = rollback_source(store, key, to)
+        content = content_of(store, key, chosen.generation)
         plan = plan_config(key, content=content, expect_sha256=expect_sha256)
         return ApplyResult(plan, "rollback", dry_run=True, rolled_back_to=chosen.generation)
+    settled = settle_pending(store, lock_timeout)  # so that "current" is what is on disk
+    chosen = rollback_source(store, key, to)
+    content = content_of(store, key, chosen.generation)
     result = apply_config(
         store,
         key,
