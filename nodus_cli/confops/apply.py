@@ -69,7 +69,10 @@ def directory_lock(directory: Path, timeout: float) -> Iterator[None]:
         finally:
             _HELD[key] -= 1
         return
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError as exc:
+        raise InputError(f"cannot lock {directory}: {exc.strerror}") from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -365,6 +368,8 @@ def _switch_and_check(
     store: Store, result: ApplyResult, check: str | None, timeout: float, checkpoint: Checkpoint
 ) -> None:
     plan = result.plan
+    if not os.access(plan.real_path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write in {plan.real_path.parent}: permission denied")
     attributes = os.stat(plan.real_path)
     number, intent = _record_intent(store, plan, result.source, attributes, check)
     result.generation = number

@@ -101,7 +101,6 @@ def apply_edits(text: str, edits: Sequence[Edit], name: str = "TARGET") -> str:
 
 
 def _apply_one(text: str, edit: Edit, name: str) -> str:
-    import tomlkit
     from tomlkit.exceptions import TOMLKitError
 
     data = parse_toml(text, name)
@@ -112,9 +111,7 @@ def _apply_one(text: str, edit: Edit, name: str) -> str:
     attempts = (_splice, _native) if edit.value is not None else (_native,)
     for attempt in attempts:
         try:
-            document = tomlkit.parse(text)
-            attempt(document, edit)
-            result = tomlkit.dumps(document)
+            result = attempt(text, edit)
         except (TOMLKitError, KeyError, IndexError, TypeError, ValueError):
             continue
         try:
@@ -218,11 +215,12 @@ def _value_item(edit: Edit) -> Any:
     return tomlkit.parse(f"v = {edit.value}").item("v")
 
 
-def _native(document: Any, edit: Edit) -> None:
+def _native(text: str, edit: Edit) -> str:
     """tomlkit's own way: walk (creating tables), then assign or delete."""
     import tomlkit
 
-    node = document
+    document = tomlkit.parse(text)
+    node: Any = document
     for part in edit.path[:-1]:
         if isinstance(part, str) and part not in node:
             node[part] = tomlkit.table()
@@ -231,13 +229,16 @@ def _native(document: Any, edit: Edit) -> None:
         del node[edit.path[-1]]
     else:
         node[edit.path[-1]] = _value_item(edit)
+    return tomlkit.dumps(document)
 
 
-def _splice(document: Any, edit: Edit) -> None:
+def _splice(text: str, edit: Edit) -> str:
     """Replace an existing value in place, or add the key as one new line."""
+    import tomlkit
     from tomlkit.items import AoT, Array, InlineTable, Table
 
-    node = document
+    document = tomlkit.parse(text)
+    node: Any = document
     chain: list[Any] = []  # the containers walked through, root first
     missing = 0
     for missing, part in enumerate(edit.path):
@@ -249,19 +250,21 @@ def _splice(document: Any, edit: Edit) -> None:
             break
         if missing == len(edit.path) - 1:
             node[part] = _value_item(edit)  # an existing key: tomlkit keeps its line's trivia
-            return
+            return tomlkit.dumps(document)
         chain.append(node)
         node = node[part]
     rest = list(edit.path[missing:])
     if any(isinstance(part, int) for part in rest) or isinstance(node, AoT | Array):
         raise NotFoundError(f"--set {edit.key}: no such array element")
     if isinstance(node, InlineTable):
-        _native(document, edit)
-        return
+        return _native(text, edit)
     while isinstance(node, Table) and not _has_header(chain[-1], node):
         rest.insert(0, _key_of(chain[-1], node))
         node = chain.pop()
-    _insert_line(node, _render_line(rest, _value_item(edit)))
+    line = _render_line(rest, _value_item(edit))
+    if _insert_line(node, line):
+        return tomlkit.dumps(document)
+    return _insert_at_top(text, line)
 
 
 def _body(container: Any) -> list[tuple[Any, Any]]:
@@ -292,8 +295,8 @@ def _render_line(keys: list[PathPart], item: Any) -> str:
     return f"{format_path(tuple(keys))} = {item.as_string()}\n"
 
 
-def _insert_line(table: Any, line: str) -> None:
-    """Add ``line`` after the last plain key of ``table`` (a Table or the document)."""
+def _insert_line(table: Any, line: str) -> bool:
+    """Add ``line`` after the last plain key of ``table``; False for a document without one."""
     from tomlkit.items import AoT, Table
 
     body = _body(table)
@@ -303,12 +306,8 @@ def _insert_line(table: Any, line: str) -> None:
     elif isinstance(table, Table):
         _append_to_trail(table.trivia, line)
     else:
-        first = next((item for _key, item in body if isinstance(item, Table | AoT)), None)
-        if first is None:
-            body.append((None, _whitespace(line)))
-            return
-        header = first.body[0] if isinstance(first, AoT) else first
-        header.trivia.indent = line + header.trivia.indent
+        return False
+    return True
 
 
 def _append_to_trail(trivia: Any, line: str) -> None:
@@ -316,7 +315,20 @@ def _append_to_trail(trivia: Any, line: str) -> None:
     trivia.trail = trail + line if trail.endswith("\n") else trail + "\n" + line.rstrip("\n")
 
 
-def _whitespace(text: str) -> Any:
-    from tomlkit.items import Whitespace
+def _insert_at_top(text: str, line: str) -> str:
+    """Add a top-level key to a document that has none: before the first table.
 
-    return Whitespace(text)
+    It goes after the last blank line of the leading comments, so that a comment
+    written right above the first table header stays with it.
+    """
+    lines = text.split("\n")
+    insert_at = 0
+    for index, current in enumerate(lines):
+        stripped = current.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        if not stripped and index < len(lines) - 1:
+            insert_at = index + 1
+    else:  # only comments and blank lines: append
+        return text + ("" if text.endswith("\n") or not text else "\n") + line
+    return "\n".join([*lines[:insert_at], line.rstrip("\n"), *lines[insert_at:]])
