@@ -235,7 +235,7 @@ def plan_config(
 @dataclass
 class Settled:
     target: str
-    generation: int
+    generation: int | None  # None: only leftover temporary files were removed
     outcome: str
     removed: list[str]
 
@@ -361,7 +361,7 @@ def _clean(store: Store, key: str) -> list[Settled]:
     if not removed:
         return []
     store.record("ok", {"config": "cleanup", "target": key, "removed_temp_files": removed})
-    return [Settled(key, -1, "cleanup", removed)]
+    return [Settled(key, None, "cleanup", removed)]
 
 
 def _switch_and_check(
