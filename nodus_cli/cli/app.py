@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from nodus_cli import __version__
 from nodus_cli.cli import core, quickstart, state
+from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import error_line
 from nodus_cli.errors import NodusError
 
@@ -145,6 +146,7 @@ def global_options(
 
 core.register(app)
 quickstart.register(app)
+app.add_typer(config_app)
 
 
 def main() -> None:

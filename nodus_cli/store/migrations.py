@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
+
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
 
@@ -94,6 +96,12 @@ MIGRATIONS: list[Migration] = [
         "core: meta, journal, logs, metrics, quarantine, ingest_files",
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
+    ),
+    Migration(
+        6,
+        "config: config_generations, config_intents",
+        create_config_tables,
+        CONFIG_TABLES,
     ),
 ]
 
