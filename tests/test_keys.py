@@ -680,7 +680,14 @@ def test_the_passphrase_is_prompted_for_on_a_terminal(ws: Workspace, tmp_path: P
             if not prompted and b"passphrase" in seen.lower():
                 os.write(fd, PASSPHRASE.encode() + b"\r")
                 prompted = True
-    _, status = os.waitpid(pid, 0)
+    deadline = time.monotonic() + 60
+    finished, status = os.waitpid(pid, os.WNOHANG)
+    while not finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+        finished, status = os.waitpid(pid, os.WNOHANG)
+    if not finished:  # still waiting for input: fail instead of hanging the suite
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, seen
     assert PASSPHRASE.encode() not in seen  # not echoed
     assert (tmp_path / "doc.sig").read_text().startswith("nodus-signature-v1\n")

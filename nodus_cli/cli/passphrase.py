@@ -29,6 +29,14 @@ PassphraseFileOption = Annotated[
 ]
 
 
+def _prompt(text: str) -> bytes:
+    """Ask on the terminal with echo off; the prompt appears only once echo is off,
+    so whatever is typed after it is never flushed away."""
+    import getpass
+
+    return getpass.getpass(text, stream=sys.stderr).encode()
+
+
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> bytes:
     """The passphrase as bytes; ``confirm`` asks twice when prompting (new keyrings)."""
     if passphrase_file is not None:
@@ -40,10 +48,9 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> b
     elif os.environ.get(PASSPHRASE_ENV):
         passphrase = os.environ[PASSPHRASE_ENV].encode()
     elif sys.stdin.isatty():
-        prompt = typer.prompt(
-            "Keyring passphrase", hide_input=True, confirmation_prompt=confirm, err=True
-        )
-        passphrase = prompt.encode()
+        passphrase = _prompt("Keyring passphrase: ")
+        if confirm and _prompt("Repeat for confirmation: ") != passphrase:
+            raise UsageError("the two passphrases do not match")
     else:
         raise UsageError(
             f"the keyring needs a passphrase: set {PASSPHRASE_ENV}, pass --passphrase-file, "
