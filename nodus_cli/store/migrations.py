@@ -12,6 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.audit.schema import TABLES as AUDIT_TABLES
+from nodus_cli.audit.schema import create_audit_tables
+from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
+
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
 
@@ -94,6 +98,13 @@ MIGRATIONS: list[Migration] = [
         "core: meta, journal, logs, metrics, quarantine, ingest_files",
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
+    ),
+    Migration(5, "audit: last checkpoint per origin", create_audit_tables, AUDIT_TABLES),
+    Migration(
+        6,
+        "config: config_generations, config_intents",
+        create_config_tables,
+        CONFIG_TABLES,
     ),
 ]
 

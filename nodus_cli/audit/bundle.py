@@ -1,0 +1,296 @@
+"""The audit bundle file (nodus-bundle(5)): write it in one pass, read it in one pass.
+
+Layout, all UTF-8, every line ending in ``\\n``::
+
+    nodus-bundle/v1
+    {header: one line of JSON, sorted keys}
+    entry 0
+    ...
+    entry N-1
+    {trailer: one line of JSON: the consistency proof to the previous bundle}
+    <signed checkpoint note>
+
+The checkpoint (C2SP tlog-checkpoint) commits to the origin, N and the RFC 9162
+root over the entries' leaf hashes, and its extension lines bind the manifest
+(SHA-256 of every byte before the checkpoint) and the previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from nodus_cli.audit import merkle, note
+from nodus_cli.errors import CannotVerify, InputError
+
+MAGIC = b"nodus-bundle/v1\n"
+MAGIC_PREFIX = b"nodus-bundle/"
+KINDS = ("files", "rows")
+HASH_ALGORITHM = "sha256"
+EXT_MANIFEST = "nodus-manifest"
+EXT_PREV = "nodus-prev"
+NO_PREV = "none"
+
+
+class BundleError(InputError):
+    """The bundle cannot be read: not a bundle, truncated, malformed (exit 2)."""
+
+
+class UnknownFormat(CannotVerify):
+    """A newer bundle version or an unknown hash algorithm (exit 3)."""
+
+
+def canonical_json(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def checkpoint_digest(checkpoint_note: str) -> str:
+    """How a later bundle names this one: SHA-256 of the signed checkpoint note, hex."""
+    return hashlib.sha256(checkpoint_note.encode("utf-8")).hexdigest()
+
+
+def file_entry(path: str, size: int, leaf: bytes, content: bytes | None = None) -> bytes:
+    entry: dict[str, Any] = {"leaf": leaf.hex(), "path": path, "size": size}
+    if content is not None:
+        entry["content"] = base64.b64encode(content).decode()
+    return canonical_json(entry)
+
+
+@dataclass
+class FileEntry:
+    path: str
+    size: int
+    leaf: bytes
+    content: bytes | None = None
+
+
+def parse_file_entry(line: bytes, index: int) -> FileEntry:
+    try:
+        data = json.loads(line)
+        path, size, leaf = data["path"], data["size"], bytes.fromhex(data["leaf"])
+        content = note.strict_b64decode(data["content"]) if "content" in data else None
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise BundleError(f"entry {index} is malformed") from exc
+    if not isinstance(path, str) or not isinstance(size, int) or len(leaf) != merkle.HASH_SIZE:
+        raise BundleError(f"entry {index} is malformed")
+    return FileEntry(path, size, leaf, content)
+
+
+class BundleWriter:
+    """Streams a bundle: header, entries (hashed as they go), then the signed checkpoint."""
+
+    def __init__(self, handle: IO[bytes], header: dict[str, Any]) -> None:
+        self.handle = handle
+        self.manifest = hashlib.sha256()
+        self.leaves = merkle.PackedLeaves()
+        self.count = 0
+        self._write(MAGIC)
+        self._write(canonical_json(header) + b"\n")
+
+    def _write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.manifest.update(data)
+
+    def add(self, line: bytes, leaf: bytes) -> None:
+        """One entry line (no newline inside) and its leaf hash."""
+        self._write(line + b"\n")
+        self.leaves.append(leaf)
+        self.count += 1
+
+    def add_block(self, block: bytes, leaves: bytes, count: int) -> None:
+        """Many entry lines at once (``block`` ends in a newline), for speed."""
+        self._write(block)
+        self.leaves.data += leaves
+        self.count += count
+
+    def close_manifest(self, trailer: dict[str, Any]) -> str:
+        """Write the trailer line; return the manifest digest the checkpoint binds."""
+        self._write(canonical_json(trailer) + b"\n")
+        return self.manifest.hexdigest()
+
+    def finish(self, checkpoint_note: str) -> None:
+        self.handle.write(checkpoint_note.encode("utf-8"))
+
+
+def checkpoint_for(origin: str, leaves: merkle.PackedLeaves, manifest: str, prev: str) -> str:
+    root = merkle.root_hash(leaves)
+    return note.Checkpoint(
+        origin, len(leaves), root, (f"{EXT_MANIFEST} {manifest}", f"{EXT_PREV} {prev}")
+    ).body()
+
+
+@dataclass
+class Bundle:
+    """A bundle as read: header, leaf hashes, the raw entry lines if kept, the checkpoint."""
+
+    path: Path
+    header: dict[str, Any]
+    leaves: merkle.PackedLeaves
+    manifest_digest: str
+    checkpoint_note: str
+    signed: note.Note
+    checkpoint: note.Checkpoint
+    trailer: dict[str, Any]
+    entries: list[bytes] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return str(self.header["kind"])
+
+    @property
+    def origin(self) -> str:
+        return self.checkpoint.origin
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def prev(self) -> str | None:
+        value = self.checkpoint.extension(EXT_PREV)
+        return None if value in (None, NO_PREV) else value
+
+    @property
+    def digest(self) -> str:
+        return checkpoint_digest(self.checkpoint_note)
+
+    def file_entries(self) -> Iterator[FileEntry]:
+        for index, line in enumerate(self.entries):
+            yield parse_file_entry(line, index)
+
+
+def read_bundle(path: Path, *, keep_entries: bool = True, keep_rows: bool = False) -> Bundle:
+    """Parse a bundle in one pass, hashing the manifest and every entry's leaf.
+
+    Entry lines are kept for files bundles (``keep_entries``); the lines of a rows
+    bundle only with ``keep_rows``, so verifying millions of rows stays flat.
+
+    Raises BundleError (exit 2) for anything that is not a well-formed bundle and
+    UnknownFormat (exit 3) for a later format version.
+    """
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise BundleError(f"{path}: {exc.strerror}") from None
+    with handle:
+        magic = handle.readline()
+        if magic != MAGIC:
+            if magic.startswith(MAGIC_PREFIX):
+                raise UnknownFormat(f"{path}: unknown bundle version {magic.strip()!r}")
+            raise BundleError(f"{path}: not a nodus bundle")
+        manifest = hashlib.sha256(magic)
+        header_line = handle.readline()
+        manifest.update(header_line)
+        header = _parse_header(path, header_line)
+        kind, count = header["kind"], header["entries"]
+        keep = keep_rows if kind == "rows" else keep_entries
+        leaves = merkle.PackedLeaves()
+        entries: list[bytes] = []
+        sha = hashlib.sha256
+        for index in range(count):
+            line = handle.readline()
+            if not line.endswith(b"\n"):
+                raise BundleError(f"{path}: truncated after {index} of {count} entries")
+            manifest.update(line)
+            body = line[:-1]
+            if kind == "rows":
+                leaves.append(sha(b"\x00" + body).digest())
+            else:
+                leaves.append(parse_file_entry(body, index).leaf)
+            if keep:
+                entries.append(body)
+        trailer_line = handle.readline()
+        manifest.update(trailer_line)
+        trailer = _parse_trailer(path, trailer_line)
+        rest = handle.read()
+    try:
+        checkpoint_text = rest.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: the checkpoint is not UTF-8") from None
+    parsed = note.parse_note(checkpoint_text)
+    checkpoint = note.parse_checkpoint(parsed.text)
+    return Bundle(
+        path,
+        header,
+        leaves,
+        manifest.hexdigest(),
+        checkpoint_text,
+        parsed,
+        checkpoint,
+        trailer,
+        entries,
+    )
+
+
+def _parse_trailer(path: Path, line: bytes) -> dict[str, Any]:
+    try:
+        trailer = json.loads(line)
+        proof = trailer["consistency"]
+        if proof is not None:
+            trailer["consistency"] = [bytes.fromhex(item) for item in proof]
+    except (ValueError, KeyError, TypeError):
+        raise BundleError(f"{path}: malformed trailer (truncated or extra entries?)") from None
+    if not line.endswith(b"\n"):
+        raise BundleError(f"{path}: malformed trailer")
+    return dict(trailer)
+
+
+def _parse_header(path: Path, line: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(line)
+    except ValueError:
+        raise BundleError(f"{path}: the header is not JSON") from None
+    if not isinstance(header, dict) or not line.endswith(b"\n"):
+        raise BundleError(f"{path}: malformed header")
+    if header.get("hash") != HASH_ALGORITHM:
+        raise UnknownFormat(f"{path}: unknown hash algorithm {header.get('hash')!r}")
+    if header.get("kind") not in KINDS:
+        raise UnknownFormat(f"{path}: unknown entry kind {header.get('kind')!r}")
+    count = header.get("entries")
+    if not isinstance(count, int) or count < 0 or isinstance(count, bool):
+        raise BundleError(f"{path}: malformed entry count")
+    if not _well_typed(header):
+        raise BundleError(f"{path}: malformed header")
+    return header
+
+
+def _is_hex(value: Any, size: int) -> bool:
+    return isinstance(value, str) and len(value) == 2 * size and _hex(value)
+
+
+def _hex(value: str) -> bool:
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return value == value.lower()
+
+
+def _well_typed(header: dict[str, Any]) -> bool:
+    """Every field verify reads has the type the format gives it."""
+    prev = header.get("prev")
+    if prev is not None and not (
+        isinstance(prev, dict)
+        and _is_hex(prev.get("digest"), 32)
+        and _is_hex(prev.get("root"), merkle.HASH_SIZE)
+        and isinstance(prev.get("size"), int)
+        and not isinstance(prev.get("size"), bool)
+    ):
+        return False
+    texts = ("origin", "created", "signer") + (("table",) if header["kind"] == "rows" else ())
+    if not all(isinstance(header.get(name), str) for name in texts):
+        return False
+    if header["kind"] == "rows":
+        return all(isinstance(header.get(n), str | None) for n in ("since", "until"))
+    inputs = header.get("inputs")
+    return (
+        isinstance(inputs, list)
+        and all(isinstance(item, str) for item in inputs)
+        and isinstance(header.get("embed"), bool)
+    )

@@ -1,0 +1,302 @@
+"""``nodus audit``: seal files or store rows into signed, chained bundles; verify them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from nodus_cli.cli import state
+from nodus_cli.cli.output import JsonOption, emit_json, progress, say
+from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
+from nodus_cli.timeparse import parse_time
+
+if TYPE_CHECKING:
+    from nodus_cli.audit.seal import PrevLink, SealResult
+    from nodus_cli.audit.verify import Report
+    from nodus_cli.keys.signing import SigningKey, SigningPublicKey
+
+app = typer.Typer(
+    name="audit",
+    help="Signed, Merkle-chained audit bundles of files or store rows, verified offline.",
+    no_args_is_help=True,
+)
+
+OutputOption = Annotated[
+    Path, typer.Option("--output", "-o", help="Where to write (replaced atomically).")
+]
+OriginOption = Annotated[
+    str | None,
+    typer.Option(
+        "--origin",
+        help="Log name in the checkpoint; bundles of one origin form one chain "
+        "(default: nodus/files, or nodus/TABLE).",
+        show_default=False,
+    ),
+]
+PrevOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--prev",
+        help="The previous bundle of the chain (default: the workspace's last checkpoint "
+        "for this origin).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+TrustOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trust",
+        help="Public key file written by 'nodus keys export --purpose sign' (repeatable; "
+        "default: this workspace's signing keys).",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+ChainRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Also re-hash the files of every files bundle under this directory "
+        "(default: check signatures, manifests, roots and links only).",
+        show_default=False,
+        file_okay=False,
+    ),
+]
+RootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Directory the bundle's file paths are relative to (default: the current "
+        "directory, or only the embedded copies when the bundle has them).",
+        show_default=False,
+        file_okay=False,
+    ),
+]
+
+
+def _signing_key(passphrase_file: Path | None) -> SigningKey:
+    from nodus_cli.keys.keyring import Keyring
+
+    return Keyring(state.workspace()).primary_signing_key(read_passphrase(passphrase_file))
+
+
+def _trusted(files: list[Path] | None) -> list[SigningPublicKey]:
+    from nodus_cli.keys.keyring import Keyring
+    from nodus_cli.keys.signing import load_public_keys
+
+    if files:
+        return [key for path in files for key in load_public_keys(path)]
+    keyring = Keyring(state.workspace())
+    return keyring.public_signing_keys() if keyring.exists else []
+
+
+def _prev(path: Path | None, store: Any, origin: str) -> PrevLink | None:
+    from nodus_cli.audit.seal import last_checkpoint, prev_from_bundle
+
+    if path is not None:
+        link = prev_from_bundle(path)
+        if link.origin != origin:
+            from nodus_cli.errors import UsageError
+
+            raise UsageError(f"--prev has origin {link.origin!r}, not {origin!r}")
+        return link
+    return last_checkpoint(store, origin)
+
+
+def _sealed(result: SealResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.to_json())
+        return
+    link = "first of its chain"
+    if result.prev:
+        link = "extends" if result.extends else "follows (no consistency proof)"
+        link += f" {result.prev.digest[:16]}"
+    sys.stdout.write(f"{result.path}\n")
+    say(
+        f"Sealed {result.size} {result.kind} as {result.origin} "
+        f"(root {result.root.hex()[:16]}, {link}), signed by {result.key_id}."
+    )
+
+
+@app.command()
+def build(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories to seal.")],
+    output: OutputOption,
+    root: Annotated[
+        Path,
+        typer.Option(
+            "--root", help="Directory the recorded paths are relative to.", file_okay=False
+        ),
+    ] = Path("."),
+    embed: Annotated[
+        bool, typer.Option("--embed", help="Also embed every file's content in the bundle.")
+    ] = False,
+    origin: OriginOption = None,
+    prev: PrevOption = None,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Seal files (directories recursively, in a fixed order) into a signed bundle."""
+    from nodus_cli.audit.seal import build_files, remember
+
+    key = _signing_key(passphrase_file)
+    origin = origin or "nodus/files"
+    with state.open_store() as store:
+        link = _prev(prev, store, origin)
+        with progress("hashing files") as advance:
+            result = build_files(
+                paths,
+                output,
+                root=root,
+                key=key,
+                origin=origin,
+                prev=link,
+                embed=embed,
+                on_progress=advance,
+            )
+        remember(store, result)
+    _sealed(result, as_json)
+
+
+@app.command()
+def seal(
+    table: Annotated[str, typer.Argument(help="Table to seal (journal too).")],
+    output: OutputOption,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only rows with time >= this (ISO time or 1h, 2d).", show_default=False
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Only rows with time < this.", show_default=False),
+    ] = None,
+    origin: OriginOption = None,
+    prev: PrevOption = None,
+    passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Seal a table's rows, embedded in canonical form, into a signed bundle."""
+    from nodus_cli.audit.seal import remember, seal_rows
+
+    start = parse_time(since) if since else None
+    end = parse_time(until) if until else None
+    key = _signing_key(passphrase_file)
+    origin = origin or f"nodus/{table}"
+    with state.open_store() as store:
+        link = _prev(prev, store, origin)
+        with progress("sealing rows") as advance:
+            result = seal_rows(
+                store,
+                table,
+                output,
+                key=key,
+                since=start,
+                until=end,
+                origin=origin,
+                prev=link,
+                on_progress=advance,
+            )
+        remember(store, result)
+    _sealed(result, as_json)
+
+
+def _finish(report: Report, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        verdict = {0: "ok", 1: "FAILED", 3: "UNDECIDED"}[report.exit_code]
+        sys.stdout.write(f"{verdict}: {report.subject}\n")
+        for line in [*report.problems, *report.undecided]:
+            sys.stdout.write(f"  {line}\n")
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="The bundle to verify.", dir_okay=False)],
+    root: RootOption = None,
+    trust: TrustOption = None,
+    prev: Annotated[
+        Path | None,
+        typer.Option(
+            "--prev",
+            help="The bundle this one must follow (checks the link and consistency proof).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    against_store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="For a rows bundle: also compare every sealed row with the table in this "
+            "workspace's store, naming each changed or missing row.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute every leaf, the root, both signatures and the chain link.
+
+    Exit 0 only when everything holds; 1 on any mismatch; 2 for an unreadable or
+    malformed bundle; 3 when the signer is not trusted.
+    """
+    from nodus_cli.audit.verify import verify_bundle
+
+    trusted = _trusted(trust)
+    if not against_store:
+        _finish(verify_bundle(bundle, trusted, root=root, prev=prev), as_json)
+        return
+    with state.open_store(read_only=True) as store:
+        report = verify_bundle(bundle, trusted, root=root, prev=prev, store=store)
+    _finish(report, as_json)
+
+
+@app.command()
+def chain(
+    bundles: Annotated[list[Path], typer.Argument(help="Bundles of one origin, oldest first.")],
+    root: ChainRootOption = None,
+    trust: TrustOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a whole history: every bundle and every link between neighbours."""
+    from nodus_cli.audit.verify import verify_chain
+
+    _finish(verify_chain(bundles, _trusted(trust), root=root), as_json)
+
+
+@app.command()
+def prove(
+    bundle: Annotated[Path, typer.Argument(help="The bundle holding the entry.", dir_okay=False)],
+    entry: Annotated[str, typer.Argument(help="The entry's recorded path, or its index.")],
+    output: OutputOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a stand-alone inclusion proof (C2SP tlog-proof with the signed checkpoint)."""
+    from nodus_cli.audit.verify import prove as write_proof
+
+    result = write_proof(bundle, entry, output)
+    if as_json:
+        emit_json(result)
+    else:
+        sys.stdout.write(f"{output}\n")
+        say(f"Entry {result['index']} of {result['size']}: {result['hashes']} proof hashes.")
+
+
+@app.command("verify-proof")
+def verify_proof(
+    proof: Annotated[Path, typer.Argument(help="A proof written by 'nodus audit prove'.")],
+    entry_file: Annotated[Path, typer.Argument(help="The entry's bytes (the file, or the row).")],
+    trust: TrustOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check that ENTRY_FILE is in the signed checkpoint's tree."""
+    from nodus_cli.audit.verify import verify_proof as check
+
+    _finish(check(proof, entry_file, _trusted(trust)), as_json)
