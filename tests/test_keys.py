@@ -657,6 +657,7 @@ def test_the_passphrase_is_prompted_for_on_a_terminal(ws: Workspace, tmp_path: P
     import pty
     import select
     import sys
+    import termios
 
     from .conftest import PROJECT
 
@@ -671,23 +672,30 @@ def test_the_passphrase_is_prompted_for_on_a_terminal(ws: Workspace, tmp_path: P
         )
     seen = b""
     prompted = False
-    with contextlib.suppress(OSError):  # EIO once the child has exited
-        while select.select([fd], [], [], 60)[0]:
-            chunk = os.read(fd, 1024)
-            if not chunk:
-                break
-            seen += chunk
-            if not prompted and b"passphrase" in seen.lower():
-                os.write(fd, PASSPHRASE.encode() + b"\r")
-                prompted = True
-    deadline = time.monotonic() + 60
-    finished, status = os.waitpid(pid, os.WNOHANG)
-    while not finished and time.monotonic() < deadline:
-        time.sleep(0.05)
+    try:
+        with contextlib.suppress(OSError):  # EIO once the child has exited
+            while select.select([fd], [], [], 60)[0]:
+                chunk = os.read(fd, 1024)
+                if not chunk:
+                    break
+                seen += chunk
+                if not prompted and b"passphrase" in seen.lower():
+                    # getpass flushes pending input when it turns echo off: wait for that
+                    deadline = time.monotonic() + 30
+                    while termios.tcgetattr(fd)[3] & termios.ECHO:
+                        assert time.monotonic() < deadline, seen
+                        time.sleep(0.02)
+                    os.write(fd, PASSPHRASE.encode() + b"\r")
+                    prompted = True
+    finally:
+        deadline = time.monotonic() + 60
         finished, status = os.waitpid(pid, os.WNOHANG)
-    if not finished:  # still waiting for input: fail instead of hanging the suite
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+            finished, status = os.waitpid(pid, os.WNOHANG)
+        if not finished:  # still waiting for input: fail instead of hanging the suite
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, seen
     assert PASSPHRASE.encode() not in seen  # not echoed
     assert (tmp_path / "doc.sig").read_text().startswith("nodus-signature-v1\n")

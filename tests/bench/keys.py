@@ -15,6 +15,7 @@ Run: python tests/bench/keys.py [--size-mib 1024] [--rounds 3] [--signatures 300
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
@@ -135,7 +136,8 @@ def main() -> None:
     message = os.urandom(1024)
     composite_signature = key.sign(message)
     bare_signature = bare_key.sign(message)
-    ed25519_signature = key.ed25519.sign(message)
+    representative = signing.message_representative(hashlib.sha512(message).digest())
+    ed25519_signature = key.ed25519.sign(representative)  # what the composite's half signs
     rates: dict[str, list[float]] = {
         name: []
         for name in ("bare sign", "sign", "bare verify", "verify", "Ed25519 sign", "Ed25519 verify")
@@ -150,9 +152,9 @@ def main() -> None:
         rates["verify"].append(
             per_second(lambda: public.verify(message, composite_signature), count)
         )
-        rates["Ed25519 sign"].append(per_second(lambda: key.ed25519.sign(message), count))
+        rates["Ed25519 sign"].append(per_second(lambda: key.ed25519.sign(representative), count))
         rates["Ed25519 verify"].append(
-            per_second(lambda: public.ed25519.verify(ed25519_signature, message), count)
+            per_second(lambda: public.ed25519.verify(ed25519_signature, representative), count)
         )
     print(f"signatures: {count * args.rounds} per operation, medians:")
     for name in ("sign", "verify"):
