@@ -28,7 +28,7 @@ def check_dialect(name: str) -> str:
     return wanted
 
 
-def parse_statements(sql: str, dialect: str) -> list[exp.Expression]:
+def parse_statements(sql: str, dialect: str) -> list[exp.Expr]:
     """Parse ``sql`` into its statements; a syntax error is an input error naming the spot."""
     import sqlglot
     from sqlglot.errors import ErrorLevel, ParseError, TokenError
@@ -44,7 +44,7 @@ def parse_statements(sql: str, dialect: str) -> list[exp.Expression]:
     return statements
 
 
-def parse_one(sql: str, dialect: str) -> exp.Expression:
+def parse_one(sql: str, dialect: str) -> exp.Expr:
     """Parse exactly one statement."""
     statements = parse_statements(sql, dialect)
     if len(statements) != 1:

@@ -52,7 +52,7 @@ def transpile_sql(sql: str, source: str, target: str) -> TranspileResult:
 
 
 def transpile_expression(
-    statement: exp.Expression, source: str, target: str, warnings: list[str]
+    statement: exp.Expr, source: str, target: str, warnings: list[str]
 ) -> str:
     """One parsed statement in ``target``; appends warnings, raises on any loss."""
     from sqlglot.errors import ErrorLevel, UnsupportedError
@@ -73,7 +73,7 @@ def transpile_expression(
     return text
 
 
-def _parse_back(text: str, target: str, warnings: list[str]) -> exp.Expression | None:
+def _parse_back(text: str, target: str, warnings: list[str]) -> exp.Expr | None:
     import sqlglot
     from sqlglot.errors import ErrorLevel, ParseError, TokenError
 
@@ -87,7 +87,7 @@ def _parse_back(text: str, target: str, warnings: list[str]) -> exp.Expression |
         return None
 
 
-def _content(tree: exp.Expression) -> Counter[str]:
+def _content(tree: exp.Expr) -> Counter[str]:
     """Columns, tables and literals of a tree: what a faithful translation keeps."""
     from sqlglot import exp
 
@@ -102,7 +102,7 @@ def _content(tree: exp.Expression) -> Counter[str]:
     return found
 
 
-def _refuse_lost_content(original: exp.Expression, back: exp.Expression, target: str) -> None:
+def _refuse_lost_content(original: exp.Expr, back: exp.Expr, target: str) -> None:
     """A column, table or string literal missing after the round trip is a silent drop."""
     kept = _content(back)
     for item in _content(original):
@@ -113,7 +113,7 @@ def _refuse_lost_content(original: exp.Expression, back: exp.Expression, target:
             )
 
 
-def _construct_holding(tree: exp.Expression, item: str) -> str:
+def _construct_holding(tree: exp.Expr, item: str) -> str:
     """Name the nearest enclosing construct of the lost item, for the error message."""
     from sqlglot import exp
 
@@ -171,7 +171,7 @@ REAL8_DIALECTS = frozenset({"sqlite", "oracle", "snowflake"})
 MAX_LENGTH_DIALECTS = frozenset({"tsql", "fabric"})
 
 
-def _refuse_known_silent_drops(statement: exp.Expression, source: str, target: str) -> None:
+def _refuse_known_silent_drops(statement: exp.Expr, source: str, target: str) -> None:
     """Constructs sqlglot writes for targets that lack them (found by testing)."""
     from sqlglot import exp
 
@@ -191,8 +191,8 @@ def _refuse_known_silent_drops(statement: exp.Expression, source: str, target: s
 
 
 def _normalise_types(
-    statement: exp.Expression, source: str, target: str, warnings: list[str]
-) -> exp.Expression:
+    statement: exp.Expr, source: str, target: str, warnings: list[str]
+) -> exp.Expr:
     """Warn where a type changes width; drop a ``(MAX)`` length the target cannot write."""
     from sqlglot import exp
 
@@ -242,7 +242,7 @@ def _float_bytes(type_text: str, dialect: str) -> int | None:
     return None
 
 
-def _warn_unknown_functions(statement: exp.Expression, target: str, warnings: list[str]) -> None:
+def _warn_unknown_functions(statement: exp.Expr, target: str, warnings: list[str]) -> None:
     from sqlglot import exp
 
     for node in statement.find_all(exp.Anonymous):
