@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from nodus_cli import __version__
 from nodus_cli.cli import core, quickstart, state
 from nodus_cli.cli.output import error_line
+from nodus_cli.cli.sql import sql_app
 from nodus_cli.errors import NodusError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in nodus, never a user's mistake
@@ -142,6 +143,7 @@ def global_options(
 
 core.register(app)
 quickstart.register(app)
+app.add_typer(sql_app)
 
 
 def main() -> None:

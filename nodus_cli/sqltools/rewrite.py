@@ -11,6 +11,7 @@ runs slower is dropped and the original returned.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import statistics
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nodus_cli.errors import InputError, UsageError
-from nodus_cli.sqltools.catalog import Catalog, execute
+from nodus_cli.sqltools.catalog import Catalog, execute, output_columns, read_catalog
 from nodus_cli.sqltools.compare import compare_results
 from nodus_cli.sqltools.parsing import check_dialect, parse_one
 
@@ -278,11 +279,13 @@ def rewrite_sql(
     dialect: str = "duckdb",
     rules: list[str] | None = None,
     catalog: Catalog | None = None,
+    con: Any = None,
 ) -> RewriteReport:
     """Apply ``rules`` (default set when None) to one query, step by step, unverified.
 
     Columns are qualified first (the other rules need it). A rule that fails on this
-    query is skipped and its error recorded.
+    query is skipped and its error recorded. With a connection ``con`` the schema comes
+    from it (unless ``catalog`` is given) and unnamed outputs keep DuckDB's names.
     """
     from sqlglot.optimizer.qualify import qualify
 
@@ -293,6 +296,12 @@ def rewrite_sql(
 
     if not isinstance(tree, exp.Query):
         raise UsageError("nodus sql rewrite works on queries (SELECT, WITH, set operations)")
+    names_out: list[str] | None = None
+    if con is not None:
+        catalog = catalog or read_catalog(con)
+        engine_sql = tree.sql(dialect="duckdb")
+        with contextlib.suppress(InputError):  # verification reports a query that fails
+            names_out = [name for name, _kind in output_columns(con, engine_sql)]
     ctx = RuleContext(dialect, catalog)
     report = RewriteReport(sql.strip().rstrip(";").strip(), "", dialect, names)
     report.ordered = bool(tree.args.get("order"))
@@ -308,9 +317,9 @@ def rewrite_sql(
         )
     except Exception as exc:  # sqlglot raises many types; any failure means "cannot rewrite"
         raise InputError(f"cannot resolve the query's columns: {_one_line(exc)}") from None
-    report.steps.append(_step("qualify", previous, current))
+    report.steps.append(_step("qualify", previous, current, tree, names_out))
     for name in names:
-        before = current.sql(dialect="duckdb")
+        before = report.steps[-1].sql
         try:
             candidate = RULES[name].apply(current.copy(), ctx)
             candidate.sql(dialect="duckdb")
@@ -318,13 +327,42 @@ def rewrite_sql(
             report.steps.append(RuleStep(name, False, before, error=_one_line(exc)))
             continue
         current = candidate
-        report.steps.append(_step(name, before, current))
-    report.rewritten = _finish(current, dialect)
+        report.steps.append(_step(name, before, current, tree, names_out))
+    final = current.copy()
+    _keep_output_names(tree, final, names_out)
+    report.rewritten = _finish(final, dialect)
     return report
 
 
-def _step(name: str, before: str, tree: exp.Expr) -> RuleStep:
-    after = tree.sql(dialect="duckdb")
+def _keep_output_names(original: exp.Expr, rewritten: exp.Expr, names: list[str] | None) -> None:
+    """Keep the output names of unnamed expressions (qualify calls them ``_col_N``).
+
+    With the names DuckDB gives the original's outputs, those become explicit aliases;
+    without them the alias is dropped (a qualified expression may then be named
+    differently, which ``--verify`` reports).
+    """
+    from sqlglot import exp
+
+    if not isinstance(original, exp.Query) or not isinstance(rewritten, exp.Query):
+        return
+    if len(original.selects) != len(rewritten.selects):
+        return
+    pairs = zip(original.selects, rewritten.selects, strict=True)
+    for index, (before, after) in enumerate(pairs):
+        if isinstance(before, exp.Alias | exp.Column) or not isinstance(after, exp.Alias):
+            continue
+        if names is not None and index < len(names):
+            after.set("alias", exp.to_identifier(names[index], quoted=True))
+        else:
+            after.replace(after.this)
+
+
+def _step(
+    name: str, before: str, tree: exp.Expr, original: exp.Expr, names: list[str] | None
+) -> RuleStep:
+    named = tree.copy()
+    _keep_output_names(original, named, names)
+    after = named.sql(dialect="duckdb")
     return RuleStep(name, after != before, after)
 
 
@@ -352,6 +390,7 @@ def verify_rewrite(
     original_sql = _engine_sql(report.original, report.dialect)
     note("running the original")
     expected, seconds = execute(con, original_sql)
+    columns = output_columns(con, original_sql)
     report.verified, report.rows, report.runs = True, len(expected), runs
     previous_seconds = seconds
     for step in report.steps:
@@ -365,7 +404,9 @@ def verify_rewrite(
             return _refuse(
                 report, step.rule, f"rule {step.rule} produced SQL that fails: {exc.message}"
             )
-        step.difference = compare_results(expected, rows, ordered=report.ordered)
+        step.difference = _column_difference(columns, output_columns(con, step.sql))
+        if step.difference is None:
+            step.difference = compare_results(expected, rows, ordered=report.ordered)
         step.rows_equal = step.difference is None
         step.time_ratio = step.seconds / previous_seconds if previous_seconds else None
         previous_seconds = step.seconds
@@ -412,6 +453,13 @@ class Timing:
         """Not slower on the median and on the best run (the best run resists other load)."""
         first_median, second_median = self.medians
         return second_median <= first_median and min(self.second) <= min(self.first)
+
+
+def _column_difference(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> str | None:
+    if before == after:
+        return None
+    show = lambda columns: ", ".join(f"{name} {kind}" for name, kind in columns)  # noqa: E731
+    return f"output columns ({show(before)}) became ({show(after)})"
 
 
 def time_pair(con: Any, first: str, second: str, runs: int) -> Timing:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.sqltools.schema import create_query_log
+
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
 
@@ -95,6 +97,7 @@ MIGRATIONS: list[Migration] = [
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
     ),
+    Migration(7, "sql: query_log", create_query_log, ("query_log",)),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
