@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nodus_cli.errors import EXIT_USAGE, InputError, UsageError
@@ -36,8 +38,11 @@ def test_unsupported_construct_is_an_error_naming_it(sql: str, target: str, cons
     assert caught.value.exit_code == EXIT_USAGE
 
 
+FLOAT_CAST = "SELECT CAST(a AS FLOAT) FROM t"
+
+
 def test_float_width_change_is_warned() -> None:
-    result = transpile_sql("SELECT CAST(a AS FLOAT) FROM t", "duckdb", "tsql")
+    result = transpile_sql(FLOAT_CAST, "duckdb", "tsql")
     assert any("4-byte" in w and "8-byte" in w for w in result.warnings)
 
 
@@ -56,3 +61,34 @@ def test_unknown_dialect_and_bad_sql_are_usage_and_input_errors() -> None:
         transpile_sql("SELECT 1", "duckdb", "cobol")
     with pytest.raises(InputError, match="cannot parse"):
         transpile_sql("SELECT FROM WHERE (", "duckdb", "postgres")
+
+
+def test_cli_transpile_prints_sql_and_warns_on_stderr(cli: Any) -> None:
+    result = cli("sql", "transpile", "-", "--from", "duckdb", "--to", "tsql", input=FLOAT_CAST)
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "SELECT CAST(a AS FLOAT) FROM t;"
+    assert "8-byte" in result.stderr
+    document = cli("sql", "transpile", "-", "--to", "tsql", "--json", input=FLOAT_CAST).json()
+    assert isinstance(document, dict) and document["warnings"]
+
+
+def test_cli_transpile_unsupported_construct_exits_two_naming_it(cli: Any) -> None:
+    sql = "SELECT * FROM a ASOF JOIN b ON a.t >= b.t"
+    result = cli("sql", "transpile", "-", "--to", "postgres", input=sql)
+    assert result.exit_code == EXIT_USAGE
+    assert "ASOF JOIN" in result.stderr
+    assert result.stdout == ""
+
+
+def test_round_trip_of_every_tpch_query_through_postgres_runs_the_same(
+    tpch_con: Any, tpch_queries: dict[str, str]
+) -> None:
+    from nodus_cli.sqltools.catalog import execute
+    from nodus_cli.sqltools.compare import compare_results
+
+    for name, sql in tpch_queries.items():
+        there = transpile_sql(sql, "duckdb", "postgres").sql
+        back = transpile_sql(there, "postgres", "duckdb").sql
+        expected, _ = execute(tpch_con, sql)
+        actual, _ = execute(tpch_con, back)
+        assert compare_results(expected, actual, ordered=False) is None, name
