@@ -9,6 +9,7 @@ sqlglot does not know (passed through unchanged) are warnings.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,12 +44,35 @@ def transpile_sql(sql: str, source: str, target: str) -> TranspileResult:
     """
     source = check_dialect(source)
     target = check_dialect(target)
+    if not writable(target):
+        raise UnsupportedConstruct(
+            f"sqlglot cannot write {target}: it reads {target} but writes plain SQL for it, "
+            "so no construct would be translated"
+        )
     warnings: list[str] = []
     written = [
         transpile_expression(statement, source, target, warnings)
         for statement in parse_statements(sql, source)
     ]
     return TranspileResult(STATEMENT_SEPARATOR.join(written), _unique(warnings))
+
+
+@functools.cache
+def writable(dialect: str) -> bool:
+    """Whether sqlglot can write ``dialect``: a simple query it writes reads back in it.
+
+    PRQL and DAX fail this: sqlglot parses them but its generator writes SQL.
+    """
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    probe = "SELECT a, COUNT(*) AS n FROM t WHERE b > 1 GROUP BY a"
+    try:
+        text = sqlglot.transpile(probe, read="duckdb", write=dialect)[0]
+        sqlglot.parse_one(text, read=dialect)
+    except SqlglotError:
+        return False
+    return True
 
 
 def transpile_expression(statement: exp.Expr, source: str, target: str, warnings: list[str]) -> str:

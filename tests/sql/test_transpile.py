@@ -92,3 +92,9 @@ def test_round_trip_of_every_tpch_query_through_postgres_runs_the_same(
         expected, _ = execute(tpch_con, sql)
         actual, _ = execute(tpch_con, back)
         assert compare_results(expected, actual, ordered=False) is None, name
+
+
+@pytest.mark.parametrize("target", ["prql", "dax"])
+def test_dialects_sqlglot_only_reads_are_refused_as_targets(target: str) -> None:
+    with pytest.raises(UnsupportedConstruct, match=f"cannot write {target}"):
+        transpile_sql("SELECT 1", "duckdb", target)
