@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from nodus_cli.errors import InputError, UsageError
@@ -9,7 +10,7 @@ from nodus_cli.errors import InputError, UsageError
 if TYPE_CHECKING:
     from sqlglot import exp
 
-DEFAULT_DIALECT = "duckdb"
+_TOKEN_REPR = re.compile(r"<Token token_type: [^,]+, text: (.*?), line: .*?>")
 
 
 def dialect_names() -> list[str]:
@@ -59,5 +60,6 @@ def _parse_message(exc: Exception) -> str:
         where = (
             f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
         )
-        return f"{first.get('description', 'syntax error')}{where}"
+        description = _TOKEN_REPR.sub(r"'\1'", str(first.get("description", "syntax error")))
+        return f"{description}{where}"
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
