@@ -228,19 +228,20 @@ def lint(
             else:
                 result = lint_source(text, name, dialect=dialect, catalog=catalog)
             results.append(result)
+    findings = [f for result in results for f in result.findings]
+    remaining = [f for f in findings if not f.fixed]
+    output = resolve_format(fmt, as_json)
+    # Fixed SQL from stdin goes to stdout, so the findings then go to stderr as lines.
+    sql_to_stdout = fix and output is Format.table and any(r.file == "-" for r in results)
     for result in results:
         for refused in result.refused_fixes:
             warn(f"fix not applied: {refused}")
         if result.fixed_sql is None:
             continue
-        if result.file == "-":
-            sys.stdout.write(result.fixed_sql)
-        else:
+        if result.file != "-":
             atomic_write(Path(result.file), result.fixed_sql.encode())
-    findings = [f for result in results for f in result.findings]
-    remaining = [f for f in findings if not f.fixed]
-    output = resolve_format(fmt, as_json)
-    stdin_fixed = fix and any(r.file == "-" and r.fixed_sql for r in results)
+        elif sql_to_stdout:
+            sys.stdout.write(result.fixed_sql)
     if as_json and fmt is None:
         emit_json(
             {
@@ -250,7 +251,10 @@ def lint(
                 "fixed_sql": {r.file: r.fixed_sql for r in results if r.fixed_sql},
             }
         )
-    elif not stdin_fixed or output is not Format.table:
+    elif sql_to_stdout:
+        for f in findings:
+            say(f"{f.file}:{f.line}:{f.column}: {f.code} {f.message}{' (fixed)' * f.fixed}")
+    else:
         render_rows(
             ["file", "line", "column", "code", "rule", "message", "fixed"],
             ((f.file, f.line, f.column, f.code, f.name, f.message, f.fixed) for f in findings),
