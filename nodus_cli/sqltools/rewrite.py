@@ -415,11 +415,18 @@ def verify_rewrite(
             return _refuse(
                 report, step.rule, f"rule {step.rule} changed the result: {step.difference}"
             )
-    final_sql = report.steps[-1].sql if report.steps else original_sql
-    if final_sql == report.baseline:
+    last_step = report.steps[-1].sql if report.steps else original_sql
+    if last_step == report.baseline:
         report.kept, report.reason = False, "no rule changed the query"
         report.rewritten = report.original
         return report
+    final_sql = _engine_sql(report.rewritten, report.dialect)  # exactly what is printed
+    if final_sql != last_step:
+        rows, _seconds = execute(con, final_sql)
+        difference = _column_difference(columns, output_columns(con, final_sql))
+        difference = difference or compare_results(expected, rows, ordered=report.ordered)
+        if difference is not None:
+            return _refuse(report, None, f"the printed rewrite differs: {difference}")
     note(f"timing original and rewrite ({runs} interleaved runs each)")
     timing = time_pair(con, original_sql, final_sql, runs)
     if timing.split_verdict():

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodus_cli.errors import UsageError
@@ -160,6 +160,7 @@ values = st.one_of(
 row_lists = st.lists(st.tuples(values, values), max_size=12)
 
 
+@settings(deadline=None)
 @given(row_lists, st.randoms())
 def test_a_permutation_is_the_same_multiset(rows: list[tuple[Any, ...]], rng: Any) -> None:
     shuffled = list(rows)
@@ -167,6 +168,7 @@ def test_a_permutation_is_the_same_multiset(rows: list[tuple[Any, ...]], rng: An
     assert compare_results(rows, shuffled, ordered=False) is None
 
 
+@settings(deadline=None)
 @given(row_lists)
 def test_a_missing_row_is_a_difference(rows: list[tuple[Any, ...]]) -> None:
     if rows:
