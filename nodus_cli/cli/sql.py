@@ -277,55 +277,30 @@ def advise(
     as_json: JsonOption = False,
 ) -> None:
     """List the slowest queries from the query log, each with a verified faster rewrite."""
-    from nodus_cli.sqltools.catalog import read_catalog
-    from nodus_cli.sqltools.querylog import fold_spool, slowest
-    from nodus_cli.sqltools.rewrite import resolve_rules, rewrite_sql, verify_rewrite
+    from nodus_cli.sqltools.advise import advise as advise_slowest
+    from nodus_cli.sqltools.rewrite import resolve_rules
 
     names = resolve_rules(rules)
-    advice: list[dict[str, Any]] = []
     with state.open_store() as store:
-        folded = fold_spool(store)
-        catalog = read_catalog(store.con)
-        for entry in slowest(store, limit):
-            item: dict[str, Any] = {
-                "fingerprint": entry.fingerprint,
-                "runs": entry.runs,
-                "total_ms": round(entry.total_ms, 3),
-                "mean_ms": round(entry.mean_ms, 3),
-                "max_ms": round(entry.max_ms, 3),
-                "sql": entry.sample,
-                "rewrite": None,
-                "speedup": None,
-                "note": None,
-            }
-            try:
-                report = rewrite_sql(entry.sample, rules=names, catalog=catalog, con=store.con)
-                verify_rewrite(report, store.con, runs=runs, on_progress=detail)
-            except (InputError, UsageError) as exc:
-                item["note"] = exc.message
-            else:
-                if report.kept and report.time_ratio is not None and report.time_ratio < 1:
-                    item["rewrite"] = report.rewritten
-                    item["speedup"] = round(1 / report.time_ratio, 3)
-                else:
-                    item["note"] = report.reason or "the rewrite is not faster"
-            advice.append(item)
+        folded, advice = advise_slowest(
+            store, limit=limit, rules=names, runs=runs, on_progress=detail
+        )
     if folded.skipped_lines:
         warn(f"skipped {folded.skipped_lines} unreadable line(s) of the query spool")
     if as_json and fmt is None:
-        emit_json({"folded": folded.rows, "queries": advice})
+        emit_json({"folded": folded.rows, "queries": [a.as_dict() for a in advice]})
         return
     render_rows(
         ["fingerprint", "runs", "total_ms", "mean_ms", "speedup", "sql", "rewrite_or_note"],
         (
             (
-                a["fingerprint"],
-                a["runs"],
-                a["total_ms"],
-                a["mean_ms"],
-                a["speedup"],
-                " ".join(a["sql"].split()),
-                a["rewrite"] or a["note"],
+                a.fingerprint,
+                a.runs,
+                a.total_ms,
+                a.mean_ms,
+                a.speedup,
+                " ".join(a.sql.split()),
+                a.rewrite or a.note,
             )
             for a in advice
         ),
