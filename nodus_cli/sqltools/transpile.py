@@ -109,25 +109,39 @@ def _parse_back(text: str, target: str, warnings: list[str]) -> exp.Expr | None:
         return None
 
 
-def _content(tree: exp.Expr) -> Counter[str]:
-    """Columns, tables and literals of a tree: what a faithful translation keeps."""
+def _aliases(tree: exp.Expr) -> set[str]:
+    from sqlglot import exp
+
+    return {alias.alias.lower() for alias in tree.find_all(exp.Alias)}
+
+
+def _content(tree: exp.Expr, aliases: frozenset[str] = frozenset()) -> Counter[str]:
+    """Columns, tables and literals of a tree: what a faithful translation keeps.
+
+    Unqualified columns named like an output alias are left out: a reference to an alias
+    (ORDER BY total) may legitimately be written as the aliased expression.
+    """
     from sqlglot import exp
 
     found: Counter[str] = Counter()
     for node in tree.walk():
         if isinstance(node, exp.Column):
-            found[f"column {node.name.lower()}"] += 1
+            if node.table or node.name.lower() not in aliases:
+                found[f"column {node.name.lower()}"] += 1
         elif isinstance(node, exp.Table) and node.name:
             found[f"table {node.name.lower()}"] += 1
         elif isinstance(node, exp.Literal) and node.is_string and node.this:
             found[f"literal '{node.this}'"] += 1
+        elif isinstance(node, exp.Literal) and not node.find_ancestor(exp.DataType):
+            found[f"number {node.this}"] += 1  # type parameters change with the type
     return found
 
 
 def _refuse_lost_content(original: exp.Expr, back: exp.Expr, target: str) -> None:
     """A column, table or string literal missing after the round trip is a silent drop."""
-    kept = _content(back)
-    for item in _content(original):
+    aliases = frozenset(_aliases(original) | _aliases(back))
+    kept = _content(back, aliases)
+    for item in _content(original, aliases):
         if item not in kept:
             construct = _construct_holding(original, item)
             raise UnsupportedConstruct(
@@ -136,21 +150,23 @@ def _refuse_lost_content(original: exp.Expr, back: exp.Expr, target: str) -> Non
 
 
 def _construct_holding(tree: exp.Expr, item: str) -> str:
-    """Name the nearest enclosing construct of the lost item, for the error message."""
+    """Name the function or clause around the lost item, for the error message."""
     from sqlglot import exp
 
-    boring = (exp.Column, exp.Identifier, exp.Literal, exp.Table, exp.Alias, exp.Paren)
+    named = (
+        exp.Func, exp.Where, exp.Having, exp.Qualify, exp.Group, exp.Order, exp.Limit,
+        exp.Offset, exp.Join, exp.Window, exp.Lambda, exp.Subquery, exp.CTE, exp.Select,
+    )  # fmt: skip
     for node in tree.walk():
-        if (
-            _content(node)
-            and item in _content(node)
-            and not any(item in _content(child) for child in node.iter_expressions())
+        if item not in _content(node) or any(
+            item in _content(child) for child in node.iter_expressions()
         ):
-            parent = node.parent
-            while parent is not None and isinstance(parent, boring):
-                parent = parent.parent
-            if parent is not None:
-                return f"{parent.key.upper()} ({_short(parent.sql())})"
+            continue
+        holder = node.parent
+        while holder is not None and not isinstance(holder, named):
+            holder = holder.parent
+        if holder is not None:
+            return f"{holder.key.upper()} ({_short(holder.sql())})"
     return "a construct"
 
 

@@ -98,3 +98,21 @@ def test_round_trip_of_every_tpch_query_through_postgres_runs_the_same(
 def test_dialects_sqlglot_only_reads_are_refused_as_targets(target: str) -> None:
     with pytest.raises(UnsupportedConstruct, match=f"cannot write {target}"):
         transpile_sql("SELECT 1", "duckdb", target)
+
+
+def test_a_dropped_condition_is_named() -> None:
+    """The round-trip check: anything missing after the trip is an error naming it."""
+    import sqlglot
+
+    from nodus_cli.sqltools.transpile import _refuse_lost_content
+
+    original = sqlglot.parse_one("SELECT a FROM t WHERE b = 'x' LIMIT 5")
+    with pytest.raises(UnsupportedConstruct, match=r"WHERE .*drops column b"):
+        _refuse_lost_content(original, sqlglot.parse_one("SELECT a FROM t LIMIT 5"), "x")
+    with pytest.raises(UnsupportedConstruct, match=r"LIMIT .*drops number 5"):
+        _refuse_lost_content(original, sqlglot.parse_one("SELECT a FROM t WHERE b = 'x'"), "x")
+
+
+def test_order_by_an_alias_written_as_its_expression_is_not_a_drop() -> None:
+    sql = "SELECT a, sum(b) AS total FROM t GROUP BY a ORDER BY total"
+    assert "ORDER BY" in transpile_sql(sql, "duckdb", "tsql").sql
