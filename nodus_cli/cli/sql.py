@@ -204,8 +204,9 @@ def lint(
         bool,
         typer.Option(
             "--fix",
-            help="Apply the safe fixes (files in place; stdin fixed to stdout). A fix that "
-            "would change the output columns or their order is never applied.",
+            help="Apply the safe fixes (files in place, rewritten in sqlglot's layout; stdin "
+            "fixed to stdout). A fix that would change the output columns or their order is "
+            "never applied.",
         ),
     ] = False,
     dialect: DialectOption = "duckdb",
