@@ -355,6 +355,8 @@ def report(
             f"original text), geomean ratio median {geomean(ratios):.3f} / best "
             f"{geomean(bests):.3f}, max median ratio {worst['measured_ratio']:.3f} "
             f"({worst['query']}, {'a rewrite' if not worst['same_text'] else 'original text'})"
+            f", effective geomean (original text = 1.0) "
+            f"{geomean([r['measured_ratio'] if not r['same_text'] else 1.0 for r in rows]):.3f}"
             f", kept rewrites only: geomean {geomean([r['measured_ratio'] for r in kept]):.3f}"
             f" / {geomean([r['best_ratio'] for r in kept]):.3f}, "
             f"verify time {sum(r['verify_seconds'] for r in rows):.1f} s\n"
