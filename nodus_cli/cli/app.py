@@ -20,6 +20,7 @@ from nodus_cli import __version__
 from nodus_cli.cli import audit, core, keys, quickstart, state
 from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import error_line
+from nodus_cli.cli.sql import sql_app
 from nodus_cli.errors import NodusError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in nodus, never a user's mistake
@@ -149,6 +150,7 @@ quickstart.register(app)
 keys.register(app)
 app.add_typer(audit.app)
 app.add_typer(config_app)
+app.add_typer(sql_app)
 
 
 def main() -> None:

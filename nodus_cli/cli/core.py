@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -135,12 +136,17 @@ def query(
     ] = None,
 ) -> None:
     """Run read-only SQL over the store (statements that write are refused)."""
+    from nodus_cli.sqltools.querylog import record_query
     from nodus_cli.store.query import run_query
 
     text = read_sql_argument(sql)
     with state.open_store(read_only=True) as store:
+        started = time.perf_counter()
         result = run_query(store, text, limit=limit)
-        render_rows(result.columns, result.rows, resolve_format(fmt, as_json), types=result.types)
+        count = render_rows(
+            result.columns, result.rows, resolve_format(fmt, as_json), types=result.types
+        )
+        record_query(store.path.parent, text, time.perf_counter() - started, count)
 
 
 def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:

@@ -207,6 +207,24 @@ def change_configuration(ctx: Context) -> StepResult:
     )
 
 
+def sql_lint_and_transpile(ctx: Context) -> StepResult:
+    """Lint a query with two classic bugs against the store, and write it for Postgres."""
+    from nodus_cli.sqltools.catalog import read_catalog
+    from nodus_cli.sqltools.lint import lint_source
+    from nodus_cli.sqltools.transpile import transpile_sql
+
+    sql = "SELECT app, message FROM logs WHERE level = NULL OR attrs = NULL LIMIT 5"
+    findings = lint_source(sql, catalog=read_catalog(ctx.store.con)).findings
+    postgres = transpile_sql(sql.replace("= NULL", "IS NULL"), "duckdb", "postgres").sql
+    return StepResult(
+        "Lint a query, then write it for Postgres",
+        f"nodus sql lint finds {len(findings)} problem(s) in: {sql}  --  "
+        f"nodus sql transpile --to postgres gives: {postgres}",
+        ["line", "column", "code", "message"],
+        [(f.line, f.column, f.code, f.message) for f in findings],
+    )
+
+
 STEPS: list[Step] = [
     load_samples,
     errors_per_hour,
@@ -214,6 +232,7 @@ STEPS: list[Step] = [
     change_configuration,
     keys_seal_and_open,
     audit_seal_and_verify,
+    sql_lint_and_transpile,
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from nodus_cli.audit.schema import TABLES as AUDIT_TABLES
 from nodus_cli.audit.schema import create_audit_tables
 from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
+from nodus_cli.sqltools.schema import create_query_log
 
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
@@ -106,6 +107,7 @@ MIGRATIONS: list[Migration] = [
         create_config_tables,
         CONFIG_TABLES,
     ),
+    Migration(7, "sql: query_log", create_query_log, ("query_log",)),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,309 @@
+"""``nodus sql``: verified rewrites, honest transpiling, lint with safe fixes, advice."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from nodus_cli.cli import state
+from nodus_cli.cli.output import (
+    Format,
+    FormatOption,
+    JsonOption,
+    detail,
+    emit_json,
+    render_rows,
+    resolve_format,
+    say,
+    warn,
+)
+from nodus_cli.errors import CheckFailed, InputError, UsageError
+
+if TYPE_CHECKING:
+    from nodus_cli.sqltools.catalog import Catalog
+    from nodus_cli.sqltools.rewrite import RewriteReport
+
+sql_app = typer.Typer(
+    name="sql",
+    help="Rewrite queries (verified by execution), transpile between dialects, lint, advise.",
+    no_args_is_help=True,
+)
+
+SourceArgument = Annotated[
+    str, typer.Argument(help="SQL file, or '-' for stdin.", show_default="-")
+]
+DialectOption = Annotated[
+    str, typer.Option("--dialect", "-d", help="SQL dialect of the input (sqlglot name).")
+]
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="DuckDB file to read the schema from and verify on (default: the store).",
+        show_default=False,
+    ),
+]
+RunsOption = Annotated[
+    int,
+    typer.Option("--runs", min=1, help="Interleaved timing runs of each query when verifying."),
+]
+
+
+def _read_source(source: str) -> str:
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text()
+        except OSError as exc:
+            raise InputError(f"{source}: {exc.strerror}") from None
+    if not text.strip():
+        raise UsageError(f"{'stdin' if source == '-' else source}: no SQL given")
+    return text
+
+
+@contextlib.contextmanager
+def _database(db: Path | None, *, needed: bool) -> Iterator[Any]:
+    """A connection to ``--db`` or the store; None when neither exists and none is needed."""
+    from nodus_cli.sqltools.catalog import connect_database
+
+    if db is not None:
+        con = connect_database(db)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    if not needed and not state.workspace().store_path.exists():
+        yield None
+        return
+    with state.open_store(read_only=True) as store:
+        yield store.con
+
+
+def _catalog(con: Any) -> Catalog | None:
+    from nodus_cli.sqltools.catalog import read_catalog
+
+    return read_catalog(con) if con is not None else None
+
+
+@sql_app.command("rewrite")
+def rewrite(
+    source: SourceArgument = "-",
+    dialect: DialectOption = "duckdb",
+    rules: Annotated[
+        str,
+        typer.Option(
+            "--rules",
+            help="Rules to apply: default, all, or a comma-separated list (see 'nodus sql rules').",
+        ),
+    ] = "default",
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Run original and rewrite; keep the rewrite only if the rows are the same "
+            "and it is not slower.",
+        ),
+    ] = False,
+    db: DbOption = None,
+    runs: RunsOption = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a rewritten query; with --verify, proven by execution to be no worse."""
+    from nodus_cli.sqltools.rewrite import resolve_rules, rewrite_sql, verify_rewrite
+
+    text = _read_source(source)
+    names = resolve_rules(rules)
+    with _database(db, needed=verify) as con:
+        report = rewrite_sql(text, dialect=dialect, rules=names, con=con)
+        if verify:
+            verify_rewrite(report, con, runs=runs, on_progress=detail)
+    if as_json:
+        emit_json({"original": report.original, **report.as_dict()})
+        return
+    sys.stdout.write(report.rewritten.rstrip() + "\n")
+    if verify:
+        _say_verdict(report)
+
+
+def _say_verdict(report: RewriteReport) -> None:
+    if report.kept:
+        ratio = report.time_ratio
+        timing = f", {ratio:.2f}x the original's time" if ratio is not None else ""
+        say(f"verified: same {report.rows} rows{timing}")
+    else:
+        say(f"kept the original: {report.reason}")
+    for step in report.steps:
+        if step.changed or step.error:
+            effect = (
+                step.error
+                or step.difference
+                or (f"rows equal, {step.time_ratio:.2f}x time" if step.time_ratio else "changed")
+            )
+            say(f"  {step.rule}: {effect}")
+
+
+@sql_app.command("rules")
+def rules_command(as_json: JsonOption = False, fmt: FormatOption = None) -> None:
+    """List the rewrite and lint rules with their codes and defaults."""
+    from nodus_cli.sqltools.lint import LINT_RULES
+    from nodus_cli.sqltools.rewrite import RULES
+
+    rows = [("rewrite", r.name, "yes" if r.default else "no", r.summary) for r in RULES.values()]
+    rows += [
+        ("lint", f"{r.code} {r.name}", f"fix: {r.fix}", r.summary) for r in LINT_RULES.values()
+    ]
+    render_rows(["kind", "rule", "default", "summary"], rows, resolve_format(fmt, as_json))
+
+
+@sql_app.command("transpile")
+def transpile(
+    source: SourceArgument = "-",
+    from_dialect: Annotated[
+        str, typer.Option("--from", help="Dialect of the input (sqlglot name).")
+    ] = "duckdb",
+    to_dialect: Annotated[
+        str, typer.Option("--to", help="Dialect to write (sqlglot name).", show_default=False)
+    ] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Translate SQL between dialects; a construct the target lacks is an error (exit 2)."""
+    from nodus_cli.sqltools.transpile import transpile_sql
+
+    if not to_dialect:
+        raise UsageError("--to is required (the dialect to write)")
+    result = transpile_sql(_read_source(source), from_dialect, to_dialect)
+    if as_json:
+        emit_json(
+            {
+                "from": from_dialect.lower(),
+                "to": to_dialect.lower(),
+                "sql": result.sql,
+                "statements": result.statements,
+                "warnings": result.warnings,
+            }
+        )
+        return
+    for message in result.warnings:
+        warn(message)
+    sys.stdout.write(result.sql.rstrip() + ";\n")
+
+
+@sql_app.command("lint")
+def lint(
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="SQL files, or '-' for stdin.", show_default="-")
+    ] = None,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Apply the safe fixes (files in place, rewritten in sqlglot's layout; stdin "
+            "fixed to stdout). A fix that would change the output columns or their order is "
+            "never applied.",
+        ),
+    ] = False,
+    dialect: DialectOption = "duckdb",
+    db: DbOption = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find real bugs and slow patterns in SQL; exit 1 when findings remain."""
+    from nodus_cli.fsutil import atomic_write
+    from nodus_cli.sqltools.lint import LintResult, fix_source, lint_source
+
+    names = sources or ["-"]
+    results: list[LintResult] = []
+    with _database(db, needed=False) if db is not None else contextlib.nullcontext() as con:
+        catalog = _catalog(con)
+        for name in names:
+            text = _read_source(name)
+            if fix:
+                result = fix_source(text, name, dialect=dialect, catalog=catalog, con=con)
+            else:
+                result = lint_source(text, name, dialect=dialect, catalog=catalog)
+            results.append(result)
+    findings = [f for result in results for f in result.findings]
+    remaining = [f for f in findings if not f.fixed]
+    output = resolve_format(fmt, as_json)
+    # Fixed SQL from stdin goes to stdout, so the findings then go to stderr as lines.
+    sql_to_stdout = fix and output is Format.table and any(r.file == "-" for r in results)
+    for result in results:
+        for refused in result.refused_fixes:
+            warn(f"fix not applied: {refused}")
+        if result.fixed_sql is None:
+            continue
+        if result.file != "-":
+            atomic_write(Path(result.file), result.fixed_sql.encode())
+        elif sql_to_stdout:
+            sys.stdout.write(result.fixed_sql)
+    if as_json and fmt is None:
+        emit_json(
+            {
+                "findings": [f.as_dict() for f in findings],
+                "fixed": sum(f.fixed for f in findings),
+                "remaining": len(remaining),
+                "fixed_sql": {r.file: r.fixed_sql for r in results if r.fixed_sql},
+            }
+        )
+    elif sql_to_stdout:
+        for f in findings:
+            say(f"{f.file}:{f.line}:{f.column}: {f.code} {f.message}{' (fixed)' * f.fixed}")
+    else:
+        render_rows(
+            ["file", "line", "column", "code", "rule", "message", "fixed"],
+            ((f.file, f.line, f.column, f.code, f.name, f.message, f.fixed) for f in findings),
+            output,
+        )
+    if remaining:
+        raise CheckFailed(f"{len(remaining)} finding(s) in {len(names)} file(s)")
+
+
+@sql_app.command("advise")
+def advise(
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="How many of the slowest fingerprints.")
+    ] = 5,
+    rules: Annotated[
+        str, typer.Option("--rules", help="Rewrite rules to try: default, all, or a list.")
+    ] = "default",
+    runs: RunsOption = 7,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the slowest queries from the query log, each with a verified faster rewrite."""
+    from nodus_cli.sqltools.advise import advise as advise_slowest
+    from nodus_cli.sqltools.rewrite import resolve_rules
+
+    names = resolve_rules(rules)
+    with state.open_store() as store:
+        folded, advice = advise_slowest(
+            store, limit=limit, rules=names, runs=runs, on_progress=detail
+        )
+    if folded.skipped_lines:
+        warn(f"skipped {folded.skipped_lines} unreadable line(s) of the query spool")
+    if as_json and fmt is None:
+        emit_json({"folded": folded.rows, "queries": [a.as_dict() for a in advice]})
+        return
+    render_rows(
+        ["fingerprint", "runs", "total_ms", "mean_ms", "speedup", "sql", "rewrite_or_note"],
+        (
+            (
+                a.fingerprint,
+                a.runs,
+                a.total_ms,
+                a.mean_ms,
+                a.speedup,
+                " ".join(a.sql.split()),
+                a.rewrite or a.note,
+            )
+            for a in advice
+        ),
+        resolve_format(fmt, as_json),
+    )

@@ -1,0 +1,534 @@
+"""Query rewrites that are proven by execution to return the same rows and not run slower.
+
+Rules are sqlglot optimizer passes plus nodus's own, applied one after another so that
+each rule's effect can be measured and a wrong one named. The default set leaves out
+``unnest_subqueries``: on DuckDB it turns EXISTS and correlated subqueries into full-table
+GROUP BYs that defeat DuckDB's own decorrelation (TPC-H q4, q17, q21 run several times
+slower). ``verify_rewrite`` runs the original and every intermediate query, compares the
+rows and times the final pair with interleaved runs; a rewrite that changes a result or
+runs slower is dropped and the original returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nodus_cli.errors import InputError, UsageError
+from nodus_cli.sqltools.catalog import Catalog, execute, output_columns, read_catalog
+from nodus_cli.sqltools.compare import compare_results
+from nodus_cli.sqltools.parsing import check_dialect, parse_one
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+Progress = Callable[[str], None]
+DEFAULT_RUNS = 7
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rewrite step: a name users pass to ``--rules``, what it does, whether default."""
+
+    name: str
+    summary: str
+    default: bool
+    apply: Callable[[exp.Expr, RuleContext], exp.Expr]
+
+
+@dataclass
+class RuleContext:
+    dialect: str
+    catalog: Catalog | None
+
+
+def _sqlglot_pass(module: str, function: str) -> Callable[[exp.Expr, RuleContext], exp.Expr]:
+    """Call a sqlglot optimizer function with the keyword arguments it accepts."""
+
+    def apply(tree: exp.Expr, ctx: RuleContext) -> exp.Expr:
+        import importlib
+
+        rule = getattr(importlib.import_module(f"sqlglot.optimizer.{module}"), function)
+        accepted = inspect.signature(rule).parameters
+        kwargs: dict[str, Any] = {}
+        if "dialect" in accepted:
+            kwargs["dialect"] = ctx.dialect
+        if "schema" in accepted and ctx.catalog is not None:
+            kwargs["schema"] = ctx.catalog.tables
+        result: exp.Expr = rule(tree, **kwargs)
+        return result
+
+    return apply
+
+
+def _canonicalize(tree: exp.Expr, ctx: RuleContext) -> exp.Expr:
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.canonicalize import canonicalize
+
+    schema: dict[str, object] | None = dict(ctx.catalog.tables) if ctx.catalog else None
+    return canonicalize(annotate_types(tree, schema=schema, dialect=ctx.dialect), ctx.dialect)
+
+
+def _drop_noop_casts(tree: exp.Expr, ctx: RuleContext) -> exp.Expr:
+    """``CAST(col AS T)`` where the column already has type T is the column itself."""
+    from sqlglot import exp
+
+    if ctx.catalog is None:
+        return tree
+    aliases = _table_aliases(tree)
+    for cast in list(tree.find_all(exp.Cast)):
+        column = cast.this
+        if not isinstance(column, exp.Column) or cast.args.get("format"):
+            continue
+        table = aliases.get(column.table.lower(), column.table.lower()) if column.table else None
+        current = ctx.catalog.column_type(table, column.name)
+        if current is None:
+            continue
+        wanted = cast.to.sql(dialect="duckdb").upper()
+        if wanted == current.upper():
+            cast.replace(column.copy())
+    return tree
+
+
+def _table_aliases(tree: exp.Expr) -> dict[str, str]:
+    from sqlglot import exp
+
+    return {
+        table.alias_or_name.lower(): table.name.lower()
+        for table in tree.find_all(exp.Table)
+        if table.name
+    }
+
+
+RULES: dict[str, Rule] = {
+    rule.name: rule
+    for rule in (
+        Rule(
+            "drop_noop_casts",
+            "remove CAST(col AS T) when the column already has type T (needs a database)",
+            True,
+            _drop_noop_casts,
+        ),
+        Rule(
+            "pushdown_projections",
+            "drop columns that subqueries compute but nobody reads",
+            True,
+            _sqlglot_pass("pushdown_projections", "pushdown_projections"),
+        ),
+        Rule(
+            "normalize",
+            "rewrite boolean predicates into conjunctive normal form",
+            True,
+            _sqlglot_pass("normalize", "normalize"),
+        ),
+        Rule(
+            "unnest_subqueries",
+            "turn correlated and EXISTS subqueries into joins (slow on DuckDB: not default)",
+            False,
+            _sqlglot_pass("unnest_subqueries", "unnest_subqueries"),
+        ),
+        Rule(
+            "pushdown_predicates",
+            "move WHERE conditions into subqueries and joins (slow on DuckDB for TPC-H "
+            "q2 and q20: not default)",
+            False,
+            _sqlglot_pass("pushdown_predicates", "pushdown_predicates"),
+        ),
+        Rule(
+            "optimize_joins",
+            "turn comma joins into explicit joins and order them by their conditions",
+            True,
+            _sqlglot_pass("optimize_joins", "optimize_joins"),
+        ),
+        Rule(
+            "eliminate_subqueries",
+            "turn derived tables into CTEs and deduplicate equal ones",
+            True,
+            _sqlglot_pass("eliminate_subqueries", "eliminate_subqueries"),
+        ),
+        Rule(
+            "merge_subqueries",
+            "merge derived tables and CTEs into the query that reads them",
+            True,
+            _sqlglot_pass("merge_subqueries", "merge_subqueries"),
+        ),
+        Rule(
+            "eliminate_joins",
+            "drop LEFT JOINs whose columns are never read",
+            True,
+            _sqlglot_pass("eliminate_joins", "eliminate_joins"),
+        ),
+        Rule(
+            "eliminate_ctes",
+            "drop CTEs nobody reads",
+            True,
+            _sqlglot_pass("eliminate_ctes", "eliminate_ctes"),
+        ),
+        Rule(
+            "canonicalize",
+            "make implicit type coercions explicit and remove redundant casts",
+            False,
+            _canonicalize,
+        ),
+        Rule(
+            "simplify",
+            "fold constants and simplify boolean and date arithmetic",
+            True,
+            _sqlglot_pass("simplify", "simplify"),
+        ),
+    )
+}
+
+
+def resolve_rules(spec: str) -> list[str]:
+    """``default``, ``all`` or a comma-separated list of rule names, in application order."""
+    wanted = spec.strip().lower()
+    if wanted == "default":
+        return [name for name, rule in RULES.items() if rule.default]
+    if wanted == "all":
+        return list(RULES)
+    names = [part.strip() for part in wanted.split(",") if part.strip()]
+    unknown = [name for name in names if name not in RULES]
+    if unknown or not names:
+        raise UsageError(
+            f"unknown rewrite rule(s) {', '.join(unknown) or spec!r} "
+            f"(known: default, all, {', '.join(RULES)})"
+        )
+    return [name for name in RULES if name in names]
+
+
+@dataclass
+class RuleStep:
+    """What one rule did: whether it changed the query and, when verified, its effect."""
+
+    rule: str
+    changed: bool
+    sql: str  # the query after this rule, in the engine dialect (duckdb)
+    error: str | None = None
+    rows_equal: bool | None = None
+    difference: str | None = None
+    seconds: float | None = None
+    time_ratio: float | None = None  # against the query before this rule (one run each)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "changed": self.changed,
+            "error": self.error,
+            "rows_equal": self.rows_equal,
+            "difference": self.difference,
+            "time_ratio": _round(self.time_ratio),
+        }
+
+
+@dataclass
+class RewriteReport:
+    """The rewrite, and with ``verify`` the proof (or the reason it was refused)."""
+
+    original: str
+    rewritten: str  # what to use: the rewrite, or the original when refused
+    dialect: str
+    rules: list[str]
+    steps: list[RuleStep] = field(default_factory=list)
+    verified: bool = False
+    kept: bool = True
+    reason: str | None = None
+    culprit: str | None = None
+    ordered: bool = False
+    rows: int | None = None
+    runs: int = 0
+    original_seconds: float | None = None
+    rewritten_seconds: float | None = None
+    candidate: str | None = None  # the refused rewrite, for the report
+    baseline: str = ""  # the original as sqlglot writes it for DuckDB, before any rule
+
+    @property
+    def time_ratio(self) -> float | None:
+        if not self.original_seconds or self.rewritten_seconds is None:
+            return None
+        return self.rewritten_seconds / self.original_seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dialect": self.dialect,
+            "rules": self.rules,
+            "verified": self.verified,
+            "kept": self.kept,
+            "reason": self.reason,
+            "culprit": self.culprit,
+            "ordered": self.ordered,
+            "rows": self.rows,
+            "runs": self.runs,
+            "original_ms": _ms(self.original_seconds),
+            "rewritten_ms": _ms(self.rewritten_seconds),
+            "time_ratio": _round(self.time_ratio),
+            "steps": [step.as_dict() for step in self.steps],
+            "sql": self.rewritten,
+            "candidate": self.candidate,
+        }
+
+
+def rewrite_sql(
+    sql: str,
+    *,
+    dialect: str = "duckdb",
+    rules: list[str] | None = None,
+    catalog: Catalog | None = None,
+    con: Any = None,
+) -> RewriteReport:
+    """Apply ``rules`` (default set when None) to one query, step by step, unverified.
+
+    Columns are qualified first (the other rules need it). A rule that fails on this
+    query is skipped and its error recorded. With a connection ``con`` the schema comes
+    from it (unless ``catalog`` is given) and unnamed outputs keep DuckDB's names.
+    """
+    from sqlglot.optimizer.qualify import qualify
+
+    dialect = check_dialect(dialect)
+    names = rules if rules is not None else resolve_rules("default")
+    tree = parse_one(sql, dialect)
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Query):
+        raise UsageError("nodus sql rewrite works on queries (SELECT, WITH, set operations)")
+    names_out: list[str] | None = None
+    if con is not None:
+        catalog = catalog or read_catalog(con)
+        engine_sql = tree.sql(dialect="duckdb")
+        with contextlib.suppress(InputError):  # verification reports a query that fails
+            names_out = [name for name, _kind in output_columns(con, engine_sql)]
+    ctx = RuleContext(dialect, catalog)
+    report = RewriteReport(sql.strip().rstrip(";").strip(), "", dialect, names)
+    report.ordered = bool(tree.args.get("order"))
+    previous = report.baseline = tree.sql(dialect="duckdb")
+    try:
+        current: exp.Expr = qualify(
+            tree.copy(),
+            dialect=dialect,
+            schema=dict(catalog.tables) if catalog else None,
+            validate_qualify_columns=catalog is not None,
+            quote_identifiers=False,
+            isolate_tables=True,
+        )
+    except Exception as exc:  # sqlglot raises many types; any failure means "cannot rewrite"
+        raise InputError(f"cannot resolve the query's columns: {_one_line(exc)}") from None
+    report.steps.append(_step("qualify", previous, current, tree, names_out))
+    for name in names:
+        before = report.steps[-1].sql
+        try:
+            candidate = RULES[name].apply(current.copy(), ctx)
+            candidate.sql(dialect="duckdb")
+        except Exception as exc:  # a sqlglot pass that cannot handle this query
+            report.steps.append(RuleStep(name, False, before, error=_one_line(exc)))
+            continue
+        current = candidate
+        report.steps.append(_step(name, before, current, tree, names_out))
+    final = current.copy()
+    _keep_output_names(tree, final, names_out)
+    report.rewritten = _finish(final, dialect)
+    return report
+
+
+def _keep_output_names(original: exp.Expr, rewritten: exp.Expr, names: list[str] | None) -> None:
+    """Keep the output names of unnamed expressions (qualify calls them ``_col_N``).
+
+    With the names DuckDB gives the original's outputs, those become explicit aliases;
+    without them the alias is dropped (a qualified expression may then be named
+    differently, which ``--verify`` reports).
+    """
+    from sqlglot import exp
+
+    if not isinstance(original, exp.Query) or not isinstance(rewritten, exp.Query):
+        return
+    if len(original.selects) != len(rewritten.selects):
+        return
+    pairs = zip(original.selects, rewritten.selects, strict=True)
+    for index, (before, after) in enumerate(pairs):
+        if isinstance(before, exp.Alias | exp.Column) or not isinstance(after, exp.Alias):
+            continue
+        if names is not None and index < len(names):
+            after.set("alias", exp.to_identifier(names[index], quoted=True))
+        else:
+            after.replace(after.this)
+
+
+def _step(
+    name: str, before: str, tree: exp.Expr, original: exp.Expr, names: list[str] | None
+) -> RuleStep:
+    named = tree.copy()
+    _keep_output_names(original, named, names)
+    after = named.sql(dialect="duckdb")
+    return RuleStep(name, after != before, after)
+
+
+def _finish(tree: exp.Expr, dialect: str) -> str:
+    from sqlglot.optimizer.qualify_columns import quote_identifiers
+
+    return quote_identifiers(tree, dialect=dialect, identify=False).sql(
+        dialect=dialect, pretty=True
+    )
+
+
+def verify_rewrite(
+    report: RewriteReport,
+    con: Any,
+    *,
+    runs: int = DEFAULT_RUNS,
+    on_progress: Progress | None = None,
+) -> RewriteReport:
+    """Prove ``report``'s rewrite on ``con``: same rows after every rule, not slower overall.
+
+    On any difference, error or slowdown the report keeps the original query and names
+    the rule responsible.
+    """
+    note = on_progress or (lambda _message: None)
+    original_sql = _engine_sql(report.original, report.dialect)
+    note("running the original")
+    expected, _cold = execute(con, original_sql)
+    seconds = execute(con, original_sql)[1]  # warm, like the steps that follow
+    columns = output_columns(con, original_sql)
+    report.verified, report.rows, report.runs = True, len(expected), runs
+    previous_seconds = seconds
+    for step in report.steps:
+        if not step.changed:
+            continue
+        note(f"checking rule {step.rule}")
+        try:
+            rows, step.seconds = execute(con, step.sql)
+        except InputError as exc:
+            step.error = exc.message
+            return _refuse(
+                report, step.rule, f"rule {step.rule} produced SQL that fails: {exc.message}"
+            )
+        step.difference = _column_difference(columns, output_columns(con, step.sql))
+        if step.difference is None:
+            step.difference = compare_results(expected, rows, ordered=report.ordered)
+        step.rows_equal = step.difference is None
+        step.time_ratio = step.seconds / previous_seconds if previous_seconds else None
+        previous_seconds = step.seconds
+        if step.difference is not None:
+            return _refuse(
+                report, step.rule, f"rule {step.rule} changed the result: {step.difference}"
+            )
+    last_step = report.steps[-1].sql if report.steps else original_sql
+    if last_step == report.baseline:
+        report.kept, report.reason = False, "no rule changed the query"
+        report.rewritten = report.original
+        return report
+    final_sql = _engine_sql(report.rewritten, report.dialect)  # exactly what is printed
+    if final_sql != last_step:
+        rows, _seconds = execute(con, final_sql)
+        difference = _column_difference(columns, output_columns(con, final_sql))
+        difference = difference or compare_results(expected, rows, ordered=report.ordered)
+        if difference is not None:
+            return _refuse(report, None, f"the printed rewrite differs: {difference}")
+    note(f"timing original and rewrite ({runs} interleaved runs each)")
+    timing = time_pair(con, original_sql, final_sql, runs)
+    if timing.split_verdict():
+        note("median and best run disagree: timing twice as many runs more")
+        timing.extend(time_pair(con, original_sql, final_sql, 2 * runs))
+    report.runs = len(timing.first)
+    report.original_seconds, report.rewritten_seconds = timing.medians
+    if not timing.second_not_slower():
+        slowest = max(
+            (s for s in report.steps if s.time_ratio is not None),
+            key=lambda s: s.time_ratio or 0.0,
+            default=None,
+        )
+        ratio = report.rewritten_seconds / report.original_seconds
+        best = min(timing.second) / min(timing.first)
+        return _refuse(
+            report,
+            slowest.rule if slowest else None,
+            f"the rewrite is slower (median {ratio:.2f}x, best run {best:.2f}x the original)",
+        )
+    return report
+
+
+@dataclass
+class Timing:
+    """Wall times of two queries measured in interleaved runs."""
+
+    first: list[float] = field(default_factory=list)
+    second: list[float] = field(default_factory=list)
+
+    @property
+    def medians(self) -> tuple[float, float]:
+        return statistics.median(self.first), statistics.median(self.second)
+
+    def split_verdict(self) -> bool:
+        """Median and best run disagree about which is faster: noise, measure more."""
+        first_median, second_median = self.medians
+        by_median = second_median <= first_median
+        by_best = min(self.second) <= min(self.first)
+        return by_median != by_best
+
+    def extend(self, other: Timing) -> None:
+        self.first.extend(other.first)
+        self.second.extend(other.second)
+
+    def second_not_slower(self) -> bool:
+        """Not slower on the median and on the best run (the best run resists other load)."""
+        first_median, second_median = self.medians
+        return second_median <= first_median and min(self.second) <= min(self.first)
+
+
+def _column_difference(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> str | None:
+    if before == after:
+        return None
+    show = lambda columns: ", ".join(f"{name} {kind}" for name, kind in columns)  # noqa: E731
+    return f"output columns ({show(before)}) became ({show(after)})"
+
+
+CLEARLY_SLOWER = 1.5  # after 3 runs each, a best run this much above the worst one decides
+
+
+def time_pair(con: Any, first: str, second: str, runs: int) -> Timing:
+    """Time two queries over ``runs`` interleaved runs each, alternating which goes first.
+
+    Stops early once the second is clearly slower (its best run over 1.5x the first's
+    worst after three runs each): the verdict cannot change, and a slow rewrite can take
+    many times longer than the original.
+    """
+    timing = Timing()
+    for index in range(max(1, runs)):
+        if index % 2 == 0:
+            timing.first.append(execute(con, first)[1])
+            timing.second.append(execute(con, second)[1])
+        else:
+            timing.second.append(execute(con, second)[1])
+            timing.first.append(execute(con, first)[1])
+        if index >= 2 and min(timing.second) > CLEARLY_SLOWER * max(timing.first):
+            break
+    return timing
+
+
+def _refuse(report: RewriteReport, culprit: str | None, reason: str) -> RewriteReport:
+    report.kept, report.culprit, report.reason = False, culprit, reason
+    report.candidate = report.rewritten
+    report.rewritten = report.original
+    return report
+
+
+def _engine_sql(sql: str, dialect: str) -> str:
+    """The query as DuckDB runs it (verification always executes on DuckDB)."""
+    if dialect == "duckdb":
+        return sql
+    return parse_one(sql, dialect).sql(dialect="duckdb")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, 3)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)

@@ -1,0 +1,184 @@
+"""Verified rewrites on the small TPC-H tables: same rows or the original back, rule named."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodus_cli.errors import UsageError
+from nodus_cli.sqltools import rewrite as rewrite_module
+from nodus_cli.sqltools.catalog import execute, read_catalog
+from nodus_cli.sqltools.compare import compare_results
+from nodus_cli.sqltools.rewrite import (
+    RULES,
+    Rule,
+    resolve_rules,
+    rewrite_sql,
+    verify_rewrite,
+)
+
+
+def test_sample_csvs_are_sniffed_with_the_right_types(tpch_con: Any) -> None:
+    catalog = read_catalog(tpch_con)
+    assert catalog.tables["lineitem"]["l_shipdate"] == "DATE"
+    assert catalog.tables["lineitem"]["l_orderkey"] == "BIGINT"
+    assert catalog.tables["lineitem"]["l_extendedprice"] == "DOUBLE"
+    assert tpch_con.execute("SELECT count(*) FROM lineitem").fetchone()[0] == 8233
+
+
+def test_default_rules_leave_out_the_unnesting_that_slows_duckdb() -> None:
+    default = resolve_rules("default")
+    assert "unnest_subqueries" not in default
+    assert "unnest_subqueries" in resolve_rules("all")
+    assert resolve_rules("eliminate_ctes, simplify") == ["eliminate_ctes", "simplify"]
+    with pytest.raises(UsageError, match="unknown rewrite rule"):
+        resolve_rules("simplify,nope")
+
+
+def test_every_tpch_query_is_equivalent_after_all_rules(
+    tpch_con: Any, tpch_queries: dict[str, str]
+) -> None:
+    """With every rule (unnesting too) each query is either proven equal or given back."""
+    for name, sql in tpch_queries.items():
+        report = rewrite_sql(sql, rules=resolve_rules("all"), con=tpch_con)
+        verify_rewrite(report, tpch_con, runs=1)
+        assert report.verified, name
+        expected, _ = execute(tpch_con, sql)
+        actual, _ = execute(tpch_con, report.rewritten)
+        assert compare_results(expected, actual, ordered=report.ordered) is None, name
+        if not report.kept:
+            assert report.reason, name
+            assert report.rewritten == report.original, name
+        for step in report.steps:
+            if step.changed and step.rows_equal is not None:
+                assert step.rows_equal, (name, step.rule)
+
+
+def _drop_where(tree: Any, _ctx: Any) -> Any:
+    for select in tree.find_all(__import__("sqlglot").exp.Select):
+        select.set("where", None)
+    return tree
+
+
+def _add_slow_filter(tree: Any, _ctx: Any) -> Any:
+    """Same rows, much more work: a condition that is always true but costly."""
+    return tree.where("(SELECT sum(range % 7) FROM range(5000000)) >= 0")
+
+
+@pytest.fixture
+def broken_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = dict(RULES)
+    rules["drop_where"] = Rule("drop_where", "deliberately wrong", False, _drop_where)
+    rules["slow_filter"] = Rule("slow_filter", "deliberately slow", False, _add_slow_filter)
+    monkeypatch.setattr(rewrite_module, "RULES", rules)
+
+
+SHIPPED = "SELECT l_returnflag, count(*) AS n FROM lineitem WHERE l_quantity < 10 GROUP BY 1"
+
+
+@pytest.mark.usefixtures("broken_rules")
+def test_a_wrong_rewrite_is_caught_and_its_rule_named(tpch_con: Any) -> None:
+    report = rewrite_sql(SHIPPED, rules=["simplify", "drop_where"], con=tpch_con)
+    verify_rewrite(report, tpch_con, runs=1)
+    assert not report.kept
+    assert report.culprit == "drop_where"
+    assert "changed the result" in (report.reason or "")
+    assert report.rewritten == report.original
+    assert "WHERE" not in (report.candidate or "WHERE").upper().split("FROM")[1]
+
+
+@pytest.mark.usefixtures("broken_rules")
+def test_a_slower_rewrite_is_refused(tpch_con: Any) -> None:
+    report = rewrite_sql(SHIPPED, rules=["slow_filter"], con=tpch_con)
+    verify_rewrite(report, tpch_con, runs=3)
+    assert not report.kept
+    assert "slower" in (report.reason or "")
+    assert report.culprit == "slow_filter"
+    assert report.rewritten == report.original
+
+
+@pytest.mark.usefixtures("broken_rules", "tpch_home")
+def test_cli_verify_reports_the_wrong_rule_and_prints_the_original(cli: Any) -> None:
+    result = cli(
+        "sql",
+        "rewrite",
+        "-",
+        "--rules",
+        "drop_where",
+        "--verify",
+        "--runs",
+        "1",
+        "--json",
+        input=SHIPPED,
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["kept"] is False and document["culprit"] == "drop_where"
+    assert document["sql"] == SHIPPED
+    steps = {step["rule"]: step for step in document["steps"]}
+    assert steps["drop_where"]["rows_equal"] is False
+
+
+@pytest.mark.usefixtures("tpch_home")
+def test_cli_rewrite_keeps_output_names_and_verifies(cli: Any) -> None:
+    sql = "SELECT count(*), sum(l_tax) + 0 AS t FROM lineitem WHERE 1 = 1 AND l_tax > 0"
+    result = cli("sql", "rewrite", "-", "--verify", "--runs", "1", "--json", input=sql)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["verified"] is True
+    assert document["rows"] == 1
+    assert all(step["rows_equal"] in (True, None) for step in document["steps"])
+    plain = cli("sql", "rewrite", "-", input=sql)
+    assert plain.exit_code == 0
+    assert '"count_star()"' in plain.stdout  # DuckDB's name for the unnamed output
+
+
+def test_rewrite_without_database_still_works() -> None:
+    report = rewrite_sql("SELECT a FROM t WHERE 1 = 1 AND a > 2")
+    assert "1 = 1" not in report.rewritten
+    assert not report.verified
+
+
+def test_rewrite_refuses_statements_that_are_not_queries() -> None:
+    with pytest.raises(UsageError, match="queries"):
+        rewrite_sql("DELETE FROM t")
+
+
+# --- result comparison ----------------------------------------------------------------
+
+values = st.one_of(
+    st.none(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=False, width=32),
+    st.text(max_size=3),
+)
+row_lists = st.lists(st.tuples(values, values), max_size=12)
+
+
+@settings(deadline=None)
+@given(row_lists, st.randoms())
+def test_a_permutation_is_the_same_multiset(rows: list[tuple[Any, ...]], rng: Any) -> None:
+    shuffled = list(rows)
+    rng.shuffle(shuffled)
+    assert compare_results(rows, shuffled, ordered=False) is None
+
+
+@settings(deadline=None)
+@given(row_lists)
+def test_a_missing_row_is_a_difference(rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        assert compare_results(rows, rows[:-1], ordered=False) is not None
+
+
+def test_nulls_nans_and_float_tolerance() -> None:
+    assert compare_results([(None, math.nan)], [(None, math.nan)], ordered=True) is None
+    assert compare_results([(0.1 + 0.2,)], [(0.3,)], ordered=True) is None
+    assert compare_results([(1.0,)], [(1.001,)], ordered=True) is not None
+    assert compare_results([(None,)], [(0,)], ordered=True) is not None
+    assert compare_results([(1,), (2,)], [(2,), (1,)], ordered=True) is not None
+    assert compare_results([(1,), (2,)], [(2,), (1,)], ordered=False) is None
