@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.ingest.schema import apply_ingest_v2
+
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
 
@@ -95,6 +97,7 @@ MIGRATIONS: list[Migration] = [
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
     ),
+    Migration(2, "ingest: checkpoint bookkeeping on ingest_files", apply_ingest_v2),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

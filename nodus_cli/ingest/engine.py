@@ -1,0 +1,469 @@
+"""Ingest files into the store exactly once, parsing inside DuckDB window by window.
+
+Each window's rows, its quarantined lines and the file's new checkpoint (byte
+offset, line number, fingerprint) are written in one transaction, so a run
+killed at any moment leaves the store as if it had stopped after the last
+committed window; the next run resumes there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from nodus_cli.errors import InputError, NodusError, UsageError
+from nodus_cli.ingest import formats, redact
+from nodus_cli.ingest.formats import Detected, sql_str
+from nodus_cli.ingest.source import (
+    HEAD_BYTES,
+    SNIFF_BYTES,
+    STDIN,
+    Source,
+    expand_paths,
+    fingerprint,
+    head_hash,
+    line_count,
+    prepare_window,
+    skip_to,
+    windows,
+)
+from nodus_cli.store import Store
+
+WINDOW_BYTES = 32 << 20
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestOptions:
+    format: str = "auto"
+    source: str | None = None
+    tz: str | None = None
+    redact: list[str] = field(default_factory=list)
+    at: datetime | None = None  # scrape time for Prometheus samples without one
+    time_column: str | None = None
+    series: str | None = None
+    window_bytes: int = WINDOW_BYTES
+
+
+@dataclass
+class FileResult:
+    path: str
+    format: str | None = None
+    status: str = "ingested"  # ingested | unchanged | failed
+    file_id: int | None = None
+    records: int = 0
+    rows: int = 0
+    quarantined: int = 0
+    skipped: int = 0  # lines already ingested by earlier runs
+    bytes_read: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "status": self.status,
+            "file_id": self.file_id,
+            "records": self.records,
+            "rows": self.rows,
+            "quarantined": self.quarantined,
+            "skipped": self.skipped,
+            "bytes_read": self.bytes_read,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            **({"layout": self.notes["layout"]} if "layout" in self.notes else {}),
+        }
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "files": len(self.files),
+            "failed": len(self.failed),
+            "records": sum(f.records for f in self.files),
+            "rows": sum(f.rows for f in self.files),
+            "quarantined": sum(f.quarantined for f in self.files),
+        }
+
+
+@dataclass
+class _Checkpoint:
+    file_id: int
+    byte_offset: int
+    line_no: int
+    format: str | None
+    new: bool
+    tail: bytes = b""  # the KiB before byte_offset
+
+
+def ingest(
+    store: Store,
+    paths: list[str],
+    options: IngestOptions | None = None,
+    *,
+    secret: bytes | None = None,
+    stdin: BinaryIO | None = None,
+    on_progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest every file named by ``paths``; a failing file never stops the others."""
+    options = options or IngestOptions()
+    if options.format not in formats.FORMATS:
+        raise UsageError(f"unknown format {options.format!r} ({', '.join(formats.FORMATS)})")
+    kinds, fields = redact.parse_redactions(options.redact)
+    if (kinds or fields) and secret is None:
+        raise UsageError("redaction needs the workspace secret")
+    report = IngestReport()
+    con = store.con
+    with _session(con, options.tz), tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp:
+        for statement in formats.MACROS:
+            con.execute(statement)
+        if secret is not None and (kinds or fields):
+            for statement in redact.macros(secret, kinds):
+                con.execute(statement)
+        job = _Job(store, options, Path(tmp), kinds, fields, on_progress)
+        for path in expand_paths(paths):
+            result = FileResult(path)
+            started = time.monotonic()
+            try:
+                source = job.stdin_source(stdin) if path == STDIN else Source.open_path(path)
+                job.ingest_file(source, result)
+            except NodusError as exc:
+                result.status, result.error = "failed", exc.message
+            result.seconds = time.monotonic() - started
+            report.files.append(result)
+    return report
+
+
+@contextlib.contextmanager
+def _session(con: Any, tz: str | None) -> Iterator[None]:
+    """Naive times in the input are read in ``--tz`` (the session time zone)."""
+    if tz is None:
+        yield
+        return
+    try:
+        con.execute(f"SET TimeZone = {sql_str(tz)}")
+    except Exception as exc:
+        raise UsageError(f"--tz {tz!r}: unknown time zone") from exc
+    try:
+        yield
+    finally:
+        con.execute("SET TimeZone = 'UTC'")
+
+
+class _Job:
+    def __init__(
+        self,
+        store: Store,
+        options: IngestOptions,
+        tmp: Path,
+        kinds: list[str],
+        fields: list[str],
+        on_progress: Progress | None,
+    ) -> None:
+        self.store = store
+        self.con = store.con
+        self.options = options
+        self.tmp = tmp
+        self.kinds = kinds
+        self.fields = fields
+        self.on_progress = on_progress
+        self.window_file = tmp / "window.txt"
+
+    def stdin_source(self, stdin: BinaryIO | None) -> Source:
+        spool = self.tmp / "stdin"
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        with spool.open("wb") as handle:
+            shutil.copyfileobj(stream, handle, 1 << 20)
+        return Source.open_path(STDIN, spool)
+
+    # --- one file ---------------------------------------------------------------------
+
+    def ingest_file(self, source: Source, result: FileResult) -> None:
+        head = source.read_prefix(SNIFF_BYTES)
+        if not head:
+            result.status = "unchanged"
+            return
+        checkpoint, stream = self._resume(source, head)
+        with stream:
+            requested = checkpoint.format if checkpoint.format else self.options.format
+            try:
+                detected = formats.detect(
+                    _decode(head), requested, time_column=self.options.time_column
+                )
+            except NodusError as exc:
+                raise InputError(f"{source.path}: {exc.message}") from None
+            result.format = detected.format
+            result.file_id = checkpoint.file_id
+            result.skipped = checkpoint.line_no
+            if detected.layout is not None:
+                result.notes["layout"] = detected.layout.name
+            self._windows(source, head, detected, checkpoint, stream, result)
+        if result.records == 0 and not checkpoint.new:
+            result.status = "unchanged"
+
+    def _resume(self, source: Source, head: bytes) -> tuple[_Checkpoint, BinaryIO]:
+        """Find the checkpoint this file continues (same first KiB and fingerprint)."""
+        digest = head_hash(head)
+        rows = self.con.execute(
+            "SELECT file_id, path, byte_offset, line_no, fingerprint, format FROM ingest_files "
+            "WHERE head_hash = ? ORDER BY (path = ?) DESC, file_id DESC",
+            [digest, source.path],
+        ).fetchall()
+        for file_id, path, offset, line_no, stored_fp, fmt in rows:
+            if path != source.path and _still_there(path, digest):
+                continue  # another file with the same start, still in place: not a rename
+            stream = source.open()
+            tail = skip_to(stream, offset)
+            if tail is not None and fingerprint(head, tail) == stored_fp:
+                return _Checkpoint(file_id, offset, line_no, fmt, False, tail), stream
+            stream.close()
+        next_id = self.con.execute(
+            "SELECT coalesce(max(file_id), 0) + 1 FROM ingest_files"
+        ).fetchone()[0]
+        return _Checkpoint(next_id, 0, 0, None, True), source.open()
+
+    def _windows(
+        self,
+        source: Source,
+        head: bytes,
+        detected: Detected,
+        checkpoint: _Checkpoint,
+        stream: BinaryIO,
+        result: FileResult,
+    ) -> None:
+        offset, line_no, tail = checkpoint.byte_offset, checkpoint.line_no, checkpoint.tail
+        source_name = self.options.source or _default_source(source.path)
+        mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
+        start_pattern = detected.record_start()
+        first = checkpoint.new
+        for window in windows(stream, self.options.window_bytes, start_pattern):
+            tail = (tail + window[-HEAD_BYTES:])[-HEAD_BYTES:]
+            lines = line_count(window)
+            summary = {
+                "path": source.path,
+                "file_id": checkpoint.file_id,
+                "format": detected.format,
+                "lines": [line_no + 1, line_no + lines],
+            }
+            with self.store.change(summary) as details:
+                if first:
+                    self._register(source, checkpoint.file_id, head, detected)
+                    first = False
+                rows, quarantined = self._load_window(
+                    window,
+                    (offset, line_no),
+                    detected,
+                    (checkpoint.file_id, source_name, _stem(source.path)),
+                    mtime_sql,
+                )
+                offset += len(window)
+                line_no += lines
+                self.con.execute(
+                    """UPDATE ingest_files SET path = ?, fingerprint = ?, size = ?,
+                        byte_offset = ?, line_no = ?, rows = rows + ?,
+                        quarantined = quarantined + ?, records = records + ?,
+                        bytes_read = bytes_read + ?, source = ?, mtime = ?,
+                        last_ingested = now() WHERE file_id = ?""",
+                    [
+                        source.path,
+                        fingerprint(head, tail),
+                        source.size,
+                        offset,
+                        line_no,
+                        rows,
+                        quarantined,
+                        rows + quarantined,
+                        len(window),
+                        source_name,
+                        source.mtime,
+                        checkpoint.file_id,
+                    ],
+                )
+                details.update(rows=rows, quarantined=quarantined, byte_offset=offset)
+            result.rows += rows
+            result.quarantined += quarantined
+            result.records += rows + quarantined
+            result.bytes_read += len(window)
+            if self.on_progress:
+                self.on_progress(len(window))
+
+    def _register(self, source: Source, file_id: int, head: bytes, detected: Detected) -> None:
+        self.con.execute(
+            """INSERT INTO ingest_files (file_id, path, fingerprint, size, head_hash, format,
+                compression, first_ingested) VALUES (?, ?, '', ?, ?, ?, ?, now())""",
+            [file_id, source.path, source.size, head_hash(head), detected.format,
+             source.compression],
+        )
+
+    # --- one window -------------------------------------------------------------------
+
+    def _load_window(
+        self,
+        window: bytes,
+        position: tuple[int, int],
+        detected: Detected,
+        names: tuple[int, str, str],
+        mtime_sql: str,
+    ) -> tuple[int, int]:
+        """Parse one window into ``nodus_parsed``, then file rows and quarantined lines."""
+        offset, line_no = position
+        file_id, source_name, stem = names
+        prepared = prepare_window(window)
+        self.window_file.write_bytes(prepared.data)
+        line = "coalesce(line, '')"
+        if prepared.cr_placeholder is not None:
+            line = f"regexp_replace(replace({line}, chr({prepared.cr_placeholder}), chr(13)), '\\r$', '')"
+        reader = (
+            f"read_csv({sql_str(str(self.window_file))}, columns = {{'line': 'VARCHAR'}}, "
+            f"delim = chr({prepared.delimiter}), quote = '', escape = '', header = false, "
+            f"auto_detect = false, new_line = '\\n', "
+            f"max_line_size = {max(len(window) + 1, 2 << 20)}, "
+            f"buffer_size = {max(len(window) + 1, 2 << 20) * 2})"
+        )
+        raw = f"""raw AS (SELECT line_no, byte_offset, {line} AS line FROM (
+            SELECT row_number() OVER () + {line_no} AS line_no,
+                   sum(strlen(coalesce(line, '')) + 1) OVER (ROWS UNBOUNDED PRECEDING)
+                     - strlen(coalesce(line, '')) - 1 + {offset} AS byte_offset,
+                   line FROM {reader}))"""
+        ctes = [raw]
+        if detected.multiline:
+            ctes.append(
+                f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
+                    string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
+                  FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
+                          OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
+                        FROM raw WHERE trim(line) <> '') GROUP BY grp)"""
+            )
+        parser = self._parser(detected, mtime_sql, stem)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE nodus_parsed AS WITH {', '.join(ctes)} {parser}"
+        )
+        rows, quarantined = self.con.execute(
+            "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM nodus_parsed"
+        ).fetchone()
+        self._redact(detected)
+        order = " ORDER BY line_no" if detected.multiline else ""
+        params = [source_name, file_id]
+        if detected.format == "csv":
+            self.con.execute(
+                f"""INSERT INTO metrics (time, series, labels, value, source)
+                SELECT time, point.series, labels, point.value, ? FROM (
+                  SELECT time, labels, unnest(points) AS point, line_no FROM nodus_parsed
+                  WHERE ok) WHERE point.value IS NOT NULL ORDER BY line_no""",
+                [source_name],
+            )
+        elif detected.is_metrics:
+            self.con.execute(
+                """INSERT INTO metrics (time, series, labels, value, source)
+                SELECT time, series, labels, value, ? FROM nodus_parsed WHERE ok""",
+                [source_name],
+            )
+        elif rows:
+            self.con.execute(
+                f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
+                    file_id, line_no, byte_offset)
+                SELECT time, level, host, app, pid, message, attrs, ?, ?, line_no, byte_offset
+                FROM nodus_parsed WHERE ok{order}""",
+                params,
+            )
+        if quarantined:
+            self.con.execute(
+                """INSERT INTO quarantine (file_id, line_no, byte_offset, raw, reason)
+                SELECT ?, line_no, byte_offset, raw, reason FROM nodus_parsed
+                WHERE NOT ok ORDER BY line_no""",
+                [file_id],
+            )
+        self.con.execute("DROP TABLE nodus_parsed")
+        return rows, quarantined
+
+    def _parser(self, detected: Detected, mtime_sql: str, stem: str) -> str:
+        fmt = detected.format
+        if fmt == "jsonl":
+            return formats.jsonl_sql()
+        if fmt == "logfmt":
+            return formats.logfmt_sql()
+        if fmt == "syslog":
+            return formats.syslog_sql(mtime_sql)
+        if fmt in ("clf", "combined"):
+            return formats.access_sql()
+        if fmt == "text":
+            assert detected.layout is not None
+            return formats.text_sql(detected.layout, mtime_sql)
+        if fmt in ("prometheus", "openmetrics"):
+            at = self.options.at
+            scrape = f"TIMESTAMPTZ {sql_str(at.isoformat())}" if at else mtime_sql
+            return formats.prometheus_sql(fmt == "openmetrics", scrape)
+        if fmt == "csv":
+            assert detected.csv is not None
+            return formats.csv_sql(detected.csv, stem, self.options.series)
+        raise UsageError(f"unknown format {fmt!r}")
+
+    def _redact(self, detected: Detected) -> None:
+        if not (self.kinds or self.fields):
+            return
+        sets = ["raw = nodus_redact(raw)"]
+        if self.fields:
+            sets = ["raw = nodus_pseudonym(raw)"]  # a quarantined line may hold any field
+        if detected.is_metrics:
+            json_column = "labels"
+            sets.append("labels = CAST(nodus_redact(CAST(labels AS VARCHAR)) AS JSON)")
+        else:
+            json_column = "attrs"
+            sets += [
+                "message = nodus_redact(message)",
+                "host = nodus_redact(host)",
+                "attrs = CAST(nodus_redact(CAST(attrs AS VARCHAR)) AS JSON)",
+            ]
+        for name in self.fields:
+            if name in redact.LOG_COLUMNS and not detected.is_metrics:
+                sets.append(f"{name} = nodus_pseudonym({name})")
+        self.con.execute(f"UPDATE nodus_parsed SET {', '.join(sets)}")
+        for name in self.fields:
+            if name not in redact.LOG_COLUMNS or detected.is_metrics:
+                update = redact.field_update(json_column, name)
+                self.con.execute(f"UPDATE nodus_parsed SET {json_column} = {update}")
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _still_there(path: str, digest: str) -> bool:
+    """Whether ``path`` still holds a file starting with the same first KiB."""
+    if path == STDIN:
+        return False
+    try:
+        return head_hash(Source.open_path(path).read_prefix(HEAD_BYTES)) == digest
+    except NodusError:
+        return False
+
+
+def _default_source(path: str) -> str:
+    return "stdin" if path == STDIN else os.path.basename(path)
+
+
+def _stem(path: str) -> str:
+    """``cpu.csv`` and ``cpu.csv.gz`` name the series ``cpu``."""
+    if path == STDIN:
+        return "stdin"
+    name = os.path.basename(path)
+    name = name.removesuffix(".gz")
+    return Path(name).stem or name
