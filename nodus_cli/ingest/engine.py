@@ -39,6 +39,7 @@ from nodus_cli.ingest.source import (
 from nodus_cli.store import Store
 
 WINDOW_BYTES = 32 << 20
+MEMORY_LIMIT = "512MB"
 Progress = Callable[[int], None]
 
 
@@ -132,7 +133,10 @@ def ingest(
         raise UsageError("redaction needs the workspace secret")
     report = IngestReport()
     con = store.con
-    with _session(con, options.tz), tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp:
+    with (
+        _session(con, options.tz),
+        tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp,
+    ):
         for statement in formats.MACROS:
             con.execute(statement)
         if secret is not None and (kinds or fields):
@@ -154,18 +158,20 @@ def ingest(
 
 @contextlib.contextmanager
 def _session(con: Any, tz: str | None) -> Iterator[None]:
-    """Naive times in the input are read in ``--tz`` (the session time zone)."""
-    if tz is None:
-        yield
-        return
+    """Session settings for one ingest: ``--tz`` for naive times, a memory limit."""
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    # A bounded buffer pool keeps peak memory flat however large the input is.
+    con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
     try:
-        con.execute(f"SET TimeZone = {sql_str(tz)}")
-    except Exception as exc:
-        raise UsageError(f"--tz {tz!r}: unknown time zone") from exc
-    try:
+        if tz is not None:
+            try:
+                con.execute(f"SET TimeZone = {sql_str(tz)}")
+            except Exception as exc:
+                raise UsageError(f"--tz {tz!r}: unknown time zone") from exc
         yield
     finally:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = {sql_str(limit)}")
 
 
 class _Job:
@@ -220,19 +226,25 @@ class _Job:
             result.status = "unchanged"
 
     def _resume(self, source: Source, head: bytes) -> tuple[_Checkpoint, BinaryIO]:
-        """Find the checkpoint this file continues (same first KiB and fingerprint)."""
-        digest = head_hash(head)
+        """Find the checkpoint this file continues (same first KiB and fingerprint).
+
+        Candidates are earlier files at the same path, and files elsewhere with the
+        same first KiB whose old path no longer holds them (a rotation by rename).
+        """
         rows = self.con.execute(
-            "SELECT file_id, path, byte_offset, line_no, fingerprint, format FROM ingest_files "
-            "WHERE head_hash = ? ORDER BY (path = ?) DESC, file_id DESC",
-            [digest, source.path],
+            "SELECT file_id, path, byte_offset, line_no, fingerprint, format, head_hash "
+            "FROM ingest_files WHERE path = ? OR head_hash = ? "
+            "ORDER BY (path = ?) DESC, file_id DESC",
+            [source.path, head_hash(head), source.path],
         ).fetchall()
-        for file_id, path, offset, line_no, stored_fp, fmt in rows:
-            if path != source.path and _still_there(path, digest):
+        for file_id, path, offset, line_no, stored_fp, fmt, stored_head in rows:
+            if head_hash(head, offset) != stored_head:
+                continue
+            if path != source.path and _still_there(path, stored_head, offset):
                 continue  # another file with the same start, still in place: not a rename
             stream = source.open()
             tail = skip_to(stream, offset)
-            if tail is not None and fingerprint(head, tail) == stored_fp:
+            if tail is not None and fingerprint(head, tail, offset) == stored_fp:
                 return _Checkpoint(file_id, offset, line_no, fmt, False, tail), stream
             stream.close()
         next_id = self.con.execute(
@@ -277,14 +289,15 @@ class _Job:
                 offset += len(window)
                 line_no += lines
                 self.con.execute(
-                    """UPDATE ingest_files SET path = ?, fingerprint = ?, size = ?,
+                    """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
                         byte_offset = ?, line_no = ?, rows = rows + ?,
                         quarantined = quarantined + ?, records = records + ?,
                         bytes_read = bytes_read + ?, source = ?, mtime = ?,
                         last_ingested = now() WHERE file_id = ?""",
                     [
                         source.path,
-                        fingerprint(head, tail),
+                        fingerprint(head, tail, offset),
+                        head_hash(head, offset),
                         source.size,
                         offset,
                         line_no,
@@ -309,8 +322,14 @@ class _Job:
         self.con.execute(
             """INSERT INTO ingest_files (file_id, path, fingerprint, size, head_hash, format,
                 compression, first_ingested) VALUES (?, ?, '', ?, ?, ?, ?, now())""",
-            [file_id, source.path, source.size, head_hash(head), detected.format,
-             source.compression],
+            [
+                file_id,
+                source.path,
+                source.size,
+                head_hash(head),
+                detected.format,
+                source.compression,
+            ],
         )
 
     # --- one window -------------------------------------------------------------------
@@ -323,83 +342,132 @@ class _Job:
         names: tuple[int, str, str],
         mtime_sql: str,
     ) -> tuple[int, int]:
-        """Parse one window into ``nodus_parsed``, then file rows and quarantined lines."""
+        """Parse one window inside DuckDB: rows to their table, the rest to quarantine.
+
+        The common case costs one parsing pass (the insert) and one cheap count of
+        the window's records; the parser runs again only when lines were rejected.
+        """
         offset, line_no = position
         file_id, source_name, stem = names
         prepared = prepare_window(window)
         self.window_file.write_bytes(prepared.data)
         line = "coalesce(line, '')"
         if prepared.cr_placeholder is not None:
-            line = f"regexp_replace(replace({line}, chr({prepared.cr_placeholder}), chr(13)), '\\r$', '')"
+            line = (
+                f"regexp_replace(replace({line}, chr({prepared.cr_placeholder}), chr(13)), "
+                "'\\r$', '')"
+            )
+        size = max(len(window) + 1, 2 << 20)
         reader = (
             f"read_csv({sql_str(str(self.window_file))}, columns = {{'line': 'VARCHAR'}}, "
             f"delim = chr({prepared.delimiter}), quote = '', escape = '', header = false, "
-            f"auto_detect = false, new_line = '\\n', "
-            f"max_line_size = {max(len(window) + 1, 2 << 20)}, "
-            f"buffer_size = {max(len(window) + 1, 2 << 20) * 2})"
+            f"auto_detect = false, new_line = '\\n', max_line_size = {size}, "
+            f"buffer_size = {size * 2})"
         )
-        raw = f"""raw AS (SELECT line_no, byte_offset, {line} AS line FROM (
+        ctes = [
+            f"""raw AS (SELECT line_no, byte_offset, {line} AS line FROM (
             SELECT row_number() OVER () + {line_no} AS line_no,
                    sum(strlen(coalesce(line, '')) + 1) OVER (ROWS UNBOUNDED PRECEDING)
                      - strlen(coalesce(line, '')) - 1 + {offset} AS byte_offset,
                    line FROM {reader}))"""
-        ctes = [raw]
+        ]
         if detected.multiline:
             ctes.append(
                 f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
                     string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
                   FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                           OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
-                        FROM raw WHERE trim(line) <> '') GROUP BY grp)"""
+                        FROM raw WHERE trim(line, ' \t') <> '') GROUP BY grp)"""
             )
+        with_clause = "WITH " + ", ".join(ctes)
         parser = self._parser(detected, mtime_sql, stem)
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE nodus_parsed AS WITH {', '.join(ctes)} {parser}"
-        )
-        rows, quarantined = self.con.execute(
-            "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM nodus_parsed"
-        ).fetchone()
-        self._redact(detected)
-        order = " ORDER BY line_no" if detected.multiline else ""
-        params = [source_name, file_id]
-        if detected.format == "csv":
-            self.con.execute(
-                f"""INSERT INTO metrics (time, series, labels, value, source)
-                SELECT time, point.series, labels, point.value, ? FROM (
-                  SELECT time, labels, unnest(points) AS point, line_no FROM nodus_parsed
-                  WHERE ok) WHERE point.value IS NOT NULL ORDER BY line_no""",
-                [source_name],
+        redacting = bool(self.kinds or self.fields)
+        rows = self._insert_rows(with_clause, parser, detected, source_name, file_id)
+        if detected.multiline:
+            count_sql = f"{with_clause} SELECT count(*) FROM records"
+        else:  # no byte offsets needed to count: skip the running sum
+            numbered = (
+                f", row_number() OVER () + {line_no} AS line_no" if detected.format == "csv" else ""
             )
-        elif detected.is_metrics:
-            self.con.execute(
-                """INSERT INTO metrics (time, series, labels, value, source)
-                SELECT time, series, labels, value, ? FROM nodus_parsed WHERE ok""",
-                [source_name],
-            )
-        elif rows:
-            self.con.execute(
-                f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
-                    file_id, line_no, byte_offset)
-                SELECT time, level, host, app, pid, message, attrs, ?, ?, line_no, byte_offset
-                FROM nodus_parsed WHERE ok{order}""",
-                params,
-            )
+            count_sql = f"""SELECT count(*) FROM (SELECT {line} AS line{numbered} FROM {reader})
+                WHERE {_record_condition(detected)}"""
+        records = self.con.execute(count_sql).fetchone()[0]
+        quarantined = records - rows
         if quarantined:
+            raw = "raw"
+            if redacting:
+                raw = "nodus_pseudonym(raw)" if self.fields else "nodus_redact(raw)"
             self.con.execute(
-                """INSERT INTO quarantine (file_id, line_no, byte_offset, raw, reason)
-                SELECT ?, line_no, byte_offset, raw, reason FROM nodus_parsed
-                WHERE NOT ok ORDER BY line_no""",
+                f"""INSERT INTO quarantine (file_id, line_no, byte_offset, raw, reason)
+                {with_clause} SELECT ?, line_no, byte_offset, {raw}, reason
+                FROM ({parser}) AS parsed WHERE NOT ok ORDER BY line_no""",
                 [file_id],
             )
-        self.con.execute("DROP TABLE nodus_parsed")
         return rows, quarantined
+
+    def _insert_rows(
+        self, with_clause: str, parser: str, detected: Detected, source_name: str, file_id: int
+    ) -> int:
+        """Insert the window's good records; return how many records they were."""
+        if detected.format == "csv":
+            labels = self._json_column("labels", metrics=True)
+            self.con.execute(
+                f"""INSERT INTO metrics (time, series, labels, value, source)
+                {with_clause} SELECT time, point.series, {labels}, point.value, ? FROM (
+                  SELECT time, labels, unnest(points) AS point, line_no
+                  FROM ({parser}) AS parsed WHERE ok) AS points
+                WHERE point.value IS NOT NULL ORDER BY line_no""",
+                [source_name],
+            )
+            return int(
+                self.con.execute(
+                    f"{with_clause} SELECT count(*) FROM ({parser}) AS parsed WHERE ok"
+                ).fetchone()[0]
+            )
+        if detected.is_metrics:
+            labels = self._json_column("labels", metrics=True)
+            cursor = self.con.execute(
+                f"""INSERT INTO metrics (time, series, labels, value, source)
+                {with_clause} SELECT time, series, {labels}, value, ?
+                FROM ({parser}) AS parsed WHERE ok""",
+                [source_name],
+            )
+            return int(cursor.fetchone()[0])
+        order = " ORDER BY line_no" if detected.multiline else ""
+        columns = {name: name for name in ("host", "app", "message")}
+        if self.kinds or self.fields:
+            for name in columns:
+                if name in self.fields:
+                    columns[name] = f"nodus_pseudonym({name})"
+                elif name != "app":
+                    columns[name] = f"nodus_redact({name})"
+        attrs = self._json_column("attrs", metrics=False)
+        cursor = self.con.execute(
+            f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
+                file_id, line_no, byte_offset)
+            {with_clause} SELECT time, level, {columns["host"]}, {columns["app"]}, pid,
+                {columns["message"]}, {attrs}, ?, ?, line_no, byte_offset
+            FROM ({parser}) AS parsed WHERE ok{order}""",
+            [source_name, file_id],
+        )
+        return int(cursor.fetchone()[0])
+
+    def _json_column(self, column: str, *, metrics: bool) -> str:
+        """``attrs``/``labels`` with the requested values pseudonymised."""
+        expression = column
+        if self.kinds:
+            expression = f"CAST(nodus_redact(CAST({expression} AS VARCHAR)) AS JSON)"
+        for name in self.fields:
+            if metrics or name not in redact.LOG_COLUMNS:
+                expression = redact.field_update(expression, name)
+        return expression
 
     def _parser(self, detected: Detected, mtime_sql: str, stem: str) -> str:
         fmt = detected.format
         if fmt == "jsonl":
-            return formats.jsonl_sql()
+            return formats.jsonl_sql(detected.keys)
         if fmt == "logfmt":
-            return formats.logfmt_sql()
+            return formats.logfmt_sql(detected.keys)
         if fmt == "syslog":
             return formats.syslog_sql(mtime_sql)
         if fmt in ("clf", "combined"):
@@ -416,42 +484,27 @@ class _Job:
             return formats.csv_sql(detected.csv, stem, self.options.series)
         raise UsageError(f"unknown format {fmt!r}")
 
-    def _redact(self, detected: Detected) -> None:
-        if not (self.kinds or self.fields):
-            return
-        sets = ["raw = nodus_redact(raw)"]
-        if self.fields:
-            sets = ["raw = nodus_pseudonym(raw)"]  # a quarantined line may hold any field
-        if detected.is_metrics:
-            json_column = "labels"
-            sets.append("labels = CAST(nodus_redact(CAST(labels AS VARCHAR)) AS JSON)")
-        else:
-            json_column = "attrs"
-            sets += [
-                "message = nodus_redact(message)",
-                "host = nodus_redact(host)",
-                "attrs = CAST(nodus_redact(CAST(attrs AS VARCHAR)) AS JSON)",
-            ]
-        for name in self.fields:
-            if name in redact.LOG_COLUMNS and not detected.is_metrics:
-                sets.append(f"{name} = nodus_pseudonym({name})")
-        self.con.execute(f"UPDATE nodus_parsed SET {', '.join(sets)}")
-        for name in self.fields:
-            if name not in redact.LOG_COLUMNS or detected.is_metrics:
-                update = redact.field_update(json_column, name)
-                self.con.execute(f"UPDATE nodus_parsed SET {json_column} = {update}")
+
+def _record_condition(detected: Detected) -> str:
+    """Which lines of a window are records, as the single-line parsers count them."""
+    condition = "trim(line, ' \t') <> ''"
+    if detected.format in ("prometheus", "openmetrics"):
+        condition += " AND NOT starts_with(ltrim(line), '#')"
+    elif detected.format == "csv":
+        condition += " AND line_no > 1"
+    return condition
 
 
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _still_there(path: str, digest: str) -> bool:
+def _still_there(path: str, digest: str, offset: int) -> bool:
     """Whether ``path`` still holds a file starting with the same first KiB."""
     if path == STDIN:
         return False
     try:
-        return head_hash(Source.open_path(path).read_prefix(HEAD_BYTES)) == digest
+        return head_hash(Source.open_path(path).read_prefix(HEAD_BYTES), offset) == digest
     except NodusError:
         return False
 

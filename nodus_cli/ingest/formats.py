@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -97,39 +98,61 @@ MESSAGE_KEYS = ("msg", "message", "@message", "text", "log", "event")
 HOST_KEYS = ("host", "hostname", "host.name")
 APP_KEYS = ("service", "app", "application", "service.name", "logger", "component")
 PID_KEYS = ("pid", "process_id", "process.pid")
-KEY_GROUPS = (TIME_KEYS, LEVEL_KEYS, MESSAGE_KEYS, HOST_KEYS, APP_KEYS, PID_KEYS)
-ALL_KEYS = tuple(key for group in KEY_GROUPS for key in group)
+ROLES = {
+    "time": TIME_KEYS,
+    "level": LEVEL_KEYS,
+    "message": MESSAGE_KEYS,
+    "host": HOST_KEYS,
+    "app": APP_KEYS,
+    "pid": PID_KEYS,
+}
 
 
-def _json_parse(obj: str) -> str:
-    """Columns from a JSON object text ``obj`` (one parse via a list of paths)."""
-    paths = ", ".join(sql_str(f'$."{key}"') for key in ALL_KEYS)
-    picks = []
-    index = 1
-    for group in KEY_GROUPS:
-        picks.append("coalesce(" + ", ".join(f"v[{index + i}]" for i in range(len(group))) + ")")
-        index += len(group)
-    time_v, level_v, msg_v, host_v, app_v, pid_v = picks
-    drop = json.dumps(dict.fromkeys(ALL_KEYS), separators=(",", ":"))
-    return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE 'not a JSON object' END AS reason,
-        nodus_time({time_v}) AS time, nodus_level({level_v}) AS level,
-        {host_v} AS host, {app_v} AS app, try_cast({pid_v} AS BIGINT) AS pid,
-        {msg_v} AS message,
-        CASE WHEN ok THEN CAST(json_merge_patch(obj, {sql_str(drop)}) AS JSON) END AS attrs,
+def choose_keys(objects: list[dict[str, object]]) -> dict[str, str]:
+    """For each role, the first well-known key that the sample objects use."""
+    seen = {key for obj in objects for key in obj}
+    chosen: dict[str, str] = {}
+    for role, candidates in ROLES.items():
+        for key in candidates:
+            if key in seen:
+                chosen[role] = key
+                break
+    return chosen
+
+
+def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
+    """Columns from a JSON object text ``obj``: one parse extracts every chosen key."""
+    roles = list(keys)
+    paths = ", ".join(sql_str(f'$."{keys[role]}"') for role in roles) or sql_str("$.__none")
+
+    def pick(role: str) -> str:
+        return f"v[{roles.index(role) + 1}]" if role in keys else "NULL"
+
+    drop = json.dumps(dict.fromkeys(keys.values()), separators=(",", ":"))
+    attrs = f"json_merge_patch(obj, {sql_str(drop)})" if keys else "obj"
+    return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE {sql_str(reason)} END AS reason,
+        CASE WHEN ok THEN coalesce(try_cast(tv AS TIMESTAMPTZ), nodus_time(tv)) END AS time,
+        nodus_level({pick("level")}) AS level,
+        {pick("host")} AS host, {pick("app")} AS app, try_cast({pick("pid")} AS BIGINT) AS pid,
+        {pick("message")} AS message,
+        CASE WHEN ok THEN CAST({attrs} AS JSON) END AS attrs,
         line_no, byte_offset, CASE WHEN ok THEN NULL ELSE line END AS raw
-      FROM (SELECT *, CASE WHEN ok THEN json_extract_string(obj, [{paths}]) END AS v
-            FROM (SELECT *, coalesce(json_valid(obj) AND starts_with(ltrim(obj), '{{'), false)
-                            AS ok FROM ({obj}) AS src) AS checked) AS extracted"""
+      FROM (SELECT *, {pick("time")} AS tv,
+                   v IS NOT NULL AND starts_with(ltrim(obj), '{{') AS ok
+            FROM (SELECT *, try(json_extract_string(obj, [{paths}])) AS v
+                  FROM ({obj}) AS src) AS extracted) AS picked"""
 
 
-def jsonl_sql() -> str:
-    return _json_parse("SELECT *, line AS obj FROM raw WHERE trim(line) <> ''")
+def jsonl_sql(keys: dict[str, str]) -> str:
+    return _json_parse(
+        "SELECT *, line AS obj FROM raw WHERE trim(line, ' \t') <> ''", keys, "not a JSON object"
+    )
 
 
 LOGFMT_PAIR = r'([A-Za-z_@][A-Za-z0-9_.@/\-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)'
 
 
-def logfmt_sql() -> str:
+def logfmt_sql(keys: dict[str, str]) -> str:
     pair = sql_str(LOGFMT_PAIR)
     value = "CASE WHEN starts_with(vals[i], '\"') THEN vals[i] ELSE to_json(vals[i]) END"
     build = (
@@ -140,8 +163,8 @@ def logfmt_sql() -> str:
           CASE WHEN len(keys) > 0 THEN {build} ELSE line END AS obj
         FROM (SELECT *, regexp_extract_all(line, {pair}, 1) AS keys,
                         regexp_extract_all(line, {pair}, 2) AS vals
-              FROM raw WHERE trim(line) <> '')"""
-    return _json_parse(inner).replace("'not a JSON object'", "'no key=value pairs'")
+              FROM raw WHERE trim(line, ' \t') <> '')"""
+    return _json_parse(inner, keys, "no key=value pairs")
 
 
 # --- syslog --------------------------------------------------------------------------
@@ -159,10 +182,10 @@ SYSLOG_3164 = (
 def syslog_sql(mtime_sql: str) -> str:
     f5 = "['pri','version','ts','host','app','procid','msgid','sd','msg']"
     f3 = "['pri','ts','host','app','pid','msg']"
+    year = f"CAST(year({mtime_sql}) AS VARCHAR)"
     bsd = (
-        "try_strptime(CAST(year({m}) AS VARCHAR) || ' ' || regexp_replace(s3.ts, ' +', ' ', 'g'),"
-        " '%Y %b %d %H:%M:%S')"
-    ).format(m=mtime_sql)
+        f"try_strptime({year} || ' ' || regexp_replace(s3.ts, ' +', ' ', 'g'), '%Y %b %d %H:%M:%S')"
+    )
     t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN try_cast(s3.ts AS TIMESTAMPTZ)
             ELSE {year_fix(f"CAST({bsd} AS TIMESTAMPTZ)", mtime_sql)} END"""
     severity = "CAST(CAST({0} AS INTEGER) % 8 AS VARCHAR)"
@@ -225,7 +248,7 @@ def access_sql() -> str:
       FROM (SELECT *, {request} AS r FROM (
               SELECT *, a.client <> '' AS ok FROM (
                 SELECT *, regexp_extract(line, {sql_str(ACCESS)}, {names}) AS a
-                FROM raw WHERE trim(line) <> '') AS m) AS k) AS extracted"""
+                FROM raw WHERE trim(line, ' \t') <> '') AS m) AS k) AS extracted"""
 
 
 # --- plain text with a leading timestamp ----------------------------------------------
@@ -377,7 +400,7 @@ def prometheus_sql(openmetrics: bool, scrape_sql: str) -> str:
       FROM (SELECT *, p.name <> '' AND value IS NOT NULL AS ok,
             FROM (SELECT *, try_cast(p.value AS DOUBLE) AS value FROM (
               SELECT *, regexp_extract(line, {sql_str(PROM_SAMPLE)}, {names}) AS p
-              FROM raw WHERE trim(line) <> '' AND NOT starts_with(ltrim(line), '#')) AS m)
+              FROM raw WHERE trim(line, ' \t') <> '' AND NOT starts_with(ltrim(line), '#')) AS m)
             AS v) AS extracted"""
 
 
@@ -441,7 +464,7 @@ def csv_sql(layout: CsvLayout, stem: str, series: str | None) -> str:
       FROM (SELECT *, len(f) = {n} AND time IS NOT NULL AND {checks} AS ok
             FROM (SELECT *, nodus_time({cell(layout.time_index)}) AS time
                   FROM (SELECT *, regexp_extract_all(line, {fields}, 1) AS f
-                        FROM raw WHERE trim(line) <> '' AND line_no > 1) AS s) AS t) AS c"""
+                        FROM raw WHERE trim(line, ' \t') <> '' AND line_no > 1) AS s) AS t) AS c"""
 
 
 # --- sniffing ------------------------------------------------------------------------
@@ -454,6 +477,7 @@ class Detected:
     format: str
     layout: Layout | None = None
     csv: CsvLayout | None = None
+    keys: dict[str, str] = field(default_factory=dict)  # jsonl/logfmt: role -> key
     notes: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -513,12 +537,21 @@ def _is_number(value: str) -> bool:
     return True
 
 
+def _mostly_numbers(cells: Iterable[str]) -> bool:
+    """A value column: most of its non-empty sample cells are numbers."""
+    filled = [cell for cell in cells if cell.strip()]
+    return bool(filled) and sum(map(_is_number, filled)) * 2 > len(filled)
+
+
 def sniff_csv(lines: list[str], time_column: str | None = None) -> CsvLayout | None:
     """A header of names, a time column and at least one numeric column, or None."""
     if len(lines) < 2:
         return None
     for delimiter in (",", ";", "\t", "|"):
-        rows = list(csv.reader(io.StringIO("\n".join(lines[:200])), delimiter=delimiter))
+        try:
+            rows = list(csv.reader(io.StringIO("\n".join(lines[:200])), delimiter=delimiter))
+        except csv.Error:
+            return None
         rows = [row for row in rows if row]
         header = [name.strip() for name in rows[0]]
         if len(header) < 2 or any(len(row) != len(header) for row in rows[1:]):
@@ -538,9 +571,7 @@ def sniff_csv(lines: list[str], time_column: str | None = None) -> CsvLayout | N
                 continue
             time_index = candidates[0]
         values = tuple(
-            i
-            for i in range(len(header))
-            if i != time_index and all(r[i].strip() == "" or _is_number(r[i]) for r in data)
+            i for i in range(len(header)) if i != time_index and _mostly_numbers(r[i] for r in data)
         )
         if not values:
             continue
@@ -559,19 +590,24 @@ def _best_layout(lines: list[str]) -> tuple[Layout | None, int]:
     return best
 
 
-def detect(
-    sample: str, requested: str = "auto", *, time_column: str | None = None
-) -> Detected:
+def detect(sample: str, requested: str = "auto", *, time_column: str | None = None) -> Detected:
     """Choose the format from the first lines (``requested`` forces it)."""
     lines = [line.rstrip("\r") for line in sample.split("\n")]
     lines = [line for line in lines if line.strip()][:200]
+    detected = _choose(lines, requested, time_column)
+    if detected.format == "jsonl":
+        detected.keys = choose_keys([json.loads(line) for line in lines if _is_json_object(line)])
+    elif detected.format == "logfmt":
+        pairs = re.compile(LOGFMT_PAIR)
+        detected.keys = choose_keys([dict(pairs.findall(line)) for line in lines])
+    return detected
+
+
+def _choose(lines: list[str], requested: str, time_column: str | None) -> Detected:
     if requested not in ("auto", "text", "csv"):
-        fmt = requested
-        if fmt in ("clf", "combined"):
-            return Detected(fmt)
-        return Detected(fmt)
+        return Detected(requested)
     if requested == "text":
-        layout, hits = _best_layout(lines)
+        layout, _ = _best_layout(lines)
         if layout is None:
             raise InputError("no line starts with a timestamp layout nodus knows")
         return Detected("text", layout=layout)
@@ -604,7 +640,7 @@ def _auto(lines: list[str], time_column: str | None) -> Detected:
             return chosen
     samples = [line for line in lines if not line.lstrip().startswith("#")]
     prom = re.compile(PROM_SAMPLE)
-    prom_hits = sum(1 for line in samples if prom.match(line) and _is_number_like(line, prom))
+    prom_hits = sum(1 for line in samples if _is_number_like(line, prom))
     if samples and prom_hits == len(samples) and any(line.startswith("#") for line in lines):
         openmetrics = any(line.strip() == "# EOF" for line in lines)
         return Detected("openmetrics" if openmetrics else "prometheus")
@@ -638,6 +674,6 @@ def _auto(lines: list[str], time_column: str | None) -> Detected:
 
 def _is_number_like(line: str, prom: re.Pattern[str]) -> bool:
     match = prom.match(line)
-    return bool(match) and (
-        _is_number(match.group(3)) or match.group(3) in ("NaN", "+Inf", "-Inf", "Inf")
-    )
+    if match is None:
+        return False
+    return _is_number(match.group(3)) or match.group(3) in ("NaN", "+Inf", "-Inf", "Inf")

@@ -133,13 +133,14 @@ def read_full(stream: BinaryIO, count: int) -> bytes:
         raise InputError(f"cannot read: {exc}") from None
 
 
-def head_hash(head: bytes) -> str:
-    return hashlib.sha256(head[:HEAD_BYTES]).hexdigest()
+def head_hash(head: bytes, offset: int = HEAD_BYTES) -> str:
+    """Hash of the first KiB, or of the committed bytes while there are fewer."""
+    return hashlib.sha256(head[: min(HEAD_BYTES, offset)]).hexdigest()
 
 
-def fingerprint(head: bytes, tail: bytes) -> str:
+def fingerprint(head: bytes, tail: bytes, offset: int) -> str:
     """The first KiB and the KiB before the committed offset: a changed file shows here."""
-    digest = hashlib.sha256(head[:HEAD_BYTES])
+    digest = hashlib.sha256(head[: min(HEAD_BYTES, offset)])
     digest.update(b"\0")
     digest.update(tail[-HEAD_BYTES:])
     return digest.hexdigest()
@@ -148,8 +149,10 @@ def fingerprint(head: bytes, tail: bytes) -> str:
 def skip_to(stream: BinaryIO, offset: int) -> bytes | None:
     """Move to ``offset``; return the KiB before it, or None if the file is shorter."""
     start = max(0, offset - HEAD_BYTES)
-    if not hasattr(stream, "seekable") or not stream.seekable() or isinstance(
-        stream, gzip.GzipFile
+    if (
+        not hasattr(stream, "seekable")
+        or not stream.seekable()
+        or isinstance(stream, gzip.GzipFile)
     ):
         remaining = start
         while remaining > 0:
@@ -163,9 +166,7 @@ def skip_to(stream: BinaryIO, offset: int) -> bytes | None:
     return tail if len(tail) == offset - start else None
 
 
-def windows(
-    stream: BinaryIO, size: int, record_start: re.Pattern[str] | None
-) -> Iterator[bytes]:
+def windows(stream: BinaryIO, size: int, record_start: re.Pattern[str] | None) -> Iterator[bytes]:
     """Yield windows of about ``size`` bytes that end on a record boundary."""
     leftover = b""
     while True:
@@ -177,9 +178,9 @@ def windows(
             yield buffer
             return
         cut = buffer.rfind(b"\n") + 1
-        if cut and record_start is not None:
+        if cut and record_start is not None and len(buffer) < 8 * size:
             cut = _record_boundary(buffer, cut, record_start)
-        if cut == 0:  # one line longer than the window: read on
+        if cut == 0:  # one line (or record) longer than the window: read on
             leftover = buffer
             continue
         yield buffer[:cut]
@@ -187,17 +188,17 @@ def windows(
 
 
 def _record_boundary(buffer: bytes, cut: int, record_start: re.Pattern[str]) -> int:
-    """Move ``cut`` back to the start of the last line that starts a record."""
+    """Move ``cut`` back to the start of the last line that starts a record (0: none)."""
     position = cut
-    for _ in range(100_000):
+    while position > 0:
         previous = buffer.rfind(b"\n", 0, position - 1) + 1
         if previous <= 0:
-            return cut  # one record fills the window: cut at the line
+            return 0  # one record fills the buffer: read more before cutting
         line = buffer[previous : buffer.find(b"\n", previous)].decode("utf-8", "replace")
         if record_start.match(line.rstrip("\r")):
             return previous
         position = previous
-    return cut
+    return 0
 
 
 @dataclass(frozen=True)
