@@ -31,10 +31,24 @@ LOGHUB_LEVELS = {
     "Windows",
     "Zookeeper",
 }
-LOGHUB = (
-    "Android Apache BGL HDFS HPC Hadoop HealthApp Linux Mac OpenSSH OpenStack Proxifier "
-    "Spark Thunderbird Windows Zookeeper"
-).split()
+LOGHUB = [
+    "Android",
+    "Apache",
+    "BGL",
+    "HDFS",
+    "HPC",
+    "Hadoop",
+    "HealthApp",
+    "Linux",
+    "Mac",
+    "OpenSSH",
+    "OpenStack",
+    "Proxifier",
+    "Spark",
+    "Thunderbird",
+    "Windows",
+    "Zookeeper",
+]
 
 
 @pytest.fixture
