@@ -377,7 +377,7 @@ class _Job:
                     string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
                   FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                           OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
-                        FROM raw WHERE trim(line, ' \t') <> '') GROUP BY grp)"""
+                        FROM raw WHERE nodus_filled(line)) GROUP BY grp)"""
             )
         with_clause = "WITH " + ", ".join(ctes)
         parser = self._parser(detected, mtime_sql, stem)
@@ -487,7 +487,7 @@ class _Job:
 
 def _record_condition(detected: Detected) -> str:
     """Which lines of a window are records, as the single-line parsers count them."""
-    condition = "trim(line, ' \t') <> ''"
+    condition = "nodus_filled(line)"
     if detected.format in ("prometheus", "openmetrics"):
         condition += " AND NOT starts_with(ltrim(line), '#')"
     elif detected.format == "csv":

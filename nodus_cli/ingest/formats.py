@@ -47,27 +47,54 @@ def sql_str(text: str) -> str:
 
 # --- shared SQL macros ---------------------------------------------------------------
 
-LEVEL_MACRO = """CREATE OR REPLACE TEMP MACRO nodus_level(x) AS (
-  CASE lower(trim(CAST(x AS VARCHAR)))
-    WHEN 'trace' THEN 'trace' WHEN 'trc' THEN 'trace' WHEN 'v' THEN 'trace'
-    WHEN 'verbose' THEN 'trace' WHEN 'finest' THEN 'trace' WHEN 'finer' THEN 'trace'
-    WHEN '10' THEN 'trace'
-    WHEN 'debug' THEN 'debug' WHEN 'dbg' THEN 'debug' WHEN 'd' THEN 'debug'
-    WHEN 'fine' THEN 'debug' WHEN '20' THEN 'debug' WHEN '7' THEN 'debug'
-    WHEN 'info' THEN 'info' WHEN 'inf' THEN 'info' WHEN 'i' THEN 'info'
-    WHEN 'information' THEN 'info' WHEN 'informational' THEN 'info'
-    WHEN 'notice' THEN 'info' WHEN 'config' THEN 'info' WHEN '30' THEN 'info'
-    WHEN '6' THEN 'info' WHEN '5' THEN 'info'
-    WHEN 'warn' THEN 'warn' WHEN 'warning' THEN 'warn' WHEN 'w' THEN 'warn'
-    WHEN '40' THEN 'warn' WHEN '4' THEN 'warn'
-    WHEN 'error' THEN 'error' WHEN 'err' THEN 'error' WHEN 'e' THEN 'error'
-    WHEN 'severe' THEN 'error' WHEN 'failure' THEN 'error' WHEN '50' THEN 'error'
-    WHEN '3' THEN 'error'
-    WHEN 'fatal' THEN 'fatal' WHEN 'f' THEN 'fatal' WHEN 'a' THEN 'fatal'
-    WHEN 'critical' THEN 'fatal' WHEN 'crit' THEN 'fatal' WHEN 'alert' THEN 'fatal'
-    WHEN 'emerg' THEN 'fatal' WHEN 'emergency' THEN 'fatal' WHEN 'panic' THEN 'fatal'
-    WHEN '60' THEN 'fatal' WHEN '2' THEN 'fatal' WHEN '1' THEN 'fatal' WHEN '0' THEN 'fatal'
-    ELSE NULL END)"""
+# Most common spellings first: CASE stops at the first match.
+LEVEL_SPELLINGS = {
+    "info": (
+        "info",
+        "information",
+        "informational",
+        "inf",
+        "i",
+        "notice",
+        "config",
+        "30",
+        "6",
+        "5",
+    ),
+    "error": ("error", "err", "e", "severe", "failure", "50", "3"),
+    "warn": ("warn", "warning", "w", "40", "4"),
+    "debug": ("debug", "dbg", "d", "fine", "20", "7"),
+    "trace": ("trace", "trc", "v", "verbose", "finest", "finer", "10"),
+    "fatal": (
+        "fatal",
+        "critical",
+        "crit",
+        "alert",
+        "emerg",
+        "emergency",
+        "panic",
+        "f",
+        "a",
+        "60",
+        "2",
+        "1",
+        "0",
+    ),
+}
+LEVEL_MACRO = (
+    "CREATE OR REPLACE TEMP MACRO nodus_level(x) AS (CASE lower(trim(CAST(x AS VARCHAR))) "
+    + " ".join(
+        f"WHEN '{spelling}' THEN '{level}'"
+        for level, spellings in LEVEL_SPELLINGS.items()
+        for spelling in spellings
+    )
+    + " ELSE NULL END)"
+)
+# A line holding more than blanks (cheap test first: trim with characters is slow).
+FILLED_MACRO = """CREATE OR REPLACE TEMP MACRO nodus_filled(line) AS (line <> '' AND (
+  NOT (starts_with(line, ' ') OR starts_with(line, chr(9)) OR ends_with(line, ' ')
+       OR ends_with(line, chr(9)))
+  OR trim(line, ' ' || chr(9)) <> ''))"""
 
 # A time written as text: ISO 8601 (naive means the session time zone, i.e. --tz),
 # or epoch seconds / milliseconds / nanoseconds.
@@ -79,7 +106,7 @@ TIME_MACRO = r"""CREATE OR REPLACE TEMP MACRO nodus_time(x) AS (
     WHEN regexp_full_match(x, '\d{18,19}') THEN make_timestamptz(CAST(x AS BIGINT) // 1000)
     ELSE try_cast(replace(x, ',', '.') AS TIMESTAMPTZ) END)"""
 
-MACROS = (LEVEL_MACRO, TIME_MACRO)
+MACROS = (LEVEL_MACRO, TIME_MACRO, FILLED_MACRO)
 
 
 def year_fix(expr: str, mtime_sql: str) -> str:
@@ -138,14 +165,14 @@ def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
         CASE WHEN ok THEN CAST({attrs} AS JSON) END AS attrs,
         line_no, byte_offset, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, {pick("time")} AS tv,
-                   v IS NOT NULL AND starts_with(ltrim(obj), '{{') AS ok
+                   v IS NOT NULL AND (starts_with(obj, '{{') OR starts_with(ltrim(obj), '{{')) AS ok
             FROM (SELECT *, try(json_extract_string(obj, [{paths}])) AS v
                   FROM ({obj}) AS src) AS extracted) AS picked"""
 
 
 def jsonl_sql(keys: dict[str, str]) -> str:
     return _json_parse(
-        "SELECT *, line AS obj FROM raw WHERE trim(line, ' \t') <> ''", keys, "not a JSON object"
+        "SELECT *, line AS obj FROM raw WHERE nodus_filled(line)", keys, "not a JSON object"
     )
 
 
@@ -163,7 +190,7 @@ def logfmt_sql(keys: dict[str, str]) -> str:
           CASE WHEN len(keys) > 0 THEN {build} ELSE line END AS obj
         FROM (SELECT *, regexp_extract_all(line, {pair}, 1) AS keys,
                         regexp_extract_all(line, {pair}, 2) AS vals
-              FROM raw WHERE trim(line, ' \t') <> '')"""
+              FROM raw WHERE nodus_filled(line))"""
     return _json_parse(inner, keys, "no key=value pairs")
 
 
@@ -248,7 +275,7 @@ def access_sql() -> str:
       FROM (SELECT *, {request} AS r FROM (
               SELECT *, a.client <> '' AS ok FROM (
                 SELECT *, regexp_extract(line, {sql_str(ACCESS)}, {names}) AS a
-                FROM raw WHERE trim(line, ' \t') <> '') AS m) AS k) AS extracted"""
+                FROM raw WHERE nodus_filled(line)) AS m) AS k) AS extracted"""
 
 
 # --- plain text with a leading timestamp ----------------------------------------------
@@ -400,7 +427,7 @@ def prometheus_sql(openmetrics: bool, scrape_sql: str) -> str:
       FROM (SELECT *, p.name <> '' AND value IS NOT NULL AS ok,
             FROM (SELECT *, try_cast(p.value AS DOUBLE) AS value FROM (
               SELECT *, regexp_extract(line, {sql_str(PROM_SAMPLE)}, {names}) AS p
-              FROM raw WHERE trim(line, ' \t') <> '' AND NOT starts_with(ltrim(line), '#')) AS m)
+              FROM raw WHERE nodus_filled(line) AND NOT starts_with(ltrim(line), '#')) AS m)
             AS v) AS extracted"""
 
 
@@ -464,7 +491,7 @@ def csv_sql(layout: CsvLayout, stem: str, series: str | None) -> str:
       FROM (SELECT *, len(f) = {n} AND time IS NOT NULL AND {checks} AS ok
             FROM (SELECT *, nodus_time({cell(layout.time_index)}) AS time
                   FROM (SELECT *, regexp_extract_all(line, {fields}, 1) AS f
-                        FROM raw WHERE trim(line, ' \t') <> '' AND line_no > 1) AS s) AS t) AS c"""
+                        FROM raw WHERE nodus_filled(line) AND line_no > 1) AS s) AS t) AS c"""
 
 
 # --- sniffing ------------------------------------------------------------------------
