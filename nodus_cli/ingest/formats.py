@@ -1,7 +1,11 @@
 """The formats nodus ingests: how to recognise each one and the SQL that parses it.
 
-Every parser is a DuckDB ``SELECT`` over the relation ``raw(line_no, byte_offset,
-line)`` (one row per line of a window) and yields the columns of ``PARSED_COLUMNS``.
+Every parser is a DuckDB ``SELECT`` over the relation ``raw(line, size)`` (one row
+per line of a window, in order; ``size`` counts its bytes and newline) and yields
+``ok`` (a good record), ``record`` (not blank), ``size`` and the table's columns;
+the engine numbers lines and offsets on top, so parsing itself runs in parallel.
+Multi-line formats (text, syslog) parse ``records(line_no, byte_offset, line,
+joined)`` instead, whose rows are already numbered groups of lines.
 The regular expressions are written in the subset shared by RE2 (DuckDB) and
 Python's ``re`` (used on a small sample to sniff the format and to cut windows at
 record boundaries), so both sides agree on what a record is.
@@ -22,22 +26,6 @@ from nodus_cli.errors import InputError, UsageError
 LOG_FORMATS = ("jsonl", "logfmt", "syslog", "clf", "combined", "text")
 METRIC_FORMATS = ("csv", "prometheus", "openmetrics")
 FORMATS = ("auto", *LOG_FORMATS, *METRIC_FORMATS)
-
-# Columns every log parser yields (``ok`` false means: quarantine with ``reason``).
-PARSED_COLUMNS = (
-    "ok",
-    "reason",
-    "time",
-    "level",
-    "host",
-    "app",
-    "pid",
-    "message",
-    "attrs",
-    "line_no",
-    "byte_offset",
-    "raw",
-)
 
 
 def sql_str(text: str) -> str:
@@ -163,16 +151,16 @@ def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
         {pick("host")} AS host, {pick("app")} AS app, try_cast({pick("pid")} AS BIGINT) AS pid,
         {pick("message")} AS message,
         CASE WHEN ok THEN CAST({attrs} AS JSON) END AS attrs,
-        line_no, byte_offset, CASE WHEN ok THEN NULL ELSE line END AS raw
-      FROM (SELECT *, {pick("time")} AS tv,
-                   v IS NOT NULL AND (starts_with(obj, '{{') OR starts_with(ltrim(obj), '{{')) AS ok
+        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, {pick("time")} AS tv, record AND v IS NOT NULL
+                   AND (starts_with(obj, '{{') OR starts_with(ltrim(obj), '{{')) AS ok
             FROM (SELECT *, try(json_extract_string(obj, [{paths}])) AS v
                   FROM ({obj}) AS src) AS extracted) AS picked"""
 
 
 def jsonl_sql(keys: dict[str, str]) -> str:
     return _json_parse(
-        "SELECT *, line AS obj FROM raw WHERE nodus_filled(line)", keys, "not a JSON object"
+        "SELECT *, line AS obj, nodus_filled(line) AS record FROM raw", keys, "not a JSON object"
     )
 
 
@@ -186,11 +174,11 @@ def logfmt_sql(keys: dict[str, str]) -> str:
         f"'{{' || array_to_string(list_transform(keys, lambda k, i: to_json(k) || ':' || "
         f"{value}), ',') || '}}'"
     )
-    inner = f"""SELECT line_no, byte_offset, line,
+    inner = f"""SELECT size, record, line,
           CASE WHEN len(keys) > 0 THEN {build} ELSE line END AS obj
         FROM (SELECT *, regexp_extract_all(line, {pair}, 1) AS keys,
                         regexp_extract_all(line, {pair}, 2) AS vals
-              FROM raw WHERE nodus_filled(line))"""
+              FROM (SELECT *, nodus_filled(line) AS record FROM raw))"""
     return _json_parse(inner, keys, "no key=value pairs")
 
 
@@ -237,7 +225,7 @@ def syslog_sql(mtime_sql: str) -> str:
              WHEN is3 AND s3.pri <> '' THEN CAST(json_object(
                  'facility', CAST(s3.pri AS INTEGER) // 8) AS JSON)
              END AS attrs,
-        line_no, byte_offset, CASE WHEN ok THEN NULL ELSE line END AS raw
+        line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, joined AND (is5 OR is3) AS ok,
                    regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) AS s5,
                    regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) AS s3
@@ -271,11 +259,12 @@ def access_sql() -> str:
             'protocol', nullif(r.proto, ''), 'status', try_cast(a.status AS INTEGER),
             'bytes', try_cast(a.bytes AS BIGINT), 'referer', nullif(nullif(a.referer, ''), '-'),
             'user_agent', nullif(nullif(a.agent, ''), '-')) AS JSON) END AS attrs,
-        line_no, byte_offset, CASE WHEN ok THEN NULL ELSE line END AS raw
+        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, {request} AS r FROM (
-              SELECT *, a.client <> '' AS ok FROM (
+              SELECT *, record AND a.client <> '' AS ok FROM (
                 SELECT *, regexp_extract(line, {sql_str(ACCESS)}, {names}) AS a
-                FROM raw WHERE nodus_filled(line)) AS m) AS k) AS extracted"""
+                FROM (SELECT *, nodus_filled(line) AS record FROM raw) AS r) AS m) AS k)
+              AS extracted"""
 
 
 # --- plain text with a leading timestamp ----------------------------------------------
@@ -391,7 +380,8 @@ def text_sql(layout: Layout, mtime_sql: str) -> str:
         {time_sql} AS time, {layout.level_sql()} AS level,
         NULL AS host, NULL AS app, NULL::BIGINT AS pid,
         CASE WHEN joined THEN trim(rest, ' ') END AS message,
-        NULL::JSON AS attrs, line_no, byte_offset, CASE WHEN joined THEN NULL ELSE line END AS raw
+        NULL::JSON AS attrs, line_no, byte_offset, TRUE AS record,
+        CASE WHEN joined THEN NULL ELSE line END AS raw
       FROM (SELECT *, regexp_extract(line, {start}, 1) AS t,
                    substr(line, strlen(regexp_extract(line, {start}, 0)) + 1) AS rest
             FROM records) AS extracted"""
@@ -423,11 +413,12 @@ def prometheus_sql(openmetrics: bool, scrape_sql: str) -> str:
         CASE WHEN ok THEN coalesce(CASE WHEN p.ts <> '' THEN {stamp} END, {scrape_sql}) END
             AS time,
         p.name AS series, CASE WHEN ok THEN try_cast({labels} AS JSON) END AS labels,
-        value, line_no, byte_offset, CASE WHEN ok THEN NULL ELSE line END AS raw
-      FROM (SELECT *, p.name <> '' AND value IS NOT NULL AS ok,
+        value, size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, record AND p.name <> '' AND value IS NOT NULL AS ok,
             FROM (SELECT *, try_cast(p.value AS DOUBLE) AS value FROM (
               SELECT *, regexp_extract(line, {sql_str(PROM_SAMPLE)}, {names}) AS p
-              FROM raw WHERE nodus_filled(line) AND NOT starts_with(ltrim(line), '#')) AS m)
+              FROM (SELECT *, nodus_filled(line) AND NOT starts_with(ltrim(line), '#') AS record
+                    FROM raw) AS r) AS m)
             AS v) AS extracted"""
 
 
@@ -487,11 +478,12 @@ def csv_sql(layout: CsvLayout, stem: str, series: str | None) -> str:
               THEN 'expected {n} fields' WHEN time IS NULL THEN 'unreadable time'
               ELSE 'not a number' END AS reason,
         time, CAST({labels} AS JSON) AS labels, [{values}] AS points,
-        line_no, byte_offset, CASE WHEN ok THEN NULL ELSE line END AS raw
-      FROM (SELECT *, len(f) = {n} AND time IS NOT NULL AND {checks} AS ok
+        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, record AND len(f) = {n} AND time IS NOT NULL AND {checks} AS ok
             FROM (SELECT *, nodus_time({cell(layout.time_index)}) AS time
                   FROM (SELECT *, regexp_extract_all(line, {fields}, 1) AS f
-                        FROM raw WHERE nodus_filled(line) AND line_no > 1) AS s) AS t) AS c"""
+                        FROM (SELECT *, nodus_filled(line) AS record FROM raw) AS r) AS s)
+                  AS t) AS c"""
 
 
 # --- sniffing ------------------------------------------------------------------------
