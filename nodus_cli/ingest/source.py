@@ -217,7 +217,12 @@ def prepare_window(window: bytes) -> PreparedWindow:
         window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
     if b"\0" in window:
         window = window.replace(b"\0", b" ")
-    spare = [b for b in _SPARE_BYTES if bytes([b]) not in window]
+    spare: list[int] = []
+    for candidate in _SPARE_BYTES:
+        if bytes([candidate]) not in window:
+            spare.append(candidate)
+            if len(spare) == 2:
+                break
     if len(spare) < 2:
         raise InputError("binary data: every control byte occurs in the input")
     placeholder = None

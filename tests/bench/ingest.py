@@ -8,7 +8,9 @@ default), then times, each in a fresh subprocess writing a fresh store file:
 - nodus: ``nodus ingest FILE`` (exactly-once on: windowed commits with the checkpoint).
 
 Ratio = reference seconds / nodus seconds (1.0 = as fast as DuckDB alone; required
->= 0.5). The best of ``--runs`` alternating runs is kept for each side. Peak memory
+>= 0.5). The best of ``--runs`` alternating runs is kept for each side. The CPU-time
+ratio (user + system seconds of each child) is printed too: on a busy machine it is
+steadier than wall time. Peak memory
 (max RSS of the child) is reported for nodus at a quarter of the size and at full
 size: it must not grow with the file.
 
@@ -85,8 +87,8 @@ con.close()
 """
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process."""
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -95,7 +97,7 @@ def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}): {stderr}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def fresh(path: Path) -> Path:
@@ -126,31 +128,35 @@ def main() -> None:
             ("jsonl", full[0], [sys.executable, "-c", REFERENCE_JSON]),
             ("combined", full[1], [sys.executable, "-c", REFERENCE_ACCESS]),
         ):
-            ref_times, ours_times, ours_rss = [], [], []
+            ref_times, ref_cpu, ours_times, ours_cpu, ours_rss = [], [], [], [], []
             for _ in range(args.runs):
                 db = fresh(work / "ref.duckdb")
                 extra = [ACCESS, names] if label == "combined" else []
-                ref_times.append(run_child([*reference, str(db), str(data), *extra], env)[0])
+                seconds, _, cpu = run_child([*reference, str(db), str(data), *extra], env)
+                ref_times.append(seconds)
+                ref_cpu.append(cpu)
                 home = work / "home"
                 if home.exists():
                     for item in home.iterdir():
                         if item.is_file():
                             item.unlink()
-                seconds, rss = run_child(
+                seconds, rss, cpu = run_child(
                     [*nodus, "--home", str(home), "-q", "ingest", str(data)], env
                 )
                 ours_times.append(seconds)
+                ours_cpu.append(cpu)
                 ours_rss.append(rss)
             small_home = work / f"small-{label}"
             small = quarter[0] if label == "jsonl" else quarter[1]
-            _, small_rss = run_child(
-                [*nodus, "--home", str(small_home), "-q", "ingest", str(small)], env
-            )
+            small_cmd = [*nodus, "--home", str(small_home), "-q", "ingest", str(small)]
+            _, small_rss, _ = run_child(small_cmd, env)
             ref, ours = min(ref_times), min(ours_times)
             results[label] = (ref, ours, small_rss, max(ours_rss))
             print(
                 f"{label:9} reference {ref:6.2f} s   nodus ingest {ours:6.2f} s   "
                 f"ratio {ref / ours:4.2f}   ({args.lines / ours:,.0f} lines/s)   "
+                f"CPU-time ratio {min(ref_cpu) / min(ours_cpu):4.2f} "
+                f"({min(ref_cpu):.2f} s / {min(ours_cpu):.2f} s)   "
                 f"peak RSS {small_rss / 1024:.0f} MiB at {args.lines // 4:,} lines, "
                 f"{max(ours_rss) / 1024:.0f} MiB at {args.lines:,} lines"
             )
