@@ -137,13 +137,16 @@ def ingest(
     with (
         _session(con, options.tz),
         tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp,
+        tempfile.TemporaryDirectory(
+            prefix="nodus-window-", dir=_memory_dir(options.window_bytes)
+        ) as window_dir,
     ):
         for statement in formats.MACROS:
             con.execute(statement)
         if secret is not None and (kinds or fields):
             for statement in redact.macros(secret, kinds):
                 con.execute(statement)
-        job = _Job(store, options, Path(tmp), kinds, fields, on_progress)
+        job = _Job(store, options, Path(tmp), Path(window_dir), kinds, fields, on_progress)
         for path in expand_paths(paths):
             result = FileResult(path)
             started = time.monotonic()
@@ -181,6 +184,7 @@ class _Job:
         store: Store,
         options: IngestOptions,
         tmp: Path,
+        window_dir: Path,
         kinds: list[str],
         fields: list[str],
         on_progress: Progress | None,
@@ -192,7 +196,7 @@ class _Job:
         self.kinds = kinds
         self.fields = fields
         self.on_progress = on_progress
-        self.window_file = tmp / "window.txt"
+        self.window_file = window_dir / "window.txt"
 
     def stdin_source(self, stdin: BinaryIO | None) -> Source:
         spool = self.tmp / "stdin"
@@ -528,6 +532,18 @@ def _still_there(path: str, digest: str, offset: int) -> bool:
         return head_hash(Source.open_path(path).read_prefix(HEAD_BYTES), offset) == digest
     except NodusError:
         return False
+
+
+def _memory_dir(window_bytes: int) -> str | None:
+    """``/dev/shm`` when it has room for a few windows: the window file never hits disk."""
+    shm = Path("/dev/shm")
+    try:
+        writable = shm.is_dir() and os.access(shm, os.W_OK)
+        if writable and shutil.disk_usage(shm).free > 4 * window_bytes:
+            return str(shm)
+    except OSError:
+        pass
+    return None
 
 
 def _default_source(path: str) -> str:
