@@ -89,9 +89,9 @@ def test_loghub_systems_parse_times_and_levels(store: Store, shared: Path, syste
         "SELECT count(*), count(time), count(level) FROM logs"
     ).fetchone()
     assert total == result.rows and total >= 1400
-    assert timed >= 0.99 * total, (system, result.format, result.notes)
+    assert timed >= 0.99 * total, (system, result.format, result.layout)
     if system in LOGHUB_LEVELS:
-        assert levelled >= 0.99 * total, (system, result.notes)
+        assert levelled >= 0.99 * total, (system, result.layout)
     assert count(store, "SELECT count(*) FROM logs WHERE time < '2000-01-01'") == 0
 
 

@@ -107,7 +107,7 @@ def ingest(
             if result.status == "failed":
                 say(f"{result.path}: failed: {result.error}")
             else:
-                layout = f" ({result.notes['layout']})" if "layout" in result.notes else ""
+                layout = f" ({result.layout})" if result.layout else ""
                 say(
                     f"{result.path}: {result.format}{layout}, {result.records:,} records, "
                     f"{result.rows:,} rows, {result.quarantined:,} quarantined, "

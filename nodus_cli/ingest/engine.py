@@ -69,7 +69,7 @@ class FileResult:
     bytes_read: int = 0
     seconds: float = 0.0
     error: str | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    layout: str | None = None  # the timestamp layout chosen for plain text
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +84,7 @@ class FileResult:
             "bytes_read": self.bytes_read,
             "seconds": round(self.seconds, 3),
             "error": self.error,
-            **({"layout": self.notes["layout"]} if "layout" in self.notes else {}),
+            "layout": self.layout,
         }
 
 
@@ -225,7 +225,7 @@ class _Job:
             result.file_id = checkpoint.file_id
             result.skipped = checkpoint.line_no
             if detected.layout is not None:
-                result.notes["layout"] = detected.layout.name
+                result.layout = detected.layout.name
             self._windows(source, head, detected, checkpoint, stream, result)
         if result.records == 0 and not checkpoint.new:
             result.status = "unchanged"
@@ -316,6 +316,9 @@ class _Job:
                     ],
                 )
                 details.update(rows=rows, quarantined=quarantined, byte_offset=offset)
+            # Fold the window into the database file now: the checkpoint at close would
+            # otherwise hold every window of the run in memory at once.
+            self.con.execute("CHECKPOINT")
             result.rows += rows
             result.quarantined += quarantined
             result.records += rows + quarantined

@@ -497,7 +497,6 @@ class Detected:
     layout: Layout | None = None
     csv: CsvLayout | None = None
     keys: dict[str, str] = field(default_factory=dict)  # jsonl/logfmt: role -> key
-    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_metrics(self) -> bool:
