@@ -120,8 +120,11 @@ class Source:
 def read_full(stream: BinaryIO, count: int) -> bytes:
     """Read ``count`` bytes unless the stream ends first (gzip reads come in pieces)."""
     try:
-        parts = []
-        remaining = count
+        first = stream.read(count)
+        if len(first) == count or not first:
+            return first  # the common case: one read, no copy
+        parts = [first]
+        remaining = count - len(first)
         while remaining > 0:
             chunk = stream.read(remaining)
             if not chunk:
@@ -211,10 +214,11 @@ class PreparedWindow:
 
 
 def prepare_window(window: bytes) -> PreparedWindow:
-    try:
-        window.decode("utf-8")
-    except UnicodeDecodeError:
-        window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
+    if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
+        try:
+            window.decode("utf-8")
+        except UnicodeDecodeError:
+            window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
     if b"\0" in window:
         window = window.replace(b"\0", b" ")
     spare: list[int] = []
