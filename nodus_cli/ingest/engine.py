@@ -387,7 +387,7 @@ class _Job:
             ]
             relation = f"({self._parser(detected, mtime_sql, stem)})"
         else:
-            # Parse first (in parallel), then number lines and offsets on top in order.
+            # Parse first, then number lines and offsets on top (cheaper than numbering first).
             ctes = [
                 f"""raw AS (SELECT {line} AS line, strlen(coalesce(line, '')) + 1 AS size
                 FROM {reader})"""

@@ -3,7 +3,7 @@
 Every parser is a DuckDB ``SELECT`` over the relation ``raw(line, size)`` (one row
 per line of a window, in order; ``size`` counts its bytes and newline) and yields
 ``ok`` (a good record), ``record`` (not blank), ``size`` and the table's columns;
-the engine numbers lines and offsets on top, so parsing itself runs in parallel.
+the engine numbers lines and offsets on top of the parsed rows.
 Multi-line formats (text, syslog) parse ``records(line_no, byte_offset, line,
 joined)`` instead, whose rows are already numbered groups of lines.
 The regular expressions are written in the subset shared by RE2 (DuckDB) and
