@@ -190,3 +190,9 @@ def test_second_writer_waits_then_proceeds(ws: Workspace, tmp_path: Path, run_no
     assert result.returncode == 0, result.stderr
     with open_store(ws, read_only=True) as store:
         assert store.con.execute("SELECT count(*) FROM ref").fetchone()[0] == 2
+
+
+def test_migrations_are_in_strictly_increasing_order() -> None:
+    versions = [m.version for m in migrations_module.MIGRATIONS]
+    assert versions == sorted(set(versions)) and versions[0] == 1
+    assert migrations_module.SCHEMA_VERSION == versions[-1]

@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from nodus_cli import __version__
-from nodus_cli.cli import audit, core, keys, quickstart, state
+from nodus_cli.cli import audit, core, ingest, keys, quickstart, state
 from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import error_line
 from nodus_cli.cli.sql import sql_app
@@ -146,11 +146,12 @@ def global_options(
 
 
 core.register(app)
-quickstart.register(app)
+ingest.register(app)
 keys.register(app)
 app.add_typer(audit.app)
 app.add_typer(config_app)
 app.add_typer(sql_app)
+quickstart.register(app)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from nodus_cli.errors import WorkspaceError
+from nodus_cli.errors import InputError, WorkspaceError
 from nodus_cli.store import Invocation, Store, open_store
 from nodus_cli.workspace import Workspace, init_workspace
 
@@ -64,29 +64,21 @@ def _query(ctx: Context, title: str, text: str, sql: str) -> StepResult:
 
 
 def load_samples(ctx: Context) -> StepResult:
-    """Read the JSON-lines log and the CSV metrics straight into the store."""
+    """Ingest the sample logs and metrics through the same code path as ``nodus ingest``."""
+    from nodus_cli.ingest.engine import ingest
+
+    report = ingest(ctx.store, [str(ctx.samples / name) for name in SAMPLE_FILES])
+    if report.failed:
+        raise InputError(f"quickstart sample {report.failed[0].path}: {report.failed[0].error}")
     con = ctx.store.con
-    with ctx.store.change({"step": "quickstart load"}) as summary:
-        con.execute(
-            """INSERT INTO logs (time, level, app, message, attrs, source, line_no)
-            SELECT ts::TIMESTAMPTZ, level, service, msg,
-                   to_json({'user': "user", 'latency_ms': latency_ms, 'order_id': order_id}),
-                   'quickstart', row_number() OVER ()
-            FROM read_json_auto(?)""",
-            [str(ctx.samples / "app.jsonl")],
-        )
-        for name in ("cpu", "disk_used_pct"):
-            con.execute(
-                """INSERT INTO metrics (time, series, labels, value, source)
-                SELECT time::TIMESTAMPTZ, ?, '{}', value, 'quickstart' FROM read_csv(?)""",
-                [name, str(ctx.samples / f"{name}.csv")],
-            )
-        logs = con.execute("SELECT count(*) FROM logs").fetchone()[0]
-        points = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
-        summary.update(logs=logs, metrics=points)
+    logs = con.execute("SELECT count(*) FROM logs").fetchone()[0]
+    points = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
     return StepResult(
-        "Load the sample logs and metrics",
-        f"{logs} log records and {points} metric points are in the store.",
+        "Ingest the sample logs and metrics",
+        f"nodus ingest {ctx.samples}: {logs} log records and {points} metric points are in the "
+        "store.",
+        ["file", "format", "rows", "quarantined"],
+        [(Path(f.path).name, f.format, f.rows, f.quarantined) for f in report.files],
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from nodus_cli.audit.schema import TABLES as AUDIT_TABLES
 from nodus_cli.audit.schema import create_audit_tables
 from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
+from nodus_cli.ingest.schema import apply_ingest_v2
 from nodus_cli.sqltools.schema import create_query_log
 
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
@@ -100,6 +101,7 @@ MIGRATIONS: list[Migration] = [
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
     ),
+    Migration(2, "ingest: checkpoint bookkeeping on ingest_files", apply_ingest_v2),
     Migration(5, "audit: last checkpoint per origin", create_audit_tables, AUDIT_TABLES),
     Migration(
         6,

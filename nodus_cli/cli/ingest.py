@@ -1,0 +1,160 @@
+"""``nodus ingest``, ``nodus sources`` and ``nodus quarantine``."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import typer
+
+from nodus_cli.cli import state
+from nodus_cli.cli.output import (
+    Format,
+    FormatOption,
+    JsonOption,
+    emit_json,
+    progress,
+    render_rows,
+    resolve_format,
+    say,
+)
+from nodus_cli.errors import InputError
+from nodus_cli.timeparse import parse_time
+
+
+class IngestFormat(enum.StrEnum):
+    auto = "auto"
+    jsonl = "jsonl"
+    logfmt = "logfmt"
+    syslog = "syslog"
+    clf = "clf"
+    combined = "combined"
+    csv = "csv"
+    prometheus = "prometheus"
+    openmetrics = "openmetrics"
+    text = "text"
+
+
+SUMMARY_COLUMNS = ["path", "format", "records", "rows", "quarantined", "skipped", "seconds"]
+
+
+def ingest(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files, directories (recursive, hidden entries skipped), glob patterns, "
+            "or - for stdin. gzip is recognised by its magic bytes."
+        ),
+    ],
+    fmt: Annotated[
+        IngestFormat,
+        typer.Option("--format", help="Input format; auto sniffs the first lines."),
+    ] = IngestFormat.auto,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Source name stored with each row (default: file name)."),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Time zone for times written without an offset (default UTC)."),
+    ] = None,
+    redact_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redact",
+            help="Replace values by keyed pseudonyms: a kind (email, ipv4, ipv6, ip) or a "
+            "field name; comma lists and repeats allowed.",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Scrape time for Prometheus samples without a timestamp."),
+    ] = None,
+    time_column: Annotated[
+        str | None, typer.Option("--time-column", help="CSV: the column holding the time.")
+    ] = None,
+    series: Annotated[
+        str | None, typer.Option("--series", help="CSV: series name instead of the file stem.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest log and metric files into the store, exactly once (re-runs add only new lines)."""
+    from nodus_cli.ingest.engine import IngestOptions
+    from nodus_cli.ingest.engine import ingest as run_ingest
+
+    options = IngestOptions(
+        format=fmt.value,
+        source=source,
+        tz=tz,
+        redact=list(redact_values or []),
+        at=parse_time(at) if at else None,
+        time_column=time_column,
+        series=series,
+    )
+    workspace = state.workspace()
+    with state.open_store() as store, progress("ingesting") as advance:
+        report = run_ingest(
+            store,
+            paths,
+            options,
+            secret=workspace.secret() if options.redact else None,
+            on_progress=advance,
+        )
+    if as_json:
+        emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
+    else:
+        for result in report.files:
+            if result.status == "failed":
+                say(f"{result.path}: failed: {result.error}")
+            else:
+                layout = f" ({result.layout})" if result.layout else ""
+                say(
+                    f"{result.path}: {result.format}{layout}, {result.records:,} records, "
+                    f"{result.rows:,} rows, {result.quarantined:,} quarantined, "
+                    f"{result.skipped:,} lines already ingested, {result.seconds:.2f} s"
+                )
+        totals = report.totals()
+        say(
+            f"{totals['files']} file(s): {totals['rows']:,} rows, "
+            f"{totals['quarantined']:,} quarantined, {totals['failed']} failed"
+        )
+    if report.failed:
+        names = ", ".join(f.path for f in report.failed)
+        raise InputError(f"{len(report.failed)} file(s) failed: {names}")
+
+
+def sources(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """List every ingested file: path, fingerprint, format, rows, quarantined, bytes read."""
+    from nodus_cli.ingest.catalog import list_sources
+
+    with state.open_store(read_only=True) as store:
+        listing = list_sources(store)
+    render_rows(listing.columns, listing.rows, resolve_format(fmt, as_json))
+
+
+def quarantine(
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Only lines of this source name or file path."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=0, help="Show at most this many lines.")
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show quarantined lines: file, line, byte offset, reason and the raw text."""
+    from nodus_cli.ingest.catalog import list_quarantine
+
+    with state.open_store(read_only=True) as store:
+        listing = list_quarantine(store, source, limit)
+    output = resolve_format(fmt, as_json)
+    render_rows(listing.columns, listing.rows, output)
+    if output is Format.table and not listing.rows:
+        say("No quarantined lines.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.command()(sources)
+    app.command()(quarantine)

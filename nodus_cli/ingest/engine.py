@@ -1,0 +1,562 @@
+"""Ingest files into the store exactly once, parsing inside DuckDB window by window.
+
+Each window's rows, its quarantined lines and the file's new checkpoint (byte
+offset, line number, fingerprint) are written in one transaction, so a run
+killed at any moment leaves the store as if it had stopped after the last
+committed window; the next run resumes there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from nodus_cli.errors import InputError, NodusError, UsageError
+from nodus_cli.ingest import formats, redact
+from nodus_cli.ingest.formats import Detected, sql_str
+from nodus_cli.ingest.source import (
+    HEAD_BYTES,
+    SNIFF_BYTES,
+    STDIN,
+    Source,
+    expand_paths,
+    fingerprint,
+    head_hash,
+    line_count,
+    prepare_window,
+    skip_to,
+    windows,
+)
+from nodus_cli.store import Store
+
+WINDOW_BYTES = 32 << 20
+MEMORY_LIMIT = "256MB"
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestOptions:
+    format: str = "auto"
+    source: str | None = None
+    tz: str | None = None
+    redact: list[str] = field(default_factory=list)
+    at: datetime | None = None  # scrape time for Prometheus samples without one
+    time_column: str | None = None
+    series: str | None = None
+    window_bytes: int = WINDOW_BYTES
+
+
+@dataclass
+class FileResult:
+    path: str
+    format: str | None = None
+    status: str = "ingested"  # ingested | unchanged | failed
+    file_id: int | None = None
+    records: int = 0
+    rows: int = 0
+    quarantined: int = 0
+    skipped: int = 0  # lines already ingested by earlier runs
+    bytes_read: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    layout: str | None = None  # the timestamp layout chosen for plain text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "status": self.status,
+            "file_id": self.file_id,
+            "records": self.records,
+            "rows": self.rows,
+            "quarantined": self.quarantined,
+            "skipped": self.skipped,
+            "bytes_read": self.bytes_read,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "layout": self.layout,
+        }
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "files": len(self.files),
+            "failed": len(self.failed),
+            "records": sum(f.records for f in self.files),
+            "rows": sum(f.rows for f in self.files),
+            "quarantined": sum(f.quarantined for f in self.files),
+        }
+
+
+@dataclass
+class _Checkpoint:
+    file_id: int
+    byte_offset: int
+    line_no: int
+    format: str | None
+    new: bool
+    tail: bytes = b""  # the KiB before byte_offset
+
+
+def ingest(
+    store: Store,
+    paths: list[str],
+    options: IngestOptions | None = None,
+    *,
+    secret: bytes | None = None,
+    stdin: BinaryIO | None = None,
+    on_progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest every file named by ``paths``; a failing file never stops the others."""
+    options = options or IngestOptions()
+    if options.format not in formats.FORMATS:
+        raise UsageError(f"unknown format {options.format!r} ({', '.join(formats.FORMATS)})")
+    kinds, fields = redact.parse_redactions(options.redact)
+    if (kinds or fields) and secret is None:
+        raise UsageError("redaction needs the workspace secret")
+    report = IngestReport()
+    con = store.con
+    with (
+        _session(con, options.tz),
+        tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp,
+        tempfile.TemporaryDirectory(
+            prefix="nodus-window-", dir=_memory_dir(options.window_bytes)
+        ) as window_dir,
+    ):
+        for statement in formats.MACROS:
+            con.execute(statement)
+        if secret is not None and (kinds or fields):
+            for statement in redact.macros(secret, kinds):
+                con.execute(statement)
+        job = _Job(store, options, Path(tmp), Path(window_dir), kinds, fields, on_progress)
+        for path in expand_paths(paths):
+            result = FileResult(path)
+            started = time.monotonic()
+            try:
+                source = job.stdin_source(stdin) if path == STDIN else Source.open_path(path)
+                job.ingest_file(source, result)
+            except NodusError as exc:
+                result.status, result.error = "failed", exc.message
+            result.seconds = time.monotonic() - started
+            report.files.append(result)
+    return report
+
+
+@contextlib.contextmanager
+def _session(con: Any, tz: str | None) -> Iterator[None]:
+    """Session settings for one ingest: ``--tz`` for naive times, a memory limit."""
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    # A bounded buffer pool keeps peak memory flat however large the input is.
+    con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
+    try:
+        if tz is not None:
+            try:
+                con.execute(f"SET TimeZone = {sql_str(tz)}")
+            except Exception as exc:
+                raise UsageError(f"--tz {tz!r}: unknown time zone") from exc
+        yield
+    finally:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = {sql_str(limit)}")
+
+
+class _Job:
+    def __init__(
+        self,
+        store: Store,
+        options: IngestOptions,
+        tmp: Path,
+        window_dir: Path,
+        kinds: list[str],
+        fields: list[str],
+        on_progress: Progress | None,
+    ) -> None:
+        self.store = store
+        self.con = store.con
+        self.options = options
+        self.tmp = tmp
+        self.kinds = kinds
+        self.fields = fields
+        self.on_progress = on_progress
+        self.window_file = window_dir / "window.txt"
+
+    def stdin_source(self, stdin: BinaryIO | None) -> Source:
+        spool = self.tmp / "stdin"
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        with spool.open("wb") as handle:
+            shutil.copyfileobj(stream, handle, 1 << 20)
+        return Source.open_path(STDIN, spool)
+
+    # --- one file ---------------------------------------------------------------------
+
+    def ingest_file(self, source: Source, result: FileResult) -> None:
+        head = source.read_prefix(SNIFF_BYTES)
+        if not head:
+            result.status = "unchanged"
+            return
+        checkpoint, stream = self._resume(source, head)
+        with stream:
+            requested = checkpoint.format if checkpoint.format else self.options.format
+            try:
+                detected = formats.detect(
+                    _decode(head), requested, time_column=self.options.time_column
+                )
+            except NodusError as exc:
+                raise InputError(f"{source.path}: {exc.message}") from None
+            result.format = detected.format
+            result.file_id = checkpoint.file_id
+            result.skipped = checkpoint.line_no
+            if detected.layout is not None:
+                result.layout = detected.layout.name
+            self._windows(source, head, detected, checkpoint, stream, result)
+        if result.records == 0 and not checkpoint.new:
+            result.status = "unchanged"
+
+    def _resume(self, source: Source, head: bytes) -> tuple[_Checkpoint, BinaryIO]:
+        """Find the checkpoint this file continues (same first KiB and fingerprint).
+
+        Candidates are earlier files at the same path, and files elsewhere with the
+        same first KiB whose old path no longer holds them (a rotation by rename).
+        """
+        rows = self.con.execute(
+            "SELECT file_id, path, byte_offset, line_no, fingerprint, format, head_hash "
+            "FROM ingest_files WHERE path = ? OR head_hash = ? "
+            "ORDER BY (path = ?) DESC, file_id DESC",
+            [source.path, head_hash(head), source.path],
+        ).fetchall()
+        for file_id, path, offset, line_no, stored_fp, fmt, stored_head in rows:
+            if head_hash(head, offset) != stored_head:
+                continue
+            if path != source.path and _still_there(path, stored_head, offset):
+                continue  # another file with the same start, still in place: not a rename
+            stream = source.open()
+            tail = skip_to(stream, offset)
+            if tail is not None and fingerprint(head, tail, offset) == stored_fp:
+                return _Checkpoint(file_id, offset, line_no, fmt, False, tail), stream
+            stream.close()
+        next_id = self.con.execute(
+            "SELECT coalesce(max(file_id), 0) + 1 FROM ingest_files"
+        ).fetchone()[0]
+        return _Checkpoint(next_id, 0, 0, None, True), source.open()
+
+    def _windows(
+        self,
+        source: Source,
+        head: bytes,
+        detected: Detected,
+        checkpoint: _Checkpoint,
+        stream: BinaryIO,
+        result: FileResult,
+    ) -> None:
+        offset, line_no, tail = checkpoint.byte_offset, checkpoint.line_no, checkpoint.tail
+        source_name = self.options.source or _default_source(source.path)
+        mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
+        start_pattern = detected.record_start()
+        first = checkpoint.new
+        for window in windows(stream, self.options.window_bytes, start_pattern):
+            tail = (tail + window[-HEAD_BYTES:])[-HEAD_BYTES:]
+            lines = line_count(window)
+            summary = {
+                "path": source.path,
+                "file_id": checkpoint.file_id,
+                "format": detected.format,
+                "lines": [line_no + 1, line_no + lines],
+            }
+            with self.store.change(summary) as details:
+                if first:
+                    self._register(source, checkpoint.file_id, head, detected)
+                    first = False
+                rows, quarantined = self._load_window(
+                    window,
+                    (offset, line_no),
+                    detected,
+                    (checkpoint.file_id, source_name, _stem(source.path)),
+                    mtime_sql,
+                )
+                offset += len(window)
+                line_no += lines
+                self.con.execute(
+                    """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
+                        byte_offset = ?, line_no = ?, rows = rows + ?,
+                        quarantined = quarantined + ?, records = records + ?,
+                        bytes_read = bytes_read + ?, source = ?, mtime = ?,
+                        last_ingested = now() WHERE file_id = ?""",
+                    [
+                        source.path,
+                        fingerprint(head, tail, offset),
+                        head_hash(head, offset),
+                        source.size,
+                        offset,
+                        line_no,
+                        rows,
+                        quarantined,
+                        rows + quarantined,
+                        len(window),
+                        source_name,
+                        source.mtime,
+                        checkpoint.file_id,
+                    ],
+                )
+                details.update(rows=rows, quarantined=quarantined, byte_offset=offset)
+            # Fold the window into the database file now: the checkpoint at close would
+            # otherwise hold every window of the run in memory at once.
+            self.con.execute("CHECKPOINT")
+            result.rows += rows
+            result.quarantined += quarantined
+            result.records += rows + quarantined
+            result.bytes_read += len(window)
+            if self.on_progress:
+                self.on_progress(len(window))
+
+    def _register(self, source: Source, file_id: int, head: bytes, detected: Detected) -> None:
+        self.con.execute(
+            """INSERT INTO ingest_files (file_id, path, fingerprint, size, head_hash, format,
+                compression, first_ingested) VALUES (?, ?, '', ?, ?, ?, ?, now())""",
+            [
+                file_id,
+                source.path,
+                source.size,
+                head_hash(head),
+                detected.format,
+                source.compression,
+            ],
+        )
+
+    # --- one window -------------------------------------------------------------------
+
+    def _load_window(
+        self,
+        window: bytes,
+        position: tuple[int, int],
+        detected: Detected,
+        names: tuple[int, str, str],
+        mtime_sql: str,
+    ) -> tuple[int, int]:
+        """Parse one window inside DuckDB: rows to their table, the rest to quarantine.
+
+        The common case costs one parsing pass (the insert) and one cheap count of
+        the window's records; the parser runs again only when lines were rejected.
+        """
+        offset, line_no = position
+        file_id, source_name, stem = names
+        prepared = prepare_window(window)
+        self.window_file.write_bytes(prepared.data)
+        line = "coalesce(line, '')"
+        if prepared.cr_placeholder is not None:
+            line = (
+                f"regexp_replace(replace({line}, chr({prepared.cr_placeholder}), chr(13)), "
+                "'\\r$', '')"
+            )
+        size = max(len(window) + 1, 2 << 20)
+        reader = (
+            f"read_csv({sql_str(str(self.window_file))}, columns = {{'line': 'VARCHAR'}}, "
+            f"delim = chr({prepared.delimiter}), quote = '', escape = '', header = false, "
+            f"auto_detect = false, new_line = '\\n', max_line_size = {size}, "
+            f"buffer_size = {size * 2})"
+        )
+        if detected.multiline:
+            ctes = [
+                f"""raw AS (SELECT line_no, byte_offset, {line} AS line FROM (
+                SELECT row_number() OVER () + {line_no} AS line_no,
+                       sum(strlen(coalesce(line, '')) + 1) OVER (ROWS UNBOUNDED PRECEDING)
+                         - strlen(coalesce(line, '')) - 1 + {offset} AS byte_offset,
+                       line FROM {reader}))""",
+                f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
+                    string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
+                  FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
+                          OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
+                        FROM raw WHERE nodus_filled(line)) GROUP BY grp)""",
+            ]
+            relation = f"({self._parser(detected, mtime_sql, stem)})"
+        else:
+            # Parse first, then number lines and offsets on top (cheaper than numbering first).
+            ctes = [
+                f"""raw AS (SELECT {line} AS line, strlen(coalesce(line, '')) + 1 AS size
+                FROM {reader})"""
+            ]
+            relation = f"""(SELECT *, row_number() OVER () + {line_no} AS line_no,
+                sum(size) OVER (ROWS UNBOUNDED PRECEDING) - size + {offset} AS byte_offset
+                FROM ({self._parser(detected, mtime_sql, stem)}) AS unnumbered)"""
+        with_clause = "WITH " + ", ".join(ctes)
+        header = " AND line_no > 1" if detected.format == "csv" else ""
+        rows = self._insert_rows(
+            f"{with_clause} SELECT * FROM {relation} AS parsed WHERE ok{header}",
+            detected,
+            source_name,
+            file_id,
+        )
+        records = _plain_records(window, detected)
+        if records is None:
+            if detected.multiline:
+                count_sql = f"{with_clause} SELECT count(*) FROM records"
+            else:  # no parsing needed to count records
+                numbered = f", row_number() OVER () + {line_no} AS line_no" if header else ""
+                count_sql = f"""SELECT count(*) FROM (SELECT {line} AS line{numbered}
+                    FROM {reader}) WHERE {_record_condition(detected)}"""
+            records = self.con.execute(count_sql).fetchone()[0]
+        quarantined = records - rows
+        if quarantined:
+            raw = "raw"
+            if self.kinds or self.fields:
+                raw = "nodus_pseudonym(raw)" if self.fields else "nodus_redact(raw)"
+            self.con.execute(
+                f"""INSERT INTO quarantine (file_id, line_no, byte_offset, raw, reason)
+                {with_clause} SELECT ?, line_no, byte_offset, {raw}, reason
+                FROM {relation} AS parsed WHERE record AND NOT ok{header} ORDER BY line_no""",
+                [file_id],
+            )
+        return rows, quarantined
+
+    def _insert_rows(self, good: str, detected: Detected, source_name: str, file_id: int) -> int:
+        """Insert the window's good records (the query ``good``); return how many."""
+        if detected.format == "csv":
+            labels = self._json_column("labels", metrics=True)
+            self.con.execute(
+                f"""INSERT INTO metrics (time, series, labels, value, source)
+                SELECT time, point.series, {labels}, point.value, ? FROM (
+                  SELECT time, labels, unnest(points) AS point, line_no FROM ({good}) AS g)
+                WHERE point.value IS NOT NULL ORDER BY line_no""",
+                [source_name],
+            )
+            return int(self.con.execute(f"SELECT count(*) FROM ({good}) AS g").fetchone()[0])
+        if detected.is_metrics:
+            labels = self._json_column("labels", metrics=True)
+            cursor = self.con.execute(
+                f"""INSERT INTO metrics (time, series, labels, value, source)
+                SELECT time, series, {labels}, value, ? FROM ({good}) AS g""",
+                [source_name],
+            )
+            return int(cursor.fetchone()[0])
+        order = " ORDER BY line_no" if detected.multiline else ""
+        columns = {name: name for name in ("host", "app", "message")}
+        if self.kinds or self.fields:
+            for name in columns:
+                if name in self.fields:
+                    columns[name] = f"nodus_pseudonym({name})"
+                elif name != "app":
+                    columns[name] = f"nodus_redact({name})"
+        attrs = self._json_column("attrs", metrics=False)
+        cursor = self.con.execute(
+            f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
+                file_id, line_no, byte_offset)
+            SELECT time, level, {columns["host"]}, {columns["app"]}, pid,
+                {columns["message"]}, {attrs}, ?, ?, line_no, byte_offset
+            FROM ({good}) AS g{order}""",
+            [source_name, file_id],
+        )
+        return int(cursor.fetchone()[0])
+
+    def _json_column(self, column: str, *, metrics: bool) -> str:
+        """``attrs``/``labels`` with the requested values pseudonymised."""
+        expression = column
+        if self.kinds:
+            expression = f"CAST(nodus_redact(CAST({expression} AS VARCHAR)) AS JSON)"
+        for name in self.fields:
+            if metrics or name not in redact.LOG_COLUMNS:
+                expression = redact.field_update(expression, name)
+        return expression
+
+    def _parser(self, detected: Detected, mtime_sql: str, stem: str) -> str:
+        fmt = detected.format
+        if fmt == "jsonl":
+            return formats.jsonl_sql(detected.keys)
+        if fmt == "logfmt":
+            return formats.logfmt_sql(detected.keys)
+        if fmt == "syslog":
+            return formats.syslog_sql(mtime_sql)
+        if fmt in ("clf", "combined"):
+            return formats.access_sql()
+        if fmt == "text":
+            assert detected.layout is not None
+            return formats.text_sql(detected.layout, mtime_sql)
+        if fmt in ("prometheus", "openmetrics"):
+            at = self.options.at
+            scrape = f"TIMESTAMPTZ {sql_str(at.isoformat())}" if at else mtime_sql
+            return formats.prometheus_sql(fmt == "openmetrics", scrape)
+        if fmt == "csv":
+            assert detected.csv is not None
+            return formats.csv_sql(detected.csv, stem, self.options.series)
+        raise UsageError(f"unknown format {fmt!r}")
+
+
+_BLANK_START = re.compile(rb"\n[\n \t\r]")  # a line that starts blank (or is empty)
+
+
+def _plain_records(window: bytes, detected: Detected) -> int | None:
+    """The record count of a single-line format when no line can be blank, else None.
+
+    One regex scan of the bytes (a blank line is empty or starts with a blank)
+    replaces a pass of SQL over the window.
+    """
+    if detected.multiline or detected.format in formats.METRIC_FORMATS:
+        return None
+    if window[:1] in (b"\n", b" ", b"\t", b"\r") or _BLANK_START.search(window):
+        return None
+    return line_count(window)
+
+
+def _record_condition(detected: Detected) -> str:
+    """Which lines of a window are records, as the single-line parsers count them."""
+    condition = "nodus_filled(line)"
+    if detected.format in ("prometheus", "openmetrics"):
+        condition += " AND NOT starts_with(ltrim(line), '#')"
+    elif detected.format == "csv":
+        condition += " AND line_no > 1"
+    return condition
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _still_there(path: str, digest: str, offset: int) -> bool:
+    """Whether ``path`` still holds a file starting with the same first KiB."""
+    if path == STDIN:
+        return False
+    try:
+        return head_hash(Source.open_path(path).read_prefix(HEAD_BYTES), offset) == digest
+    except NodusError:
+        return False
+
+
+def _memory_dir(window_bytes: int) -> str | None:
+    """``/dev/shm`` when it has room for a few windows: the window file never hits disk."""
+    shm = Path("/dev/shm")
+    try:
+        writable = shm.is_dir() and os.access(shm, os.W_OK)
+        if writable and shutil.disk_usage(shm).free > 4 * window_bytes:
+            return str(shm)
+    except OSError:
+        pass
+    return None
+
+
+def _default_source(path: str) -> str:
+    return "stdin" if path == STDIN else os.path.basename(path)
+
+
+def _stem(path: str) -> str:
+    """``cpu.csv`` and ``cpu.csv.gz`` name the series ``cpu``."""
+    if path == STDIN:
+        return "stdin"
+    name = os.path.basename(path)
+    name = name.removesuffix(".gz")
+    return Path(name).stem or name

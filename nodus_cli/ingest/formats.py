@@ -1,0 +1,701 @@
+"""The formats nodus ingests: how to recognise each one and the SQL that parses it.
+
+Every parser is a DuckDB ``SELECT`` over the relation ``raw(line, size)`` (one row
+per line of a window, in order; ``size`` counts its bytes and newline) and yields
+``ok`` (a good record), ``record`` (not blank), ``size`` and the table's columns;
+the engine numbers lines and offsets on top of the parsed rows.
+Multi-line formats (text, syslog) parse ``records(line_no, byte_offset, line,
+joined)`` instead, whose rows are already numbered groups of lines.
+The regular expressions are written in the subset shared by RE2 (DuckDB) and
+Python's ``re`` (used on a small sample to sniff the format and to cut windows at
+record boundaries), so both sides agree on what a record is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from nodus_cli.errors import InputError, UsageError
+
+LOG_FORMATS = ("jsonl", "logfmt", "syslog", "clf", "combined", "text")
+METRIC_FORMATS = ("csv", "prometheus", "openmetrics")
+FORMATS = ("auto", *LOG_FORMATS, *METRIC_FORMATS)
+
+
+def sql_str(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# --- shared SQL macros ---------------------------------------------------------------
+
+# Most common spellings first: CASE stops at the first match.
+LEVEL_SPELLINGS = {
+    "info": (
+        "info",
+        "information",
+        "informational",
+        "inf",
+        "i",
+        "notice",
+        "config",
+        "30",
+        "6",
+        "5",
+    ),
+    "error": ("error", "err", "e", "severe", "failure", "50", "3"),
+    "warn": ("warn", "warning", "w", "40", "4"),
+    "debug": ("debug", "dbg", "d", "fine", "20", "7"),
+    "trace": ("trace", "trc", "v", "verbose", "finest", "finer", "10"),
+    "fatal": (
+        "fatal",
+        "critical",
+        "crit",
+        "alert",
+        "emerg",
+        "emergency",
+        "panic",
+        "f",
+        "a",
+        "60",
+        "2",
+        "1",
+        "0",
+    ),
+}
+LEVEL_MACRO = (
+    "CREATE OR REPLACE TEMP MACRO nodus_level(x) AS (CASE lower(trim(CAST(x AS VARCHAR))) "
+    + " ".join(
+        f"WHEN '{spelling}' THEN '{level}'"
+        for level, spellings in LEVEL_SPELLINGS.items()
+        for spelling in spellings
+    )
+    + " ELSE NULL END)"
+)
+# A line holding more than blanks. CASE evaluates the slow trim only for lines that
+# start or end with a blank (an OR in a projection would evaluate it for all).
+FILLED_MACRO = """CREATE OR REPLACE TEMP MACRO nodus_filled(line) AS (CASE
+  WHEN line = '' THEN false
+  WHEN NOT (starts_with(line, ' ') OR starts_with(line, chr(9)) OR ends_with(line, ' ')
+            OR ends_with(line, chr(9))) THEN true
+  ELSE trim(line, ' ' || chr(9)) <> '' END)"""
+
+# A time written as text: ISO 8601 (naive means the session time zone, i.e. --tz),
+# or epoch seconds / milliseconds / nanoseconds.
+TIME_MACRO = r"""CREATE OR REPLACE TEMP MACRO nodus_time(x) AS (
+  CASE
+    WHEN x IS NULL OR x = '' THEN NULL
+    WHEN regexp_full_match(x, '\d{9,10}(\.\d+)?') THEN to_timestamp(CAST(x AS DOUBLE))
+    WHEN regexp_full_match(x, '\d{12,13}') THEN make_timestamptz(CAST(x AS BIGINT) * 1000)
+    WHEN regexp_full_match(x, '\d{18,19}') THEN make_timestamptz(CAST(x AS BIGINT) // 1000)
+    ELSE try_cast(replace(x, ',', '.') AS TIMESTAMPTZ) END)"""
+
+MACROS = (LEVEL_MACRO, TIME_MACRO, FILLED_MACRO)
+
+
+def year_fix(expr: str, mtime_sql: str) -> str:
+    """A year-less time got the file's year: step back a year when it lands in the future."""
+    return (
+        f"(CASE WHEN {expr} > {mtime_sql} + INTERVAL 1 DAY "
+        f"THEN {expr} - INTERVAL 1 YEAR ELSE {expr} END)"
+    )
+
+
+# --- JSON lines and logfmt -----------------------------------------------------------
+
+TIME_KEYS = ("ts", "time", "timestamp", "@timestamp", "datetime", "date", "t", "eventTime")
+LEVEL_KEYS = ("level", "severity", "lvl", "loglevel", "levelname", "log.level", "severity_text")
+MESSAGE_KEYS = ("msg", "message", "@message", "text", "log", "event")
+HOST_KEYS = ("host", "hostname", "host.name")
+APP_KEYS = ("service", "app", "application", "service.name", "logger", "component")
+PID_KEYS = ("pid", "process_id", "process.pid")
+ROLES = {
+    "time": TIME_KEYS,
+    "level": LEVEL_KEYS,
+    "message": MESSAGE_KEYS,
+    "host": HOST_KEYS,
+    "app": APP_KEYS,
+    "pid": PID_KEYS,
+}
+
+
+def choose_keys(objects: list[dict[str, object]]) -> dict[str, str]:
+    """For each role, the first well-known key that the sample objects use."""
+    seen = {key for obj in objects for key in obj}
+    chosen: dict[str, str] = {}
+    for role, candidates in ROLES.items():
+        for key in candidates:
+            if key in seen:
+                chosen[role] = key
+                break
+    return chosen
+
+
+def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
+    """Columns from a JSON object text ``obj``: one parse extracts every chosen key."""
+    roles = list(keys)
+    paths = ", ".join(sql_str(f'$."{keys[role]}"') for role in roles) or sql_str("$.__none")
+
+    def pick(role: str) -> str:
+        return f"v[{roles.index(role) + 1}]" if role in keys else "NULL"
+
+    drop = json.dumps(dict.fromkeys(keys.values()), separators=(",", ":"))
+    attrs = f"json_merge_patch(obj, {sql_str(drop)})" if keys else "obj"
+    return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE {sql_str(reason)} END AS reason,
+        CASE WHEN ok THEN coalesce(try_cast(tv AS TIMESTAMPTZ), nodus_time(tv)) END AS time,
+        nodus_level({pick("level")}) AS level,
+        {pick("host")} AS host, {pick("app")} AS app, try_cast({pick("pid")} AS BIGINT) AS pid,
+        {pick("message")} AS message,
+        CASE WHEN ok THEN CAST({attrs} AS JSON) END AS attrs,
+        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, {pick("time")} AS tv,
+                   CASE WHEN NOT record OR v IS NULL THEN false
+                        WHEN starts_with(obj, '{{') THEN true
+                        ELSE starts_with(ltrim(obj), '{{') END AS ok
+            FROM (SELECT *, try(json_extract_string(obj, [{paths}])) AS v
+                  FROM ({obj}) AS src) AS extracted) AS picked"""
+
+
+def jsonl_sql(keys: dict[str, str]) -> str:
+    return _json_parse(
+        "SELECT *, line AS obj, nodus_filled(line) AS record FROM raw", keys, "not a JSON object"
+    )
+
+
+LOGFMT_PAIR = r'([A-Za-z_@][A-Za-z0-9_.@/\-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)'
+
+
+def logfmt_sql(keys: dict[str, str]) -> str:
+    pair = sql_str(LOGFMT_PAIR)
+    value = "CASE WHEN starts_with(vals[i], '\"') THEN vals[i] ELSE to_json(vals[i]) END"
+    build = (
+        f"'{{' || array_to_string(list_transform(keys, lambda k, i: to_json(k) || ':' || "
+        f"{value}), ',') || '}}'"
+    )
+    inner = f"""SELECT size, record, line,
+          CASE WHEN len(keys) > 0 THEN {build} ELSE line END AS obj
+        FROM (SELECT *, regexp_extract_all(line, {pair}, 1) AS keys,
+                        regexp_extract_all(line, {pair}, 2) AS vals
+              FROM (SELECT *, nodus_filled(line) AS record FROM raw))"""
+    return _json_parse(inner, keys, "no key=value pairs")
+
+
+# --- syslog --------------------------------------------------------------------------
+
+SYSLOG_5424 = (
+    r"(?s)^(?:<(\d{1,3})>)?(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+) "
+    r'(-|(?:\[(?:[^\]"]|"(?:[^"\\]|\\.)*")*\])+)(?: (.*))?$'
+)
+SYSLOG_3164 = (
+    r"(?s)^(?:<(\d{1,3})>)?(\d{4}-\d\d-\d\dT\S+|[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d) "
+    r"(\S+) (?:([^\s\[\]:]+)(?:\[(\d+)\])?: ?)?(.*)$"
+)
+
+
+def syslog_sql(mtime_sql: str) -> str:
+    f5 = "['pri','version','ts','host','app','procid','msgid','sd','msg']"
+    f3 = "['pri','ts','host','app','pid','msg']"
+    year = f"CAST(year({mtime_sql}) AS VARCHAR)"
+    bsd = (
+        f"try_strptime({year} || ' ' || regexp_replace(s3.ts, ' +', ' ', 'g'), '%Y %b %d %H:%M:%S')"
+    )
+    t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN try_cast(s3.ts AS TIMESTAMPTZ)
+            ELSE {year_fix(f"CAST({bsd} AS TIMESTAMPTZ)", mtime_sql)} END"""
+    severity = "CAST(CAST({0} AS INTEGER) % 8 AS VARCHAR)"
+    return f"""SELECT ok, CASE WHEN ok THEN NULL WHEN joined THEN 'not a syslog line'
+            ELSE 'continuation lines without a record to join' END AS reason,
+        CASE WHEN is5 THEN (CASE WHEN s5.ts = '-' THEN NULL ELSE try_cast(s5.ts AS TIMESTAMPTZ) END)
+             WHEN is3 THEN {t3} END AS time,
+        CASE WHEN is5 AND s5.pri <> '' THEN nodus_level({severity.format("s5.pri")})
+             WHEN is3 AND s3.pri <> '' THEN nodus_level({severity.format("s3.pri")}) END AS level,
+        CASE WHEN is5 THEN nullif(s5.host, '-') WHEN is3 THEN s3.host END AS host,
+        CASE WHEN is5 THEN nullif(s5.app, '-') WHEN is3 THEN nullif(s3.app, '') END AS app,
+        CASE WHEN is5 THEN try_cast(s5.procid AS BIGINT) WHEN is3 THEN try_cast(s3.pid AS BIGINT)
+             END AS pid,
+        CASE WHEN is5 THEN ltrim(s5.msg, chr(65279)) WHEN is3 THEN s3.msg END AS message,
+        CASE WHEN is5 THEN CAST(json_object(
+                 'facility', CASE WHEN s5.pri <> '' THEN CAST(s5.pri AS INTEGER) // 8 END,
+                 'version', CAST(s5.version AS INTEGER),
+                 'procid', CASE WHEN try_cast(s5.procid AS BIGINT) IS NULL
+                                 THEN nullif(s5.procid, '-') END,
+                 'msgid', nullif(s5.msgid, '-'),
+                 'structured_data', nullif(s5.sd, '-')) AS JSON)
+             WHEN is3 AND s3.pri <> '' THEN CAST(json_object(
+                 'facility', CAST(s3.pri AS INTEGER) // 8) AS JSON)
+             END AS attrs,
+        line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, joined AND (is5 OR is3) AS ok,
+                   regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) AS s5,
+                   regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) AS s3
+            FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5,
+                            NOT regexp_matches(line, {sql_str(SYSLOG_5424)})
+                            AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
+                  FROM records) AS matched) AS extracted"""
+
+
+# --- access logs ---------------------------------------------------------------------
+
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+ACCESS = (
+    r"^(\S+) (\S+) (\S+) \[([^\]]+)\] " + _QUOTED + r" (\d{3}|-) (\d+|-)"
+    r"(?: " + _QUOTED + " " + _QUOTED + r")?\s*$"
+)
+ACCESS_FIELDS = ("client", "ident", "user", "ts", "request", "status", "bytes", "referer", "agent")
+
+
+def access_sql() -> str:
+    names = "[" + ", ".join(sql_str(f) for f in ACCESS_FIELDS) + "]"
+    request = "regexp_extract(a.request, '^(\\S+) (\\S+)(?: (\\S+))?$', ['method','path','proto'])"
+    return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE 'not an access log line' END AS reason,
+        try_strptime(a.ts, '%d/%b/%Y:%H:%M:%S %z') AS time,
+        CASE WHEN NOT ok THEN NULL WHEN a.status LIKE '5%' THEN 'error'
+             WHEN a.status LIKE '4%' THEN 'warn' ELSE 'info' END AS level,
+        NULL AS host, NULL AS app, NULL::BIGINT AS pid, a.request AS message,
+        CASE WHEN ok THEN CAST(json_object(
+            'client', a.client, 'ident', nullif(a.ident, '-'), 'user', nullif(a.user, '-'),
+            'method', nullif(r.method, ''), 'path', nullif(r.path, ''),
+            'protocol', nullif(r.proto, ''), 'status', try_cast(a.status AS INTEGER),
+            'bytes', try_cast(a.bytes AS BIGINT), 'referer', nullif(nullif(a.referer, ''), '-'),
+            'user_agent', nullif(nullif(a.agent, ''), '-')) AS JSON) END AS attrs,
+        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, {request} AS r FROM (
+              SELECT *, record AND a.client <> '' AS ok FROM (
+                SELECT *, regexp_extract(line, {sql_str(ACCESS)}, {names}) AS a
+                FROM (SELECT *, nodus_filled(line) AS record FROM raw) AS r) AS m) AS k)
+              AS extracted"""
+
+
+# --- plain text with a leading timestamp ----------------------------------------------
+
+_UPPER_LEVELS = (
+    "TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|FATAL|CRITICAL|SEVERE|FAILURE|"
+    "Trace|Debug|Info|Notice|Warning|Warn|Error|Fatal|Critical"
+)
+_BRACKET_LEVELS = "trace|debug|info|notice|warning|warn|error|crit|fatal|emerg|alert"
+
+
+def _level_regex(tokens: int) -> str:
+    return (
+        rf"^[^A-Za-z\[]*(?:\S+\s+){{0,{tokens}}}?(?:\[({_BRACKET_LEVELS})\]|({_UPPER_LEVELS}))"
+        r"(?:[^A-Za-z0-9_]|$)"
+    )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A leading-timestamp layout: regex (group 1 = the time text) and how to parse it."""
+
+    name: str
+    start: str
+    time_sql: str  # SQL over ``t`` (the captured text); ``{year}`` = the file's year
+    yearless: bool = False
+    level: str | None = None  # regex over the rest of the line, group 1 (or 2) = level
+
+    def level_sql(self) -> str:
+        if self.level is None:
+            return "NULL"
+        pattern = sql_str(self.level)
+        return (
+            f"nodus_level(coalesce(nullif(regexp_extract(rest, {pattern}, 1), ''), "
+            f"nullif(regexp_extract(rest, {pattern}, 2), '')))"
+        )
+
+
+_ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+LAYOUTS = (
+    Layout("iso", rf"^({_ISO})", "nodus_time(t)", level=_level_regex(3)),
+    Layout("bracket-iso", rf"^\[({_ISO})\]", "nodus_time(t)", level=_level_regex(3)),
+    Layout(
+        "bsd",
+        r"^([A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d)",
+        "try_strptime({year} || ' ' || regexp_replace(t, ' +', ' ', 'g'), '%Y %b %d %H:%M:%S')",
+        yearless=True,
+        level=_level_regex(3),
+    ),
+    Layout(
+        "apache-error",
+        r"^\[((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4})\]",
+        "try_strptime(t, ['%a %b %d %H:%M:%S %Y', '%a %b %d %H:%M:%S.%f %Y'])",
+        level=_level_regex(2),
+    ),
+    Layout(
+        "yymmdd",
+        r"^(\d{6} \d{6})",
+        "try_strptime(t, '%y%m%d %H%M%S')",
+        level=_level_regex(3),
+    ),
+    Layout(
+        "yy/mm/dd",
+        r"^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)",
+        "try_strptime(t, '%y/%m/%d %H:%M:%S')",
+        level=_level_regex(3),
+    ),
+    Layout(
+        "android",
+        r"^(\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})",
+        "try_strptime({year} || '-' || t, '%Y-%m-%d %H:%M:%S.%g')",
+        yearless=True,
+        level=r"^\s+\d+\s+\d+\s+([VDIWEFA])\s",
+    ),
+    Layout(
+        "compact",
+        r"^(\d{8}-\d{1,2}:\d{1,2}:\d{1,2}:\d{1,3})\|",
+        "try_strptime(regexp_extract(t, '^(.*):', 1), '%Y%m%d-%H:%M:%S') "
+        "+ to_milliseconds(CAST(regexp_extract(t, ':(\\d+)$', 1) AS INTEGER))",
+        level=_level_regex(2),
+    ),
+    Layout(
+        "mm.dd",
+        r"^\[(\d\d\.\d\d \d\d:\d\d:\d\d)\]",
+        "try_strptime({year} || '.' || t, '%Y.%m.%d %H:%M:%S')",
+        yearless=True,
+        level=_level_regex(2),
+    ),
+    Layout(
+        "prefixed-iso",
+        rf"^\S+ ({_ISO})",
+        "nodus_time(t)",
+        level=_level_regex(3),
+    ),
+    Layout(
+        "epoch",
+        r"^(?:\S+ ){0,4}?(\d{10}(?:\.\d+)?) ",
+        "to_timestamp(CAST(t AS DOUBLE))",
+        level=_level_regex(8),
+    ),
+)
+LAYOUTS_BY_NAME = {layout.name: layout for layout in LAYOUTS}
+
+
+def text_sql(layout: Layout, mtime_sql: str) -> str:
+    time_sql = layout.time_sql.format(year=f"CAST(year({mtime_sql}) AS VARCHAR)")
+    time_sql = f"CAST({time_sql} AS TIMESTAMPTZ)"
+    if layout.yearless:
+        time_sql = year_fix(time_sql, mtime_sql)
+    start = sql_str("(?s)" + layout.start)
+    return f"""SELECT joined AS ok, CASE WHEN joined THEN NULL ELSE
+            'continuation lines without a record to join' END AS reason,
+        {time_sql} AS time, {layout.level_sql()} AS level,
+        NULL AS host, NULL AS app, NULL::BIGINT AS pid,
+        CASE WHEN joined THEN trim(rest, ' ') END AS message,
+        NULL::JSON AS attrs, line_no, byte_offset, TRUE AS record,
+        CASE WHEN joined THEN NULL ELSE line END AS raw
+      FROM (SELECT *, regexp_extract(line, {start}, 1) AS t,
+                   substr(line, strlen(regexp_extract(line, {start}, 0)) + 1) AS rest
+            FROM records) AS extracted"""
+
+
+# --- metrics -------------------------------------------------------------------------
+
+PROM_SAMPLE = (
+    r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^}\"]|\"(?:[^\"\\]|\\.)*\")*\})?[ \t]+(\S+)"
+    r"(?:[ \t]+([-+]?[0-9][0-9.eE+\-]*))?[ \t]*(?:#.*)?$"
+)
+PROM_LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"'
+
+
+def prometheus_sql(openmetrics: bool, scrape_sql: str) -> str:
+    names = "['name','labels','value','ts']"
+    stamp = (
+        "to_timestamp(CAST(p.ts AS DOUBLE))"
+        if openmetrics
+        else "to_timestamp(CAST(p.ts AS DOUBLE) / 1000)"
+    )
+    label = sql_str(PROM_LABEL)
+    labels = (
+        f"'{{' || array_to_string(list_transform(regexp_extract_all(p.labels, {label}, 1), "
+        f"lambda k, i: to_json(k) || ':\"' || regexp_extract_all(p.labels, {label}, 2)[i] "
+        "|| '\"'), ',') || '}'"
+    )
+    return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE 'not a metric sample' END AS reason,
+        CASE WHEN ok THEN coalesce(CASE WHEN p.ts <> '' THEN {stamp} END, {scrape_sql}) END
+            AS time,
+        p.name AS series, CASE WHEN ok THEN try_cast({labels} AS JSON) END AS labels,
+        value, size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, record AND p.name <> '' AND value IS NOT NULL AS ok,
+            FROM (SELECT *, try_cast(p.value AS DOUBLE) AS value FROM (
+              SELECT *, regexp_extract(line, {sql_str(PROM_SAMPLE)}, {names}) AS p
+              FROM (SELECT *, nodus_filled(line) AND NOT starts_with(ltrim(line), '#') AS record
+                    FROM raw) AS r) AS m)
+            AS v) AS extracted"""
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Which CSV columns hold the time, the values and the labels."""
+
+    delimiter: str
+    columns: tuple[str, ...]
+    time_index: int
+    value_indexes: tuple[int, ...]
+    label_indexes: tuple[int, ...]
+
+
+def csv_field_regex(delimiter: str) -> str:
+    d = re.escape(delimiter)
+    return f'(?:^|{d})("(?:[^"]|"")*"|[^{d}]*)'
+
+
+def csv_sql(layout: CsvLayout, stem: str, series: str | None) -> str:
+    fields = sql_str(csv_field_regex(layout.delimiter))
+
+    def cell(index: int) -> str:
+        raw = f"f[{index + 1}]"
+        return (
+            f"trim(CASE WHEN starts_with({raw}, '\"') THEN replace({raw}[2:-2], '\"\"', '\"') "
+            f"ELSE {raw} END)"
+        )
+
+    value_columns = [layout.columns[i] for i in layout.value_indexes]
+
+    def series_name(column: str) -> str:
+        if series:
+            return series if len(value_columns) == 1 else f"{series}.{column}"
+        if value_columns == ["value"]:
+            return stem
+        return f"{stem}.{column}"
+
+    labels = (
+        "json_object("
+        + ", ".join(f"{sql_str(layout.columns[i])}, {cell(i)}" for i in layout.label_indexes)
+        + ")"
+        if layout.label_indexes
+        else "'{}'"
+    )
+    checks = " AND ".join(
+        f"({cell(i)} = '' OR try_cast({cell(i)} AS DOUBLE) IS NOT NULL)"
+        for i in layout.value_indexes
+    )
+    values = ", ".join(
+        f"{{'series': {sql_str(series_name(layout.columns[i]))}, "
+        f"'value': try_cast(nullif({cell(i)}, '') AS DOUBLE)}}"
+        for i in layout.value_indexes
+    )
+    n = len(layout.columns)
+    return f"""SELECT ok, CASE WHEN ok THEN NULL WHEN len(f) <> {n}
+              THEN 'expected {n} fields' WHEN time IS NULL THEN 'unreadable time'
+              ELSE 'not a number' END AS reason,
+        time, CAST({labels} AS JSON) AS labels, [{values}] AS points,
+        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *, record AND len(f) = {n} AND time IS NOT NULL AND {checks} AS ok
+            FROM (SELECT *, nodus_time({cell(layout.time_index)}) AS time
+                  FROM (SELECT *, regexp_extract_all(line, {fields}, 1) AS f
+                        FROM (SELECT *, nodus_filled(line) AS record FROM raw) AS r) AS s)
+                  AS t) AS c"""
+
+
+# --- sniffing ------------------------------------------------------------------------
+
+
+@dataclass
+class Detected:
+    """The chosen format and what its parser needs to know."""
+
+    format: str
+    layout: Layout | None = None
+    csv: CsvLayout | None = None
+    keys: dict[str, str] = field(default_factory=dict)  # jsonl/logfmt: role -> key
+
+    @property
+    def is_metrics(self) -> bool:
+        return self.format in METRIC_FORMATS
+
+    @property
+    def multiline(self) -> bool:
+        return self.format in ("text", "syslog")
+
+    def record_start(self) -> re.Pattern[str] | None:
+        """Lines matching this start a record; others continue the one above."""
+        if self.format == "text" and self.layout is not None:
+            return re.compile(self.layout.start)
+        if self.format == "syslog":
+            return re.compile(r"^\S")
+        return None
+
+    def start_sql(self) -> str:
+        if self.format == "text" and self.layout is not None:
+            return f"regexp_matches(line, {sql_str(self.layout.start)})"
+        return "regexp_matches(line, '^\\S')"
+
+
+_JSON_START = re.compile(r"^\s*\{")
+_LOGFMT_LINE = re.compile(r"^\s*(?:" + LOGFMT_PAIR + r"\s*){2,}$")
+_TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "@timestamp", "_time", "t")
+
+
+def _is_json_object(line: str) -> bool:
+    if not _JSON_START.match(line):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _looks_like_time(value: str) -> bool:
+    value = value.strip()
+    if re.fullmatch(r"\d{9,10}(\.\d+)?|\d{12,13}", value):
+        return True
+    if not re.match(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d|$)", value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _mostly_numbers(cells: Iterable[str]) -> bool:
+    """A value column: most of its non-empty sample cells are numbers."""
+    filled = [cell for cell in cells if cell.strip()]
+    return bool(filled) and sum(map(_is_number, filled)) * 2 > len(filled)
+
+
+def sniff_csv(lines: list[str], time_column: str | None = None) -> CsvLayout | None:
+    """A header of names, a time column and at least one numeric column, or None."""
+    if len(lines) < 2:
+        return None
+    for delimiter in (",", ";", "\t", "|"):
+        try:
+            rows = list(csv.reader(io.StringIO("\n".join(lines[:200])), delimiter=delimiter))
+        except csv.Error:
+            return None
+        rows = [row for row in rows if row]
+        header = [name.strip() for name in rows[0]]
+        if len(header) < 2 or any(len(row) != len(header) for row in rows[1:]):
+            continue
+        if not all(re.fullmatch(r"[A-Za-z_@][\w .@/\-]*", name) for name in header):
+            continue
+        data = rows[1:]
+        if time_column is not None:
+            if time_column not in header:
+                raise UsageError(f"--time-column {time_column!r} is not a column of the CSV")
+            time_index = header.index(time_column)
+        else:
+            named = [i for i, name in enumerate(header) if name.lower() in _TIME_NAMES]
+            timed = [i for i in range(len(header)) if all(_looks_like_time(r[i]) for r in data)]
+            candidates = [i for i in named if i in timed] or timed
+            if not candidates:
+                continue
+            time_index = candidates[0]
+        values = tuple(
+            i for i in range(len(header)) if i != time_index and _mostly_numbers(r[i] for r in data)
+        )
+        if not values:
+            continue
+        labels = tuple(i for i in range(len(header)) if i != time_index and i not in values)
+        return CsvLayout(delimiter, tuple(header), time_index, values, labels)
+    return None
+
+
+def _best_layout(lines: list[str]) -> tuple[Layout | None, int]:
+    best: tuple[Layout | None, int] = (None, 0)
+    for layout in LAYOUTS:
+        pattern = re.compile(layout.start)
+        hits = sum(1 for line in lines if pattern.match(line))
+        if hits > best[1]:
+            best = (layout, hits)
+    return best
+
+
+def detect(sample: str, requested: str = "auto", *, time_column: str | None = None) -> Detected:
+    """Choose the format from the first lines (``requested`` forces it)."""
+    lines = [line.rstrip("\r") for line in sample.split("\n")]
+    lines = [line for line in lines if line.strip()][:200]
+    detected = _choose(lines, requested, time_column)
+    if detected.format == "jsonl":
+        detected.keys = choose_keys([json.loads(line) for line in lines if _is_json_object(line)])
+    elif detected.format == "logfmt":
+        pairs = re.compile(LOGFMT_PAIR)
+        detected.keys = choose_keys([dict(pairs.findall(line)) for line in lines])
+    return detected
+
+
+def _choose(lines: list[str], requested: str, time_column: str | None) -> Detected:
+    if requested not in ("auto", "text", "csv"):
+        return Detected(requested)
+    if requested == "text":
+        layout, _ = _best_layout(lines)
+        if layout is None:
+            raise InputError("no line starts with a timestamp layout nodus knows")
+        return Detected("text", layout=layout)
+    if requested == "csv":
+        layout_csv = sniff_csv(lines, time_column)
+        if layout_csv is None:
+            raise InputError("not a CSV with a header, a time column and a numeric column")
+        return Detected("csv", csv=layout_csv)
+    return _auto(lines, time_column)
+
+
+def _auto(lines: list[str], time_column: str | None) -> Detected:
+    if not lines:
+        raise InputError("empty input: nothing to detect the format from")
+    total = len(lines)
+    scores: list[tuple[int, Detected]] = []
+
+    def consider(hits: int, detected: Detected) -> Detected | None:
+        if hits * 10 >= total * 6:
+            return detected
+        scores.append((hits, detected))
+        return None
+
+    checks = [
+        (sum(map(_is_json_object, lines)), lambda: Detected("jsonl")),
+    ]
+    for hits, make in checks:
+        chosen = consider(hits, make())
+        if chosen:
+            return chosen
+    samples = [line for line in lines if not line.lstrip().startswith("#")]
+    prom = re.compile(PROM_SAMPLE)
+    prom_hits = sum(1 for line in samples if _is_number_like(line, prom))
+    if samples and prom_hits == len(samples) and any(line.startswith("#") for line in lines):
+        openmetrics = any(line.strip() == "# EOF" for line in lines)
+        return Detected("openmetrics" if openmetrics else "prometheus")
+    layout_csv = sniff_csv(lines, time_column)
+    if layout_csv is not None:
+        return Detected("csv", csv=layout_csv)
+    s5, s3 = re.compile(SYSLOG_5424), re.compile(SYSLOG_3164)
+    pri = re.compile(r"^<[\d\s]{1,5}>")  # malformed syslog is still syslog, quarantined
+    syslog_hits = sum(1 for line in lines if s5.match(line) or s3.match(line) or pri.match(line))
+    chosen = consider(syslog_hits, Detected("syslog"))
+    if chosen:
+        return chosen
+    access = re.compile(ACCESS)
+    access_matches = [access.match(line) for line in lines]
+    access_hits = sum(1 for m in access_matches if m)
+    combined = any(m and m.group(8) is not None for m in access_matches)
+    chosen = consider(access_hits, Detected("combined" if combined else "clf"))
+    if chosen:
+        return chosen
+    chosen = consider(sum(1 for line in lines if _LOGFMT_LINE.match(line)), Detected("logfmt"))
+    if chosen:
+        return chosen
+    layout, hits = _best_layout(lines)
+    if layout is not None:
+        scores.append((hits, Detected("text", layout=layout)))
+    scores = [score for score in scores if score[0] > 0]
+    if not scores:
+        raise InputError("cannot detect the format (use --format)")
+    return max(scores, key=lambda score: score[0])[1]
+
+
+def _is_number_like(line: str, prom: re.Pattern[str]) -> bool:
+    match = prom.match(line)
+    if match is None:
+        return False
+    return _is_number(match.group(3)) or match.group(3) in ("NaN", "+Inf", "-Inf", "Inf")

@@ -1,0 +1,240 @@
+"""Input files: finding them, opening them (gzip by magic bytes), and cutting windows.
+
+A window is a run of whole records (it ends after a newline, or at end of file,
+and the next window starts with a line that starts a record) so that each
+window can be parsed and committed on its own together with its checkpoint.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import gzip
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from nodus_cli.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+HEAD_BYTES = 1024  # the "first KiB" whose hash identifies a file across renames
+SNIFF_BYTES = 64 * 1024
+STDIN = "-"
+# Bytes that can stand in for the CSV delimiter and for CR when DuckDB reads a window.
+_SPARE_BYTES = bytes([*range(1, 9), *range(14, 32), 127])
+
+
+def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
+    """Replace each undecodable byte by one '?' so byte offsets stay exact."""
+    assert isinstance(error, UnicodeDecodeError)
+    return "?" * (error.end - error.start), error.end
+
+
+codecs.register_error("nodus-same-length", _same_length_replace)
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files, directories (recursively, hidden entries skipped), globs, or ``-``."""
+    found: list[str] = []
+    for raw in paths:
+        if raw == STDIN:
+            found.append(STDIN)
+            continue
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found.extend(str(p) for p in _walk(path))
+        elif not path.exists() and glob.has_magic(raw):
+            matches = sorted(glob.glob(str(path), recursive=True))
+            for match in matches:
+                if Path(match).is_dir():
+                    found.extend(str(p) for p in _walk(Path(match)))
+                elif not Path(match).name.startswith("."):
+                    found.append(match)
+            if not matches:
+                found.append(raw)  # reported as not found
+        else:
+            found.append(raw)
+    unique: dict[str, None] = {}
+    for item in found:
+        unique.setdefault(item if item == STDIN else str(Path(item).absolute()), None)
+    return list(unique)
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: where to read it and what it looked like when we started."""
+
+    path: str  # as recorded in ingest_files ('-' for stdin)
+    local: Path  # the readable file (stdin is spooled to a temporary file first)
+    size: int
+    mtime: datetime
+    compression: str | None
+
+    @classmethod
+    def open_path(cls, path: str, local: Path | None = None) -> Source:
+        target = local or Path(path)
+        try:
+            stat = target.stat()
+            if not target.is_file():
+                raise InputError(f"{path}: not a regular file")
+            with target.open("rb") as handle:
+                magic = handle.read(2)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except PermissionError:
+            raise InputError(f"{path}: permission denied") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+        return cls(
+            path=path,
+            local=target,
+            size=stat.st_size,
+            mtime=datetime.fromtimestamp(stat.st_mtime, UTC),
+            compression="gzip" if magic == GZIP_MAGIC else None,
+        )
+
+    def open(self) -> BinaryIO:
+        handle = self.local.open("rb")
+        if self.compression == "gzip":
+            return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+        return handle
+
+    def read_prefix(self, count: int) -> bytes:
+        with self.open() as stream:
+            return read_full(stream, count)
+
+
+def read_full(stream: BinaryIO, count: int) -> bytes:
+    """Read ``count`` bytes unless the stream ends first (gzip reads come in pieces)."""
+    try:
+        first = stream.read(count)
+        if len(first) == count or not first:
+            return first  # the common case: one read, no copy
+        parts = [first]
+        remaining = count - len(first)
+        while remaining > 0:
+            chunk = stream.read(remaining)
+            if not chunk:
+                break
+            parts.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(parts)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read: {exc}") from None
+
+
+def head_hash(head: bytes, offset: int = HEAD_BYTES) -> str:
+    """Hash of the first KiB, or of the committed bytes while there are fewer."""
+    return hashlib.sha256(head[: min(HEAD_BYTES, offset)]).hexdigest()
+
+
+def fingerprint(head: bytes, tail: bytes, offset: int) -> str:
+    """The first KiB and the KiB before the committed offset: a changed file shows here."""
+    digest = hashlib.sha256(head[: min(HEAD_BYTES, offset)])
+    digest.update(b"\0")
+    digest.update(tail[-HEAD_BYTES:])
+    return digest.hexdigest()
+
+
+def skip_to(stream: BinaryIO, offset: int) -> bytes | None:
+    """Move to ``offset``; return the KiB before it, or None if the file is shorter."""
+    start = max(0, offset - HEAD_BYTES)
+    if (
+        not hasattr(stream, "seekable")
+        or not stream.seekable()
+        or isinstance(stream, gzip.GzipFile)
+    ):
+        remaining = start
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 8 << 20))
+            if not chunk:
+                return None
+            remaining -= len(chunk)
+    else:
+        stream.seek(start)
+    tail = read_full(stream, offset - start)
+    return tail if len(tail) == offset - start else None
+
+
+def windows(stream: BinaryIO, size: int, record_start: re.Pattern[str] | None) -> Iterator[bytes]:
+    """Yield windows of about ``size`` bytes that end on a record boundary."""
+    leftover = b""
+    while True:
+        chunk = read_full(stream, size)
+        buffer = leftover + chunk if leftover else chunk
+        if not buffer:
+            return
+        if len(chunk) < size:
+            yield buffer
+            return
+        cut = buffer.rfind(b"\n") + 1
+        if cut and record_start is not None and len(buffer) < 8 * size:
+            cut = _record_boundary(buffer, cut, record_start)
+        if cut == 0:  # one line (or record) longer than the window: read on
+            leftover = buffer
+            continue
+        yield buffer[:cut]
+        leftover = buffer[cut:]
+
+
+def _record_boundary(buffer: bytes, cut: int, record_start: re.Pattern[str]) -> int:
+    """Move ``cut`` back to the start of the last line that starts a record (0: none)."""
+    position = cut
+    while position > 0:
+        previous = buffer.rfind(b"\n", 0, position - 1) + 1
+        if previous <= 0:
+            return 0  # one record fills the buffer: read more before cutting
+        line = buffer[previous : buffer.find(b"\n", previous)].decode("utf-8", "replace")
+        if record_start.match(line.rstrip("\r")):
+            return previous
+        position = previous
+    return 0
+
+
+@dataclass(frozen=True)
+class PreparedWindow:
+    """Window bytes made safe for DuckDB's CSV reader without changing any length."""
+
+    data: bytes
+    delimiter: int
+    cr_placeholder: int | None
+
+
+def prepare_window(window: bytes) -> PreparedWindow:
+    if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
+        try:
+            window.decode("utf-8")
+        except UnicodeDecodeError:
+            window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
+    if b"\0" in window:
+        window = window.replace(b"\0", b" ")
+    spare: list[int] = []
+    for candidate in _SPARE_BYTES:
+        if bytes([candidate]) not in window:
+            spare.append(candidate)
+            if len(spare) == 2:
+                break
+    if len(spare) < 2:
+        raise InputError("binary data: every control byte occurs in the input")
+    placeholder = None
+    if b"\r" in window:
+        placeholder = spare[1]
+        window = window.replace(b"\r", bytes([placeholder]))
+    return PreparedWindow(window, spare[0], placeholder)
+
+
+def line_count(window: bytes) -> int:
+    return window.count(b"\n") + (0 if window.endswith(b"\n") else 1)

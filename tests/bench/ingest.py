@@ -1,0 +1,168 @@
+"""`nodus ingest` throughput as a ratio of DuckDB's own readers, measured in the same run.
+
+Generates a JSON-lines file and a combined access log (1,000,000 lines each by
+default), then times, each in a fresh subprocess writing a fresh store file:
+
+- reference: ``CREATE TABLE t AS SELECT * FROM read_json_auto(file)`` for JSON lines, and
+  ``read_csv`` of the raw lines + ``regexp_extract`` + ``strptime`` for the access log;
+- nodus: ``nodus ingest FILE`` (exactly-once on: windowed commits with the checkpoint).
+
+Ratio = reference seconds / nodus seconds (1.0 = as fast as DuckDB alone; required
+>= 0.5). The best of ``--runs`` alternating runs is kept for each side. The CPU-time
+ratio (user + system seconds of each child) is printed too: on a busy machine it is
+steadier than wall time. Peak memory
+(max RSS of the child) is reported for nodus at a quarter of the size and at full
+size: it must not grow with the file.
+
+Run: python tests/bench/ingest.py [--lines N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT))
+
+from nodus_cli.ingest.formats import ACCESS, ACCESS_FIELDS  # noqa: E402
+
+LEVELS = ("debug", "info", "info", "info", "warn", "error")
+PATHS = ("/", "/cart", "/login", "/api/orders", "/static/app.js", "/health")
+AGENTS = ("curl/8.5.0", "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
+
+
+def generate(directory: Path, lines: int) -> tuple[Path, Path]:
+    rng = random.Random(7)
+    jsonl = directory / f"app-{lines}.jsonl"
+    access = directory / f"access-{lines}.log"
+    base = 1_763_424_000
+    with jsonl.open("w") as out:
+        for i in range(lines):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + i))
+            record = {
+                "ts": f"{stamp}.{i % 1000:03d}Z",
+                "level": rng.choice(LEVELS),
+                "service": "checkout",
+                "msg": f"order placed {i}",
+                "user": f"user{rng.randrange(100)}@example.com",
+                "latency_ms": round(rng.random() * 300, 1),
+                "order_id": i,
+            }
+            out.write(json.dumps(record) + "\n")
+    with access.open("w") as out:
+        for i in range(lines):
+            stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(base + i))
+            out.write(
+                f"10.0.{rng.randrange(256)}.{rng.randrange(256)} - - [{stamp}] "
+                f'"GET {rng.choice(PATHS)} HTTP/1.1" {rng.choice((200, 200, 304, 404, 500))} '
+                f'{rng.randrange(50_000)} "-" "{rng.choice(AGENTS)}"\n'
+            )
+    return jsonl, access
+
+
+REFERENCE_JSON = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE t AS SELECT * FROM read_json_auto(?)", [sys.argv[2]])
+con.close()
+"""
+
+REFERENCE_ACCESS = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1])
+names = sys.argv[4]
+con.execute(f'''CREATE TABLE t AS SELECT a.*, strptime(a.ts, '%d/%b/%Y:%H:%M:%S %z') AS time
+  FROM (SELECT regexp_extract(line, ?, {names}) AS a FROM read_csv(?, columns={{'line': 'VARCHAR'}},
+        delim='\\x01', quote='', escape='', header=false, auto_detect=false))''',
+  [sys.argv[3], sys.argv[2]])
+con.close()
+"""
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}): {stderr}")
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+def fresh(path: Path) -> Path:
+    for suffix in ("", ".wal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+    nodus = [sys.executable, "-m", "nodus_cli"]
+    names = "[" + ", ".join(f"'{f}'" for f in ACCESS_FIELDS) + "]"
+    with tempfile.TemporaryDirectory(prefix="nodus-bench-") as tmp:
+        work = Path(tmp)
+        quarter = generate(work, max(1, args.lines // 4))
+        full = generate(work, args.lines)
+        print(
+            f"{args.lines:,} lines: {full[0].stat().st_size >> 20} MiB JSON lines, "
+            f"{full[1].stat().st_size >> 20} MiB access log"
+        )
+        results = {}
+        for label, data, reference in (
+            ("jsonl", full[0], [sys.executable, "-c", REFERENCE_JSON]),
+            ("combined", full[1], [sys.executable, "-c", REFERENCE_ACCESS]),
+        ):
+            ref_times, ref_cpu, ours_times, ours_cpu, ours_rss = [], [], [], [], []
+            for _ in range(args.runs):
+                db = fresh(work / "ref.duckdb")
+                extra = [ACCESS, names] if label == "combined" else []
+                seconds, _, cpu = run_child([*reference, str(db), str(data), *extra], env)
+                ref_times.append(seconds)
+                ref_cpu.append(cpu)
+                home = work / "home"
+                if home.exists():
+                    for item in home.iterdir():
+                        if item.is_file():
+                            item.unlink()
+                seconds, rss, cpu = run_child(
+                    [*nodus, "--home", str(home), "-q", "ingest", str(data)], env
+                )
+                ours_times.append(seconds)
+                ours_cpu.append(cpu)
+                ours_rss.append(rss)
+            small_home = work / f"small-{label}"
+            small = quarter[0] if label == "jsonl" else quarter[1]
+            small_cmd = [*nodus, "--home", str(small_home), "-q", "ingest", str(small)]
+            _, small_rss, _ = run_child(small_cmd, env)
+            ref, ours = min(ref_times), min(ours_times)
+            results[label] = (ref, ours, small_rss, max(ours_rss))
+            print(
+                f"{label:9} reference {ref:6.2f} s   nodus ingest {ours:6.2f} s   "
+                f"ratio {ref / ours:4.2f}   ({args.lines / ours:,.0f} lines/s)   "
+                f"CPU-time ratio {min(ref_cpu) / min(ours_cpu):4.2f} "
+                f"({min(ref_cpu):.2f} s / {min(ours_cpu):.2f} s)   "
+                f"peak RSS {small_rss / 1024:.0f} MiB at {args.lines // 4:,} lines, "
+                f"{max(ours_rss) / 1024:.0f} MiB at {args.lines:,} lines"
+            )
+        worst = min(ref / ours for ref, ours, _, _ in results.values())
+        print(f"worst ratio {worst:.2f} (required >= 0.5, aim 0.8)")
+
+
+if __name__ == "__main__":
+    main()
