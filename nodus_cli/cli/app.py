@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from nodus_cli import __version__
 from nodus_cli.cli import core, quickstart, state
+from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.output import error_line
 from nodus_cli.errors import NodusError
 
@@ -142,6 +143,7 @@ def global_options(
 
 core.register(app)
 quickstart.register(app)
+detect_commands.register(app)
 
 
 def main() -> None:

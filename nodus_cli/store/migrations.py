@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.anomaly import schema as anomaly_schema
+
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
 
@@ -94,6 +96,12 @@ MIGRATIONS: list[Migration] = [
         "core: meta, journal, logs, metrics, quarantine, ingest_files",
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
+    ),
+    Migration(
+        3,
+        "detect: anomalies, detector_state",
+        anomaly_schema.create_tables,
+        anomaly_schema.TABLES,
     ),
 ]
 
