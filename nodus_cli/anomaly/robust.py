@@ -37,10 +37,20 @@ CALIBRATION_PERCENTILE = 99.0
 NOVELTY_WINDOW = 100
 SEASON_WARMUP = 600  # points seen before the season is learnt (once, from these points)
 MAX_SEASON = SEASON_WARMUP // 2
+SEASONS_REMEMBERED = 3
+PHASE_WINDOW = 5
 SPAN_FLOOR = 0.1  # a deviation is never measured against less than 10% of the 5-95% span
 # Enough past points that every window of every new point is full and identical to
 # the one a single long run would have used.
-BUFFER = CALIBRATION_WINDOW + NOVELTY_WINDOW + 2 * SCALE_WINDOW + MAX_SEASON + 2 * LEVEL_WINDOW + 64
+BUFFER = (
+    CALIBRATION_WINDOW
+    + NOVELTY_WINDOW
+    + 2 * SCALE_WINDOW
+    + SEASONS_REMEMBERED * MAX_SEASON
+    + PHASE_WINDOW
+    + 2 * LEVEL_WINDOW
+    + 64
+)
 CALIBRATION_FLOOR = 3.0  # deviations below this many robust sigmas are never novel
 HALF_SCORE_NOVELTY = 1.6  # calibrated novelty that maps to score 0.5
 MAX_Z = 1e12
@@ -146,6 +156,29 @@ def _robust_z(rank: Callable[..., Any], deviation: Any, values: Any, level: Any)
     return np.clip(deviation / np.maximum(scale, floor), -MAX_Z, MAX_Z)
 
 
+def _seasonal_expectation(
+    rank: Callable[..., Any], x: Any, level: Any, season: int, start: int
+) -> Any:
+    """The recent level plus the typical offset at this phase over the last seasons.
+
+    Each past offset is a median over a few neighbouring points and the seasons are
+    combined by their median, so one spike or shift does not echo a season later.
+    """
+    import numpy as np
+
+    offsets = rank(np.concatenate([x[1:] - level[1:], [0.0]]), PHASE_WINDOW, 50)
+    half = PHASE_WINDOW // 2
+    lagged = np.vstack(
+        [np.roll(offsets, k * season - half) for k in range(1, SEASONS_REMEMBERED + 1)]
+    )
+    expected = level + np.median(lagged, axis=0)
+    absolute = np.arange(start, start + len(x))
+    usable = (absolute >= SEASON_WARMUP) & (
+        np.arange(len(x)) >= SEASONS_REMEMBERED * season + PHASE_WINDOW
+    )
+    return np.where(usable, expected, level)
+
+
 def score_window(
     state: WindowState,
     times_us: Any,
@@ -177,10 +210,7 @@ def score_window(
         elif name == "seasonal":
             expected = level.copy()
             if season:
-                absolute = np.arange(start, start + len(x))
-                lagged = np.roll(x, season) + level - np.roll(level, season)
-                use = (absolute >= SEASON_WARMUP) & (np.arange(len(x)) >= season)
-                expected[use] = lagged[use]
+                expected = _seasonal_expectation(rank, x, level, season, start)
         else:
             shifted = np.concatenate([x[1:], x[-1:]])  # median of x[i-w+1..i]
             recent = rank(shifted, SHIFT_WINDOW, 50)
