@@ -1,10 +1,12 @@
-"""Forecast a series: river models against seasonal naive, intervals, threshold crossing.
+"""Forecast a series: river models against a seasonal baseline, intervals, crossings.
 
 The history is put on a regular grid (the median step; gaps interpolated), the
 season is detected from the data, and river's HoltWinters and SNARIMAX are
 trained on standardised values. Each candidate is judged on the most recent
-stretch of history it did not see; seasonal naive wins unless a model is strictly
-better there, and any forecast that leaves a sane range falls back to it too.
+stretches of history it did not see (backtests). The baseline is seasonal naive
+(the median of the last three seasons, phase by phase, once there are three, so a
+one-off spike is not repeated); it is kept unless a model is 10% better there, and
+a model whose forecast leaves a sane range is dropped.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from nodus_cli.store.db import Store
 
 MAX_TRAIN = 4000  # points of history a model learns from
 MIN_POINTS = 8
+BACKTESTS = 6  # stretches of recent history each candidate is judged on
+SWITCH_MARGIN = 0.9  # a model replaces the seasonal baseline only when 10% better
 Z95 = 1.959964
 DIVERGENCE_SPANS = 3.0  # a forecast further than this many history spans away is discarded
 SEASONAL_NAIVE = "seasonal-naive"
+LINEAR_TREND = "linear-trend"  # offered only when the recent history is nearly a line
+TREND_R2 = 0.9
+SEASONAL_MEDIAN = "seasonal-median"  # seasonal naive from the median of the last seasons
+BASELINE_SEASONS = 3  # one odd season (a spike, an outage) is not repeated
 
 
 @dataclass
@@ -143,27 +151,68 @@ def regular_grid(times_s: Any, values: Any) -> tuple[float, Any, Any]:
     return step, grid, filled
 
 
-def _seasonal_naive(train: Any, season: int, steps: int) -> Any:
+def seasonal_naive(train: Any, season: int, steps: int, seasons: int = 1) -> Any:
+    """Repeat the last season (the median of the last ``seasons`` seasons, phase by phase).
+
+    With no season this is the naive forecast: the last value, held.
+    """
     import numpy as np
 
-    period = season if season and len(train) >= season else 1
-    last = train[-period:]
-    return np.resize(last, steps) if period > 1 else np.full(steps, train[-1])
-
-
-def _river_forecast(make: Callable[[], Any], train: Any, steps: int) -> Any:
-    """Train a river forecaster on standardised values and forecast ``steps`` ahead."""
-    import numpy as np
-
-    centre = float(np.mean(train))
-    spread = float(np.std(train))
-    if not math.isfinite(spread) or spread <= 0:
+    if not season or len(train) < season:
         return np.full(steps, train[-1])
+    count = min(seasons, len(train) // season)
+    last = np.median(train[len(train) - count * season :].reshape(count, season), axis=0)
+    return np.resize(last, steps)
+
+
+def _river_forecasts(make: Callable[[], Any], values: Any, origins: list[int], steps: int) -> Any:
+    """Forecasts of ``steps`` points from each origin (the last one is ``len(values)``).
+
+    One model learns the standardised values in a single pass and forecasts at
+    every origin on its way (forecasting does not change a river model).
+    """
+    import numpy as np
+
+    first = values[: origins[0]]
+    centre = float(np.mean(first))
+    spread = float(np.std(first))
+    if not math.isfinite(spread) or spread <= 0:
+        spread = 1.0
+    scaled = ((values - centre) / spread).tolist()
     model = make()
-    for value in ((train - centre) / spread).tolist():
-        model.learn_one(value)
-    predicted = np.asarray(model.forecast(horizon=steps), dtype=float)
-    return predicted * spread + centre
+    forecasts = []
+    learnt = 0
+    for origin in origins:
+        for value in scaled[learnt:origin]:
+            model.learn_one(value)
+        learnt = origin
+        predicted = np.asarray(model.forecast(horizon=steps), dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked later
+            forecasts.append(predicted * spread + centre)
+    return forecasts
+
+
+def linear_trend(train: Any, steps: int, window: int) -> Any:
+    """Extend the least-squares line through the last ``window`` points (disk filling up)."""
+    import numpy as np
+
+    recent = train[-window:]
+    if len(recent) < 2:
+        return np.full(steps, train[-1])
+    index = np.arange(len(recent), dtype=float)
+    slope, intercept = np.polyfit(index, recent, 1)
+    return intercept + slope * (len(recent) - 1 + np.arange(1, steps + 1))
+
+
+def _trend_explains(recent: Any) -> bool:
+    """Whether a straight line explains most of the recent variation (R^2 >= TREND_R2)."""
+    import numpy as np
+
+    if len(recent) < MIN_POINTS or np.ptp(recent) == 0:
+        return False
+    index = np.arange(len(recent), dtype=float)
+    correlation = np.corrcoef(index, recent)[0, 1]
+    return bool(correlation**2 >= TREND_R2)
 
 
 def _holt_winters(season: int) -> Callable[[], Any]:
@@ -213,42 +262,62 @@ def _diverged(forecast: Any, train: Any) -> bool:
 def fit_forecast(
     values: Any, steps: int, *, times_s: Any = None, season: int | None = None
 ) -> Fitted:
-    """Forecast ``steps`` points after regular ``values``, with the per-step 1-sigma."""
+    """Forecast ``steps`` points after regular ``values``, with the per-step 1-sigma.
+
+    Candidates are judged on ``BACKTESTS`` stretches of ``steps`` points at the end
+    of the history (each forecast from the points before it); the lowest mean
+    absolute error wins; the seasonal baseline unless a model is clearly better.
+    """
     import numpy as np
 
     values = np.asarray(values, dtype=float)[-MAX_TRAIN:]
+    n = len(values)
     if season is None:
-        season = detect_season(times_s[-len(values) :], values) if times_s is not None else 0
-    candidates: dict[str, Callable[[Any, int], Any]] = {
-        SEASONAL_NAIVE: lambda train, n: _seasonal_naive(train, season, n),
-        "holt-winters": lambda train, n: _river_forecast(_holt_winters(season), train, n),
-        "snarimax": lambda train, n: _river_forecast(_snarimax(season), train, n),
+        season = detect_season(times_s[-n:], values) if times_s is not None else 0
+    holdout = max(1, min(steps, n // (2 * BACKTESTS)))
+    origins = [n - k * holdout for k in range(BACKTESTS, 0, -1)]
+    origins = [o for o in origins if o >= MIN_POINTS]
+    baseline = SEASONAL_MEDIAN if season and n >= BASELINE_SEASONS * season else SEASONAL_NAIVE
+    forecasts: dict[str, list[Any]] = {
+        baseline: [seasonal_naive(values[:o], season, holdout, BASELINE_SEASONS) for o in origins]
+        + [seasonal_naive(values, season, steps, BASELINE_SEASONS)]
     }
-    holdout = max(1, min(steps, len(values) // 4))
-    train, actual = values[:-holdout], values[-holdout:]
-    errors: dict[str, float] = {}
-    for name, predict in candidates.items():
-        if len(train) < MIN_POINTS or (
-            name != SEASONAL_NAIVE and season >= 2 and len(train) < 2 * season
+    trend_window = max(4 * holdout, 2 * season, MIN_POINTS)
+    if _trend_explains(values[-trend_window:]):
+        forecasts[LINEAR_TREND] = [
+            linear_trend(values[:o], holdout, trend_window) for o in origins
+        ] + [linear_trend(values, steps, trend_window)]
+    if origins and np.ptp(values) > 0:
+        # Seasonal models need two seasons before the first backtest; else go without.
+        model_season = season if origins[0] >= 2 * season else 0
+        for name, make in (
+            ("holt-winters", _holt_winters(model_season)),
+            ("snarimax", _snarimax(model_season)),
         ):
-            continue
-        guess = predict(train, holdout)
-        if name != SEASONAL_NAIVE and _diverged(guess, train):
-            continue
-        errors[name] = float(np.mean(np.abs(guess - actual)))
-    chosen = SEASONAL_NAIVE
-    for name, error in errors.items():
-        if error < errors.get(chosen, math.inf):
+            runs = _river_forecasts(make, values, [*origins, n], max(steps, holdout))
+            runs = [r[:holdout] for r in runs[:-1]] + [runs[-1][:steps]]
+            if not any(_diverged(r, values[:o]) for r, o in zip(runs, [*origins, n], strict=True)):
+                forecasts[name] = runs
+        if len(forecasts) > 3:
+            forecasts["ensemble"] = [
+                np.mean([runs[i] for k, runs in forecasts.items() if k != LINEAR_TREND], axis=0)
+                for i in range(len(origins) + 1)
+            ]
+    errors: dict[str, list[Any]] = {
+        name: [runs[i] - values[o : o + holdout] for i, o in enumerate(origins)]
+        for name, runs in forecasts.items()
+    }
+    mae = {name: float(np.mean(np.abs(e))) for name, e in errors.items() if e}
+    chosen = baseline
+    for name, error in mae.items():
+        if error < mae.get(chosen, math.inf) * (SWITCH_MARGIN if chosen == baseline else 1):
             chosen = name
-    mean = candidates[chosen](values, steps)
-    if chosen != SEASONAL_NAIVE and _diverged(mean, values):
-        chosen, mean = SEASONAL_NAIVE, candidates[SEASONAL_NAIVE](values, steps)
-    guess = candidates[chosen](train, holdout) if len(train) >= MIN_POINTS else actual
-    rmse = float(np.sqrt(np.mean((guess - actual) ** 2)))
+    mean = forecasts[chosen][-1]
+    rmse = float(np.sqrt(np.mean(np.square(errors[chosen])))) if errors[chosen] else 0.0
     growth = 2.0 * rmse**2 / (holdout + 1)  # error variance grows about linearly with h
     floor = 1e-9 * (1.0 + float(np.max(np.abs(values))))
     sigma = np.maximum(np.sqrt(growth * np.arange(1, steps + 1)), floor)
-    return Fitted(chosen, season, mean, sigma, errors)
+    return Fitted(chosen, season, mean, sigma, mae)
 
 
 def find_crossing(

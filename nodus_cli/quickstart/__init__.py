@@ -140,14 +140,14 @@ def forecast_disk(ctx: Context) -> StepResult:
     from nodus_cli.forecast.report import write_report
 
     result = forecast_source(
-        ctx.store, parse_series("disk_used_pct"), horizon=timedelta(hours=12), threshold=90.0
+        ctx.store, parse_series("disk_used_pct"), horizon=timedelta(days=1), threshold=90.0
     )
     report = ctx.directory / "disk_used_pct-forecast.html"
     written = write_report(result, report)
     ctx.store.record("ok", {"step": "quickstart forecast", "report": str(report)})
     return StepResult(
         "When will the disk be 90% full?",
-        "nodus forecast disk_used_pct --horizon 12h --threshold 90 "
+        "nodus forecast disk_used_pct --horizon 1d --threshold 90 "
         f"--report {report.name}\n    {result.summary()}",
         files=[str(path) for path in written],
     )
