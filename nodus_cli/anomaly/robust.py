@@ -33,7 +33,7 @@ LEVEL_WINDOW = 8
 SCALE_WINDOW = 600
 SHIFT_WINDOW = 6
 CALIBRATION_WINDOW = 2000
-CALIBRATION_PERCENTILE = 99.0
+CALIBRATION_PERCENTILE = 99.9
 NOVELTY_WINDOW = 100
 SEASON_WARMUP = 600  # points seen before the season is learnt (once, from these points)
 MAX_SEASON = SEASON_WARMUP // 2
@@ -52,9 +52,10 @@ BUFFER = (
     + 64
 )
 CALIBRATION_FLOOR = 3.0  # deviations below this many robust sigmas are never novel
-HALF_SCORE_NOVELTY = 1.6  # calibrated novelty that maps to score 0.5
+HALF_SCORE_NOVELTY = 1.17  # calibrated novelty that maps to score 0.5
 MAX_Z = 1e12
 MIN_HISTORY = 200  # points learnt from before anything is scored
+CALIBRATION_START = 30  # strengths before this are too rough even to calibrate with
 
 FEATURE_NAMES = ("local", "seasonal", "shift")
 ROBUST_FEATURES = ("local",)
@@ -179,6 +180,33 @@ def _seasonal_expectation(
     return np.where(usable, expected, level)
 
 
+def _same_phase_before(recent: Any, fallback: Any, season: int, start: int) -> Any:
+    """The median of ``recent`` at this phase over the last seasons (season-aware shift)."""
+    import numpy as np
+
+    lagged = np.vstack([np.roll(recent, k * season) for k in range(1, SEASONS_REMEMBERED + 1)])
+    absolute = np.arange(start, start + len(recent))
+    usable = (absolute >= SEASON_WARMUP) & (
+        np.arange(len(recent)) >= SEASONS_REMEMBERED * season + SHIFT_WINDOW
+    )
+    return np.where(usable, np.median(lagged, axis=0), fallback)
+
+
+def _novelty(rank: Callable[..., Any], strength: Any, start: int) -> Any:
+    """Strength over a high percentile of its recent values, when a new local maximum."""
+    import numpy as np
+
+    strength = strength.copy()
+    strength[: max(0, CALIBRATION_START - start)] = 0.0
+    calibration = rank(
+        np.concatenate([[0.0], strength[:-1]]), CALIBRATION_WINDOW, CALIBRATION_PERCENTILE
+    )
+    novelty = strength / np.maximum(calibration, CALIBRATION_FLOOR)
+    novelty = np.where(strength > _previous_max(strength, NOVELTY_WINDOW), novelty, 0.0)
+    novelty[: max(0, MIN_HISTORY - start)] = 0.0
+    return novelty
+
+
 def score_window(
     state: WindowState,
     times_us: Any,
@@ -215,21 +243,19 @@ def score_window(
             shifted = np.concatenate([x[1:], x[-1:]])  # median of x[i-w+1..i]
             recent = rank(shifted, SHIFT_WINDOW, 50)
             longer = rank(x, SCALE_WINDOW, 50)
+            if season:
+                longer = _same_phase_before(recent, longer, season, start)
             zs.append(_robust_z(rank, recent - longer, x, level))
             expectations.append(longer)
             continue
         zs.append(_robust_z(rank, x - expected, x, level))
         expectations.append(expected)
 
-    stacked = np.abs(np.vstack(zs))
-    winner = np.argmax(stacked, axis=0)
-    strength = stacked[winner, np.arange(len(x))]
-    strength[: max(0, MIN_HISTORY - start)] = 0.0
-    calibration = rank(
-        np.concatenate([[0.0], strength[:-1]]), CALIBRATION_WINDOW, CALIBRATION_PERCENTILE
-    )
-    novelty = strength / np.maximum(calibration, CALIBRATION_FLOOR)
-    novelty = np.where(strength > _previous_max(strength, NOVELTY_WINDOW), novelty, 0.0)
+    # Each feature is calibrated against its own history: a feature that is
+    # usually quiet (the daily shape of a steady cycle) speaks up at a smaller z.
+    novelties = np.vstack([_novelty(rank, np.abs(z), start) for z in zs])
+    winner = np.argmax(novelties, axis=0)
+    novelty = novelties[winner, np.arange(len(x))]
     score = novelty / (novelty + HALF_SCORE_NOVELTY)
 
     tail = slice(len(x) - new, len(x))

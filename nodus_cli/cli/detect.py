@@ -134,10 +134,10 @@ def detect(
         )
     say(
         f"{result.series}: scored {result.scored:,} new points with {result.method}, "
-        f"{len(result.anomalies)} new anomalies"
+        f"new anomalies: {len(result.anomalies)}"
     )
     if fail_on_anomaly and result.anomalies:
-        raise CheckFailed(f"{len(result.anomalies)} new anomalies in {result.series}")
+        raise CheckFailed(f"new anomalies in {result.series}: {len(result.anomalies)}")
 
 
 def forecast(

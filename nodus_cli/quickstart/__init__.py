@@ -122,7 +122,7 @@ def detect_cpu(ctx: Context) -> StepResult:
     return StepResult(
         "Which cpu points are anomalous?",
         f"nodus detect cpu  (scored {result.scored} points, "
-        f"{len(result.anomalies)} anomalies saved in the anomalies table)",
+        f"{len(result.anomalies)} saved in the anomalies table)",
         ["time", "value", "score", "reason"],
         [
             (found.time.strftime("%Y-%m-%d %H:%M"), found.value, found.score, found.reason)
