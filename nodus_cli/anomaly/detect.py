@@ -77,9 +77,12 @@ def explain(scores: Scores, index: int, value: float, method: str) -> str:
     expected = float(scores.expected[index])
     feature = FEATURE_NAMES[int(scores.feature[index])]
     direction = "above" if z >= 0 else "below"
-    if feature == "shift":
-        what = f"the level moved {direction} the longer-run level {_number(expected)}"
+    if feature in ("shift", "drift"):
+        what = f"the level moved {direction} the usual level {_number(expected)}"
         return f"{what}: value {_number(value)}"
+    if feature == "spread":
+        change = "more erratic" if z >= 0 else "unusually steady"
+        return f"the series turned {change} around value {_number(value)}"
     against = "the seasonal expectation" if feature == "seasonal" else "the recent level"
     if abs(z) >= HUGE_Z:
         return f"value {_number(value)} departs from a flat level at {_number(expected)}"

@@ -9,15 +9,20 @@ run, and numpy/scipy filters keep it fast (well over 100,000 points per second).
 Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviations):
 
 * ``local``: the value against the median of the last few points (spikes, dips);
-* ``seasonal``: the value against the same point one season ago, moved by the change
-  in level since then (missing peaks, shifted cycles) -- once a season is learnt;
-* ``shift``: the median of the last few points against the longer-run median
-  (level shifts, drifts). Windows keep moving, so after a shift the detector
-  learns the new level within a few points instead of alarming for ever.
+* ``seasonal``: the value against the recent level plus the usual offset at this
+  phase of the season (median over the last three seasons) -- once a season is
+  learnt (missing peaks, shifted cycles);
+* ``shift`` and ``drift``: the median of the last few (6) or several (40) points
+  against the longer-run median, or, with a season, against the same phase in the
+  last seasons (level shifts, slow drifts). Windows keep moving, so after a shift
+  the detector learns the new level instead of alarming for ever;
+* ``spread``: how far points stray from the level lately against how far they
+  usually do (a series turning erratic, or suddenly flat).
 
-The strongest feature is then calibrated against the series' own history: it is
-divided by a high percentile of its recent values, and only a new local maximum
-counts, so each incident scores high once and noisy series do not flood.
+Each feature is then calibrated against its own history in the series: divided by
+a high percentile of its recent values, and counted only at a new local maximum,
+so each incident scores high once and noisy series do not flood. The point's
+score comes from the most novel feature.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LEVEL_WINDOW = 8
-SCALE_WINDOW = 600
+SCALE_WINDOW = 400
 SHIFT_WINDOW = 6
+SPREAD_WINDOW = 60
+DRIFT_WINDOW = 40
 CALIBRATION_WINDOW = 2000
 CALIBRATION_PERCENTILE = 99.9
 NOVELTY_WINDOW = 100
@@ -46,6 +53,7 @@ BUFFER = (
     CALIBRATION_WINDOW
     + NOVELTY_WINDOW
     + 2 * SCALE_WINDOW
+    + SPREAD_WINDOW
     + SEASONS_REMEMBERED * MAX_SEASON
     + PHASE_WINDOW
     + 2 * LEVEL_WINDOW
@@ -57,7 +65,7 @@ MAX_Z = 1e12
 MIN_HISTORY = 200  # points learnt from before anything is scored
 CALIBRATION_START = 30  # strengths before this are too rough even to calibrate with
 
-FEATURE_NAMES = ("local", "seasonal", "shift")
+FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift")
 ROBUST_FEATURES = ("local",)
 AUTO_FEATURES = FEATURE_NAMES
 
@@ -239,9 +247,17 @@ def score_window(
             expected = level.copy()
             if season:
                 expected = _seasonal_expectation(rank, x, level, season, start)
+        elif name == "spread":
+            wiggle = np.abs(x - level)
+            wiggle_now = np.concatenate([wiggle[1:], wiggle[-1:]])
+            recent = rank(wiggle_now, SPREAD_WINDOW, 50)
+            longer = rank(recent, SCALE_WINDOW, 50)
+            zs.append(_robust_z(rank, recent - longer, x, level))
+            expectations.append(longer)
+            continue
         else:
             shifted = np.concatenate([x[1:], x[-1:]])  # median of x[i-w+1..i]
-            recent = rank(shifted, SHIFT_WINDOW, 50)
+            recent = rank(shifted, SHIFT_WINDOW if name == "shift" else DRIFT_WINDOW, 50)
             longer = rank(x, SCALE_WINDOW, 50)
             if season:
                 longer = _same_phase_before(recent, longer, season, start)
