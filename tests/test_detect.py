@@ -197,3 +197,35 @@ def test_halfspacetrees_method_runs_and_resumes(nodus_home: Path) -> None:
         second = detect(store, parse_series("load"), method_name="hst")
     assert first.scored == 201 and second.scored == 199
     assert all(0 <= s <= 1 for s in second.scores.score if math.isfinite(s))
+
+
+def test_a_failed_run_saves_neither_state_nor_anomalies(
+    nodus_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State and anomalies are written in one transaction with the journal row."""
+    from nodus_cli.anomaly import methods
+
+    insert_series(nodus_home, "load", cycle_series(2400))
+    broken = methods.Method(
+        "auto",
+        "",
+        robust.WindowState,
+        methods.METHODS["auto"].score,
+        _explode,
+        robust.WindowState.from_bytes,
+    )
+    monkeypatch.setitem(methods.METHODS, "auto", broken)
+    with open_store(Workspace(nodus_home, "test")) as store:
+        with pytest.raises(RuntimeError):
+            detect(store, parse_series("load"))
+        counts = store.con.execute(
+            "SELECT (SELECT count(*) FROM anomalies), (SELECT count(*) FROM detector_state)"
+        ).fetchone()
+        outcome = store.con.execute(
+            "SELECT outcome FROM journal ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert counts == (0, 0) and outcome == ("error",)
+
+
+def _explode(_state: object) -> bytes:
+    raise RuntimeError("disk on fire")

@@ -72,7 +72,7 @@ METHODS: dict[str, Method] = {
     for method in (
         _window_method(
             "auto",
-            "robust local, seasonal and level-shift deviations, calibrated per series",
+            "robust level, season, shift, drift and spread deviations, calibrated per series",
             robust.AUTO_FEATURES,
         ),
         _window_method("robust", "robust z-score against the recent level", ("local",)),

@@ -22,8 +22,6 @@ from nodus_cli.cli.output import (
 from nodus_cli.errors import CheckFailed, UsageError
 from nodus_cli.timeparse import parse_duration, parse_time
 
-METHOD_NAMES = ("auto", "robust", "hst")
-
 
 class Points(enum.StrEnum):
     anomalies = "anomalies"
@@ -33,11 +31,6 @@ class Points(enum.StrEnum):
 class Direction(enum.StrEnum):
     above = "above"
     below = "below"
-
-
-SinceOption = Annotated[
-    str | None, typer.Option("--since", help="Only points at or after this time.")
-]
 
 
 def detect(
@@ -53,11 +46,14 @@ def detect(
         str,
         typer.Option(
             "--method",
-            help="Detector: auto (robust local, seasonal and level-shift), robust, hst "
-            "(river HalfSpaceTrees).",
+            help="Detector: auto (robust level, season, shift, drift and spread), robust "
+            "(recent level only), hst (river HalfSpaceTrees).",
         ),
     ] = "auto",
-    since: SinceOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only points at or after this time (new points only)."),
+    ] = None,
     until: Annotated[
         str | None, typer.Option("--until", help="Only points at or before this time.")
     ] = None,
@@ -86,8 +82,6 @@ def detect(
 
     if (series is None) == (sql is None):
         raise UsageError("give a SERIES or --sql QUERY (one of them)")
-    if method not in METHOD_NAMES:
-        raise UsageError(f"unknown method {method!r} (choose from {', '.join(METHOD_NAMES)})")
     if sql is not None:
         source = sql_source(read_sql_argument(sql))
     else:
