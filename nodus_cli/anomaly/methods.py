@@ -72,10 +72,12 @@ METHODS: dict[str, Method] = {
     for method in (
         _window_method(
             "auto",
-            "robust level, season, shift, drift and spread deviations, calibrated per series",
+            "robust deviations from the level, season, usual level and spread",
             robust.AUTO_FEATURES,
         ),
-        _window_method("robust", "robust z-score against the recent level", ("local",)),
+        _window_method(
+            "robust", "robust deviation from the recent level only", robust.ROBUST_FEATURES
+        ),
         Method(
             "hst",
             "river HalfSpaceTrees on value and change (slower, per point)",

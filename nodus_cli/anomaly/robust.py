@@ -31,7 +31,7 @@ import functools
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 LEVEL_WINDOW = 8
@@ -115,7 +115,6 @@ class Scores:
     z: Any
     expected: Any
     feature: Any  # index into FEATURE_NAMES
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _causal_percentile(x: Any, window: int, percentile: float, at_origin: bool = True) -> Any:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from nodus_cli.anomaly.methods import METHODS  # cheap: no heavy imports
 from nodus_cli.cli import state
 from nodus_cli.cli.output import (
     Format,
@@ -46,8 +47,7 @@ def detect(
         str,
         typer.Option(
             "--method",
-            help="Detector: auto (robust level, season, shift, drift and spread), robust "
-            "(recent level only), hst (river HalfSpaceTrees).",
+            help="Detector: " + "; ".join(f"{m.name}: {m.help}" for m in METHODS.values()) + ".",
         ),
     ] = "auto",
     since: Annotated[
