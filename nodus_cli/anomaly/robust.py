@@ -22,7 +22,7 @@ Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviation
 Each feature is then calibrated against its own history in the series: divided by
 a high percentile of its recent values, and counted only at a new local maximum,
 so each incident scores high once and noisy series do not flood. The point's
-score comes from the most novel feature.
+score comes from the most novel feature, again only at a new local maximum.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ SPAN_FLOOR = 0.1  # a deviation is never measured against less than 10% of the 5
 # the one a single long run would have used.
 BUFFER = (
     CALIBRATION_WINDOW
-    + NOVELTY_WINDOW
+    + 2 * NOVELTY_WINDOW
     + 2 * SCALE_WINDOW
     + SPREAD_WINDOW
     + SEASONS_REMEMBERED * MAX_SEASON
@@ -271,6 +271,8 @@ def score_window(
     novelties = np.vstack([_novelty(rank, np.abs(z), start) for z in zs])
     winner = np.argmax(novelties, axis=0)
     novelty = novelties[winner, np.arange(len(x))]
+    # One incident, one alarm: only a new maximum across all features counts.
+    novelty = np.where(novelty > _previous_max(novelty, NOVELTY_WINDOW), novelty, 0.0)
     score = novelty / (novelty + HALF_SCORE_NOVELTY)
 
     tail = slice(len(x) - new, len(x))
