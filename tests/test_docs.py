@@ -48,3 +48,11 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (PROJECT / ".ci" / "run").read_text()
     assert "pytest -n auto" in readme and "pytest -n auto" in ci
     assert "pip install -e '.[test]'" in readme and "pip install -e '.[test]'" in ci
+
+
+def test_every_command_takes_json() -> None:
+    for path, command in _commands():
+        if getattr(command, "commands", None):
+            continue  # a group: its subcommands are checked
+        options = {opt for p in command.params for opt in p.opts}  # type: ignore[attr-defined]
+        assert "--json" in options, path

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from nodus_cli import __version__
 from nodus_cli.cli import core, quickstart, state
 from nodus_cli.cli import detect as detect_commands
+from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import error_line
 from nodus_cli.errors import NodusError
 
@@ -53,6 +54,9 @@ class NodusGroup(TyperGroup):
             error_line(exc.message)
             if state.STATE.verbose > 1:
                 traceback.print_exc()
+            return exc.exit_code
+        except click_exceptions.NoArgsIsHelpError as exc:
+            sys.stderr.write(exc.format_message())  # rich help has already been printed
             return exc.exit_code
         except click_exceptions.ClickException as exc:
             error_line(_usage_message(exc))
@@ -143,6 +147,7 @@ def global_options(
 
 core.register(app)
 quickstart.register(app)
+app.add_typer(config_app)
 detect_commands.register(app)
 
 

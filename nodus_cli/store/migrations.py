@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodus_cli.anomaly import schema as anomaly_schema
+from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
 
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
@@ -102,6 +103,12 @@ MIGRATIONS: list[Migration] = [
         "detect: anomalies, detector_state",
         anomaly_schema.create_tables,
         anomaly_schema.TABLES,
+    ),
+    Migration(
+        6,
+        "config: config_generations, config_intents",
+        create_config_tables,
+        CONFIG_TABLES,
     ),
 ]
 
