@@ -229,3 +229,31 @@ def test_a_failed_run_saves_neither_state_nor_anomalies(
 
 def _explode(_state: object) -> bytes:
     raise RuntimeError("disk on fire")
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5, 0.9])
+def test_killed_runs_leave_a_consistent_store(nodus_home: Path, delay: float) -> None:
+    """SIGKILL a child mid-run: a later run still equals one long run from scratch."""
+    import os
+    import signal
+    import time
+
+    insert_series(nodus_home, "load", cycle_series(6000))
+    workspace = Workspace(nodus_home, "test")
+    cuts = [START + i * STEP for i in range(700, 6000, 700)]
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            with open_store(workspace) as store:
+                for cut in cuts:
+                    detect(store, parse_series("load"), until=cut)
+        finally:
+            os._exit(0)
+    time.sleep(delay)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    with open_store(workspace) as store:
+        resumed = detect(store, parse_series("load"))
+        saved = store.con.execute("SELECT time, score FROM anomalies ORDER BY time").fetchall()
+        fresh = detect(store, parse_series("load"), from_scratch=True)
+    assert [(a.time, a.score) for a in fresh.anomalies] == saved and resumed.scored <= 6000
