@@ -363,7 +363,8 @@ def forecast_source(
             f"cannot forecast {source.key}: {len(values)} points, need at least {MIN_POINTS}"
         )
     times_s = times_us / 1e6
-    step, grid, regular = regular_grid(times_s, values)
+    recent = slice(-2 * MAX_TRAIN, None)  # older history is never learnt from
+    step, grid, regular = regular_grid(times_s[recent], values[recent])
     steps = max(1, math.ceil(horizon.total_seconds() / step))
     fitted = fit_forecast(regular, steps, times_s=grid)
     future = [to_datetime(round((grid[-1] + step * (i + 1)) * 1e6)) for i in range(steps)]
