@@ -195,4 +195,4 @@ def test_second_writer_waits_then_proceeds(ws: Workspace, tmp_path: Path, run_no
 def test_migrations_are_in_strictly_increasing_order() -> None:
     versions = [m.version for m in migrations_module.MIGRATIONS]
     assert versions == sorted(set(versions)) and versions[0] == 1
-    assert migrations_module.SCHEMA_VERSION == versions[-1]
+    assert versions[-1] == migrations_module.SCHEMA_VERSION

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from nodus_cli import __version__
 from nodus_cli.cli import audit, core, ingest, keys, quickstart, state
+from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import error_line
 from nodus_cli.cli.sql import sql_app
@@ -147,6 +148,7 @@ def global_options(
 
 core.register(app)
 ingest.register(app)
+detect_commands.register(app)
 keys.register(app)
 app.add_typer(audit.app)
 app.add_typer(config_app)

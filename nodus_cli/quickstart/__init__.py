@@ -217,10 +217,52 @@ def sql_lint_and_transpile(ctx: Context) -> StepResult:
     )
 
 
+def detect_cpu(ctx: Context) -> StepResult:
+    """Score the cpu series; the sample has a spike on 2026-11-20 14:15-14:20."""
+    from nodus_cli.anomaly.detect import detect
+    from nodus_cli.anomaly.source import parse_series
+
+    result = detect(ctx.store, parse_series("cpu"))
+    return StepResult(
+        "Which cpu points are anomalous?",
+        f"nodus detect cpu  (scored {result.scored} points, "
+        f"{len(result.anomalies)} saved in the anomalies table)",
+        ["time", "value", "score", "reason"],
+        [
+            (found.time.strftime("%Y-%m-%d %H:%M"), found.value, found.score, found.reason)
+            for found in result.anomalies
+        ],
+    )
+
+
+def forecast_disk(ctx: Context) -> StepResult:
+    """Forecast disk usage against a 90% limit and write a self-contained HTML report."""
+    from datetime import timedelta
+
+    from nodus_cli.anomaly.source import parse_series
+    from nodus_cli.forecast.model import forecast_source
+    from nodus_cli.forecast.report import write_report
+
+    result = forecast_source(
+        ctx.store, parse_series("disk_used_pct"), horizon=timedelta(days=1), threshold=90.0
+    )
+    report = ctx.directory / "disk_used_pct-forecast.html"
+    written = write_report(result, report)
+    ctx.store.record("ok", {"step": "quickstart forecast", "report": str(report)})
+    return StepResult(
+        "When will the disk be 90% full?",
+        "nodus forecast disk_used_pct --horizon 1d --threshold 90 "
+        f"--report {report.name}\n    {result.summary()}",
+        files=[str(path) for path in written],
+    )
+
+
 STEPS: list[Step] = [
     load_samples,
     errors_per_hour,
     metric_summary,
+    detect_cpu,
+    forecast_disk,
     change_configuration,
     keys_seal_and_open,
     audit_seal_and_verify,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.anomaly import schema as anomaly_schema
 from nodus_cli.audit.schema import TABLES as AUDIT_TABLES
 from nodus_cli.audit.schema import create_audit_tables
 from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
@@ -102,6 +103,12 @@ MIGRATIONS: list[Migration] = [
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
     ),
     Migration(2, "ingest: checkpoint bookkeeping on ingest_files", apply_ingest_v2),
+    Migration(
+        3,
+        "detect: anomalies, detector_state",
+        anomaly_schema.create_tables,
+        anomaly_schema.TABLES,
+    ),
     Migration(5, "audit: last checkpoint per origin", create_audit_tables, AUDIT_TABLES),
     Migration(
         6,

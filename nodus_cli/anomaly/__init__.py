@@ -1,0 +1,1 @@
+"""Streaming anomaly detection over metric series, with state kept in the store."""

@@ -1,0 +1,129 @@
+"""Where the points of a detection or forecast come from: a metrics series or a query."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nodus_cli.errors import InputError, NotFoundError, UsageError
+from nodus_cli.store.db import Store
+
+_SERIES = re.compile(r"^\s*(?P<name>[^{}\s]+)\s*(?:\{(?P<labels>.*)\})?\s*$")
+_LABEL = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^,\"]*?)\s*(?:,|$)"
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A series name with label filter, or a read-only query returning (time, value)."""
+
+    key: str  # names the series in the anomalies and detector_state tables
+    name: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    sql: str | None = None
+
+
+def parse_series(text: str) -> Source:
+    """``cpu`` or ``cpu{host="web1",env=prod}``."""
+    match = _SERIES.match(text)
+    if not match:
+        raise UsageError(f"invalid series {text!r} (expected NAME or NAME{{label=value,...}})")
+    labels: list[tuple[str, str]] = []
+    body = (match.group("labels") or "").strip()
+    pos = 0
+    while pos < len(body):
+        label = _LABEL.match(body, pos)
+        if not label or label.end() == pos:
+            raise UsageError(f"invalid label filter in {text!r} (expected label=value,...)")
+        value = label.group(2)
+        if value.startswith('"'):
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        labels.append((label.group(1), value))
+        pos = label.end()
+    labels.sort()
+    name = match.group("name")
+    key = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" if labels else "")
+    return Source(key, name=name, labels=tuple(labels))
+
+
+def sql_source(sql: str) -> Source:
+    digest = hashlib.sha256(" ".join(sql.split()).encode()).hexdigest()[:16]
+    return Source(f"sql:{digest}", sql=sql)
+
+
+def read_points(
+    store: Store,
+    source: Source,
+    *,
+    after: datetime | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[Any, Any]:
+    """(epoch microseconds, values) in time order, one point per time (mean of duplicates).
+
+    Missing and non-finite values are skipped. A series with no rows at all is
+    ``NotFoundError``; a window with no new rows is just empty.
+    """
+    import duckdb
+
+    if source.sql is not None:
+        inner, params = _sql_inner(store, source.sql)
+    else:
+        inner, params = _series_inner(store, source)
+    where = ["v IS NOT NULL", "isfinite(v)"]
+    for bound, op in ((after, ">"), (since, ">="), (until, "<=")):
+        if bound is not None:
+            where.append(f"t {op} ?")
+            params.append(bound)
+    query = (
+        f"SELECT epoch_us(t) AS t_us, avg(v) AS v FROM ({inner}) AS points "
+        f"WHERE {' AND '.join(where)} GROUP BY t ORDER BY t"
+    )
+    try:
+        arrays = store.con.execute(query, params).fetchnumpy()
+    except duckdb.Error as exc:
+        raise InputError(f"cannot read points: {str(exc).splitlines()[0]}") from None
+    import numpy as np
+
+    return np.asarray(arrays["t_us"], dtype=np.int64), np.asarray(arrays["v"], dtype=float)
+
+
+def _series_inner(store: Store, source: Source) -> tuple[str, list[Any]]:
+    conditions = ["series = ?"]
+    params: list[Any] = [source.name]
+    for label, value in source.labels:
+        conditions.append("json_extract_string(labels, ?) = ?")
+        params.extend([f"$.{label}", value])
+    where = " AND ".join(conditions)
+    exists = store.con.execute(f"SELECT count(*) FROM metrics WHERE {where}", params).fetchone()
+    if not exists[0]:
+        raise NotFoundError(f"series {source.key!r} not found in metrics")
+    return f"SELECT time AS t, value AS v FROM metrics WHERE {where}", params
+
+
+def _sql_inner(store: Store, sql: str) -> tuple[str, list[Any]]:
+    import duckdb
+
+    from nodus_cli.store.query import check_read_only
+
+    statements = check_read_only(store, sql)
+    if len(statements) != 1:
+        raise UsageError("--sql takes exactly one SELECT statement")
+    text = sql.strip().rstrip(";")
+    try:
+        cursor = store.con.execute(f"SELECT * FROM ({text}) AS q LIMIT 0")
+    except duckdb.Error as exc:
+        raise InputError(f"SQL error: {str(exc).splitlines()[0]}") from None
+    columns = [d[0] for d in cursor.description or []]
+    if len(columns) < 2:
+        raise InputError("--sql must return two columns: time, value")
+    time_col, value_col = (f'"{c.replace(chr(34), chr(34) * 2)}"' for c in columns[:2])
+    return (
+        f"SELECT CAST({time_col} AS TIMESTAMPTZ) AS t, CAST({value_col} AS DOUBLE) AS v "
+        f"FROM ({text}) AS q",
+        [],
+    )

@@ -1,0 +1,1 @@
+"""Forecasts with prediction intervals, threshold crossings and reports."""

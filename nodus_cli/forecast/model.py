@@ -1,0 +1,407 @@
+"""Forecast a series: river models against a seasonal baseline, intervals, crossings.
+
+The history is put on a regular grid (the median step; gaps interpolated), the
+season is detected from the data, and river's HoltWinters and SNARIMAX are
+trained on standardised values. Each candidate is judged on the most recent
+stretches of history it did not see (backtests). The baseline is seasonal naive
+(the median of the last three seasons, phase by phase, once there are three, so a
+one-off spike is not repeated); it is kept unless a model is 10% better there, and
+a model whose forecast leaves a sane range is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from nodus_cli.anomaly.source import Source, read_points
+from nodus_cli.errors import InputError
+from nodus_cli.forecast.season import detect_season, median_step_seconds
+from nodus_cli.store.db import Store
+
+MAX_TRAIN = 4000  # points of history a model learns from
+MIN_POINTS = 8
+BACKTESTS = 6  # stretches of recent history each candidate is judged on
+SWITCH_MARGIN = 0.9  # a model replaces the seasonal baseline only when 10% better
+Z95 = 1.959964
+DIVERGENCE_SPANS = 3.0  # a forecast further than this many history spans away is discarded
+SEASONAL_NAIVE = "seasonal-naive"
+LINEAR_TREND = "linear-trend"  # offered only when the recent history is nearly a line
+TREND_R2 = 0.9
+SEASONAL_MEDIAN = "seasonal-median"  # seasonal naive from the median of the last seasons
+BASELINE_SEASONS = 3  # one odd season (a spike, an outage) is not repeated
+
+
+@dataclass
+class Crossing:
+    expected: datetime
+    earliest: datetime
+    latest: datetime | None  # None: the lower bound does not cross within the horizon
+    already: bool = False
+
+
+@dataclass
+class ForecastResult:
+    series: str
+    model: str
+    season_points: int
+    step_seconds: float
+    horizon: timedelta
+    history_times: list[datetime]
+    history_values: list[float]
+    times: list[datetime]
+    mean: list[float]
+    lower: list[float]
+    upper: list[float]
+    holdout_mae: dict[str, float]
+    threshold: float | None = None
+    direction: str = "above"
+    crossing: Crossing | None = None
+    anomalies: list[tuple[datetime, float]] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"time": t, "forecast": _round(m), "lower": _round(lo), "upper": _round(hi)}
+            for t, m, lo, hi in zip(self.times, self.mean, self.lower, self.upper, strict=True)
+        ]
+
+    def summary(self) -> str:
+        if self.threshold is None:
+            return (
+                f"{self.series}: {self.model} forecast for {_duration(self.horizon)} "
+                f"({len(self.times)} steps)"
+            )
+        limit = f"{self.direction} {self.threshold:g}"
+        if self.crossing is None:
+            return f"{self.series}: not {limit} within {_duration(self.horizon)}"
+        if self.crossing.already:
+            return f"{self.series}: already {limit} at {self.crossing.expected.isoformat()}"
+        latest = self.crossing.latest.isoformat() if self.crossing.latest else "after horizon"
+        return (
+            f"{self.series}: expected {limit} at {self.crossing.expected.isoformat()} "
+            f"(between {self.crossing.earliest.isoformat()} and {latest})"
+        )
+
+    def document(self) -> dict[str, Any]:
+        crossing = None
+        if self.crossing is not None:
+            crossing = {
+                "expected": self.crossing.expected,
+                "earliest": self.crossing.earliest,
+                "latest": self.crossing.latest,
+                "already": self.crossing.already,
+            }
+        return {
+            "series": self.series,
+            "model": self.model,
+            "season_points": self.season_points,
+            "step_seconds": self.step_seconds,
+            "horizon_seconds": self.horizon.total_seconds(),
+            "history_end": self.history_times[-1] if self.history_times else None,
+            "holdout_mae": {k: _round(v) for k, v in sorted(self.holdout_mae.items())},
+            "threshold": self.threshold,
+            "direction": self.direction if self.threshold is not None else None,
+            "crossing": crossing,
+            "summary": self.summary(),
+            "interval": 0.95,
+            "forecast": self.rows(),
+        }
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass
+class Fitted:
+    """A forecast on a regular grid: model name, mean and 1-sigma per step ahead."""
+
+    model: str
+    season: int
+    mean: Any
+    sigma: Any
+    holdout_mae: dict[str, float]
+
+
+def regular_grid(times_s: Any, values: Any) -> tuple[float, Any, Any]:
+    """(step, grid times, values) with duplicates averaged and gaps interpolated."""
+    import numpy as np
+
+    step = median_step_seconds(times_s)
+    if step <= 0:
+        raise InputError("cannot forecast: the series needs at least two distinct times")
+    slots = np.rint((times_s - times_s[0]) / step).astype(np.int64)
+    size = int(slots[-1]) + 1
+    sums = np.bincount(slots, weights=values, minlength=size)
+    counts = np.bincount(slots, minlength=size)
+    grid = times_s[0] + step * np.arange(size)
+    present = counts > 0
+    filled = np.interp(grid, grid[present], sums[present] / counts[present])
+    return step, grid, filled
+
+
+def seasonal_naive(train: Any, season: int, steps: int, seasons: int = 1) -> Any:
+    """Repeat the last season (the median of the last ``seasons`` seasons, phase by phase).
+
+    With no season this is the naive forecast: the last value, held.
+    """
+    import numpy as np
+
+    if not season or len(train) < season:
+        return np.full(steps, train[-1])
+    count = min(seasons, len(train) // season)
+    last = np.median(train[len(train) - count * season :].reshape(count, season), axis=0)
+    return np.resize(last, steps)
+
+
+def _river_forecasts(make: Callable[[], Any], values: Any, origins: list[int], steps: int) -> Any:
+    """Forecasts of ``steps`` points from each origin (the last one is ``len(values)``).
+
+    One model learns the standardised values in a single pass and forecasts at
+    every origin on its way (forecasting does not change a river model).
+    """
+    import numpy as np
+
+    first = values[: origins[0]]
+    centre = float(np.mean(first))
+    spread = float(np.std(first))
+    if not math.isfinite(spread) or spread <= 0:
+        spread = 1.0
+    scaled = ((values - centre) / spread).tolist()
+    model = make()
+    forecasts = []
+    learnt = 0
+    for origin in origins:
+        for value in scaled[learnt:origin]:
+            model.learn_one(value)
+        learnt = origin
+        predicted = np.asarray(model.forecast(horizon=steps), dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked later
+            forecasts.append(predicted * spread + centre)
+    return forecasts
+
+
+def linear_trend(train: Any, steps: int, window: int) -> Any:
+    """Extend the least-squares line through the last ``window`` points (disk filling up)."""
+    import numpy as np
+
+    recent = train[-window:]
+    if len(recent) < 2:
+        return np.full(steps, train[-1])
+    index = np.arange(len(recent), dtype=float)
+    slope, intercept = np.polyfit(index, recent, 1)
+    return intercept + slope * (len(recent) - 1 + np.arange(1, steps + 1))
+
+
+def _trend_explains(recent: Any) -> bool:
+    """Whether a straight line explains most of the recent variation (R^2 >= TREND_R2)."""
+    import numpy as np
+
+    if len(recent) < MIN_POINTS or np.ptp(recent) == 0:
+        return False
+    index = np.arange(len(recent), dtype=float)
+    correlation = np.corrcoef(index, recent)[0, 1]
+    return bool(correlation**2 >= TREND_R2)
+
+
+def _holt_winters(season: int) -> Callable[[], Any]:
+    def make() -> Any:
+        from river import time_series
+
+        if season >= 2:
+            return time_series.HoltWinters(
+                alpha=0.3, beta=0.01, gamma=0.3, seasonality=season, multiplicative=False
+            )
+        return time_series.HoltWinters(alpha=0.3, beta=0.01)
+
+    return make
+
+
+def _snarimax(season: int) -> Callable[[], Any]:
+    def make() -> Any:
+        from river import linear_model, optim, preprocessing, time_series
+
+        regressor = preprocessing.StandardScaler() | linear_model.LinearRegression(
+            intercept_init=0.0, optimizer=optim.SGD(0.005), intercept_lr=0.005
+        )
+        return time_series.SNARIMAX(
+            p=3,
+            d=0,
+            q=1,
+            m=max(season, 1),
+            sp=1 if season >= 2 else 0,
+            sq=0,
+            regressor=regressor,
+        )
+
+    return make
+
+
+def _diverged(forecast: Any, train: Any) -> bool:
+    import numpy as np
+
+    if not np.all(np.isfinite(forecast)):
+        return True
+    low, high = float(np.min(train)), float(np.max(train))
+    span = max(high - low, 1e-9 * max(1.0, abs(high)))
+    margin = DIVERGENCE_SPANS * span
+    return bool(np.any(forecast < low - margin) or np.any(forecast > high + margin))
+
+
+def fit_forecast(
+    values: Any, steps: int, *, times_s: Any = None, season: int | None = None
+) -> Fitted:
+    """Forecast ``steps`` points after regular ``values``, with the per-step 1-sigma.
+
+    Candidates are judged on ``BACKTESTS`` stretches of ``steps`` points at the end
+    of the history (each forecast from the points before it); the lowest mean
+    absolute error wins; the seasonal baseline unless a model is clearly better.
+    """
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)[-MAX_TRAIN:]
+    n = len(values)
+    if season is None:
+        season = detect_season(times_s[-n:], values) if times_s is not None else 0
+    holdout = max(1, min(steps, n // (2 * BACKTESTS)))
+    origins = [n - k * holdout for k in range(BACKTESTS, 0, -1)]
+    origins = [o for o in origins if o >= MIN_POINTS]
+    baseline = SEASONAL_MEDIAN if season and n >= BASELINE_SEASONS * season else SEASONAL_NAIVE
+    forecasts: dict[str, list[Any]] = {
+        baseline: [seasonal_naive(values[:o], season, holdout, BASELINE_SEASONS) for o in origins]
+        + [seasonal_naive(values, season, steps, BASELINE_SEASONS)]
+    }
+    trend_window = max(4 * holdout, 2 * season, MIN_POINTS)
+    if _trend_explains(values[-trend_window:]):
+        forecasts[LINEAR_TREND] = [
+            linear_trend(values[:o], holdout, trend_window) for o in origins
+        ] + [linear_trend(values, steps, trend_window)]
+    if origins and np.ptp(values) > 0:
+        # Seasonal models need two seasons before the first backtest; else go without.
+        model_season = season if origins[0] >= 2 * season else 0
+        for name, make in (
+            ("holt-winters", _holt_winters(model_season)),
+            ("snarimax", _snarimax(model_season)),
+        ):
+            runs = _river_forecasts(make, values, [*origins, n], max(steps, holdout))
+            runs = [r[:holdout] for r in runs[:-1]] + [runs[-1][:steps]]
+            if not any(_diverged(r, values[:o]) for r, o in zip(runs, [*origins, n], strict=True)):
+                forecasts[name] = runs
+        if len(forecasts) > 3:
+            forecasts["ensemble"] = [
+                np.mean([runs[i] for k, runs in forecasts.items() if k != LINEAR_TREND], axis=0)
+                for i in range(len(origins) + 1)
+            ]
+    errors: dict[str, list[Any]] = {
+        name: [runs[i] - values[o : o + holdout] for i, o in enumerate(origins)]
+        for name, runs in forecasts.items()
+    }
+    mae = {name: float(np.mean(np.abs(e))) for name, e in errors.items() if e}
+    chosen = baseline
+    for name, error in mae.items():
+        if error < mae.get(chosen, math.inf) * (SWITCH_MARGIN if chosen == baseline else 1):
+            chosen = name
+    mean = forecasts[chosen][-1]
+    rmse = float(np.sqrt(np.mean(np.square(errors[chosen])))) if errors[chosen] else 0.0
+    growth = 2.0 * rmse**2 / (holdout + 1)  # error variance grows about linearly with h
+    floor = 1e-9 * (1.0 + float(np.max(np.abs(values))))
+    sigma = np.maximum(np.sqrt(growth * np.arange(1, steps + 1)), floor)
+    return Fitted(chosen, season, mean, sigma, mae)
+
+
+def find_crossing(
+    times: list[datetime], mean: Any, lower: Any, upper: Any, threshold: float, direction: str
+) -> Crossing | None:
+    """When the forecast (and its interval) first crosses the threshold, if it does."""
+
+    def first(series: Any) -> int | None:
+        for index, value in enumerate(series):
+            if (value >= threshold) if direction == "above" else (value <= threshold):
+                return index
+        return None
+
+    expected = first(mean)
+    if expected is None:
+        return None
+    early = first(upper if direction == "above" else lower)
+    late = first(lower if direction == "above" else upper)
+    return Crossing(
+        times[expected],
+        times[early if early is not None else expected],
+        times[late] if late is not None else None,
+    )
+
+
+def forecast_source(
+    store: Store,
+    source: Source,
+    *,
+    horizon: timedelta,
+    until: datetime | None = None,
+    threshold: float | None = None,
+    direction: str = "above",
+) -> ForecastResult:
+    """Read a series up to ``until`` and forecast ``horizon`` past its last point."""
+    import numpy as np
+
+    from nodus_cli.anomaly.detect import to_datetime
+
+    times_us, values = read_points(store, source, until=until)
+    if len(values) < MIN_POINTS:
+        raise InputError(
+            f"cannot forecast {source.key}: {len(values)} points, need at least {MIN_POINTS}"
+        )
+    times_s = times_us / 1e6
+    recent = slice(-2 * MAX_TRAIN, None)  # older history is never learnt from
+    step, grid, regular = regular_grid(times_s[recent], values[recent])
+    steps = max(1, math.ceil(horizon.total_seconds() / step))
+    fitted = fit_forecast(regular, steps, times_s=grid)
+    future = [to_datetime(round((grid[-1] + step * (i + 1)) * 1e6)) for i in range(steps)]
+    mean = fitted.mean
+    lower = mean - Z95 * fitted.sigma
+    upper = mean + Z95 * fitted.sigma
+    keep = max(3 * steps, 2 * fitted.season, 48)
+    history_times = [to_datetime(int(t)) for t in times_us[-keep:].tolist()]
+    history_values = [float(v) for v in values[-keep:].tolist()]
+    crossing = None
+    if threshold is not None:
+        last = float(values[-1])
+        breached = last >= threshold if direction == "above" else last <= threshold
+        if breached:
+            crossing = Crossing(history_times[-1], history_times[-1], history_times[-1], True)
+        else:
+            crossing = find_crossing(future, mean, lower, upper, threshold, direction)
+    anomalies = store.con.execute(
+        "SELECT epoch_us(time), any_value(value) FROM anomalies WHERE series = ? "
+        "AND time >= ? AND time <= ? GROUP BY time ORDER BY time",
+        [source.key, history_times[0], history_times[-1]],
+    ).fetchall()
+    return ForecastResult(
+        series=source.key,
+        model=fitted.model,
+        season_points=fitted.season,
+        step_seconds=step,
+        horizon=horizon,
+        history_times=history_times,
+        history_values=history_values,
+        times=future,
+        mean=[float(v) for v in np.asarray(mean).tolist()],
+        lower=[float(v) for v in lower.tolist()],
+        upper=[float(v) for v in upper.tolist()],
+        holdout_mae=fitted.holdout_mae,
+        threshold=threshold,
+        direction=direction,
+        crossing=crossing,
+        anomalies=[(to_datetime(int(t)), float(v)) for t, v in anomalies],
+    )

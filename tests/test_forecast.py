@@ -1,0 +1,105 @@
+"""nodus forecast: models never crash, crossings, --fail-on-breach, deterministic reports."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nodus_cli.forecast.model import LINEAR_TREND, fit_forecast, regular_grid
+from nodus_cli.forecast.season import detect_season
+from tests.test_detect import START, STEP, cycle_series, insert_series
+
+
+def rising(n: int = 432) -> list[float]:
+    rng = np.random.default_rng(3)
+    return list(50 + 0.07 * np.arange(n) + rng.normal(0, 0.3, n))
+
+
+@pytest.mark.parametrize("values", [np.zeros(300), np.full(300, 7.5), np.linspace(-1, 1, 300)])
+def test_models_never_crash_on_flat_zero_mean_or_linear_series(values) -> None:
+    fitted = fit_forecast(values, 24, times_s=np.arange(len(values)) * 300.0)
+    assert np.isfinite(fitted.mean).all() and np.isfinite(fitted.sigma).all()
+    if np.ptp(values) == 0:
+        assert np.allclose(fitted.mean, values[-1])
+
+
+def test_season_is_found_and_a_trend_is_not_a_season() -> None:
+    times = np.arange(2000) * 300.0
+    assert detect_season(times, cycle_series(2000)) == 288
+    assert detect_season(times, np.arange(2000.0)) == 0
+
+
+def test_regular_grid_fills_gaps() -> None:
+    times = np.array([0.0, 60, 120, 300, 360])
+    step, grid, values = regular_grid(times, np.array([1.0, 2, 3, 6, 7]))
+    assert step == 60 and list(values) == [1, 2, 3, 4, 5, 6, 7] and len(grid) == 7
+
+
+def test_threshold_crossing_and_fail_on_breach(cli, nodus_home: Path) -> None:
+    insert_series(nodus_home, "disk", rising())
+    soon = cli("forecast", "disk", "--horizon", "1d", "--threshold", "90", "--json")
+    assert soon.exit_code == 0, soon.stderr
+    doc = soon.json()
+    crossing = doc["crossing"]
+    assert crossing and crossing["earliest"] <= crossing["expected"]
+    assert doc["model"] == LINEAR_TREND  # a steadily filling disk
+    breach = cli("forecast", "disk", "--horizon", "1d", "--threshold", "90", "--fail-on-breach")
+    assert breach.exit_code == 1 and "expected above 90" in breach.stderr
+    calm = cli("forecast", "disk", "--horizon", "1h", "--threshold", "500", "--fail-on-breach")
+    assert calm.exit_code == 0 and "not above 500 within 1h" in calm.stderr
+    below = cli("forecast", "disk", "--threshold", "60", "--direction", "below", "--json")
+    assert below.json()["crossing"] is None
+    already = cli("forecast", "disk", "--threshold", "60", "--json").json()
+    assert already["crossing"]["already"] is True
+
+
+def test_until_limits_the_history(cli, nodus_home: Path) -> None:
+    insert_series(nodus_home, "disk", rising())
+    until = (START + 100 * STEP).isoformat()
+    doc = cli("forecast", "disk", "--until", until, "--horizon", "30m", "--json").json()
+    assert doc["history_end"] == until and len(doc["forecast"]) == 6
+    first = doc["forecast"][0]
+    assert first["lower"] <= first["forecast"] <= first["upper"]
+
+
+@pytest.mark.parametrize("suffix", [".html", ".md", ".json"])
+def test_reports_are_byte_identical_across_runs(cli, nodus_home: Path, suffix: str) -> None:
+    insert_series(nodus_home, "load", cycle_series(900))
+    assert cli("detect", "load").exit_code == 0  # anomalies are drawn in the chart
+    outputs = []
+    for run in ("a", "b"):
+        folder = nodus_home.parent / run
+        folder.mkdir()
+        report = folder / f"load{suffix}"
+        result = cli(
+            "forecast", "load", "--horizon", "2h", "--threshold", "95", "--report", str(report)
+        )
+        assert result.exit_code == 0, result.stderr
+        outputs.append(sorted((p.name, p.read_bytes()) for p in folder.iterdir()))
+    assert outputs[0] == outputs[1]
+    files = dict(outputs[0])
+    if suffix == ".html":
+        page = files["load.html"].decode()
+        assert "<svg" in page and "<script" not in page and "<link" not in page
+        assert not re.search(r'(src|href)="(https?:|//)', page)
+    if suffix == ".md":
+        assert "load.png" in files and "](load.png)" in files["load.md"].decode()
+
+
+def test_forecast_errors(cli, nodus_home: Path) -> None:
+    insert_series(nodus_home, "tiny", [1.0, 2.0])
+    assert cli("forecast", "nope").exit_code == 2
+    assert cli("forecast", "tiny").exit_code == 2
+    insert_series(nodus_home, "disk", rising())
+    assert cli("forecast", "disk", "--report", "out.txt").exit_code == 2
+    assert cli("forecast", "disk", "--horizon", "soon").exit_code == 2
+
+
+def test_forecast_table_output(cli, nodus_home: Path) -> None:
+    insert_series(nodus_home, "disk", rising())
+    result = cli("forecast", "disk", "--horizon", "30m", "--format", "csv")
+    assert result.stdout.splitlines()[0] == "timestamp,forecast,lower,upper"
+    assert len(result.stdout.splitlines()) == 7  # 30 minutes of 5-minute steps
