@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from nodus_cli import __version__
-from nodus_cli.cli import core, quickstart, state
+from nodus_cli.cli import core, export, quickstart, state
 from nodus_cli.cli.output import error_line
 from nodus_cli.errors import NodusError
 
@@ -141,6 +141,7 @@ def global_options(
 
 
 core.register(app)
+export.register(app)
 quickstart.register(app)
 
 

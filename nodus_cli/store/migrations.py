@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.scaleout.schema import EXPORT_TABLES, create_export_tables
+
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
 
@@ -95,6 +97,7 @@ MIGRATIONS: list[Migration] = [
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
     ),
+    Migration(8, "scaleout: export state tracking", create_export_tables, EXPORT_TABLES),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
