@@ -141,11 +141,18 @@ def query(
     ] = QueryEngine.duckdb,
     data: Annotated[
         Path | None,
-        typer.Option("--data", help="Query the Parquet export in DIR (nodus export) instead."),
+        typer.Option(
+            "--data", metavar="DIR", help="Query the Parquet export in DIR (nodus export) instead."
+        ),
     ] = None,
     master: Annotated[
         str | None,
-        typer.Option("--master", help="Spark master URL (default local[*]).", show_default=False),
+        typer.Option(
+            "--master",
+            metavar="URL",
+            help="Spark master URL (default local[*]).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Run read-only SQL over the store or a Parquet export (statements that write are refused)."""

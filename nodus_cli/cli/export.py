@@ -14,12 +14,16 @@ from nodus_cli.cli.output import JsonOption, emit_json, progress, say
 def export(
     tables: Annotated[list[str], typer.Argument(help="Tables of the store to export.")],
     to: Annotated[
-        Path, typer.Option("--to", help="Export directory; each table goes to DIR/TABLE/.")
+        Path,
+        typer.Option(
+            "--to", metavar="DIR", help="Export directory; each table goes to DIR/TABLE/."
+        ),
     ],
     partition_by: Annotated[
         str | None,
         typer.Option(
             "--partition-by",
+            metavar="KEYS",
             help="Comma-separated hive partition keys: columns, or day(COL), month(COL), "
             "year(COL), hour(COL); 'none' for none (default for logs and metrics: "
             "day(time),source; kept from the last export otherwise).",
@@ -31,7 +35,7 @@ def export(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Write tables as Parquet (incremental: only rows added since the last export)."""
+    """Write tables as hive-partitioned Parquet, incrementally (see nodus-export(5))."""
     from nodus_cli.scaleout.export import export_tables
 
     with state.open_store() as store, progress("Exporting") as advance:

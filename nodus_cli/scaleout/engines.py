@@ -94,7 +94,8 @@ def query_export(
         return
     translated = transpile_for_spark(sql)
     with spark_engine(master) as spark:
-        yield run_spark(spark, tables, translated, limit=limit)
+        json_columns = register_spark_views(spark, tables)
+        yield run_spark(spark, translated, json_columns=json_columns, limit=limit)
 
 
 # --- DuckDB over Parquet ------------------------------------------------------------------
@@ -285,13 +286,16 @@ def transpile_for_spark(sql: str) -> TranspileResult:
 
 def run_spark(
     spark: Any,
-    tables: list[ExportedTable],
     translated: TranspileResult,
     *,
+    json_columns: set[str] | None = None,
     limit: int | None = None,
 ) -> EngineResult:
-    """Run transpiled SQL (``transpile_for_spark``) on Spark over the exported tables."""
-    json_columns = register_spark_views(spark, tables)
+    """Run transpiled SQL (``transpile_for_spark``) over views (``register_spark_views``).
+
+    String columns named in ``json_columns`` are typed JSON for the renderer.
+    """
+    json_columns = json_columns or set()
     statements = translated.statements
     with _spark_errors():
         for statement in statements[:-1]:

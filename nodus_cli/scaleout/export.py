@@ -223,7 +223,9 @@ def export_table(
 ) -> ExportResult:
     """Write the table's new rows (all rows with ``full``) as Parquet under ``to/<table>/``.
 
-    Call ``recover`` on ``to`` first (``export_tables`` does).
+    Call ``recover`` on ``to`` first (``export_tables`` does). ``on_progress(1)`` is
+    called when the files are staged, when the batch is committed, and per file
+    published.
     """
     advance = on_progress or (lambda _amount: None)
     columns = _table_columns(store, table)
@@ -281,11 +283,12 @@ def export_table(
                     staging.mkdir(exist_ok=True)
                     Manifest(table, columns, spec_items, [k.name for k in keys]).write(staging)
                 _fsync_tree(staging)
+                advance(1)
                 _record_batch(store, target_id, mode, staging, batch, result)
                 _record_target(store, target_id, target, table, spec_items, columns, method)
                 details.update(files=len(result.files), partitions=result.partitions)
-            advance(1)
         committed = True
+        advance(1)
     finally:
         with contextlib.suppress(Exception):
             store.con.execute(f"DROP TABLE IF EXISTS {NEW_ROWS_TABLE}")
