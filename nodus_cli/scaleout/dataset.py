@@ -30,6 +30,16 @@ PARQUET_GLOB = "**/*.parquet"
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
+def quote_identifier(identifier: str) -> str:
+    """A DuckDB identifier in double quotes."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_literal(text: str) -> str:
+    """A DuckDB string literal (for statements that take no parameters, such as COPY)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What a table folder holds: the store table's columns and how it is partitioned."""

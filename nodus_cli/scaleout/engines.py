@@ -21,8 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from nodus_cli.errors import InputError, UsageError
 from nodus_cli.scaleout import QueryEngine
-from nodus_cli.scaleout.dataset import PARQUET_GLOB, ExportedTable, exported_tables
-from nodus_cli.store.db import CONNECTION_CONFIG, Invocation, Store
+from nodus_cli.scaleout.dataset import (
+    PARQUET_GLOB,
+    ExportedTable,
+    exported_tables,
+    quote_identifier,
+    sql_literal,
+)
+from nodus_cli.store.db import CONNECTION_CONFIG, Invocation, Store, _first_line
 from nodus_cli.store.query import QueryResult, run_query
 
 if TYPE_CHECKING:
@@ -61,14 +67,6 @@ class EngineResult(QueryResult):
     warnings: list[str] = field(default_factory=list)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 @contextlib.contextmanager
 def query_export(
     sql: str,
@@ -102,26 +100,36 @@ def query_export(
 
 
 @contextlib.contextmanager
-def _duckdb_over(tables: list[ExportedTable]) -> Iterator[Store]:
-    """An in-memory DuckDB whose views read the exported tables."""
+def _memory_store() -> Iterator[Store]:
+    """An in-memory DuckDB dressed as a read-only store, for the store's query functions."""
     import duckdb
 
     con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     try:
-        for table in tables:
-            con.execute(f"CREATE VIEW {_quote(table.name)} AS {_duckdb_source(table)}")
         yield Store(con, Path(":memory:"), read_only=True, invocation=Invocation("query"))
     finally:
         con.close()
 
 
+@contextlib.contextmanager
+def _duckdb_over(tables: list[ExportedTable]) -> Iterator[Store]:
+    """An in-memory DuckDB whose views read the exported tables."""
+    with _memory_store() as store:
+        for table in tables:
+            name = quote_identifier(table.name)
+            store.con.execute(f"CREATE VIEW {name} AS {_duckdb_source(table)}")
+        yield store
+
+
 def _duckdb_source(table: ExportedTable) -> str:
     columns = table.columns
     if not table.files() and table.manifest is not None:
-        nulls = ", ".join(f"CAST(NULL AS {t}) AS {_quote(n)}" for n, t in table.manifest.columns)
+        nulls = ", ".join(
+            f"CAST(NULL AS {t}) AS {quote_identifier(n)}" for n, t in table.manifest.columns
+        )
         return f"SELECT {nulls} WHERE false"
-    select = ", ".join(_quote(c) for c in columns) if columns else "*"
-    files = _literal(str(table.folder / PARQUET_GLOB))
+    select = ", ".join(quote_identifier(c) for c in columns) if columns else "*"
+    files = sql_literal(str(table.folder / PARQUET_GLOB))
     return (
         f"SELECT {select} FROM read_parquet({files}, hive_partitioning = false, "
         "union_by_name = true)"
@@ -130,17 +138,10 @@ def _duckdb_source(table: ExportedTable) -> str:
 
 def _check_read_only(sql: str) -> None:
     """The same refusal of writes as on the store, decided by DuckDB's parser."""
-    import duckdb
-
     from nodus_cli.store.query import check_read_only
 
-    con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
-    try:
-        check_read_only(
-            Store(con, Path(":memory:"), read_only=True, invocation=Invocation("query")), sql
-        )
-    finally:
-        con.close()
+    with _memory_store() as store:
+        check_read_only(store, sql)
 
 
 # --- Spark --------------------------------------------------------------------------------
@@ -385,8 +386,3 @@ def _spark_errors() -> Iterator[None]:
         yield
     except (PySparkException, Py4JError) as exc:
         raise InputError(f"Spark SQL error: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

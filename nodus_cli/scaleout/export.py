@@ -32,7 +32,12 @@ from typing import Any
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.fsutil import fsync_dir
-from nodus_cli.scaleout.dataset import STAGING_DIRNAME, Manifest
+from nodus_cli.scaleout.dataset import (
+    STAGING_DIRNAME,
+    Manifest,
+    quote_identifier,
+    sql_literal,
+)
 from nodus_cli.store.db import Store
 
 Progress = Callable[[float], None]
@@ -92,14 +97,6 @@ class ExportResult:
         }
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def parse_partition_spec(
     spec: str | Sequence[str], columns: list[tuple[str, str]]
 ) -> list[PartitionKey]:
@@ -120,7 +117,7 @@ def parse_partition_spec(
         column, type_name = types[column_ref.lower()]
         function = match.group("fn")
         if function is None:
-            keys.append(PartitionKey(item, column, _quote(column), derived=False))
+            keys.append(PartitionKey(item, column, quote_identifier(column), derived=False))
             continue
         if function not in DERIVED_KEYS:
             raise UsageError(
@@ -134,7 +131,9 @@ def parse_partition_spec(
                 f"partition key {item!r}: the table already has a column named {function}"
             )
         keys.append(
-            PartitionKey(item, function, DERIVED_KEYS[function].format(_quote(column)), True)
+            PartitionKey(
+                item, function, DERIVED_KEYS[function].format(quote_identifier(column)), True
+            )
         )
     names = [key.name.lower() for key in keys]
     if len(set(names)) != len(names):
@@ -323,7 +322,7 @@ def _stage_new_rows(store: Store, table: str, target_id: int | None) -> int:
     without one, every row.
     """
     fp = FINGERPRINT_COLUMN
-    current = f"SELECT md5_number(to_json(_row)) AS {fp}, * FROM {_quote(table)} AS _row"
+    current = f"SELECT md5_number(to_json(_row)) AS {fp}, * FROM {quote_identifier(table)} AS _row"
     if target_id is None:
         query = current
         params: list[Any] = []
@@ -372,19 +371,19 @@ def _write_staging(
     batch: str,
 ) -> list[str]:
     """DuckDB's Parquet writer into the staging folder; return the files, relative."""
-    select = [_quote(name) for name, _ in columns]
-    select += [f"{key.expression} AS {_quote(key.name)}" for key in keys if key.derived]
+    select = [quote_identifier(name) for name, _ in columns]
+    select += [f"{key.expression} AS {quote_identifier(key.name)}" for key in keys if key.derived]
     options = [
         "FORMAT parquet",
-        f"FILENAME_PATTERN {_literal(f'part-{batch}-{{i}}')}",
-        f"FILE_SIZE_BYTES {_literal(FILE_SIZE)}",
+        f"FILENAME_PATTERN {sql_literal(f'part-{batch}-{{i}}')}",
+        f"FILE_SIZE_BYTES {sql_literal(FILE_SIZE)}",
     ]
     if keys:
-        names = ", ".join(_quote(key.name) for key in keys)
+        names = ", ".join(quote_identifier(key.name) for key in keys)
         options += [f"PARTITION_BY ({names})", "WRITE_PARTITION_COLUMNS true"]
     store.con.execute(
         f"COPY (SELECT {', '.join(select)} FROM {NEW_ROWS_TABLE}) "
-        f"TO {_literal(str(staging))} ({', '.join(options)})"
+        f"TO {sql_literal(str(staging))} ({', '.join(options)})"
     )
     return sorted(str(p.relative_to(staging)) for p in staging.rglob("*.parquet"))
 
