@@ -111,3 +111,11 @@ def test_spark_without_java_17_says_so(
     result = run_nodus("query", "SELECT 1", "--engine", "spark", "--data", str(export_dir))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
+
+
+def test_spark_registers_only_the_tables_a_query_reads() -> None:
+    from nodus_cli.scaleout.engines import referenced_tables, transpile_for_spark
+
+    sql = "WITH r AS (SELECT rack FROM hosts) SELECT * FROM r JOIN logs ON true"
+    assert referenced_tables(transpile_for_spark(sql)) == {"hosts", "logs", "r"}
+    assert referenced_tables(transpile_for_spark("SELECT 1")) == set()

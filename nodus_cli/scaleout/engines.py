@@ -91,6 +91,8 @@ def query_export(
             yield EngineResult(result.columns, result.types, result.rows)
         return
     translated = transpile_for_spark(sql)
+    wanted = referenced_tables(translated)
+    tables = [t for t in tables if wanted is None or t.name.lower() in wanted]
     with spark_engine(master) as spark:
         json_columns = register_spark_views(spark, tables)
         yield run_spark(spark, translated, json_columns=json_columns, limit=limit)
@@ -283,6 +285,26 @@ def transpile_for_spark(sql: str) -> TranspileResult:
 
     _check_read_only(sql)
     return transpile_sql(sql, "duckdb", "spark")
+
+
+def referenced_tables(translated: TranspileResult) -> set[str] | None:
+    """Lower-case names of the tables a query reads (None when it cannot tell).
+
+    Spark reads each registered table's Parquet footers, so only these are registered.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
+    names: set[str] = set()
+    try:
+        for statement in translated.statements:
+            for tree in sqlglot.parse(statement, read="spark"):
+                if tree is not None:
+                    names |= {table.name.lower() for table in tree.find_all(exp.Table)}
+    except (ParseError, TokenError):
+        return None
+    return names
 
 
 def run_spark(
