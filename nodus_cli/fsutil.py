@@ -19,21 +19,38 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def temp_prefix(path: Path, tag: str = "") -> str:
+    """The name prefix of ``atomic_writer``'s temporary files for ``path``."""
+    return f".{Path(path).name}.{tag}"
+
+
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_writer(
+    path: Path,
+    mode: int | None = None,
+    *,
+    owner: tuple[int, int] | None = None,
+    tag: str = "",
+) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` atomically when the block succeeds.
 
     On any exception the temporary file is removed and ``path`` is untouched.
     ``mode`` sets the permission bits (for example 0o600 for secrets) before any
     byte is written, so a secret is never readable by others even briefly.
+    ``owner`` (uid, gid) is given to the new file too (PermissionError when this
+    process may not). The temporary file is ``temp_prefix(path, tag)`` + random +
+    ``.tmp``, so a caller can find the leftovers of a crashed writer by its ``tag``.
     """
     path = Path(path)
     directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path, tag), suffix=".tmp", dir=directory)
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
+            created = os.fstat(fd)
+            if owner is not None and owner != (created.st_uid, created.st_gid):
+                os.fchown(fd, *owner)  # before chmod: chown clears set-id bits
+            if mode is not None:
+                os.fchmod(fd, mode)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

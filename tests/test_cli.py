@@ -67,7 +67,8 @@ def test_version_and_help(cli) -> None:
     assert cli("--version").stdout == f"nodus {__version__}\n"
     result = cli("--help")
     assert result.exit_code == 0 and "query" in result.stdout
-    assert cli().exit_code in (0, 2)  # no arguments shows help
+    bare = cli()  # no arguments: the help, and the usage exit code
+    assert bare.exit_code == 2 and "Usage" in bare.stdout and "error" not in bare.stderr
 
 
 def test_no_color_and_quiet(cli, tmp_path) -> None:

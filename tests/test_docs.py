@@ -49,3 +49,11 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     assert "pytest -n auto" in readme and "pytest -n auto" in ci
     install = "pip install -e '.[test,spark]'"
     assert install in readme and install in ci
+
+
+def test_every_command_takes_json() -> None:
+    for path, command in _commands():
+        if getattr(command, "commands", None):
+            continue  # a group: its subcommands are checked
+        options = {opt for p in command.params for opt in p.opts}  # type: ignore[attr-defined]
+        assert "--json" in options, path

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from nodus_cli import __version__
 from nodus_cli.cli import core, export, quickstart, state
+from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import error_line
 from nodus_cli.errors import NodusError
 
@@ -52,6 +53,9 @@ class NodusGroup(TyperGroup):
             error_line(exc.message)
             if state.STATE.verbose > 1:
                 traceback.print_exc()
+            return exc.exit_code
+        except click_exceptions.NoArgsIsHelpError as exc:
+            sys.stderr.write(exc.format_message())  # rich help has already been printed
             return exc.exit_code
         except click_exceptions.ClickException as exc:
             error_line(_usage_message(exc))
@@ -143,6 +147,7 @@ def global_options(
 core.register(app)
 export.register(app)
 quickstart.register(app)
+app.add_typer(config_app)
 
 
 def main() -> None:

@@ -195,7 +195,7 @@ def stdout_console() -> Console:
         no_color=not colour_allowed(),
         highlight=False,
         force_terminal=terminal,
-        width=None if terminal else 200,
+        width=None if terminal else 4096,  # a pipe gets whole lines, never folded
         soft_wrap=False,
     )
 

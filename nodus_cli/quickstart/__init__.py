@@ -137,7 +137,49 @@ def export_parquet(ctx: Context) -> StepResult:
     )
 
 
-STEPS: list[Step] = [load_samples, errors_per_hour, metric_summary, export_parquet]
+SAMPLE_SERVICE = """\
+# A sample service configuration for nodus config.
+[service]
+name = "checkout"
+port = 8080
+
+[pool]
+max = 100  # connections
+min = 5
+"""
+
+
+def change_configuration(ctx: Context) -> StepResult:
+    """Edit one value of a service file atomically, health-checked, with history."""
+    from nodus_cli.confops.apply import apply_config
+    from nodus_cli.confops.edit import parse_set
+    from nodus_cli.confops.history import list_generations
+
+    target = ctx.directory / "service.toml"
+    target.write_text(SAMPLE_SERVICE)
+    check = 'grep -q "max = 500" "$NODUS_CONFIG_TARGET"'
+    result = apply_config(ctx.store, target, edits=[parse_set("pool.max=500")], check=check)
+    rows = [
+        (g.generation, g.source, g.sha256[:12], g.check_outcome or "")
+        for g in list_generations(ctx.store, result.plan.target)
+    ]
+    return StepResult(
+        "Change a service's configuration safely",
+        f"nodus config apply service.toml --set pool.max=500 --check '{check}'; "
+        "nodus config history service.toml",
+        ["generation", "source", "sha256", "check"],
+        rows,
+        files=[str(target)],
+    )
+
+
+STEPS: list[Step] = [
+    load_samples,
+    errors_per_hour,
+    metric_summary,
+    change_configuration,
+    export_parquet,
+]
 
 
 def run_quickstart(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
 from nodus_cli.scaleout.schema import EXPORT_TABLES, create_export_tables
 
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
@@ -96,6 +97,12 @@ MIGRATIONS: list[Migration] = [
         "core: meta, journal, logs, metrics, quarantine, ingest_files",
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
+    ),
+    Migration(
+        6,
+        "config: config_generations, config_intents",
+        create_config_tables,
+        CONFIG_TABLES,
     ),
     Migration(8, "scaleout: export state tracking", create_export_tables, EXPORT_TABLES),
 ]
