@@ -51,9 +51,7 @@ def transpile_sql(sql: str, source: str, target: str) -> TranspileResult:
     return TranspileResult(STATEMENT_SEPARATOR.join(written), _unique(warnings))
 
 
-def transpile_expression(
-    statement: exp.Expr, source: str, target: str, warnings: list[str]
-) -> str:
+def transpile_expression(statement: exp.Expr, source: str, target: str, warnings: list[str]) -> str:
     """One parsed statement in ``target``; appends warnings, raises on any loss."""
     from sqlglot.errors import ErrorLevel, UnsupportedError
 
