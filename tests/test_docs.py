@@ -47,7 +47,8 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     readme = (PROJECT / "README.md").read_text()
     ci = (PROJECT / ".ci" / "run").read_text()
     assert "pytest -n auto" in readme and "pytest -n auto" in ci
-    assert "pip install -e '.[test]'" in readme and "pip install -e '.[test]'" in ci
+    install = "pip install -e '.[test,spark]'"
+    assert install in readme and install in ci
 
 
 def test_every_command_takes_json() -> None:

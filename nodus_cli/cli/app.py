@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from nodus_cli import __version__
-from nodus_cli.cli import audit, core, ingest, keys, quickstart, state
+from nodus_cli.cli import audit, core, export, ingest, keys, quickstart, state
 from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import error_line
@@ -153,6 +153,7 @@ keys.register(app)
 app.add_typer(audit.app)
 app.add_typer(config_app)
 app.add_typer(sql_app)
+export.register(app)
 quickstart.register(app)
 
 

@@ -20,8 +20,10 @@ from nodus_cli.cli.output import (
     render_rows,
     resolve_format,
     say,
+    warn,
 )
 from nodus_cli.errors import InputError, UsageError
+from nodus_cli.scaleout import QueryEngine
 from nodus_cli.timeparse import parse_time
 from nodus_cli.workspace import init_workspace
 
@@ -134,12 +136,40 @@ def query(
     limit: Annotated[
         int | None, typer.Option("--limit", min=0, help="Print at most this many rows.")
     ] = None,
+    engine: Annotated[
+        QueryEngine,
+        typer.Option("--engine", help="duckdb, or spark (over a Parquet export, with --data)."),
+    ] = QueryEngine.duckdb,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", metavar="DIR", help="Query the Parquet export in DIR (nodus export) instead."
+        ),
+    ] = None,
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            metavar="URL",
+            help="Spark master URL (default local[*]).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run read-only SQL over the store (statements that write are refused)."""
+    """Run read-only SQL over the store or a Parquet export (statements that write are refused)."""
     from nodus_cli.sqltools.querylog import record_query
     from nodus_cli.store.query import run_query
 
     text = read_sql_argument(sql)
+    if engine is not QueryEngine.duckdb or data is not None or master is not None:
+        from nodus_cli.scaleout.engines import query_export
+
+        with query_export(text, engine, data, master=master, limit=limit) as exported:
+            for message in exported.warnings:
+                warn(message)
+            output = resolve_format(fmt, as_json)
+            render_rows(exported.columns, exported.rows, output, types=exported.types)
+        return
     with state.open_store(read_only=True) as store:
         started = time.perf_counter()
         result = run_query(store, text, limit=limit)

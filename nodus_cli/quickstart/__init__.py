@@ -163,6 +163,30 @@ def audit_seal_and_verify(ctx: Context) -> StepResult:
     )
 
 
+def export_parquet(ctx: Context) -> StepResult:
+    """Export logs and metrics to Parquet and count them back with DuckDB over the files."""
+    from nodus_cli.scaleout import QueryEngine
+    from nodus_cli.scaleout.engines import query_export
+    from nodus_cli.scaleout.export import export_tables
+
+    target = ctx.directory / "export"
+    results = export_tables(ctx.store, ["logs", "metrics"], target)
+    sql = "SELECT 'logs' AS table_name, count(*) AS rows FROM logs UNION ALL "
+    sql += "SELECT 'metrics', count(*) FROM metrics ORDER BY table_name"
+    with query_export(sql, QueryEngine.duckdb, target) as counted:
+        rows = list(counted.rows)
+        columns = counted.columns
+    files = sum(len(r.files) for r in results)
+    return StepResult(
+        "Export to partitioned Parquet for DuckDB or Spark",
+        f"nodus export logs metrics --to {target} wrote {files} files (by day, then "
+        f"source); nodus query --data {target} [--engine spark] reads them back:",
+        columns,
+        rows,
+        [str(target)],
+    )
+
+
 SAMPLE_SERVICE = """\
 # A sample service configuration for nodus config.
 [service]
@@ -267,6 +291,7 @@ STEPS: list[Step] = [
     keys_seal_and_open,
     audit_seal_and_verify,
     sql_lint_and_transpile,
+    export_parquet,
 ]
 
 

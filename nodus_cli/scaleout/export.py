@@ -1,0 +1,509 @@
+"""``nodus export``: store tables to hive-partitioned Parquet, incremental and crash-safe.
+
+The high-water mark is a ledger of row fingerprints, not a row id or a timestamp:
+DuckDB row ids change when deleted rows are vacuumed, and ``time`` is not insertion
+order (late and backfilled data). Each exported row's fingerprint, the 128-bit
+``md5_number(to_json(row))``, goes into ``export_rows``; an export writes the rows
+whose fingerprint occurs more often in the table than in the ledger (a multiset
+difference, so identical rows are counted, not merged). It survives deletes,
+updates (the new version is a new row) and any insert order; rows deleted from the
+store stay in the export, which is append-only until ``--full`` rewrites it.
+
+Crash safety: DuckDB writes the new files into ``DIR/.nodus-staging/<batch>/``, they
+are fsynced, then one store transaction records the batch and its fingerprints
+(the decision point), and only then are the files renamed into place. A crash
+before the decision leaves an invisible staging folder that the next export
+deletes; a crash after it leaves a staging folder that the next export finishes
+publishing. Readers only ever see complete files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodus_cli.errors import InputError, NotFoundError, UsageError
+from nodus_cli.fsutil import fsync_dir
+from nodus_cli.scaleout.dataset import (
+    STAGING_DIRNAME,
+    Manifest,
+    quote_identifier,
+    sql_literal,
+)
+from nodus_cli.store.db import Store
+
+Progress = Callable[[float], None]
+
+DEFAULT_PARTITIONING: dict[str, list[str]] = {
+    "logs": ["day(time)", "source"],
+    "metrics": ["day(time)", "source"],
+}
+# Derived partition keys: name -> DuckDB expression over one date/time column.
+DERIVED_KEYS = {
+    "year": "year({})",
+    "month": "strftime({}, '%Y-%m')",
+    "day": "CAST({} AS DATE)",
+    "hour": "strftime({}, '%Y-%m-%dT%H')",
+}
+MAX_PARTITIONS = 10_000  # more directories than this is almost surely a wrong column
+FILE_SIZE = "256MB"  # DuckDB starts a new file in a partition beyond this size
+FINGERPRINT = "md5_number(to_json(row))"
+NEW_ROWS_TABLE = "_nodus_export_new"
+FINGERPRINT_COLUMN = "_nodus_fp"
+_SPEC_ITEM = re.compile(r"(?:(?P<fn>[a-z]+)\((?P<arg>[^()]+)\)|(?P<col>[^()]+))")
+
+
+@dataclass(frozen=True)
+class PartitionKey:
+    """One hive partition level: its directory key and the expression computing it."""
+
+    spec: str  # as written: "day(time)" or "source"
+    name: str  # directory key: "day" or "source"
+    expression: str  # DuckDB SQL over the table's columns
+    derived: bool
+
+
+@dataclass
+class ExportResult:
+    """What one table's export did."""
+
+    table: str
+    target: str
+    mode: str  # "full", "append" or "unchanged"
+    rows: int
+    files: list[str] = field(default_factory=list)
+    partitions: int = 0
+    batch: str | None = None
+    total_rows: int = 0  # rows in the export after this run
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "target": self.target,
+            "mode": self.mode,
+            "rows": self.rows,
+            "files": len(self.files),
+            "partitions": self.partitions,
+            "batch": self.batch,
+            "total_rows": self.total_rows,
+        }
+
+
+def parse_partition_spec(
+    spec: str | Sequence[str], columns: list[tuple[str, str]]
+) -> list[PartitionKey]:
+    """Parse ``"day(time),source"`` against the table's columns; ``"none"`` is no partitioning."""
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    items = [item for item in items if item]
+    if items == ["none"] or not items:
+        return []
+    types = {name.lower(): (name, type_name) for name, type_name in columns}
+    keys: list[PartitionKey] = []
+    for item in items:
+        match = _SPEC_ITEM.fullmatch(item)
+        if match is None:
+            raise UsageError(f"bad partition key {item!r} (a column, or day(COLUMN), ...)")
+        column_ref = (match.group("arg") or match.group("col")).strip()
+        if column_ref.lower() not in types:
+            raise UsageError(f"partition key {item!r}: no column {column_ref!r} in the table")
+        column, type_name = types[column_ref.lower()]
+        function = match.group("fn")
+        if function is None:
+            keys.append(PartitionKey(item, column, quote_identifier(column), derived=False))
+            continue
+        if function not in DERIVED_KEYS:
+            raise UsageError(
+                f"partition key {item!r}: unknown function {function}() "
+                f"(one of {', '.join(f'{f}()' for f in DERIVED_KEYS)})"
+            )
+        if "DATE" not in type_name.upper() and "TIMESTAMP" not in type_name.upper():
+            raise UsageError(f"partition key {item!r}: {column} is {type_name}, not a date or time")
+        if function in types:
+            raise UsageError(
+                f"partition key {item!r}: the table already has a column named {function}"
+            )
+        keys.append(
+            PartitionKey(
+                item, function, DERIVED_KEYS[function].format(quote_identifier(column)), True
+            )
+        )
+    names = [key.name.lower() for key in keys]
+    if len(set(names)) != len(names):
+        raise UsageError(f"partition keys repeat a name: {', '.join(k.spec for k in keys)}")
+    return keys
+
+
+@dataclass(frozen=True)
+class _TargetState:
+    target_id: int
+    partition_by: list[str]
+    columns: list[tuple[str, str]]
+    fingerprint: str
+    rows: int
+    batches: int
+
+
+def _target_state(store: Store, target: Path) -> _TargetState | None:
+    row = store.con.execute(
+        "SELECT target_id, partition_by, columns, fingerprint, rows, batches "
+        "FROM export_targets WHERE target = ?",
+        [str(target)],
+    ).fetchone()
+    if row is None:
+        return None
+    columns = [(name, type_name) for name, type_name in json.loads(row[2])]
+    return _TargetState(row[0], json.loads(row[1]), columns, row[3], row[4], row[5])
+
+
+def _table_columns(store: Store, table: str) -> list[tuple[str, str]]:
+    rows = store.con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [(name, type_name) for name, type_name in rows]
+
+
+def _fingerprint_method() -> str:
+    """The fingerprint and the DuckDB version whose ``to_json`` text it hashes."""
+    import duckdb
+
+    major_minor = ".".join(duckdb.__version__.split(".")[:2])
+    return f"{FINGERPRINT} duckdb {major_minor}"
+
+
+def export_tables(
+    store: Store,
+    tables: Sequence[str],
+    to: Path,
+    *,
+    partition_by: str | None = None,
+    full: bool = False,
+    on_progress: Progress | None = None,
+) -> list[ExportResult]:
+    """Export each table to ``to/<table>/``; finish or clean up interrupted exports first."""
+    if not tables:
+        raise UsageError("name at least one table to export")
+    known = {name.lower(): name for name in store.table_names()}
+    missing = [t for t in tables if t.lower() not in known]
+    if missing:
+        raise NotFoundError(f"no such table: {', '.join(missing)} (see nodus tables)")
+    names = list(dict.fromkeys(known[t.lower()] for t in tables))
+    to = Path(to).absolute()
+    if to.exists() and not to.is_dir():
+        raise UsageError(f"{to} is not a directory")
+    try:
+        (to / STAGING_DIRNAME).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {to}: {exc.strerror}") from None
+    recover(store, to)
+    return [
+        export_table(store, name, to, partition_by=partition_by, full=full, on_progress=on_progress)
+        for name in names
+    ]
+
+
+def export_table(
+    store: Store,
+    table: str,
+    to: Path,
+    *,
+    partition_by: str | None = None,
+    full: bool = False,
+    on_progress: Progress | None = None,
+) -> ExportResult:
+    """Write the table's new rows (all rows with ``full``) as Parquet under ``to/<table>/``.
+
+    Call ``recover`` on ``to`` first (``export_tables`` does). ``on_progress(1)`` is
+    called when the files are staged, when the batch is committed, and per file
+    published.
+    """
+    advance = on_progress or (lambda _amount: None)
+    columns = _table_columns(store, table)
+    target = to / table
+    state = _target_state(store, target)
+    method = _fingerprint_method()
+    spec = partition_by
+    if spec is None:
+        spec_items = state.partition_by if state else DEFAULT_PARTITIONING.get(table, [])
+    else:
+        spec_items = [s.strip() for s in spec.split(",") if s.strip()]
+    keys = parse_partition_spec(spec_items, columns)
+    spec_items = [key.spec for key in keys]
+    mode = "full" if full or state is None else "append"
+    if state is None and not full and target.exists() and any(target.iterdir()):
+        raise UsageError(
+            f"{target} exists and was not exported from this store; pass --full to replace it"
+        )
+    if mode == "append" and state is not None:
+        if spec_items != state.partition_by:
+            raise UsageError(
+                f"{target} is partitioned by {','.join(state.partition_by) or 'none'}; "
+                "changing the partitioning rewrites it: pass --full"
+            )
+        if columns != state.columns:
+            raise UsageError(
+                f"the columns of {table} changed since {target} was exported; pass --full"
+            )
+        if method != state.fingerprint:
+            raise UsageError(
+                f"{target} was tracked with {state.fingerprint}, this nodus uses {method}; "
+                "pass --full to rewrite it"
+            )
+    batch = uuid.uuid4().hex
+    staging = to / STAGING_DIRNAME / batch
+    result = ExportResult(table, str(target), mode, 0, batch=batch)
+    summary = {"table": table, "to": str(target), "mode": mode, "batch": batch}
+    committed = False
+    try:
+        with store.change(summary) as details:
+            target_id = state.target_id if state else _next_target_id(store)
+            result.rows = _stage_new_rows(store, table, target_id if mode == "append" else None)
+            details["rows"] = result.rows
+            if result.rows == 0 and mode == "append":
+                result.mode, result.batch = "unchanged", None
+                details["mode"] = "unchanged"
+                store.con.execute(
+                    "UPDATE export_targets SET last_export = now() WHERE target_id = ?",
+                    [target_id],
+                )
+            else:
+                result.partitions = _check_partitions(store, keys)
+                result.files = _write_staging(store, columns, keys, staging, batch)
+                if mode == "full":
+                    staging.mkdir(exist_ok=True)
+                    Manifest(table, columns, spec_items, [k.name for k in keys]).write(staging)
+                _fsync_tree(staging)
+                advance(1)
+                _record_batch(store, target_id, mode, staging, batch, result)
+                _record_target(store, target_id, target, table, spec_items, columns, method)
+                details.update(files=len(result.files), partitions=result.partitions)
+        committed = True
+        advance(1)
+    finally:
+        with contextlib.suppress(Exception):
+            store.con.execute(f"DROP TABLE IF EXISTS {NEW_ROWS_TABLE}")
+        if not committed:
+            shutil.rmtree(staging, ignore_errors=True)
+    if result.batch is not None:
+        publish(mode, staging, target, advance)
+    result.total_rows = _ledger_size(store, target_id)
+    return result
+
+
+def _next_target_id(store: Store) -> int:
+    return int(
+        store.con.execute("SELECT coalesce(max(target_id), 0) + 1 FROM export_targets").fetchone()[
+            0
+        ]
+    )
+
+
+def _ledger_size(store: Store, target_id: int) -> int:
+    return int(
+        store.con.execute(
+            "SELECT count(*) FROM export_rows WHERE target_id = ?", [target_id]
+        ).fetchone()[0]
+    )
+
+
+def _stage_new_rows(store: Store, table: str, target_id: int | None) -> int:
+    """Put the rows to write, with their fingerprints, in a temporary table; count them.
+
+    With a ``target_id`` these are the rows the ledger has not seen (as a multiset);
+    without one, every row.
+    """
+    fp = FINGERPRINT_COLUMN
+    current = f"SELECT md5_number(to_json(_row)) AS {fp}, * FROM {quote_identifier(table)} AS _row"
+    if target_id is None:
+        query = current
+        params: list[Any] = []
+    else:
+        query = f"""
+        WITH current AS ({current}),
+        done AS (
+            SELECT fingerprint, count(*) AS copies FROM export_rows
+            WHERE target_id = ? GROUP BY fingerprint),
+        recount AS (
+            SELECT {fp}, count(*) - any_value(done.copies) AS extra
+            FROM current JOIN done ON {fp} = done.fingerprint
+            GROUP BY {fp} HAVING extra > 0)
+        SELECT * FROM current WHERE {fp} NOT IN (SELECT fingerprint FROM done)
+        UNION ALL
+        (SELECT current.* FROM current JOIN recount USING ({fp})
+         QUALIFY row_number() OVER (PARTITION BY {fp})
+               <= any_value(extra) OVER (PARTITION BY {fp}))"""
+        params = [target_id]
+    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW_ROWS_TABLE} AS {query}", params)
+    return int(store.con.execute(f"SELECT count(*) FROM {NEW_ROWS_TABLE}").fetchone()[0])
+
+
+def _check_partitions(store: Store, keys: list[PartitionKey]) -> int:
+    if not keys:
+        return 1
+    expressions = ", ".join(key.expression for key in keys)
+    count = int(
+        store.con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT {expressions} FROM {NEW_ROWS_TABLE})"
+        ).fetchone()[0]
+    )
+    if count > MAX_PARTITIONS:
+        raise UsageError(
+            f"partitioning by {','.join(k.spec for k in keys)} would make {count:,} "
+            f"directories (more than {MAX_PARTITIONS:,}); choose coarser keys"
+        )
+    return count
+
+
+def _write_staging(
+    store: Store,
+    columns: list[tuple[str, str]],
+    keys: list[PartitionKey],
+    staging: Path,
+    batch: str,
+) -> list[str]:
+    """DuckDB's Parquet writer into the staging folder; return the files, relative."""
+    select = [quote_identifier(name) for name, _ in columns]
+    select += [f"{key.expression} AS {quote_identifier(key.name)}" for key in keys if key.derived]
+    options = [
+        "FORMAT parquet",
+        f"FILENAME_PATTERN {sql_literal(f'part-{batch}-{{i}}')}",
+        f"FILE_SIZE_BYTES {sql_literal(FILE_SIZE)}",
+    ]
+    if keys:
+        names = ", ".join(quote_identifier(key.name) for key in keys)
+        options += [f"PARTITION_BY ({names})", "WRITE_PARTITION_COLUMNS true"]
+    store.con.execute(
+        f"COPY (SELECT {', '.join(select)} FROM {NEW_ROWS_TABLE}) "
+        f"TO {sql_literal(str(staging))} ({', '.join(options)})"
+    )
+    return sorted(str(p.relative_to(staging)) for p in staging.rglob("*.parquet"))
+
+
+def _fsync_tree(root: Path) -> None:
+    """Make every file and directory under ``root`` durable before the decision point."""
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(directory))
+    fsync_dir(root.parent)
+
+
+def _record_batch(
+    store: Store, target_id: int, mode: str, staging: Path, batch: str, result: ExportResult
+) -> None:
+    """The decision point's content: the batch and its rows' fingerprints."""
+    con = store.con
+    if mode == "full":
+        con.execute("DELETE FROM export_rows WHERE target_id = ?", [target_id])
+    con.execute(
+        f"INSERT INTO export_rows SELECT ?, {FINGERPRINT_COLUMN} FROM {NEW_ROWS_TABLE}",
+        [target_id],
+    )
+    con.execute(
+        "INSERT INTO export_batches VALUES (?, ?, ?, ?, ?, ?, now())",
+        [batch, target_id, mode, str(staging), result.rows, json.dumps(result.files)],
+    )
+
+
+def _record_target(
+    store: Store,
+    target_id: int,
+    target: Path,
+    table: str,
+    spec: list[str],
+    columns: list[tuple[str, str]],
+    method: str,
+) -> None:
+    con = store.con
+    con.execute("DELETE FROM export_targets WHERE target_id = ?", [target_id])
+    con.execute(
+        """INSERT INTO export_targets
+        SELECT ?, ?, ?, ?, ?, ?, (SELECT count(*) FROM export_rows WHERE target_id = ?),
+               (SELECT count(*) FROM export_batches WHERE target_id = ?), now()""",
+        [
+            target_id,
+            str(target),
+            table,
+            json.dumps(spec),
+            json.dumps([list(c) for c in columns]),
+            method,
+            target_id,
+            target_id,
+        ],
+    )
+
+
+def publish(mode: str, staging: Path, target: Path, advance: Progress | None = None) -> None:
+    """Move a committed batch's files into place; safe to repeat after a crash.
+
+    ``append`` renames each file into its partition folder (file names carry the
+    batch id, so nothing is overwritten); ``full`` swaps the whole table folder.
+    """
+    step = advance or (lambda _amount: None)
+    if not staging.is_dir():
+        return
+    if mode == "full":
+        old = staging.with_name(staging.name + "-old")
+        if target.exists() and not old.exists():
+            os.rename(target, old)
+        os.rename(staging, target)
+        fsync_dir(target.parent)
+        shutil.rmtree(old, ignore_errors=True)
+        step(1)
+        return
+    touched: set[Path] = set()
+    for path in sorted(staging.rglob("*.parquet")):
+        destination = target / path.relative_to(staging)
+        for parent in reversed(destination.relative_to(target).parents):
+            folder = target / parent
+            if not folder.is_dir():
+                folder.mkdir()
+                touched.add(folder.parent)
+        os.rename(path, destination)
+        touched.add(destination.parent)
+        step(1)
+    for folder in touched:
+        fsync_dir(folder)
+    shutil.rmtree(staging)
+    fsync_dir(staging.parent)
+
+
+def recover(store: Store, to: Path) -> list[str]:
+    """Finish publishing committed batches under ``to``; delete uncommitted staging folders.
+
+    Returns the ids of the batches that were finished.
+    """
+    root = to / STAGING_DIRNAME
+    if not root.is_dir():
+        return []
+    staged = {entry.name for entry in root.iterdir()}
+    finished = []
+    if staged:
+        rows = store.con.execute(
+            "SELECT b.batch_id, b.mode, t.target FROM export_batches b "
+            "JOIN export_targets t USING (target_id) WHERE starts_with(b.staging, ?)",
+            [str(root) + os.sep],
+        ).fetchall()
+        for batch_id, mode, target in rows:
+            if batch_id in staged:
+                publish(mode, root / batch_id, Path(target))
+                finished.append(batch_id)
+    for entry in root.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    return finished

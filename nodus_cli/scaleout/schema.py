@@ -1,0 +1,47 @@
+"""Store tables that track what ``nodus export`` has written (migration 8).
+
+``export_targets``: one row per exported table directory (``DIR/<table>``), with the
+partitioning and columns it was written with. ``export_batches``: one row per export
+run that wrote files; a batch whose staging directory still exists was interrupted
+after its decision point and is finished by the next export. ``export_rows``: the
+ledger, one fingerprint per exported row (a multiset), which is the high-water mark.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXPORT_TABLES = ("export_targets", "export_batches", "export_rows")
+
+
+def create_export_tables(con: Any) -> None:
+    con.execute(
+        """CREATE TABLE export_targets (
+            target_id BIGINT NOT NULL,
+            target VARCHAR NOT NULL,
+            table_name VARCHAR NOT NULL,
+            partition_by JSON NOT NULL,
+            columns JSON NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            batches BIGINT NOT NULL,
+            last_export TIMESTAMPTZ NOT NULL
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE export_batches (
+            batch_id VARCHAR NOT NULL,
+            target_id BIGINT NOT NULL,
+            mode VARCHAR NOT NULL,
+            staging VARCHAR NOT NULL,
+            rows BIGINT NOT NULL,
+            files JSON NOT NULL,
+            time TIMESTAMPTZ NOT NULL
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE export_rows (
+            target_id BIGINT NOT NULL,
+            fingerprint UHUGEINT NOT NULL
+        )"""
+    )

@@ -1,0 +1,248 @@
+"""nodus export: layout, incremental exports without duplicates, --full, error paths."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nodus_cli.errors import NotFoundError, UsageError
+from nodus_cli.scaleout import QueryEngine
+from nodus_cli.scaleout.engines import query_export
+from nodus_cli.scaleout.export import export_tables, parse_partition_spec
+from nodus_cli.store import Store, open_store
+from nodus_cli.workspace import Workspace
+
+LOG_ROWS = """INSERT INTO logs (time, level, message, attrs, source, line_no)
+SELECT TIMESTAMPTZ '2026-03-01 22:00:00+00' + to_hours(i::BIGINT),
+       CASE WHEN i % 5 = 0 THEN 'error' ELSE 'info' END, 'message ' || i,
+       to_json({'i': i}), CASE WHEN i % 3 = 0 THEN '/var/log/app b.log' ELSE 'syslog' END, i
+FROM range(?, ?) t(i)"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(Workspace(tmp_path / "ws", "--home")) as opened:
+        yield opened
+
+
+def add_logs(store: Store, start: int, stop: int) -> None:
+    with store.change({"test": "add logs"}):
+        store.con.execute(LOG_ROWS, [start, stop])
+
+
+def exported(data: Path, sql: str) -> list[tuple]:
+    with query_export(sql, QueryEngine.duckdb, data) as result:
+        return list(result.rows)
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.parquet"))
+
+
+def test_logs_are_partitioned_by_day_then_source(store: Store, tmp_path: Path) -> None:
+    add_logs(store, 0, 30)
+    out = tmp_path / "out"
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.mode, result.rows, result.total_rows) == ("full", 30, 30)
+    folders = {p.parent.relative_to(out / "logs").as_posix() for p in parquet_files(out / "logs")}
+    assert folders == {
+        f"day=2026-03-0{d}/source={s}"
+        for d in (1, 2, 3)
+        for s in ("syslog", "%2Fvar%2Flog%2Fapp%20b.log")
+    }
+    manifest = json.loads((out / "logs" / "_nodus.json").read_text())
+    assert manifest["partition_by"] == ["day(time)", "source"]
+    assert [c["name"] for c in manifest["columns"]][:3] == ["time", "level", "host"]
+    # every file is self-contained: it holds the partition columns too
+    con = duckdb.connect()
+    [file] = [p for p in parquet_files(out / "logs") if "syslog" in str(p)][:1]
+    names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM '{file}'").fetchall()]
+    assert "source" in names and "day" in names
+    # reading back gives exactly the store's columns and rows
+    store_rows = store.con.execute("SELECT * FROM logs ORDER BY line_no").fetchall()
+    assert exported(out, "SELECT * FROM logs ORDER BY line_no") == store_rows
+
+
+def test_second_export_writes_only_new_rows_in_new_files(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    add_logs(store, 0, 10)
+    export_tables(store, ["logs"], out)
+    first_files = {p: p.stat().st_mtime_ns for p in parquet_files(out)}
+    [again] = export_tables(store, ["logs"], out)
+    assert (again.mode, again.rows, again.total_rows) == ("unchanged", 0, 10)
+    add_logs(store, 10, 14)
+    [more] = export_tables(store, ["logs"], out)
+    assert (more.mode, more.rows, more.total_rows) == ("append", 4, 14)
+    after = {p: p.stat().st_mtime_ns for p in parquet_files(out)}
+    assert all(after[p] == mtime for p, mtime in first_files.items())  # never rewritten
+    assert len(after) == len(first_files) + len(more.files)
+    assert exported(out, "SELECT count(*), count(DISTINCT line_no) FROM logs") == [(14, 14)]
+    assert not any((out / ".nodus-staging").iterdir())
+
+
+def test_deletes_do_not_cause_duplicates_and_full_resyncs(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    add_logs(store, 0, 20)
+    export_tables(store, ["logs"], out)
+    with store.change({"test": "delete"}):
+        store.con.execute("DELETE FROM logs WHERE line_no < 15")
+    store.con.execute("CHECKPOINT")  # vacuum: row ids of the remaining rows change
+    add_logs(store, 20, 25)
+    [result] = export_tables(store, ["logs"], out)
+    assert result.rows == 5
+    assert exported(out, "SELECT count(*), count(DISTINCT line_no) FROM logs") == [(25, 25)]
+    [full] = export_tables(store, ["logs"], out, full=True)
+    assert (full.mode, full.rows, full.total_rows) == ("full", 10, 10)
+    assert exported(out, "SELECT min(line_no), count(*) FROM logs") == [(15, 10)]
+
+
+def test_identical_rows_are_counted_not_merged(store: Store, tmp_path: Path) -> None:
+    store.con.execute("CREATE TABLE pings (host VARCHAR, ok BOOLEAN)")
+    out = tmp_path / "out"
+    for copies in (2, 3, 3, 5):
+        store.con.execute("DELETE FROM pings")
+        store.con.execute("INSERT INTO pings SELECT 'a', true FROM range(?)", [copies])
+        export_tables(store, ["pings"], out)
+        assert exported(out, "SELECT count(*) FROM pings") == [(copies,)]
+
+
+# A model of the ledger: for each distinct row, the export holds as many copies as the
+# table ever held at an export.
+operation = st.one_of(
+    st.tuples(st.just("insert"), st.lists(st.integers(0, 4), min_size=1, max_size=6)),
+    st.tuples(st.just("delete"), st.integers(0, 4)),
+    st.tuples(st.just("export"), st.booleans()),
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(operation, min_size=1, max_size=10))
+def test_incremental_export_matches_the_ledger_model(tmp_path: Path, ops: list) -> None:
+    import uuid
+
+    home = tmp_path / uuid.uuid4().hex
+    out = home / "out"
+    model: Counter[int] = Counter()
+    exported_model: Counter[int] = Counter()
+    with open_store(Workspace(home / "ws", "--home")) as store:
+        store.con.execute("CREATE TABLE t (v BIGINT, label VARCHAR)")
+        for kind, arg in [*ops, ("export", False)]:
+            if kind == "insert":
+                for v in arg:
+                    store.con.execute("INSERT INTO t VALUES (?, ?)", [v, f"v{v}"])
+                    model[v] += 1
+            elif kind == "delete":
+                store.con.execute("DELETE FROM t WHERE v = ?", [arg])
+                model.pop(arg, None)
+            else:
+                export_tables(store, ["t"], out, full=arg)
+                if arg:
+                    exported_model = Counter(model)
+                else:
+                    for v, n in model.items():
+                        exported_model[v] = max(exported_model[v], n)
+        rows = exported(out, "SELECT v, label FROM t")
+    assert Counter(v for v, _ in rows) == +exported_model
+    assert all(label == f"v{v}" for v, label in rows)
+
+
+def test_metrics_and_a_user_table_with_explicit_partitioning(store: Store, tmp_path: Path) -> None:
+    store.con.execute(
+        "CREATE TABLE hosts AS SELECT 'h' || i AS name, i % 2 AS rack, "
+        "DATE '2026-01-01' + i::INTEGER AS since FROM range(6) t(i)"
+    )
+    out = tmp_path / "out"
+    [hosts] = export_tables(store, ["hosts"], out, partition_by="rack,month(since)")
+    assert hosts.partitions == 2
+    folders = {p.parent.relative_to(out / "hosts").as_posix() for p in parquet_files(out)}
+    assert folders == {"rack=0/month=2026-01", "rack=1/month=2026-01"}
+    assert exported(out, "SELECT count(*) FROM hosts") == [(6,)]
+    [metrics] = export_tables(store, ["metrics"], out)  # empty table: a manifest, no files
+    assert (metrics.rows, metrics.files) == (0, [])
+    assert exported(out, "SELECT count(*) FROM metrics") == [(0,)]
+    [unpartitioned] = export_tables(store, ["hosts"], out / "flat", partition_by="none")
+    assert [p.parent for p in parquet_files(out / "flat")] == [out / "flat" / "hosts"]
+    assert unpartitioned.partitions == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuch", "no column 'nosuch'"),
+        ("week(time)", "unknown function week()"),
+        ("day(level)", "not a date or time"),
+        ("source,source", "repeat"),
+        ("day(", "bad partition key"),
+    ],
+)
+def test_bad_partition_specs_are_usage_errors(spec: str, message: str) -> None:
+    columns = [("time", "TIMESTAMP WITH TIME ZONE"), ("level", "VARCHAR"), ("source", "VARCHAR")]
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_partition_spec(spec, columns)
+
+
+def test_refusals(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    add_logs(store, 0, 5)
+    with pytest.raises(NotFoundError, match="no such table: nope"):
+        export_tables(store, ["nope"], out)
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "theirs.parquet").write_bytes(b"not ours")
+    with pytest.raises(UsageError, match="not exported from this store; pass --full"):
+        export_tables(store, ["logs"], out)
+    export_tables(store, ["logs"], out, full=True)
+    assert not (out / "logs" / "theirs.parquet").exists()
+    with pytest.raises(UsageError, match="changing the partitioning rewrites it"):
+        export_tables(store, ["logs"], out, partition_by="source")
+    store.con.execute("CREATE TABLE wide AS SELECT i AS k FROM range(20000) t(i)")
+    with pytest.raises(UsageError, match="20,000 directories"):
+        export_tables(store, ["wide"], out, partition_by="k")
+    assert not (out / "wide").exists()
+    store.con.execute("CREATE TABLE grows AS SELECT 1 AS a")
+    export_tables(store, ["grows"], out)
+    store.con.execute("ALTER TABLE grows ADD COLUMN b INTEGER")
+    with pytest.raises(UsageError, match="columns of grows changed"):
+        export_tables(store, ["grows"], out)
+
+
+def test_export_cli_json_and_journal(cli, tmp_path: Path) -> None:
+    assert cli("query", "SELECT 1").exit_code == 0  # creates the store
+    with open_store(Workspace(Path(cli_home()), "--home")) as store:
+        add_logs(store, 0, 12)
+    out = tmp_path / "out"
+    result = cli("export", "logs", "metrics", "--to", str(out), "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["to"] == str(out)
+    assert [(t["table"], t["mode"], t["rows"]) for t in doc["tables"]] == [
+        ("logs", "full", 12),
+        ("metrics", "full", 0),
+    ]
+    again = cli("export", "logs", "--to", str(out))
+    assert again.exit_code == 0 and "no new rows" in again.stderr
+    journal = cli("journal", "--json").json()
+    exports = [
+        json.loads(e["summary"]) if isinstance(e["summary"], str) else e["summary"]
+        for e in journal
+        if e["command"] == "export"
+    ]
+    assert [e["mode"] for e in exports] == ["full", "full", "unchanged"]
+    missing = cli("export", "nope", "--to", str(out))
+    assert missing.exit_code == 2 and "no such table" in missing.stderr
+    bad = cli("export", "logs", "--to", str(out), "--partition-by", "nosuch")
+    assert bad.exit_code == 2 and "no column" in bad.stderr
+
+
+def cli_home() -> str:
+    import os
+
+    return os.environ["NODUS_HOME"]
