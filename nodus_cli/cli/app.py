@@ -7,7 +7,6 @@ cheap to import: heavy engines are imported inside the functions that use them.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,7 +53,7 @@ class NodusGroup(TyperGroup):
         except NodusError as exc:
             error_line(exc.message)
             if state.STATE.verbose > 1:
-                traceback.print_exc()
+                _print_traceback()
             return exc.exit_code
         except click_exceptions.NoArgsIsHelpError as exc:
             sys.stderr.write(exc.format_message())  # rich help has already been printed
@@ -71,9 +70,15 @@ class NodusGroup(TyperGroup):
         except Exception as exc:
             error_line(f"internal error: {type(exc).__name__}: {exc} (please report this)")
             if state.STATE.verbose:
-                traceback.print_exc()
+                _print_traceback()
             return EXIT_INTERNAL
         return result if isinstance(result, int) else 0
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 def _usage_message(exc: click_exceptions.ClickException) -> str:
