@@ -1,7 +1,5 @@
 """``nodus audit``: seal files or store rows into signed, chained bundles; verify them."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -78,13 +76,13 @@ RootOption = Annotated[
 ]
 
 
-def _signing_key(passphrase_file: Path | None) -> SigningKey:
+def _signing_key(passphrase_file: Path | None) -> "SigningKey":
     from nodus_cli.keys.keyring import Keyring
 
     return Keyring(state.workspace()).primary_signing_key(read_passphrase(passphrase_file))
 
 
-def _trusted(files: list[Path] | None) -> list[SigningPublicKey]:
+def _trusted(files: list[Path] | None) -> "list[SigningPublicKey]":
     from nodus_cli.keys.keyring import Keyring
     from nodus_cli.keys.signing import load_public_keys
 
@@ -94,7 +92,7 @@ def _trusted(files: list[Path] | None) -> list[SigningPublicKey]:
     return keyring.public_signing_keys() if keyring.exists else []
 
 
-def _prev(path: Path | None, store: Any, origin: str) -> PrevLink | None:
+def _prev(path: Path | None, store: Any, origin: str) -> "PrevLink | None":
     from nodus_cli.audit.seal import last_checkpoint, prev_from_bundle
 
     if path is not None:
@@ -107,7 +105,7 @@ def _prev(path: Path | None, store: Any, origin: str) -> PrevLink | None:
     return last_checkpoint(store, origin)
 
 
-def _sealed(result: SealResult, as_json: bool) -> None:
+def _sealed(result: "SealResult", as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
         return
@@ -206,7 +204,7 @@ def seal(
     _sealed(result, as_json)
 
 
-def _finish(report: Report, as_json: bool) -> None:
+def _finish(report: "Report", as_json: bool) -> None:
     if as_json:
         emit_json(report.to_json())
     else:

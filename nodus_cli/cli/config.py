@@ -1,7 +1,5 @@
 """``nodus config``: diff, apply, history, show and rollback of configuration files."""
 
-from __future__ import annotations
-
 import enum
 import sys
 from pathlib import Path
@@ -301,7 +299,7 @@ def _lock_timeout() -> float:
     return state.lock_timeout(state.workspace())
 
 
-def _settled_store() -> Store:
+def _settled_store() -> "Store":
     """A read-only store, after settling any apply a crash interrupted."""
     from nodus_cli.confops.apply import has_pending, settle_pending
 
@@ -313,7 +311,7 @@ def _settled_store() -> Store:
     return state.open_store(read_only=True)
 
 
-def _report_settled(settled: list[Settled]) -> None:
+def _report_settled(settled: "list[Settled]") -> None:
     for item in settled:
         if item.outcome == "cleanup":
             warn(f"removed leftover temporary files beside {item.target}: {len(item.removed)}")
@@ -324,7 +322,7 @@ def _report_settled(settled: list[Settled]) -> None:
             )
 
 
-def _render(result: ApplyResult, as_json: bool) -> None:
+def _render(result: "ApplyResult", as_json: bool) -> None:
     from nodus_cli.confops.diff import render_text, summarize
 
     plan = result.plan

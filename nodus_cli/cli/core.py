@@ -1,7 +1,5 @@
 """Workspace and store commands: init, info, query, tables, load, journal."""
 
-from __future__ import annotations
-
 import platform
 import sys
 import time

@@ -1,7 +1,5 @@
 """``nodus detect`` and ``nodus forecast``: anomalies now, threshold crossings soon."""
 
-from __future__ import annotations
-
 import enum
 from pathlib import Path
 from typing import Annotated

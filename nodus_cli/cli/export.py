@@ -1,7 +1,5 @@
 """``nodus export``: store tables to hive-partitioned Parquet for DuckDB or Spark."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """``nodus ingest``, ``nodus sources`` and ``nodus quarantine``."""
 
-from __future__ import annotations
-
 import enum
 from typing import Annotated
 

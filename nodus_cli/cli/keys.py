@@ -1,7 +1,5 @@
 """``nodus keys``: the keyring, the key log, signatures and age-compatible sealed files."""
 
-from __future__ import annotations
-
 import contextlib
 import datetime as dt
 import enum
@@ -67,13 +65,13 @@ OutputOption = Annotated[
 ]
 
 
-def _keyring() -> Keyring:
+def _keyring() -> "Keyring":
     from nodus_cli.keys.keyring import Keyring
 
     return Keyring(state.workspace())
 
 
-def _unlock(passphrase_file: Path | None, *, create: bool = False) -> UnlockedKeyring:
+def _unlock(passphrase_file: Path | None, *, create: bool = False) -> "UnlockedKeyring":
     keyring = _keyring()
     if not keyring.exists and not create:
         keyring.document()  # raises NotFoundError with a hint
@@ -98,7 +96,7 @@ def _not_after(text: str | None, now: dt.datetime) -> dt.datetime | None:
         return parse_time(text, now=now)
 
 
-def _describe(record: KeyRecord) -> str:
+def _describe(record: "KeyRecord") -> str:
     return f"{record.purpose} key {record.key_id} ({record.state})"
 
 
@@ -376,7 +374,7 @@ def export(
         )
 
 
-def _export_text(records: list[KeyRecord], export_format: ExportFormat, now: dt.datetime) -> str:
+def _export_text(records: "list[KeyRecord]", export_format: ExportFormat, now: dt.datetime) -> str:
     from nodus_cli.cli.output import dumps
     from nodus_cli.keys import signing
     from nodus_cli.keys.keyring import SIGN, b64

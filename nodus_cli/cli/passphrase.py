@@ -4,8 +4,6 @@ Order: ``--passphrase-file`` (first line), then ``$NODUS_PASSPHRASE``, then a pr
 when stdin is a terminal. The passphrase is never echoed, printed or logged.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path

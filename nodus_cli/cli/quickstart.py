@@ -1,7 +1,5 @@
 """``nodus quickstart``: run the main job end to end on the bundled samples."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """``nodus sql``: verified rewrites, honest transpiling, lint with safe fixes, advice."""
 
-from __future__ import annotations
-
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -86,7 +84,7 @@ def _database(db: Path | None, *, needed: bool) -> Iterator[Any]:
         yield store.con
 
 
-def _catalog(con: Any) -> Catalog | None:
+def _catalog(con: Any) -> "Catalog | None":
     from nodus_cli.sqltools.catalog import read_catalog
 
     return read_catalog(con) if con is not None else None
@@ -132,7 +130,7 @@ def rewrite(
         _say_verdict(report)
 
 
-def _say_verdict(report: RewriteReport) -> None:
+def _say_verdict(report: "RewriteReport") -> None:
     if report.kept:
         ratio = report.time_ratio
         timing = f", {ratio:.2f}x the original's time" if ratio is not None else ""
