@@ -28,6 +28,7 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _LEAF = b"\x00"
 _NODE = b"\x01"
+ROOT_CHUNK = 1 << 14  # leaves per aligned chunk in packed_root (a power of two, >= 2)
 
 
 class ProofError(CheckFailed):
@@ -62,20 +63,31 @@ def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
 
 
 def packed_root(level: bytes | bytearray) -> bytes:
-    """MTH over leaf hashes packed back to back, level by level in linear time.
+    """MTH over leaf hashes packed back to back, in linear time and bounded memory.
 
-    Siblings sit next to each other, so each node hashes one 64-byte slice and no
-    per-leaf object is ever made: flat memory for millions of leaves.
+    The leaves are taken in aligned chunks of ``ROOT_CHUNK`` (a power of two): RFC
+    9162 splits a tree only at powers of two, so every chunk but the last is a
+    complete subtree and the tree over the chunk roots is the tree over the leaves.
+    Only one chunk's levels and the chunk roots are held at a time.
     """
+    if len(level) <= ROOT_CHUNK * HASH_SIZE:
+        return _level_root(bytes(level))
+    step = ROOT_CHUNK * HASH_SIZE
+    view = memoryview(level)
+    roots = b"".join([_level_root(bytes(view[i : i + step])) for i in range(0, len(view), step)])
+    return packed_root(roots)
+
+
+def _level_root(level: bytes) -> bytes:
+    """MTH over packed hashes, level by level; siblings are adjacent 64-byte slices."""
     if not level:
         return EMPTY_ROOT
     sha = hashlib.sha256
     while len(level) > HASH_SIZE:
-        view = memoryview(level)
         even = len(level) - len(level) % (2 * HASH_SIZE)
-        paired = b"".join([sha(_NODE + view[i : i + 64]).digest() for i in range(0, even, 64)])
-        level = paired + bytes(view[even:])  # an odd last node is promoted unchanged
-    return bytes(level)
+        paired = b"".join([sha(_NODE + level[i : i + 64]).digest() for i in range(0, even, 64)])
+        level = paired + level[even:]  # an odd last node is promoted unchanged
+    return level
 
 
 def subtree_hash(leaf_hashes: Sequence[bytes], start: int, end: int) -> bytes:
