@@ -133,7 +133,7 @@ class BundleWriter:
         """Many entry lines at once (``block`` ends in a newline), written in the background."""
         self._settle()
         self._pending = _Background(self._write_now, block)
-        self.leaves.data += leaves
+        self.leaves.extend(leaves)
         self.count += count
 
     def close_manifest(self, trailer: dict[str, Any]) -> str:

@@ -58,7 +58,7 @@ def bit_ceil(n: int) -> int:
 def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
     """MTH over leaf hashes."""
     if isinstance(leaf_hashes, PackedLeaves):
-        return packed_root(leaf_hashes.data)
+        return leaf_hashes.subtree_hash(0, len(leaf_hashes))
     return packed_root(b"".join(leaf_hashes))
 
 
@@ -93,18 +93,43 @@ def _level_root(level: bytes) -> bytes:
 def subtree_hash(leaf_hashes: Sequence[bytes], start: int, end: int) -> bytes:
     """MTH(D[start:end])."""
     if isinstance(leaf_hashes, PackedLeaves):
-        return packed_root(leaf_hashes.data[start * HASH_SIZE : end * HASH_SIZE])
+        return leaf_hashes.subtree_hash(start, end)
     return root_hash(leaf_hashes[start:end])
 
 
 class PackedLeaves(Sequence[bytes]):
-    """Leaf hashes packed in one bytearray (32 bytes each): flat memory for big trees."""
+    """Leaf hashes packed in one bytearray (32 bytes each): flat memory for big trees.
+
+    Leaves are only ever appended, so the root of a complete aligned chunk of
+    ``ROOT_CHUNK`` leaves never changes: it is kept once computed, and the root
+    plus the O(log n) subtrees of a consistency or inclusion proof hash each
+    leaf about once instead of once per subtree.
+    """
 
     def __init__(self, data: bytes | bytearray = b"") -> None:
         self.data = bytearray(data)
+        self._chunk_roots: list[bytes] = []
 
     def append(self, digest: bytes) -> None:
         self.data += digest
+
+    def extend(self, packed: bytes) -> None:
+        """Append many leaf hashes packed back to back."""
+        self.data += packed
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]), reusing the roots of the complete chunks it spans."""
+        if start % ROOT_CHUNK or end - start <= ROOT_CHUNK:
+            return packed_root(self.data[start * HASH_SIZE : end * HASH_SIZE])
+        full = end // ROOT_CHUNK  # chunks [start / ROOT_CHUNK, full) are complete
+        step = ROOT_CHUNK * HASH_SIZE
+        while len(self._chunk_roots) < full:
+            offset = len(self._chunk_roots) * step
+            self._chunk_roots.append(_level_root(bytes(self.data[offset : offset + step])))
+        roots = b"".join(self._chunk_roots[start // ROOT_CHUNK : full])
+        if end % ROOT_CHUNK:
+            roots += _level_root(bytes(self.data[full * step : end * HASH_SIZE]))
+        return packed_root(roots)
 
     def __len__(self) -> int:
         return len(self.data) // HASH_SIZE

@@ -35,6 +35,28 @@ def test_chunked_root_is_the_rfc_root(chunk: int, monkeypatch: pytest.MonkeyPatc
         assert merkle.packed_root(b"".join(leaves[:size])) == _reference_root(leaves[:size])
 
 
+@pytest.mark.parametrize("chunk", [2, 4, 8])
+def test_cached_chunk_roots_give_the_rfc_subtrees_and_proofs(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(40)]
+    monkeypatch.setattr(merkle, "ROOT_CHUNK", chunk)
+    packed = merkle.PackedLeaves()
+    for size in (13, 29, 40):  # grow after chunk roots were cached: they must still hold
+        packed.extend(b"".join(leaves[len(packed) : size]))
+        for start in range(size + 1):
+            for end in range(start, size + 1):
+                expected = _reference_root(leaves[start:end])
+                assert merkle.subtree_hash(packed, start, end) == expected, (start, end)
+        for size1 in range(1, size + 1):
+            proof = merkle.consistency_proof(packed, size1, size)
+            assert proof == merkle.consistency_proof(leaves, size1, size)
+        for index in range(size):
+            assert merkle.inclusion_proof(packed, index) == merkle.inclusion_proof(
+                leaves[:size], index
+            )
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Any]:
     from nodus_cli.store import open_store
