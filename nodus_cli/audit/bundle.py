@@ -21,7 +21,8 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -83,17 +84,42 @@ def parse_file_entry(line: bytes, index: int) -> FileEntry:
 
 
 class BundleWriter:
-    """Streams a bundle: header, entries (hashed as they go), then the signed checkpoint."""
+    """Streams a bundle: header, entries (hashed as they go), then the signed checkpoint.
+
+    Blocks of entries are written and hashed into the manifest on a background
+    thread (both release the GIL on large buffers) while the caller prepares the
+    next block; every other write waits for it, so bytes land in order. Use it as
+    a context manager so no write is left running when the block ends.
+    """
 
     def __init__(self, handle: IO[bytes], header: dict[str, Any]) -> None:
         self.handle = handle
         self.manifest = hashlib.sha256()
         self.leaves = merkle.PackedLeaves()
         self.count = 0
+        self._pending: _Background | None = None
         self._write(MAGIC)
         self._write(canonical_json(header) + b"\n")
 
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.wait(reraise=exc_info[0] is None)
+
+    def _settle(self) -> None:
+        """Wait for the block being written in the background; raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.wait()
+
     def _write(self, data: bytes) -> None:
+        self._settle()
+        self._write_now(data)
+
+    def _write_now(self, data: bytes) -> None:
         self.handle.write(data)
         self.manifest.update(data)
 
@@ -104,9 +130,10 @@ class BundleWriter:
         self.count += 1
 
     def add_block(self, block: bytes, leaves: bytes, count: int) -> None:
-        """Many entry lines at once (``block`` ends in a newline), for speed."""
-        self._write(block)
-        self.leaves.data += leaves
+        """Many entry lines at once (``block`` ends in a newline), written in the background."""
+        self._settle()
+        self._pending = _Background(self._write_now, block)
+        self.leaves.extend(leaves)
         self.count += count
 
     def close_manifest(self, trailer: dict[str, Any]) -> str:
@@ -115,7 +142,28 @@ class BundleWriter:
         return self.manifest.hexdigest()
 
     def finish(self, checkpoint_note: str) -> None:
+        self._settle()
         self.handle.write(checkpoint_note.encode("utf-8"))
+
+
+class _Background:
+    """One call run on its own thread; ``wait`` joins it and re-raises its error."""
+
+    def __init__(self, call: Callable[[bytes], None], data: bytes) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call, data), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[[bytes], None], data: bytes) -> None:
+        try:
+            call(data)
+        except BaseException as exc:  # handed to the waiting thread
+            self._error = exc
+
+    def wait(self, *, reraise: bool = True) -> None:
+        self._thread.join()
+        if reraise and self._error is not None:
+            raise self._error
 
 
 def checkpoint_for(origin: str, leaves: merkle.PackedLeaves, manifest: str, prev: str) -> str:

@@ -28,6 +28,7 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _LEAF = b"\x00"
 _NODE = b"\x01"
+ROOT_CHUNK = 1 << 14  # leaves per aligned chunk in packed_root (a power of two, >= 2)
 
 
 class ProofError(CheckFailed):
@@ -57,42 +58,78 @@ def bit_ceil(n: int) -> int:
 def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
     """MTH over leaf hashes."""
     if isinstance(leaf_hashes, PackedLeaves):
-        return packed_root(leaf_hashes.data)
+        return leaf_hashes.subtree_hash(0, len(leaf_hashes))
     return packed_root(b"".join(leaf_hashes))
 
 
 def packed_root(level: bytes | bytearray) -> bytes:
-    """MTH over leaf hashes packed back to back, level by level in linear time.
+    """MTH over leaf hashes packed back to back, in linear time and bounded memory.
 
-    Siblings sit next to each other, so each node hashes one 64-byte slice and no
-    per-leaf object is ever made: flat memory for millions of leaves.
+    The leaves are taken in aligned chunks of ``ROOT_CHUNK`` (a power of two): RFC
+    9162 splits a tree only at powers of two, so every chunk but the last is a
+    complete subtree and the tree over the chunk roots is the tree over the leaves.
+    Only one chunk's levels and the chunk roots are held at a time.
     """
+    if len(level) <= ROOT_CHUNK * HASH_SIZE:
+        return _level_root(bytes(level))
+    step = ROOT_CHUNK * HASH_SIZE
+    view = memoryview(level)
+    roots = b"".join([_level_root(bytes(view[i : i + step])) for i in range(0, len(view), step)])
+    return packed_root(roots)
+
+
+def _level_root(level: bytes) -> bytes:
+    """MTH over packed hashes, level by level; siblings are adjacent 64-byte slices."""
     if not level:
         return EMPTY_ROOT
     sha = hashlib.sha256
     while len(level) > HASH_SIZE:
-        view = memoryview(level)
         even = len(level) - len(level) % (2 * HASH_SIZE)
-        paired = b"".join([sha(_NODE + view[i : i + 64]).digest() for i in range(0, even, 64)])
-        level = paired + bytes(view[even:])  # an odd last node is promoted unchanged
-    return bytes(level)
+        paired = b"".join([sha(_NODE + level[i : i + 64]).digest() for i in range(0, even, 64)])
+        level = paired + level[even:]  # an odd last node is promoted unchanged
+    return level
 
 
 def subtree_hash(leaf_hashes: Sequence[bytes], start: int, end: int) -> bytes:
     """MTH(D[start:end])."""
     if isinstance(leaf_hashes, PackedLeaves):
-        return packed_root(leaf_hashes.data[start * HASH_SIZE : end * HASH_SIZE])
+        return leaf_hashes.subtree_hash(start, end)
     return root_hash(leaf_hashes[start:end])
 
 
 class PackedLeaves(Sequence[bytes]):
-    """Leaf hashes packed in one bytearray (32 bytes each): flat memory for big trees."""
+    """Leaf hashes packed in one bytearray (32 bytes each): flat memory for big trees.
+
+    Leaves are only ever appended, so the root of a complete aligned chunk of
+    ``ROOT_CHUNK`` leaves never changes: it is kept once computed, and the root
+    plus the O(log n) subtrees of a consistency or inclusion proof hash each
+    leaf about once instead of once per subtree.
+    """
 
     def __init__(self, data: bytes | bytearray = b"") -> None:
         self.data = bytearray(data)
+        self._chunk_roots: list[bytes] = []
 
     def append(self, digest: bytes) -> None:
         self.data += digest
+
+    def extend(self, packed: bytes) -> None:
+        """Append many leaf hashes packed back to back."""
+        self.data += packed
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]), reusing the roots of the complete chunks it spans."""
+        if start % ROOT_CHUNK or end - start <= ROOT_CHUNK:
+            return packed_root(self.data[start * HASH_SIZE : end * HASH_SIZE])
+        full = end // ROOT_CHUNK  # chunks [start / ROOT_CHUNK, full) are complete
+        step = ROOT_CHUNK * HASH_SIZE
+        while len(self._chunk_roots) < full:
+            offset = len(self._chunk_roots) * step
+            self._chunk_roots.append(_level_root(bytes(self.data[offset : offset + step])))
+        roots = b"".join(self._chunk_roots[start // ROOT_CHUNK : full])
+        if end % ROOT_CHUNK:
+            roots += _level_root(bytes(self.data[full * step : end * HASH_SIZE]))
+        return packed_root(roots)
 
     def __len__(self) -> int:
         return len(self.data) // HASH_SIZE

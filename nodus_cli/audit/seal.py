@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from nodus_cli.audit import merkle, note
 from nodus_cli.audit.bundle import (
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 ROW_BATCH = 1 << 16
 Progress = Callable[[float], None]
+T = TypeVar("T")
 
 
 class CompositeKey(Protocol):
@@ -337,9 +340,12 @@ def seal_rows(
             order="rowid",
         )
         try:
-            with atomic_writer(output) as handle:
-                writer = BundleWriter(handle, header)
-                for batch in selection.batches(top):
+            with (
+                atomic_writer(output) as handle,
+                BundleWriter(handle, header) as writer,
+                Prefetch(selection.batches(top)) as batches,
+            ):
+                for batch in batches:
                     block, leaves = _encode_batch(batch)
                     writer.add_block(block, leaves, len(batch))
                     if on_progress:
@@ -395,10 +401,10 @@ class RowSelection:
         ).fetchone()
         return int(count), int(top)
 
-    def batches(self, top: int) -> Iterator[list[str]]:
-        """Each matching row as its canonical line, in rowid order, a batch at a time."""
+    def batches(self, top: int) -> Iterator[list[bytes]]:
+        """Each matching row as its canonical line (UTF-8), in rowid order, a batch at a time."""
         sql = (
-            f"SELECT to_json(t)::VARCHAR FROM {_quote(self.table)} t "
+            f"SELECT encode(to_json(t)::VARCHAR) FROM {_quote(self.table)} t "
             f"WHERE rowid >= ? AND rowid < ? AND {self.filters} ORDER BY rowid"
         )
         for low in range(0, top, ROW_BATCH):
@@ -412,10 +418,60 @@ class RowSelection:
                 yield batch
 
 
-def _encode_batch(batch: list[str]) -> tuple[bytes, bytes]:
+def _encode_batch(lines: list[bytes]) -> tuple[bytes, bytes]:
     """Entry lines and their leaf hashes; a row never holds a raw newline (JSON)."""
     sha = hashlib.sha256
-    block = ("\n".join(batch) + "\n").encode("utf-8")
-    lines = block.split(b"\n")
-    lines.pop()
-    return block, b"".join([sha(b"\x00" + line).digest() for line in lines])
+    return b"\n".join(lines) + b"\n", b"".join([sha(b"\x00" + line).digest() for line in lines])
+
+
+class Prefetch(Generic[T]):
+    """Run an iterator one step ahead on a background thread.
+
+    While this thread hashes one batch, DuckDB renders the next one (it releases
+    the GIL while it works). Leaving the ``with`` block stops the producer and
+    waits for it, so the connection is never used by two threads at once.
+    """
+
+    _DONE = object()
+
+    def __init__(self, items: Iterator[T], depth: int = 1) -> None:
+        self._items = items
+        self._slots: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, daemon=True)
+
+    def __enter__(self) -> Iterator[T]:
+        self._thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _offer(self, item: object, error: BaseException | None = None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._slots.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._offer(item):
+                    return
+        except BaseException as exc:  # handed to the consuming thread
+            self._offer(self._DONE, exc)
+            return
+        self._offer(self._DONE)
+
+    def _consume(self) -> Iterator[T]:
+        while True:
+            item, error = self._slots.get()
+            if error is not None:
+                raise error
+            if item is self._DONE:
+                return
+            yield cast(T, item)

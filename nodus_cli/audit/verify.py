@@ -229,7 +229,7 @@ def _check_rows(bundle: Bundle, store: Store, report: Report) -> None:
         index = 0
         for batch in selection.batches(top):
             for line in batch:
-                if index < len(bundle.entries) and bundle.entries[index] != line.encode():
+                if index < len(bundle.entries) and bundle.entries[index] != line:
                     changed.append(str(index))
                 index += 1
     finally:
