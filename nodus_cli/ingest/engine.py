@@ -286,7 +286,7 @@ class _Job:
                     first = False
                 rows, quarantined = self._load_window(
                     window,
-                    (offset, line_no),
+                    (offset, line_no, lines),
                     detected,
                     (checkpoint.file_id, source_name, _stem(source.path)),
                     mtime_sql,
@@ -345,7 +345,7 @@ class _Job:
     def _load_window(
         self,
         window: bytes,
-        position: tuple[int, int],
+        position: tuple[int, int, int],
         detected: Detected,
         names: tuple[int, str, str],
         mtime_sql: str,
@@ -355,7 +355,7 @@ class _Job:
         The common case costs one parsing pass (the insert) and one cheap count of
         the window's records; the parser runs again only when lines were rejected.
         """
-        offset, line_no = position
+        offset, line_no, lines = position
         file_id, source_name, stem = names
         prepared = prepare_window(window)
         self.window_file.write_bytes(prepared.data)
@@ -403,7 +403,7 @@ class _Job:
             source_name,
             file_id,
         )
-        records = _plain_records(window, detected)
+        records = _plain_records(window, detected, lines)
         if records is None:
             if detected.multiline:
                 count_sql = f"{with_clause} SELECT count(*) FROM records"
@@ -500,7 +500,7 @@ class _Job:
 _BLANK_START = re.compile(rb"\n[\n \t\r]")  # a line that starts blank (or is empty)
 
 
-def _plain_records(window: bytes, detected: Detected) -> int | None:
+def _plain_records(window: bytes, detected: Detected, lines: int) -> int | None:
     """The record count of a single-line format when no line can be blank, else None.
 
     One regex scan of the bytes (a blank line is empty or starts with a blank)
@@ -510,7 +510,7 @@ def _plain_records(window: bytes, detected: Detected) -> int | None:
         return None
     if window[:1] in (b"\n", b" ", b"\t", b"\r") or _BLANK_START.search(window):
         return None
-    return line_count(window)
+    return lines
 
 
 def _record_condition(detected: Detected) -> str:

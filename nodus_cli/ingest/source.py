@@ -174,6 +174,8 @@ def windows(stream: BinaryIO, size: int, record_start: re.Pattern[str] | None) -
     leftover = b""
     while True:
         chunk = read_full(stream, size)
+        if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
+            chunk += stream.readline()  # end on the line's end: the window is not copied again
         buffer = leftover + chunk if leftover else chunk
         if not buffer:
             return
