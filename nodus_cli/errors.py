@@ -12,6 +12,12 @@ EXIT_USAGE = 2  # bad usage or bad input
 EXIT_UNVERIFIABLE = 3  # cannot verify: unknown key or algorithm
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line, for a one-line ``nodus: error:``."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class NodusError(Exception):
     """Base class: a message for the user and the exit code it maps to."""
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.store.db import Store
+from nodus_cli.store.query import sql_error_text
 
 _SERIES = re.compile(r"^\s*(?P<name>[^{}\s]+)\s*(?:\{(?P<labels>.*)\})?\s*$")
 _LABEL = re.compile(
@@ -86,7 +87,7 @@ def read_points(
     try:
         arrays = store.con.execute(query, params).fetchnumpy()
     except duckdb.Error as exc:
-        raise InputError(f"cannot read points: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"cannot read points: {sql_error_text(exc)}") from None
     import numpy as np
 
     return np.asarray(arrays["t_us"], dtype=np.int64), np.asarray(arrays["v"], dtype=float)
@@ -117,7 +118,7 @@ def _sql_inner(store: Store, sql: str) -> tuple[str, list[Any]]:
     try:
         cursor = store.con.execute(f"SELECT * FROM ({text}) AS q LIMIT 0")
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
     columns = [d[0] for d in cursor.description or []]
     if len(columns) < 2:
         raise InputError("--sql must return two columns: time, value")

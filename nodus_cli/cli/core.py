@@ -11,7 +11,6 @@ import typer
 from nodus_cli import __version__
 from nodus_cli.cli import state
 from nodus_cli.cli.output import (
-    Format,
     FormatOption,
     JsonOption,
     emit_json,
@@ -183,8 +182,7 @@ def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
 
     with state.open_store(read_only=True) as store:
         infos = list_tables(store)
-    output = resolve_format(fmt, as_json)
-    if output is Format.json and as_json and fmt is None:
+    if as_json and fmt is None:  # --json alone: a nested document, not rows
         emit_json(
             [
                 {
@@ -200,7 +198,7 @@ def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
     render_rows(
         ["table", "rows", "owner", "columns"],
         ((t.name, t.rows, t.owner, ", ".join(f"{n} {ty}" for n, ty in t.columns)) for t in infos),
-        output,
+        resolve_format(fmt, as_json),
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import InputError, UsageError, first_line
 from nodus_cli.scaleout import QueryEngine
 from nodus_cli.scaleout.dataset import (
     PARQUET_GLOB,
@@ -28,7 +28,7 @@ from nodus_cli.scaleout.dataset import (
     quote_identifier,
     sql_literal,
 )
-from nodus_cli.store.db import CONNECTION_CONFIG, Invocation, Store, _first_line
+from nodus_cli.store.db import CONNECTION_CONFIG, Invocation, Store
 from nodus_cli.store.query import QueryResult, run_query
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def start_spark(master: str = DEFAULT_MASTER, conf: dict[str, str] | None = None
     try:
         session = builder.getOrCreate()
     except Exception as exc:
-        raise InputError(f"cannot start Spark with master {master}: {_first_line(exc)}") from None
+        raise InputError(f"cannot start Spark with master {master}: {first_line(exc)}") from None
     session.sparkContext.setLogLevel("ERROR")
     return session
 
@@ -407,4 +407,4 @@ def _spark_errors() -> Iterator[None]:
     try:
         yield
     except (PySparkException, Py4JError) as exc:
-        raise InputError(f"Spark SQL error: {_first_line(exc)}") from None
+        raise InputError(f"Spark SQL error: {first_line(exc)}") from None

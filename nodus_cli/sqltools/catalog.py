@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nodus_cli.errors import InputError, NotFoundError
-from nodus_cli.store.query import _error_text
+from nodus_cli.store.query import sql_error_text
 
 Schema = dict[str, dict[str, str]]  # table -> column -> DuckDB type, in column order
 
@@ -68,7 +68,7 @@ def connect_database(path: Path) -> Any:
     try:
         return duckdb.connect(str(path), read_only=True, config=CONNECTION_CONFIG)
     except duckdb.Error as exc:
-        raise InputError(f"{path}: cannot open as DuckDB: {_error_text(exc)}") from None
+        raise InputError(f"{path}: cannot open as DuckDB: {sql_error_text(exc)}") from None
 
 
 def execute(con: Any, sql: str) -> tuple[list[tuple[Any, ...]], float]:
@@ -79,7 +79,7 @@ def execute(con: Any, sql: str) -> tuple[list[tuple[Any, ...]], float]:
     try:
         rows = con.execute(sql).fetchall()
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {_error_text(exc)}") from None
+        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
     return rows, time.perf_counter() - started
 
 
@@ -90,5 +90,5 @@ def output_columns(con: Any, sql: str) -> list[tuple[str, str]]:
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {_error_text(exc)}") from None
+        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
     return [(name, str(kind)) for name, kind in zip(relation.columns, relation.types, strict=True)]

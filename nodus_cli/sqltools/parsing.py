@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import InputError, UsageError, first_line
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -62,4 +62,4 @@ def _parse_message(exc: Exception) -> str:
         )
         description = _TOKEN_REPR.sub(r"'\1'", str(first.get("description", "syntax error")))
         return f"{description}{where}"
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first_line(exc)

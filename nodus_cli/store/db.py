@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodus_cli.errors import StoreError, StoreLockedError
+from nodus_cli.errors import StoreError, StoreLockedError, first_line
 from nodus_cli.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from nodus_cli.workspace import Workspace
 
@@ -85,7 +85,7 @@ def _connect(path: Path, *, read_only: bool, lock_timeout: float) -> Any:
             return duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG)
         except duckdb.Error as exc:
             if not _is_lock_error(exc):
-                raise StoreError(f"cannot open store {path}: {_first_line(exc)}") from exc
+                raise StoreError(f"cannot open store {path}: {first_line(exc)}") from exc
             if time.monotonic() >= deadline:
                 holder = re.search(r"PID (\d+)", str(exc))
                 who = f" (held by PID {holder.group(1)})" if holder else ""
@@ -95,10 +95,6 @@ def _connect(path: Path, *, read_only: bool, lock_timeout: float) -> Any:
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _schema_version(con: Any) -> int:
@@ -170,7 +166,7 @@ class Store:
             self.con.execute("ROLLBACK")
             if isinstance(exc, Exception):
                 with contextlib.suppress(Exception):
-                    self.record("error", {**details, "error": _first_line(exc)})
+                    self.record("error", {**details, "error": first_line(exc)})
             raise
 
     def record(self, outcome: str, summary: dict[str, Any]) -> None:
@@ -232,7 +228,7 @@ def _migrate(con: Any, path: Path, invocation: Invocation) -> None:
         if isinstance(exc, StoreError):
             raise
         if isinstance(exc, Exception):
-            raise StoreError(f"cannot migrate store {path}: {_first_line(exc)}") from exc
+            raise StoreError(f"cannot migrate store {path}: {first_line(exc)}") from exc
         raise
 
 

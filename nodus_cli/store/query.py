@@ -25,7 +25,7 @@ class QueryResult:
     rows: Iterator[tuple[Any, ...]]
 
 
-def _error_text(exc: Exception) -> str:
+def sql_error_text(exc: Exception) -> str:
     """DuckDB's message on one line, without the caret diagram of a parser error."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     kept = [line for line in lines if not line.startswith(("LINE ", "^"))]
@@ -39,7 +39,7 @@ def check_read_only(store: Store, sql: str) -> list[Any]:
     try:
         statements = store.con.extract_statements(sql)
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {_error_text(exc)}") from None
+        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
     if not statements:
         raise UsageError("no SQL statement given")
     for statement in statements:
@@ -63,7 +63,7 @@ def run_query(store: Store, sql: str, *, limit: int | None = None) -> QueryResul
         last = statements[-1]
         cursor = store.con.execute(last)
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {_error_text(exc)}") from None
+        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
     description = cursor.description or []
     columns = [d[0] for d in description]
     types = [str(d[1]) for d in description]
@@ -75,7 +75,7 @@ def run_query(store: Store, sql: str, *, limit: int | None = None) -> QueryResul
             try:
                 batch = cursor.fetchmany(size)
             except duckdb.Error as exc:
-                raise InputError(f"SQL error: {_error_text(exc)}") from None
+                raise InputError(f"SQL error: {sql_error_text(exc)}") from None
             if not batch:
                 return
             yield from batch
@@ -171,6 +171,6 @@ def load_file(store: Store, path: Path, table: str, *, mode: LoadMode = "create"
                 store.con.execute(f'{verb} "{table}" AS SELECT * FROM {source}', [str(path)])
             total = store.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
         except duckdb.Error as exc:
-            raise InputError(f"{path}: cannot load: {_error_text(exc)}") from None
+            raise InputError(f"{path}: cannot load: {sql_error_text(exc)}") from None
         summary["rows"] = total - before
     return int(summary["rows"])
