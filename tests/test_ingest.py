@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodus_cli.ingest.engine import IngestOptions, ingest
+from nodus_cli.ingest.lines import WindowLines
 from nodus_cli.ingest.redact import pseudonym
 from nodus_cli.store import Store, open_store
 from nodus_cli.workspace import Workspace
@@ -269,6 +270,35 @@ def test_invalid_utf8_and_control_bytes_keep_offsets(store: Store, tmp_path: Pat
         r[0] for r in store.con.execute("SELECT byte_offset FROM logs ORDER BY 1").fetchall()
     ]
     assert offsets == [0, data.index(b"2026", 1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=200).map(lambda b: b.replace(b"a", b"\n").replace(b"b", b"\r")),
+    offset=st.integers(0, 10**12),
+    before=st.integers(0, 10**9),
+)
+def test_window_lines_match_a_plain_split(data: bytes, offset: int, before: int) -> None:
+    """Lines, numbers and offsets as DuckDB scans them equal a byte-by-byte split."""
+    import duckdb
+
+    expected, start = [], 0
+    for number, piece in enumerate(
+        data.split(b"\n")[: data.count(b"\n") + (not data.endswith(b"\n"))]
+    ):
+        text = piece[:-1] if piece.endswith(b"\r") else piece
+        text = text.decode("utf-8", "nodus-same-length").replace("\0", " ")
+        expected.append((text, before + number + 1, offset + start))
+        start += len(piece) + 1
+    lines = WindowLines(data, offset, before) if data else None
+    if lines is None:
+        return
+    con = duckdb.connect()
+    con.register("window_lines", lines)
+    scanned = con.execute("SELECT line, line_no, byte_offset FROM window_lines").fetchall()
+    assert scanned == expected and lines.count == len(expected)
+    blank = any(not text or text[0] in " \t\r" for text, _, _ in expected)
+    assert lines.maybe_blank == blank
 
 
 # --- exactly once -------------------------------------------------------------------

@@ -21,6 +21,7 @@ HEAVY = (
     "matplotlib",
     "pyspark",
     "pandas",
+    "nanoarrow",
 )
 PROBE = """
 import sys

@@ -57,6 +57,28 @@ def test_old_store_is_upgraded_in_order(ws: Workspace, monkeypatch: pytest.Monke
     assert summary[-1][0] == str(SCHEMA_VERSION)
 
 
+def test_logs_move_to_zstd_with_every_row(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = [m for m in migrations_module.MIGRATIONS if m.version < 9]
+    monkeypatch.setattr("nodus_cli.store.db.MIGRATIONS", before)
+    monkeypatch.setattr("nodus_cli.store.db.SCHEMA_VERSION", before[-1].version)
+    with open_store(ws) as store:
+        store.con.execute(
+            "INSERT INTO logs (message, attrs, line_no) VALUES ('kept', '{\"a\": 1}', 7)"
+        )
+    monkeypatch.undo()
+    with open_store(ws) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        rows = store.con.execute("SELECT message, attrs->>'a', line_no FROM logs").fetchall()
+        store.con.execute("INSERT INTO logs (message) SELECT 'x' || i FROM range(200000) t(i)")
+        store.con.execute("CHECKPOINT")
+        compressions = store.con.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info('logs') "
+            "WHERE column_name = 'message' AND segment_type = 'VARCHAR'"
+        ).fetchall()
+    assert rows == [("kept", "1", 7)]
+    assert compressions == [("ZSTD",)]
+
+
 def test_failed_migration_leaves_store_untouched(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any, BinaryIO
 from nodus_cli.errors import InputError, NodusError, UsageError
 from nodus_cli.ingest import formats, redact
 from nodus_cli.ingest.formats import Detected, sql_str
+from nodus_cli.ingest.lines import WindowLines, numbered
 from nodus_cli.ingest.source import (
     HEAD_BYTES,
     SNIFF_BYTES,
@@ -32,8 +32,6 @@ from nodus_cli.ingest.source import (
     expand_paths,
     fingerprint,
     head_hash,
-    line_count,
-    prepare_window,
     skip_to,
     windows,
 )
@@ -41,6 +39,7 @@ from nodus_cli.store import Store
 
 WINDOW_BYTES = 32 << 20
 MEMORY_LIMIT = "256MB"
+WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
 Progress = Callable[[int], None]
 
 
@@ -137,16 +136,13 @@ def ingest(
     with (
         _session(con, options.tz),
         tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp,
-        tempfile.TemporaryDirectory(
-            prefix="nodus-window-", dir=_memory_dir(options.window_bytes)
-        ) as window_dir,
     ):
         for statement in formats.MACROS:
             con.execute(statement)
         if secret is not None and (kinds or fields):
             for statement in redact.macros(secret, kinds):
                 con.execute(statement)
-        job = _Job(store, options, Path(tmp), Path(window_dir), kinds, fields, on_progress)
+        job = _Job(store, options, Path(tmp), kinds, fields, on_progress)
         for path in expand_paths(paths):
             result = FileResult(path)
             started = time.monotonic()
@@ -184,7 +180,6 @@ class _Job:
         store: Store,
         options: IngestOptions,
         tmp: Path,
-        window_dir: Path,
         kinds: list[str],
         fields: list[str],
         on_progress: Progress | None,
@@ -196,7 +191,6 @@ class _Job:
         self.kinds = kinds
         self.fields = fields
         self.on_progress = on_progress
-        self.window_file = window_dir / "window.txt"
 
     def stdin_source(self, stdin: BinaryIO | None) -> Source:
         spool = self.tmp / "stdin"
@@ -271,28 +265,27 @@ class _Job:
         mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
         start_pattern = detected.record_start()
         first = checkpoint.new
-        for window in windows(stream, self.options.window_bytes, start_pattern):
+        cut = windows(stream, self.options.window_bytes, start_pattern)
+        for window, lines in numbered(cut, offset, line_no):
             tail = (tail + window[-HEAD_BYTES:])[-HEAD_BYTES:]
-            lines = line_count(window)
             summary = {
                 "path": source.path,
                 "file_id": checkpoint.file_id,
                 "format": detected.format,
-                "lines": [line_no + 1, line_no + lines],
+                "lines": [line_no + 1, line_no + lines.count],
             }
             with self.store.change(summary) as details:
                 if first:
                     self._register(source, checkpoint.file_id, head, detected)
                     first = False
                 rows, quarantined = self._load_window(
-                    window,
-                    (offset, line_no, lines),
+                    lines,
                     detected,
                     (checkpoint.file_id, source_name, _stem(source.path)),
                     mtime_sql,
                 )
                 offset += len(window)
-                line_no += lines
+                line_no += lines.count
                 self.con.execute(
                     """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
                         byte_offset = ?, line_no = ?, rows = rows + ?,
@@ -344,57 +337,40 @@ class _Job:
 
     def _load_window(
         self,
-        window: bytes,
-        position: tuple[int, int, int],
+        lines: WindowLines,
         detected: Detected,
         names: tuple[int, str, str],
         mtime_sql: str,
     ) -> tuple[int, int]:
         """Parse one window inside DuckDB: rows to their table, the rest to quarantine.
 
-        The common case costs one parsing pass (the insert) and one cheap count of
-        the window's records; the parser runs again only when lines were rejected.
+        The common case costs one parsing pass (the insert) and no count of the
+        window's records; the parser runs again only when lines were rejected.
         """
-        offset, line_no, lines = position
+        self.con.register(WINDOW_VIEW, lines)
+        try:
+            return self._parse_window(lines, detected, names, mtime_sql)
+        finally:
+            self.con.unregister(WINDOW_VIEW)
+
+    def _parse_window(
+        self,
+        lines: WindowLines,
+        detected: Detected,
+        names: tuple[int, str, str],
+        mtime_sql: str,
+    ) -> tuple[int, int]:
         file_id, source_name, stem = names
-        prepared = prepare_window(window)
-        self.window_file.write_bytes(prepared.data)
-        line = "coalesce(line, '')"
-        if prepared.cr_placeholder is not None:
-            line = (
-                f"regexp_replace(replace({line}, chr({prepared.cr_placeholder}), chr(13)), "
-                "'\\r$', '')"
-            )
-        size = max(len(window) + 1, 2 << 20)
-        reader = (
-            f"read_csv({sql_str(str(self.window_file))}, columns = {{'line': 'VARCHAR'}}, "
-            f"delim = chr({prepared.delimiter}), quote = '', escape = '', header = false, "
-            f"auto_detect = false, new_line = '\\n', max_line_size = {size}, "
-            f"buffer_size = {size * 2})"
-        )
+        ctes = [f"raw AS (SELECT line, line_no, byte_offset FROM {WINDOW_VIEW})"]
         if detected.multiline:
-            ctes = [
-                f"""raw AS (SELECT line_no, byte_offset, {line} AS line FROM (
-                SELECT row_number() OVER () + {line_no} AS line_no,
-                       sum(strlen(coalesce(line, '')) + 1) OVER (ROWS UNBOUNDED PRECEDING)
-                         - strlen(coalesce(line, '')) - 1 + {offset} AS byte_offset,
-                       line FROM {reader}))""",
+            ctes.append(
                 f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
                     string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
                   FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                           OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
-                        FROM raw WHERE nodus_filled(line)) GROUP BY grp)""",
-            ]
-            relation = f"({self._parser(detected, mtime_sql, stem)})"
-        else:
-            # Parse first, then number lines and offsets on top (cheaper than numbering first).
-            ctes = [
-                f"""raw AS (SELECT {line} AS line, strlen(coalesce(line, '')) + 1 AS size
-                FROM {reader})"""
-            ]
-            relation = f"""(SELECT *, row_number() OVER () + {line_no} AS line_no,
-                sum(size) OVER (ROWS UNBOUNDED PRECEDING) - size + {offset} AS byte_offset
-                FROM ({self._parser(detected, mtime_sql, stem)}) AS unnumbered)"""
+                        FROM raw WHERE nodus_filled(line)) GROUP BY grp)"""
+            )
+        relation = f"({self._parser(detected, mtime_sql, stem)})"
         with_clause = "WITH " + ", ".join(ctes)
         header = " AND line_no > 1" if detected.format == "csv" else ""
         rows = self._insert_rows(
@@ -403,15 +379,14 @@ class _Job:
             source_name,
             file_id,
         )
-        records = _plain_records(window, detected, lines)
+        records = _plain_records(lines, detected)
         if records is None:
             if detected.multiline:
                 count_sql = f"{with_clause} SELECT count(*) FROM records"
             else:  # no parsing needed to count records
-                numbered = f", row_number() OVER () + {line_no} AS line_no" if header else ""
-                count_sql = f"""SELECT count(*) FROM (SELECT {line} AS line{numbered}
-                    FROM {reader}) WHERE {_record_condition(detected)}"""
-            records = self.con.execute(count_sql).fetchone()[0]
+                condition = _record_condition(detected)
+                count_sql = f"{with_clause} SELECT count(*) FROM raw WHERE {condition}"
+            records = _count(self.con.execute(count_sql))
         quarantined = records - rows
         if quarantined:
             raw = "raw"
@@ -422,7 +397,7 @@ class _Job:
                 {with_clause} SELECT ?, line_no, byte_offset, {raw}, reason
                 FROM {relation} AS parsed WHERE record AND NOT ok{header} ORDER BY line_no""",
                 [file_id],
-            )
+            ).fetchall()
         return rows, quarantined
 
     def _insert_rows(self, good: str, detected: Detected, source_name: str, file_id: int) -> int:
@@ -436,7 +411,7 @@ class _Job:
                 WHERE point.value IS NOT NULL ORDER BY line_no""",
                 [source_name],
             )
-            return int(self.con.execute(f"SELECT count(*) FROM ({good}) AS g").fetchone()[0])
+            return _count(self.con.execute(f"SELECT count(*) FROM ({good}) AS g"))
         if detected.is_metrics:
             labels = self._json_column("labels", metrics=True)
             cursor = self.con.execute(
@@ -444,7 +419,7 @@ class _Job:
                 SELECT time, series, {labels}, value, ? FROM ({good}) AS g""",
                 [source_name],
             )
-            return int(cursor.fetchone()[0])
+            return _count(cursor)
         order = " ORDER BY line_no" if detected.multiline else ""
         columns = {name: name for name in ("host", "app", "message")}
         if self.kinds or self.fields:
@@ -462,7 +437,7 @@ class _Job:
             FROM ({good}) AS g{order}""",
             [source_name, file_id],
         )
-        return int(cursor.fetchone()[0])
+        return _count(cursor)
 
     def _json_column(self, column: str, *, metrics: bool) -> str:
         """``attrs``/``labels`` with the requested values pseudonymised."""
@@ -497,20 +472,19 @@ class _Job:
         raise UsageError(f"unknown format {fmt!r}")
 
 
-_BLANK_START = re.compile(rb"\n[\n \t\r]")  # a line that starts blank (or is empty)
-
-
-def _plain_records(window: bytes, detected: Detected, lines: int) -> int | None:
+def _plain_records(lines: WindowLines, detected: Detected) -> int | None:
     """The record count of a single-line format when no line can be blank, else None.
 
-    One regex scan of the bytes (a blank line is empty or starts with a blank)
-    replaces a pass of SQL over the window.
+    Then every line is a record, and no pass of SQL over the window is needed to count.
     """
-    if detected.multiline or detected.format in formats.METRIC_FORMATS:
+    if detected.multiline or detected.format in formats.METRIC_FORMATS or lines.maybe_blank:
         return None
-    if window[:1] in (b"\n", b" ", b"\t", b"\r") or _BLANK_START.search(window):
-        return None
-    return lines
+    return lines.count
+
+
+def _count(cursor: Any) -> int:
+    """The single number a statement returns, read to the end so the window can be released."""
+    return int(cursor.fetchall()[0][0])
 
 
 def _record_condition(detected: Detected) -> str:
@@ -535,18 +509,6 @@ def _still_there(path: str, digest: str, offset: int) -> bool:
         return head_hash(Source.open_path(path).read_prefix(HEAD_BYTES), offset) == digest
     except NodusError:
         return False
-
-
-def _memory_dir(window_bytes: int) -> str | None:
-    """``/dev/shm`` when it has room for a few windows: the window file never hits disk."""
-    shm = Path("/dev/shm")
-    try:
-        writable = shm.is_dir() and os.access(shm, os.W_OK)
-        if writable and shutil.disk_usage(shm).free > 4 * window_bytes:
-            return str(shm)
-    except OSError:
-        pass
-    return None
 
 
 def _default_source(path: str) -> str:

@@ -1,9 +1,8 @@
 """The formats nodus ingests: how to recognise each one and the SQL that parses it.
 
-Every parser is a DuckDB ``SELECT`` over the relation ``raw(line, size)`` (one row
-per line of a window, in order; ``size`` counts its bytes and newline) and yields
-``ok`` (a good record), ``record`` (not blank), ``size`` and the table's columns;
-the engine numbers lines and offsets on top of the parsed rows.
+Every parser is a DuckDB ``SELECT`` over the relation ``raw(line, line_no,
+byte_offset)`` (one row per line of a window) and yields ``ok`` (a good record),
+``record`` (not blank), ``line_no``, ``byte_offset`` and the table's columns.
 Multi-line formats (text, syslog) parse ``records(line_no, byte_offset, line,
 joined)`` instead, whose rows are already numbered groups of lines.
 The regular expressions are written in the subset shared by RE2 (DuckDB) and
@@ -153,7 +152,7 @@ def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
         {pick("host")} AS host, {pick("app")} AS app, try_cast({pick("pid")} AS BIGINT) AS pid,
         {pick("message")} AS message,
         CASE WHEN ok THEN CAST({attrs} AS JSON) END AS attrs,
-        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+        line_no, byte_offset, record, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, {pick("time")} AS tv,
                    CASE WHEN NOT record OR v IS NULL THEN false
                         WHEN starts_with(obj, '{{') THEN true
@@ -178,7 +177,7 @@ def logfmt_sql(keys: dict[str, str]) -> str:
         f"'{{' || array_to_string(list_transform(keys, lambda k, i: to_json(k) || ':' || "
         f"{value}), ',') || '}}'"
     )
-    inner = f"""SELECT size, record, line,
+    inner = f"""SELECT line_no, byte_offset, record, line,
           CASE WHEN len(keys) > 0 THEN {build} ELSE line END AS obj
         FROM (SELECT *, regexp_extract_all(line, {pair}, 1) AS keys,
                         regexp_extract_all(line, {pair}, 2) AS vals
@@ -263,7 +262,7 @@ def access_sql() -> str:
             'protocol', nullif(r.proto, ''), 'status', try_cast(a.status AS INTEGER),
             'bytes', try_cast(a.bytes AS BIGINT), 'referer', nullif(nullif(a.referer, ''), '-'),
             'user_agent', nullif(nullif(a.agent, ''), '-')) AS JSON) END AS attrs,
-        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+        line_no, byte_offset, record, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, {request} AS r FROM (
               SELECT *, record AND a.client <> '' AS ok FROM (
                 SELECT *, regexp_extract(line, {sql_str(ACCESS)}, {names}) AS a
@@ -417,7 +416,7 @@ def prometheus_sql(openmetrics: bool, scrape_sql: str) -> str:
         CASE WHEN ok THEN coalesce(CASE WHEN p.ts <> '' THEN {stamp} END, {scrape_sql}) END
             AS time,
         p.name AS series, CASE WHEN ok THEN try_cast({labels} AS JSON) END AS labels,
-        value, size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+        value, line_no, byte_offset, record, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, record AND p.name <> '' AND value IS NOT NULL AS ok,
             FROM (SELECT *, try_cast(p.value AS DOUBLE) AS value FROM (
               SELECT *, regexp_extract(line, {sql_str(PROM_SAMPLE)}, {names}) AS p
@@ -482,7 +481,7 @@ def csv_sql(layout: CsvLayout, stem: str, series: str | None) -> str:
               THEN 'expected {n} fields' WHEN time IS NULL THEN 'unreadable time'
               ELSE 'not a number' END AS reason,
         time, CAST({labels} AS JSON) AS labels, [{values}] AS points,
-        size, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+        line_no, byte_offset, record, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, record AND len(f) = {n} AND time IS NOT NULL AND {checks} AS ok
             FROM (SELECT *, nodus_time({cell(layout.time_index)}) AS time
                   FROM (SELECT *, regexp_extract_all(line, {fields}, 1) AS f

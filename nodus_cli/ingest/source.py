@@ -7,7 +7,6 @@ window can be parsed and committed on its own together with its checkpoint.
 
 from __future__ import annotations
 
-import codecs
 import glob
 import gzip
 import hashlib
@@ -25,17 +24,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1024  # the "first KiB" whose hash identifies a file across renames
 SNIFF_BYTES = 64 * 1024
 STDIN = "-"
-# Bytes that can stand in for the CSV delimiter and for CR when DuckDB reads a window.
-_SPARE_BYTES = bytes([*range(1, 9), *range(14, 32), 127])
-
-
-def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
-    """Replace each undecodable byte by one '?' so byte offsets stay exact."""
-    assert isinstance(error, UnicodeDecodeError)
-    return "?" * (error.end - error.start), error.end
-
-
-codecs.register_error("nodus-same-length", _same_length_replace)
 
 
 def expand_paths(paths: list[str]) -> list[str]:
@@ -204,39 +192,3 @@ def _record_boundary(buffer: bytes, cut: int, record_start: re.Pattern[str]) -> 
             return previous
         position = previous
     return 0
-
-
-@dataclass(frozen=True)
-class PreparedWindow:
-    """Window bytes made safe for DuckDB's CSV reader without changing any length."""
-
-    data: bytes
-    delimiter: int
-    cr_placeholder: int | None
-
-
-def prepare_window(window: bytes) -> PreparedWindow:
-    if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
-        try:
-            window.decode("utf-8")
-        except UnicodeDecodeError:
-            window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
-    if b"\0" in window:
-        window = window.replace(b"\0", b" ")
-    spare: list[int] = []
-    for candidate in _SPARE_BYTES:
-        if bytes([candidate]) not in window:
-            spare.append(candidate)
-            if len(spare) == 2:
-                break
-    if len(spare) < 2:
-        raise InputError("binary data: every control byte occurs in the input")
-    placeholder = None
-    if b"\r" in window:
-        placeholder = spare[1]
-        window = window.replace(b"\r", bytes([placeholder]))
-    return PreparedWindow(window, spare[0], placeholder)
-
-
-def line_count(window: bytes) -> int:
-    return window.count(b"\n") + (0 if window.endswith(b"\n") else 1)

@@ -1,0 +1,147 @@
+"""A window's lines as an Arrow stream that DuckDB scans in parallel, numbered in place.
+
+Each row carries the line (without its newline or a CR before it), its line
+number and its byte offset, all computed with a few vectorised passes over the
+window's bytes. The parsers need no window function to number lines, so every
+step of the parse and insert runs on all cores, and nothing is written to disk
+for DuckDB to read back. The string data is shared with DuckDB, not copied.
+"""
+
+from __future__ import annotations
+
+import codecs
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+# Rows per Arrow batch: each batch is one unit of parallel work for DuckDB's scan.
+BATCH_ROWS = 16_384
+
+
+def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
+    """Replace each undecodable byte by one '?' so byte offsets stay exact."""
+    assert isinstance(error, UnicodeDecodeError)
+    return "?" * (error.end - error.start), error.end
+
+
+codecs.register_error("nodus-same-length", _same_length_replace)
+
+
+def _valid_text(window: bytes) -> bytes:
+    """The window as valid UTF-8 without NUL bytes, every byte offset unchanged."""
+    if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
+        try:
+            window.decode("utf-8")
+        except UnicodeDecodeError:
+            window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
+    if b"\0" in window:
+        window = window.replace(b"\0", b" ")
+    return window
+
+
+class WindowLines:
+    """The lines of one window: ``line``, ``line_no`` (1-based) and ``byte_offset``.
+
+    ``offset`` and ``lines_before`` place the window in its file. Every export of
+    the Arrow stream is a fresh stream, so one window can be scanned several times.
+    """
+
+    def __init__(self, window: bytes, offset: int, lines_before: int) -> None:
+        import numpy as np
+
+        window = _valid_text(window)
+        ends = np.flatnonzero(np.frombuffer(window, np.uint8) == 10)
+        unterminated = bool(window) and not window.endswith(b"\n")
+        if unterminated:
+            ends = np.append(ends, len(window))
+        count = len(ends)
+        starts = np.empty(count, np.int64)
+        if count:
+            starts[0] = 0
+            starts[1:] = ends[:-1] + 1
+        lengths = ends - starts
+        first_bytes = np.frombuffer(window, np.uint8)[starts[lengths > 0]]
+        # A line that is empty or starts with a blank may hold no record at all.
+        self.maybe_blank = bool((lengths == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
+        data = window
+        if b"\r" in window:  # a CR before the line's end is not part of the line
+            before_end = np.frombuffer(window, np.uint8)[np.maximum(ends - 1, 0)]
+            lengths -= (before_end == 13) & (lengths > 0)
+            data = data.replace(b"\r\n", b"\n")
+            if unterminated and data.endswith(b"\r"):
+                data = data[:-1]
+        self.count = count
+        self._data = data.replace(b"\n", b"")
+        self._offsets = np.zeros(count + 1, np.int64)
+        np.cumsum(lengths, out=self._offsets[1:])
+        self._line_no = np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64)
+        self._byte_offset = starts + offset
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        import nanoarrow as na
+
+        schema = na.struct(
+            {"line": na.large_string(), "line_no": na.int64(), "byte_offset": na.int64()}
+        )
+        batches = []
+        for low in range(0, max(self.count, 1), BATCH_ROWS):
+            high = min(low + BATCH_ROWS, self.count)
+            line = na.c_array_from_buffers(
+                na.large_string(), high - low, [None, self._offsets[low : high + 1], self._data]
+            )
+            columns = [
+                line,
+                na.c_array(self._line_no[low:high], na.int64()),
+                na.c_array(self._byte_offset[low:high], na.int64()),
+            ]
+            batches.append(na.c_array_from_buffers(schema, high - low, [None], children=columns))
+        return na.Array.from_chunks(batches, validate=False).__arrow_c_stream__()
+
+
+def numbered(
+    windows: Iterator[bytes], offset: int, lines_before: int
+) -> Iterator[tuple[bytes, WindowLines]]:
+    """Each window with its lines, prepared one window ahead on another thread.
+
+    Reading and splitting the next window (NumPy and file reads release the GIL)
+    overlaps with DuckDB parsing the current one; at most one window waits.
+    """
+    ready: queue.Queue[tuple[bytes, WindowLines] | BaseException | None] = queue.Queue(1)
+    stop = threading.Event()
+
+    def offer(item: tuple[bytes, WindowLines] | BaseException | None) -> bool:
+        """Hand ``item`` over; False once the consumer has gone."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        position, count = offset, lines_before
+        try:
+            for window in windows:
+                lines = WindowLines(window, position, count)
+                position, count = position + len(window), count + lines.count
+                if not offer((window, lines)):
+                    return
+            offer(None)
+        except BaseException as exc:  # raised again on the consumer's side
+            offer(exc)
+
+    worker = threading.Thread(target=produce, name="nodus-window-reader", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
