@@ -37,7 +37,7 @@ from nodus_cli.ingest.source import (
 )
 from nodus_cli.store import Store
 
-WINDOW_BYTES = 32 << 20
+WINDOW_BYTES = 64 << 20
 MEMORY_LIMIT = "256MB"
 WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
 Progress = Callable[[int], None]
@@ -158,10 +158,18 @@ def ingest(
 
 @contextlib.contextmanager
 def _session(con: Any, tz: str | None) -> Iterator[None]:
-    """Session settings for one ingest: ``--tz`` for naive times, a memory limit."""
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    """Session settings for one ingest: ``--tz`` for naive times, memory, the optimizer.
+
+    Filter pushdown is off: it would copy ``WHERE ok`` below the projection that
+    parses each line, so every regular expression or JSON parse would run twice.
+    """
+    saved = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('disabled_optimizers')"
+    ).fetchone()
     # A bounded buffer pool keeps peak memory flat however large the input is.
     con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
+    disabled = ",".join(filter(None, [saved[1], "filter_pushdown"]))
+    con.execute(f"SET disabled_optimizers = {sql_str(disabled)}")
     try:
         if tz is not None:
             try:
@@ -171,7 +179,8 @@ def _session(con: Any, tz: str | None) -> Iterator[None]:
         yield
     finally:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET memory_limit = {sql_str(limit)}")
+        con.execute(f"SET memory_limit = {sql_str(saved[0])}")
+        con.execute(f"SET disabled_optimizers = {sql_str(saved[1])}")
 
 
 class _Job:

@@ -28,7 +28,7 @@ def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("nodus-same-length", _same_length_replace)
 
 
-def _valid_text(window: bytes) -> bytes:
+def _valid_text(window: bytes | bytearray) -> bytes | bytearray:
     """The window as valid UTF-8 without NUL bytes, every byte offset unchanged."""
     if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
         try:
@@ -40,6 +40,18 @@ def _valid_text(window: bytes) -> bytes:
     return window
 
 
+def _newlines(buffer: Any) -> Any:
+    """Positions of the newline bytes, scanned in cache-sized blocks (no big temporaries)."""
+    import numpy as np
+
+    block = 1 << 20
+    found = [
+        np.flatnonzero(buffer[start : start + block] == 10) + start
+        for start in range(0, len(buffer), block)
+    ]
+    return np.concatenate(found) if found else np.empty(0, np.int64)
+
+
 class WindowLines:
     """The lines of one window: ``line``, ``line_no`` (1-based) and ``byte_offset``.
 
@@ -47,11 +59,11 @@ class WindowLines:
     the Arrow stream is a fresh stream, so one window can be scanned several times.
     """
 
-    def __init__(self, window: bytes, offset: int, lines_before: int) -> None:
+    def __init__(self, window: bytes | bytearray, offset: int, lines_before: int) -> None:
         import numpy as np
 
         window = _valid_text(window)
-        ends = np.flatnonzero(np.frombuffer(window, np.uint8) == 10)
+        ends = _newlines(np.frombuffer(window, np.uint8))
         unterminated = bool(window) and not window.endswith(b"\n")
         if unterminated:
             ends = np.append(ends, len(window))
@@ -103,17 +115,19 @@ class WindowLines:
 
 
 def numbered(
-    windows: Iterator[bytes], offset: int, lines_before: int
-) -> Iterator[tuple[bytes, WindowLines]]:
+    windows: Iterator[bytes | bytearray], offset: int, lines_before: int
+) -> Iterator[tuple[bytes | bytearray, WindowLines]]:
     """Each window with its lines, prepared one window ahead on another thread.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
     overlaps with DuckDB parsing the current one; at most one window waits.
     """
-    ready: queue.Queue[tuple[bytes, WindowLines] | BaseException | None] = queue.Queue(1)
+    ready: queue.Queue[tuple[bytes | bytearray, WindowLines] | BaseException | None] = queue.Queue(
+        1
+    )
     stop = threading.Event()
 
-    def offer(item: tuple[bytes, WindowLines] | BaseException | None) -> bool:
+    def offer(item: tuple[bytes | bytearray, WindowLines] | BaseException | None) -> bool:
         """Hand ``item`` over; False once the consumer has gone."""
         while not stop.is_set():
             try:

@@ -157,13 +157,15 @@ def skip_to(stream: BinaryIO, offset: int) -> bytes | None:
     return tail if len(tail) == offset - start else None
 
 
-def windows(stream: BinaryIO, size: int, record_start: re.Pattern[str] | None) -> Iterator[bytes]:
+def windows(
+    stream: BinaryIO, size: int, record_start: re.Pattern[str] | None
+) -> Iterator[bytes | bytearray]:
     """Yield windows of about ``size`` bytes that end on a record boundary."""
-    leftover = b""
+    leftover: bytes | bytearray = b""
     while True:
-        chunk = read_full(stream, size)
+        chunk = _read_window(stream, size)
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
-            chunk += stream.readline()  # end on the line's end: the window is not copied again
+            chunk += stream.readline()  # end on the line's end (grows in place, no copy)
         buffer = leftover + chunk if leftover else chunk
         if not buffer:
             return
@@ -176,11 +178,32 @@ def windows(stream: BinaryIO, size: int, record_start: re.Pattern[str] | None) -
         if cut == 0:  # one line (or record) longer than the window: read on
             leftover = buffer
             continue
-        yield buffer[:cut]
-        leftover = buffer[cut:]
+        if cut == len(buffer):
+            yield buffer
+            leftover = b""
+        else:
+            yield buffer[:cut]
+            leftover = buffer[cut:]
 
 
-def _record_boundary(buffer: bytes, cut: int, record_start: re.Pattern[str]) -> int:
+def _read_window(stream: BinaryIO, size: int) -> bytearray:
+    """Up to ``size`` bytes read straight into one buffer that can grow without a copy."""
+    buffer = bytearray(size)
+    filled = 0
+    try:
+        with memoryview(buffer) as view:
+            while filled < size:
+                count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+                if not count:
+                    break
+                filled += count
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read: {exc}") from None
+    del buffer[filled:]
+    return buffer
+
+
+def _record_boundary(buffer: bytes | bytearray, cut: int, record_start: re.Pattern[str]) -> int:
     """Move ``cut`` back to the start of the last line that starts a record (0: none)."""
     position = cut
     while position > 0:
