@@ -275,8 +275,8 @@ class _Job:
         start_pattern = detected.record_start()
         first = checkpoint.new
         cut = windows(stream, self.options.window_bytes, start_pattern)
-        for window, lines in numbered(cut, offset, line_no):
-            tail = (tail + window[-HEAD_BYTES:])[-HEAD_BYTES:]
+        for lines in numbered(cut, offset, line_no):
+            tail = (tail + lines.last_bytes)[-HEAD_BYTES:]
             summary = {
                 "path": source.path,
                 "file_id": checkpoint.file_id,
@@ -293,7 +293,7 @@ class _Job:
                     (checkpoint.file_id, source_name, _stem(source.path)),
                     mtime_sql,
                 )
-                offset += len(window)
+                offset += lines.size
                 line_no += lines.count
                 self.con.execute(
                     """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
@@ -311,7 +311,7 @@ class _Job:
                         rows,
                         quarantined,
                         rows + quarantined,
-                        len(window),
+                        lines.size,
                         source_name,
                         source.mtime,
                         checkpoint.file_id,
@@ -324,9 +324,9 @@ class _Job:
             result.rows += rows
             result.quarantined += quarantined
             result.records += rows + quarantined
-            result.bytes_read += len(window)
+            result.bytes_read += lines.size
             if self.on_progress:
-                self.on_progress(len(window))
+                self.on_progress(lines.size)
 
     def _register(self, source: Source, file_id: int, head: bytes, detected: Detected) -> None:
         self.con.execute(

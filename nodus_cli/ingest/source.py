@@ -160,10 +160,15 @@ def skip_to(stream: BinaryIO, offset: int) -> bytes | None:
 def windows(
     stream: BinaryIO, size: int, record_start: re.Pattern[str] | None
 ) -> Iterator[bytes | bytearray]:
-    """Yield windows of about ``size`` bytes that end on a record boundary."""
+    """Yield windows of about ``size`` bytes that end on a record boundary.
+
+    A window is valid until the next one is asked for: the buffer it lives in is
+    read into again, so a large file costs no new allocation per window.
+    """
     leftover: bytes | bytearray = b""
+    reused = bytearray()
     while True:
-        chunk = _read_window(stream, size)
+        reused = chunk = _read_window(stream, size, reused)
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
             chunk += stream.readline()  # end on the line's end (grows in place, no copy)
         buffer = leftover + chunk if leftover else chunk
@@ -176,19 +181,25 @@ def windows(
         if cut and record_start is not None and len(buffer) < 8 * size:
             cut = _record_boundary(buffer, cut, record_start)
         if cut == 0:  # one line (or record) longer than the window: read on
-            leftover = buffer
+            leftover = bytes(buffer)
             continue
         if cut == len(buffer):
             yield buffer
             leftover = b""
         else:
             yield buffer[:cut]
-            leftover = buffer[cut:]
+            leftover = bytes(buffer[cut:])
 
 
-def _read_window(stream: BinaryIO, size: int) -> bytearray:
-    """Up to ``size`` bytes read straight into one buffer that can grow without a copy."""
-    buffer = bytearray(size)
+def _read_window(stream: BinaryIO, size: int, buffer: bytearray) -> bytearray:
+    """Up to ``size`` bytes read into ``buffer`` (or a new one if it is still in use)."""
+    try:
+        if len(buffer) < size:
+            buffer.extend(bytes(size - len(buffer)))
+        else:
+            del buffer[size:]
+    except BufferError:  # something still holds a view of the last window
+        buffer = bytearray(size)
     filled = 0
     try:
         with memoryview(buffer) as view:
