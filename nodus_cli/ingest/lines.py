@@ -127,33 +127,33 @@ def numbered(
     """The lines of each window, prepared one window ahead on another thread.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
-    overlaps with DuckDB parsing the current one; at most one window waits.
+    overlaps with DuckDB parsing the current one. Only one window is prepared
+    ahead, so at most two windows' lines are held at a time.
     """
-    ready: queue.Queue[WindowLines | BaseException | None] = queue.Queue(1)
+    ready: queue.Queue[WindowLines | BaseException | None] = queue.Queue()
+    room = threading.Semaphore(1)  # released when the consumer takes a window
     stop = threading.Event()
 
-    def offer(item: WindowLines | BaseException | None) -> bool:
-        """Hand ``item`` over; False once the consumer has gone."""
+    def wait_for_room() -> bool:
+        """False once the consumer has gone."""
         while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
+            if room.acquire(timeout=0.1):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def produce() -> None:
         position, count = offset, lines_before
         try:
             for window in windows:
+                if not wait_for_room():
+                    return
                 lines = WindowLines(window, position, count)
                 del window  # its buffer is read into again for the next window
                 position, count = position + lines.size, count + lines.count
-                if not offer(lines):
-                    return
-            offer(None)
+                ready.put(lines)
+            ready.put(None)
         except BaseException as exc:  # raised again on the consumer's side
-            offer(exc)
+            ready.put(exc)
 
     worker = threading.Thread(target=produce, name="nodus-window-reader", daemon=True)
     worker.start()
@@ -161,6 +161,7 @@ def numbered(
         while (item := ready.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
+            room.release()
             yield item
     finally:
         stop.set()
