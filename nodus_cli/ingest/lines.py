@@ -91,34 +91,43 @@ class WindowLines:
             if unterminated and data.endswith(b"\r"):
                 data = data[:-1]
         self.count = count
-        self._data = data.replace(b"\n", b"")
-        self._offsets = np.zeros(count + 1, np.int64)
-        np.cumsum(lengths, out=self._offsets[1:])
-        self._line_no = np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64)
-        self._byte_offset = starts + offset
-
-    def __len__(self) -> int:
-        return self.count
+        offsets = np.zeros(count + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        self._arrow = _arrow_batches(
+            data.replace(b"\n", b""),
+            offsets,
+            np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64),
+            starts + offset,
+        )
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
-        import nanoarrow as na
+        return self._arrow.__arrow_c_stream__()
 
-        schema = na.struct(
-            {"line": na.large_string(), "line_no": na.int64(), "byte_offset": na.int64()}
+
+def _arrow_batches(data: Any, offsets: Any, line_no: Any, byte_offset: Any) -> Any:
+    """The columns as Arrow record batches over the same buffers (nothing is copied).
+
+    Built once, on the reader thread: DuckDB asks for the stream more than once.
+    """
+    import nanoarrow as na
+
+    schema = na.struct(
+        {"line": na.large_string(), "line_no": na.int64(), "byte_offset": na.int64()}
+    )
+    count = len(line_no)
+    batches = []
+    for low in range(0, max(count, 1), BATCH_ROWS):
+        high = min(low + BATCH_ROWS, count)
+        line = na.c_array_from_buffers(
+            na.large_string(), high - low, [None, offsets[low : high + 1], data]
         )
-        batches = []
-        for low in range(0, max(self.count, 1), BATCH_ROWS):
-            high = min(low + BATCH_ROWS, self.count)
-            line = na.c_array_from_buffers(
-                na.large_string(), high - low, [None, self._offsets[low : high + 1], self._data]
-            )
-            columns = [
-                line,
-                na.c_array(self._line_no[low:high], na.int64()),
-                na.c_array(self._byte_offset[low:high], na.int64()),
-            ]
-            batches.append(na.c_array_from_buffers(schema, high - low, [None], children=columns))
-        return na.Array.from_chunks(batches, validate=False).__arrow_c_stream__()
+        columns = [
+            line,
+            na.c_array(line_no[low:high], na.int64()),
+            na.c_array(byte_offset[low:high], na.int64()),
+        ]
+        batches.append(na.c_array_from_buffers(schema, high - low, [None], children=columns))
+    return na.Array.from_chunks(batches, validate=False)
 
 
 def numbered(
