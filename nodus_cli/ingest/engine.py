@@ -269,13 +269,27 @@ class _Job:
         stream: BinaryIO,
         result: FileResult,
     ) -> None:
+        cut = windows(stream, self.options.window_bytes, detected.record_start())
+        prepared = numbered(cut, checkpoint.byte_offset, checkpoint.line_no)
+        # Closed on the way out, even on an error: the reader thread stops before the file.
+        with contextlib.closing(prepared):
+            self._commit_windows(source, head, detected, checkpoint, prepared, result)
+
+    def _commit_windows(
+        self,
+        source: Source,
+        head: bytes,
+        detected: Detected,
+        checkpoint: _Checkpoint,
+        prepared: Iterator[WindowLines],
+        result: FileResult,
+    ) -> None:
+        """One transaction per window: its rows, its quarantine and the new checkpoint."""
         offset, line_no, tail = checkpoint.byte_offset, checkpoint.line_no, checkpoint.tail
         source_name = self.options.source or _default_source(source.path)
         mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
-        start_pattern = detected.record_start()
         first = checkpoint.new
-        cut = windows(stream, self.options.window_bytes, start_pattern)
-        for lines in numbered(cut, offset, line_no):
+        for lines in prepared:
             tail = (tail + lines.last_bytes)[-HEAD_BYTES:]
             summary = {
                 "path": source.path,

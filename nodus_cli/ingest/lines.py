@@ -4,7 +4,8 @@ Each row carries the line (without its newline or a CR before it), its line
 number and its byte offset, all computed with a few vectorised passes over the
 window's bytes. The parsers need no window function to number lines, so every
 step of the parse and insert runs on all cores, and nothing is written to disk
-for DuckDB to read back. The string data is shared with DuckDB, not copied.
+for DuckDB to read back: the lines are copied once, without their newlines, into
+the buffer DuckDB scans.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import codecs
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from nodus_cli.ingest.source import HEAD_BYTES
@@ -132,7 +133,7 @@ def _arrow_batches(data: Any, offsets: Any, line_no: Any, byte_offset: Any) -> A
 
 def numbered(
     windows: Iterator[bytes | bytearray], offset: int, lines_before: int
-) -> Iterator[WindowLines]:
+) -> Generator[WindowLines, None, None]:
     """The lines of each window, prepared one window ahead on another thread.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
