@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nodus_cli.errors import InputError
+from nodus_cli.ingest import engine
 from nodus_cli.ingest.engine import IngestOptions, ingest
 from nodus_cli.ingest.lines import WindowLines
 from nodus_cli.ingest.redact import pseudonym
@@ -330,6 +333,31 @@ def test_rerun_append_truncate_and_replace(store: Store, tmp_path: Path) -> None
     path.write_text(jsonl_lines(1000, 1040))  # replaced: the first KiB changed
     assert run(store, path)["app.jsonl"].rows == 40
     assert count(store, "SELECT count(*) FROM ingest_files") == 3
+
+
+def test_failed_window_keeps_earlier_windows_and_stops_the_reader(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_text(jsonl_lines(0, 50))
+    load = engine._Job._load_window
+    calls = []
+
+    def fail_second(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise InputError("disk full")
+        return load(self, *args)
+
+    monkeypatch.setattr(engine._Job, "_load_window", fail_second)
+    result = run(store, path, window_bytes=512)["app.jsonl"]
+    assert result.status == "failed" and "disk full" in (result.error or "")
+    committed = count(store, "SELECT line_no FROM ingest_files")
+    assert 0 < committed < 50 and count(store, "SELECT count(*) FROM logs") == committed
+    assert not [t for t in threading.enumerate() if t.name == "nodus-window-reader"]
+    monkeypatch.undo()
+    resumed = run(store, path)["app.jsonl"]
+    assert resumed.skipped == committed and count(store, "SELECT count(*) FROM logs") == 50
 
 
 def test_rotation_is_followed_by_content_not_name(store: Store, tmp_path: Path) -> None:
