@@ -229,7 +229,11 @@ class _Job:
             result.skipped = checkpoint.line_no
             if detected.layout is not None:
                 result.layout = detected.layout.name
-            self._windows(source, head, detected, checkpoint, stream, result)
+            cut = windows(stream, self.options.window_bytes, detected.record_start())
+            prepared = numbered(cut, checkpoint.byte_offset, checkpoint.line_no)
+            # Closed before the file, even on an error: the reader thread stops first.
+            with contextlib.closing(prepared):
+                self._windows(source, head, detected, checkpoint, prepared, result)
         if result.records == 0 and not checkpoint.new:
             result.status = "unchanged"
 
@@ -266,21 +270,6 @@ class _Job:
         head: bytes,
         detected: Detected,
         checkpoint: _Checkpoint,
-        stream: BinaryIO,
-        result: FileResult,
-    ) -> None:
-        cut = windows(stream, self.options.window_bytes, detected.record_start())
-        prepared = numbered(cut, checkpoint.byte_offset, checkpoint.line_no)
-        # Closed on the way out, even on an error: the reader thread stops before the file.
-        with contextlib.closing(prepared):
-            self._commit_windows(source, head, detected, checkpoint, prepared, result)
-
-    def _commit_windows(
-        self,
-        source: Source,
-        head: bytes,
-        detected: Detected,
-        checkpoint: _Checkpoint,
         prepared: Iterator[WindowLines],
         result: FileResult,
     ) -> None:
@@ -301,12 +290,13 @@ class _Job:
                 if first:
                     self._register(source, checkpoint.file_id, head, detected)
                     first = False
-                rows, quarantined = self._load_window(
-                    lines,
-                    detected,
-                    (checkpoint.file_id, source_name, _stem(source.path)),
-                    mtime_sql,
-                )
+                with self._window_view(lines):
+                    rows, quarantined = self._load_window(
+                        lines,
+                        detected,
+                        (checkpoint.file_id, source_name, _stem(source.path)),
+                        mtime_sql,
+                    )
                 offset += lines.size
                 line_no += lines.count
                 self.con.execute(
@@ -358,6 +348,15 @@ class _Job:
 
     # --- one window -------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _window_view(self, lines: WindowLines) -> Iterator[None]:
+        """``lines`` readable as the view ``WINDOW_VIEW`` while the block runs."""
+        self.con.register(WINDOW_VIEW, lines)
+        try:
+            yield
+        finally:
+            self.con.unregister(WINDOW_VIEW)
+
     def _load_window(
         self,
         lines: WindowLines,
@@ -367,22 +366,10 @@ class _Job:
     ) -> tuple[int, int]:
         """Parse one window inside DuckDB: rows to their table, the rest to quarantine.
 
-        The common case costs one parsing pass (the insert) and no count of the
-        window's records; the parser runs again only when lines were rejected.
+        ``lines`` is the registered view ``WINDOW_VIEW`` (see ``_window_view``). The
+        common case costs one parsing pass (the insert) and no count of the window's
+        records; the parser runs again only when lines were rejected.
         """
-        self.con.register(WINDOW_VIEW, lines)
-        try:
-            return self._parse_window(lines, detected, names, mtime_sql)
-        finally:
-            self.con.unregister(WINDOW_VIEW)
-
-    def _parse_window(
-        self,
-        lines: WindowLines,
-        detected: Detected,
-        names: tuple[int, str, str],
-        mtime_sql: str,
-    ) -> tuple[int, int]:
         file_id, source_name, stem = names
         ctes = [f"raw AS (SELECT line, line_no, byte_offset FROM {WINDOW_VIEW})"]
         if detected.multiline:

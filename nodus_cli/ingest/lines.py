@@ -71,7 +71,8 @@ class WindowLines:
         self.size = len(window)
         self.last_bytes = bytes(window[-HEAD_BYTES:])
         window = _valid_text(window)
-        ends = _newlines(np.frombuffer(window, np.uint8))
+        octets = np.frombuffer(window, np.uint8)  # a view, released when __init__ returns
+        ends = _newlines(octets)
         unterminated = bool(window) and not window.endswith(b"\n")
         if unterminated:
             ends = np.append(ends, len(window))
@@ -81,12 +82,12 @@ class WindowLines:
             starts[0] = 0
             starts[1:] = ends[:-1] + 1
         lengths = ends - starts
-        first_bytes = np.frombuffer(window, np.uint8)[starts[lengths > 0]]
+        first_bytes = octets[starts[lengths > 0]]
         # A line that is empty or starts with a blank may hold no record at all.
         self.maybe_blank = bool((lengths == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
         data = window
         if b"\r" in window:  # a CR before the line's end is not part of the line
-            before_end = np.frombuffer(window, np.uint8)[np.maximum(ends - 1, 0)]
+            before_end = octets[np.maximum(ends - 1, 0)]
             lengths -= (before_end == 13) & (lengths > 0)
             data = data.replace(b"\r\n", b"\n")
             if unterminated and data.endswith(b"\r"):

@@ -107,21 +107,7 @@ class Source:
 
 def read_full(stream: BinaryIO, count: int) -> bytes:
     """Read ``count`` bytes unless the stream ends first (gzip reads come in pieces)."""
-    try:
-        first = stream.read(count)
-        if len(first) == count or not first:
-            return first  # the common case: one read, no copy
-        parts = [first]
-        remaining = count - len(first)
-        while remaining > 0:
-            chunk = stream.read(remaining)
-            if not chunk:
-                break
-            parts.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(parts)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read: {exc}") from None
+    return bytes(_read_into(stream, count, bytearray()))
 
 
 def head_hash(head: bytes, offset: int = HEAD_BYTES) -> str:
@@ -168,7 +154,7 @@ def windows(
     leftover: bytes | bytearray = b""
     reused = bytearray()
     while True:
-        reused = chunk = _read_window(stream, size, reused)
+        reused = chunk = _read_into(stream, size, reused)
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
             chunk += stream.readline()  # end on the line's end (grows in place, no copy)
         buffer = leftover + chunk if leftover else chunk
@@ -191,7 +177,7 @@ def windows(
             leftover = bytes(buffer[cut:])
 
 
-def _read_window(stream: BinaryIO, size: int, buffer: bytearray) -> bytearray:
+def _read_into(stream: BinaryIO, size: int, buffer: bytearray) -> bytearray:
     """Up to ``size`` bytes read into ``buffer`` (or a new one if it is still in use)."""
     try:
         if len(buffer) < size:
