@@ -324,7 +324,7 @@ class _Job:
                 details.update(rows=rows, quarantined=quarantined, byte_offset=offset)
             # Fold the window into the database file now: the checkpoint at close would
             # otherwise hold every window of the run in memory at once.
-            self.con.execute("CHECKPOINT")
+            self.store.checkpoint()
             result.rows += rows
             result.quarantined += quarantined
             result.records += rows + quarantined

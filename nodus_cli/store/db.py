@@ -7,7 +7,9 @@ import getpass
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from nodus_cli.errors import StoreError, StoreLockedError, first_line
+from nodus_cli.fsutil import fsync_dir
+from nodus_cli.store import guard
 from nodus_cli.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from nodus_cli.workspace import Workspace
 
@@ -112,7 +116,9 @@ class Store:
     """An open connection to a workspace's store.
 
     Use ``change()`` for every state change so that the journal row is written in
-    the same transaction as the change itself.
+    the same transaction as the change itself. Every commit and checkpoint of a
+    writable store runs under the checkpoint guard (``guard.py``), so a process killed
+    while DuckDB rewrites its metadata leaves a store the next open can repair.
     """
 
     def __init__(self, con: Any, path: Path, *, read_only: bool, invocation: Invocation) -> None:
@@ -120,6 +126,10 @@ class Store:
         self.path = path
         self.read_only = read_only
         self.invocation = invocation
+        # Open as long as the connection: closing a descriptor of the database file
+        # earlier would drop DuckDB's lock on it.
+        self._db_fd = None if read_only else os.open(path, os.O_RDONLY)
+        guard.OPEN_IN_PROCESS[str(path)] += 1
 
     def __enter__(self) -> Store:
         return self
@@ -128,14 +138,45 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self.con.close()
+        """Checkpoint under the guard, so that closing the connection has nothing to write."""
+        try:
+            wal = self.path.with_name(self.path.name + ".wal")
+            if self._db_fd is not None and wal.exists():
+                with contextlib.suppress(Exception):  # the WAL keeps every commit regardless
+                    self.checkpoint()
+            self.con.close()
+        finally:
+            if self._db_fd is not None:
+                os.close(self._db_fd)
+                self._db_fd = None
+            guard.OPEN_IN_PROCESS[str(self.path)] -= 1
+
+    @contextlib.contextmanager
+    def guarded(self) -> Iterator[None]:
+        """Run a statement that may checkpoint (COMMIT, CHECKPOINT) under the guard."""
+        if self._db_fd is None:
+            yield
+            return
+        with guard.guarded(self.con, self._db_fd, self.path):
+            yield
+
+    def commit(self) -> None:
+        with self.guarded():
+            self.con.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file now (bounds the memory a long run holds)."""
+        with self.guarded():
+            self.con.execute("CHECKPOINT")
 
     @property
     def schema_version(self) -> int:
         return _schema_version(self.con)
 
-    def _append_journal(self, outcome: str, summary: dict[str, Any]) -> None:
-        inv = self.invocation
+    def _append_journal(
+        self, outcome: str, summary: dict[str, Any], invocation: Invocation | None = None
+    ) -> None:
+        inv = invocation or self.invocation
         self.con.execute(
             'INSERT INTO journal (time, command, args, "user", host, outcome, summary) '
             "VALUES (now(), ?, ?, ?, ?, ?, ?)",
@@ -161,7 +202,7 @@ class Store:
         try:
             yield details
             self._append_journal("ok", details)
-            self.con.execute("COMMIT")
+            self.commit()
         except BaseException as exc:
             self.con.execute("ROLLBACK")
             if isinstance(exc, Exception):
@@ -174,7 +215,7 @@ class Store:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._append_journal(outcome, summary)
-            self.con.execute("COMMIT")
+            self.commit()
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
@@ -200,7 +241,8 @@ def _too_new(path: Path, version: int) -> StoreError:
     )
 
 
-def _migrate(con: Any, path: Path, invocation: Invocation) -> None:
+def _migrate(store: Store, invocation: Invocation) -> None:
+    con, path = store.con, store.path
     con.execute("BEGIN TRANSACTION")
     try:
         current = _schema_version(con)
@@ -213,7 +255,6 @@ def _migrate(con: Any, path: Path, invocation: Invocation) -> None:
             con.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
-            store = Store(con, path, read_only=False, invocation=invocation)
             store._append_journal(
                 "ok",
                 {
@@ -221,8 +262,9 @@ def _migrate(con: Any, path: Path, invocation: Invocation) -> None:
                     "migrated_to": SCHEMA_VERSION,
                     "migrations": [m.description for m in pending],
                 },
+                invocation,
             )
-        con.execute("COMMIT")
+        store.commit()
     except BaseException as exc:
         con.execute("ROLLBACK")
         if isinstance(exc, StoreError):
@@ -230,6 +272,33 @@ def _migrate(con: Any, path: Path, invocation: Invocation) -> None:
         if isinstance(exc, Exception):
             raise StoreError(f"cannot migrate store {path}: {first_line(exc)}") from exc
         raise
+
+
+def _create(path: Path, invocation: Invocation) -> None:
+    """Build a new store in a staging folder and link it into place whole.
+
+    A process killed while DuckDB writes a new file's first headers would otherwise
+    leave a file that no later run can open. Another process that created the store
+    first wins; this one's copy is dropped.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".store-new-", dir=path.parent))
+    try:
+        fresh = staging / path.name
+        store = Store(
+            _connect(fresh, read_only=False, lock_timeout=0),
+            fresh,
+            read_only=False,
+            invocation=invocation,
+        )
+        try:
+            _migrate(store, invocation)
+        finally:
+            store.close()
+        with contextlib.suppress(FileExistsError):
+            os.link(fresh, path)
+        fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def open_store(
@@ -246,7 +315,8 @@ def open_store(
     """
     invocation = invocation or Invocation("library")
     path = workspace.store_path
-    if read_only and path.exists():
+    repaired = guard.repair(path) if path.exists() else 0
+    if read_only and path.exists() and not repaired:
         con = _connect(path, read_only=True, lock_timeout=lock_timeout)
         version = _schema_version(con)
         if version == SCHEMA_VERSION:
@@ -255,13 +325,20 @@ def open_store(
         if version > SCHEMA_VERSION:
             raise _too_new(path, version)
     workspace.ensure()
+    migrating = Invocation("migrate", [], invocation.user, invocation.host)
+    if not path.exists():
+        _create(path, migrating)
     con = _connect(path, read_only=False, lock_timeout=lock_timeout)
+    store = Store(con, path, read_only=False, invocation=invocation)
     try:
-        _migrate(con, path, Invocation("migrate", [], invocation.user, invocation.host))
+        _migrate(store, migrating)
+        if repaired:
+            store.record("ok", {"recovered": "torn checkpoint", "blocks_restored": repaired})
     except BaseException:
-        con.close()
+        store.close()
         raise
-    if read_only:
-        con.close()
-        con = _connect(path, read_only=True, lock_timeout=lock_timeout)
-    return Store(con, path, read_only=read_only, invocation=invocation)
+    if not read_only:
+        return store
+    store.close()
+    con = _connect(path, read_only=True, lock_timeout=lock_timeout)
+    return Store(con, path, read_only=True, invocation=invocation)

@@ -1,0 +1,208 @@
+"""Undo a checkpoint that a killed process left half-written.
+
+DuckDB writes a checkpoint's metadata into the free slots of the metadata blocks the
+current checkpoint already uses, rewriting each such block (256 KiB) in place before
+it writes the new database header. SIGKILL can stop that write part-way (the kernel
+checks for a fatal signal between pages), and then the block no longer matches its
+checksum: the store will not open ("Corrupt database file ... in block at location
+12288"), although the header on disk still names the old checkpoint and the WAL still
+holds every commit after it.
+
+So every nodus commit and checkpoint first copies the metadata blocks to
+``store.duckdb.guard`` (written atomically), and removes the copy when the commit is
+through. Opening a store whose guard outlived its writer puts the blocks back if the
+header still names the checkpoint they belong to; DuckDB then replays the WAL as after
+any other crash. The guard is only read or written while holding an exclusive
+``flock`` on ``store.duckdb.guard.lock``, and repaired only while no other process has
+the database open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nodus_cli.errors import StoreLockedError
+from nodus_cli.fsutil import atomic_writer, flock_within
+
+# The DuckDB storage layout this relies on: a 4 KiB main header ("DUCK" at byte 8), two
+# 4 KiB database headers that alternate between checkpoints (the higher iteration is
+# the current one), then blocks of block_alloc_size bytes.
+MAIN_MAGIC = b"DUCK"
+DATABASE_HEADERS = (4096, 8192)
+BLOCKS_START = 12288
+_HEADER_FIELDS = struct.Struct("<QQqqQQ")  # checksum, iteration, meta, free list, count, size
+GUARD_MAGIC = b"nodus checkpoint guard 1\n"
+LOCK_WAIT = 30.0  # seconds; the lock is only ever held for one commit or one repair
+
+# Store files this process has open: their guard is never repaired from here, and the
+# probe lock on the database file (whose close would drop DuckDB's own lock) is skipped.
+OPEN_IN_PROCESS: Counter[str] = Counter()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What the current database header names: its iteration and the block size."""
+
+    iteration: int
+    block_size: int
+
+
+def guard_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".guard")
+
+
+def _lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".guard.lock")
+
+
+def current_checkpoint(fd: int) -> Checkpoint | None:
+    """The checkpoint the file's header names, or None if this is no layout we know."""
+    if os.pread(fd, 4, 8) != MAIN_MAGIC:
+        return None
+    best: tuple[int, int] | None = None
+    for offset in DATABASE_HEADERS:
+        raw = os.pread(fd, _HEADER_FIELDS.size, offset)
+        if len(raw) < _HEADER_FIELDS.size:
+            return None
+        _checksum, iteration, _meta, _free, _count, size = _HEADER_FIELDS.unpack(raw)
+        if best is None or iteration > best[0]:
+            best = (iteration, size)
+    assert best is not None
+    iteration, size = best
+    if size < 4096 or size & (size - 1) or size > 1 << 30:
+        return None
+    return Checkpoint(iteration, size)
+
+
+@contextlib.contextmanager
+def _guard_lock(db_path: Path) -> Iterator[None]:
+    fd = os.open(_lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not flock_within(fd, LOCK_WAIT):
+            raise StoreLockedError(f"store {db_path}: another process holds its checkpoint guard")
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _read_guard(path: Path) -> tuple[int, list[tuple[int, bytes]]] | None:
+    """The guard's iteration and blocks (offset, bytes), or None if it is not intact."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not data.startswith(GUARD_MAGIC):
+        return None
+    start = len(GUARD_MAGIC)
+    end = data.find(b"\n", start)
+    try:
+        header = json.loads(data[start:end])
+        size = int(header["block_size"])
+        blocks = []
+        position = end + 1
+        for offset, digest in header["blocks"]:
+            block = data[position : position + size]
+            if len(block) != size or hashlib.sha256(block).hexdigest() != digest:
+                return None
+            blocks.append((int(offset), block))
+            position += size
+        if position != len(data):
+            return None
+        return int(header["iteration"]), blocks
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_guard(path: Path, fd: int, checkpoint: Checkpoint, block_ids: list[int]) -> None:
+    size = checkpoint.block_size
+    blocks = [os.pread(fd, size, BLOCKS_START + block_id * size) for block_id in block_ids]
+    header = {
+        "iteration": checkpoint.iteration,
+        "block_size": size,
+        "blocks": [
+            [BLOCKS_START + block_id * size, hashlib.sha256(block).hexdigest()]
+            for block_id, block in zip(block_ids, blocks, strict=True)
+            if len(block) == size
+        ],
+    }
+    with atomic_writer(path, 0o600) as handle:
+        handle.write(GUARD_MAGIC)
+        handle.write(json.dumps(header).encode() + b"\n")
+        for block in blocks:
+            if len(block) == size:
+                handle.write(block)
+
+
+@contextlib.contextmanager
+def guarded(con: Any, db_fd: int, db_path: Path) -> Iterator[None]:
+    """Keep a copy of the metadata blocks while the block may checkpoint (a COMMIT too).
+
+    ``db_fd`` is a descriptor of the database file that stays open as long as ``con``:
+    closing any descriptor of the file would drop DuckDB's own POSIX lock on it. A
+    guard left by an earlier failure at the same checkpoint is kept: it holds the
+    blocks as they were before any write that failure may have torn.
+    """
+    metadata = con.execute("SELECT block_id FROM pragma_metadata_info() ORDER BY block_id")
+    block_ids = [row[0] for row in metadata.fetchall()]
+    path = guard_path(db_path)
+    with _guard_lock(db_path):
+        before = current_checkpoint(db_fd)
+        if before is not None and block_ids:
+            kept = _read_guard(path)
+            if kept is None or kept[0] != before.iteration:
+                _write_guard(path, db_fd, before, block_ids)
+        try:
+            yield
+        except BaseException:
+            if before is not None and current_checkpoint(db_fd) != before:
+                path.unlink(missing_ok=True)  # the checkpoint itself went through
+            raise
+        path.unlink(missing_ok=True)
+
+
+def repair(db_path: Path) -> int:
+    """Put back the blocks of a checkpoint a killed process tore; how many were restored.
+
+    Does nothing while any process (this one included) has the database open, or when
+    the header has moved past the guard's checkpoint (that checkpoint completed).
+    """
+    path = guard_path(db_path)
+    if not path.exists() or OPEN_IN_PROCESS[str(db_path)]:
+        return 0
+    with _guard_lock(db_path):
+        saved = _read_guard(path)
+        if saved is None:
+            path.unlink(missing_ok=True)  # torn or foreign: never written over the store
+            return 0
+        try:
+            fd = os.open(db_path, os.O_RDWR)
+        except OSError:
+            return 0  # not ours to repair (read-only file); DuckDB will say what is wrong
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # DuckDB locks the same way
+            except OSError:
+                return 0  # another process has it open: it is that process's guard
+            iteration, blocks = saved
+            checkpoint = current_checkpoint(fd)
+            restored = 0
+            if checkpoint is not None and checkpoint.iteration == iteration:
+                for offset, block in blocks:
+                    if os.pread(fd, len(block), offset) != block:
+                        os.pwrite(fd, block, offset)
+                        restored += 1
+                os.fsync(fd)
+            path.unlink()
+            return restored
+        finally:
+            os.close(fd)  # releases the probe lock
