@@ -160,6 +160,10 @@ def test_a_guard_from_another_checkpoint_or_damaged_is_never_applied(tmp_path: P
     guard.guard_path(ws.store_path).write_bytes(saved[:-1] + b"!")  # a flipped byte
     assert guard.repair(ws.store_path) == 0
     assert not guard.guard_path(ws.store_path).exists()
+    unfinished = ws.root / ".store.duckdb.guard.x1y2.tmp"  # a writer killed mid-guard
+    unfinished.write_bytes(saved[:100])
+    assert guard.repair(ws.store_path) == 0
+    assert not unfinished.exists()
     with open_store(ws, read_only=True) as store:
         assert store.con.execute("SELECT value FROM meta WHERE key = 'later'").fetchone() == ("y",)
 

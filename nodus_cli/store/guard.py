@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nodus_cli.errors import StoreLockedError
-from nodus_cli.fsutil import atomic_writer, flock_within
+from nodus_cli.fsutil import atomic_writer, flock_within, temp_prefix
 
 # The DuckDB storage layout this relies on: a 4 KiB main header ("DUCK" at byte 8), two
 # 4 KiB database headers that alternate between checkpoints (the higher iteration is
@@ -170,6 +170,10 @@ def guarded(con: Any, db_fd: int, db_path: Path) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
+def _unfinished(path: Path) -> list[Path]:
+    return list(path.parent.glob(temp_prefix(path) + "*.tmp"))
+
+
 def repair(db_path: Path) -> int:
     """Put back the blocks of a checkpoint a killed process tore; how many were restored.
 
@@ -177,12 +181,14 @@ def repair(db_path: Path) -> int:
     the header has moved past the guard's checkpoint (that checkpoint completed).
     """
     path = guard_path(db_path)
-    if not path.exists() or OPEN_IN_PROCESS[str(db_path)]:
+    if OPEN_IN_PROCESS[str(db_path)] or not (path.exists() or _unfinished(path)):
         return 0
     with _guard_lock(db_path):
+        for leftover in _unfinished(path):  # a writer killed while writing its guard
+            leftover.unlink(missing_ok=True)
         saved = _read_guard(path)
         if saved is None:
-            path.unlink(missing_ok=True)  # torn or foreign: never written over the store
+            path.unlink(missing_ok=True)  # absent, or damaged: never written over the store
             return 0
         try:
             fd = os.open(db_path, os.O_RDWR)
