@@ -10,6 +10,7 @@ temporary files. Applies to files of one directory are serialised with a lock.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import signal
@@ -35,7 +36,7 @@ from nodus_cli.confops.history import (
     target_key,
 )
 from nodus_cli.errors import CheckFailed, InputError, NodusError, NotFoundError, UsageError
-from nodus_cli.fsutil import atomic_writer, flock_within, temp_prefix
+from nodus_cli.fsutil import atomic_writer, temp_prefix
 from nodus_cli.store import Store
 
 CHECK_TIMEOUT = 30.0
@@ -73,11 +74,18 @@ def directory_lock(directory: Path, timeout: float) -> Iterator[None]:
     except OSError as exc:
         raise InputError(f"cannot lock {directory}: {exc.strerror}") from None
     try:
-        if not flock_within(fd, timeout):
-            raise TargetBusy(
-                f"another nodus is changing a file in {directory}; gave up after "
-                f"{timeout:g} s (raise --lock-timeout to wait longer)"
-            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TargetBusy(
+                        f"another nodus is changing a file in {directory}; gave up after "
+                        f"{timeout:g} s (raise --lock-timeout to wait longer)"
+                    ) from None
+                time.sleep(0.05)
         _HELD[key] = 1
         try:
             yield

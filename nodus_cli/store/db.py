@@ -129,6 +129,7 @@ class Store:
         # Open as long as the connection: closing a descriptor of the database file
         # earlier would drop DuckDB's lock on it.
         self._db_fd = None if read_only else os.open(path, os.O_RDONLY)
+        self._guard = guard.GuardState()
         guard.OPEN_IN_PROCESS[str(path)] += 1
 
     def __enter__(self) -> Store:
@@ -140,10 +141,11 @@ class Store:
     def close(self) -> None:
         """Checkpoint under the guard, so that closing the connection has nothing to write."""
         try:
-            wal = self.path.with_name(self.path.name + ".wal")
-            if self._db_fd is not None and wal.exists():
-                with contextlib.suppress(Exception):  # the WAL keeps every commit regardless
-                    self.checkpoint()
+            if self._db_fd is not None:
+                if self.path.with_name(self.path.name + ".wal").exists():
+                    with contextlib.suppress(Exception):  # the WAL keeps every commit anyway
+                        self.checkpoint()
+                guard.discard(self.path, self._guard)
             self.con.close()
         finally:
             if self._db_fd is not None:
@@ -157,7 +159,7 @@ class Store:
         if self._db_fd is None:
             yield
             return
-        with guard.guarded(self.con, self._db_fd, self.path):
+        with guard.guarded(self.con, self._db_fd, self.path, self._guard):
             yield
 
     def commit(self) -> None:

@@ -8,13 +8,13 @@ checksum: the store will not open ("Corrupt database file ... in block at locati
 12288"), although the header on disk still names the old checkpoint and the WAL still
 holds every commit after it.
 
-So every nodus commit and checkpoint first copies the metadata blocks to
-``store.duckdb.guard`` (written atomically), and removes the copy when the commit is
-through. Opening a store whose guard outlived its writer puts the blocks back if the
-header still names the checkpoint they belong to; DuckDB then replays the WAL as after
-any other crash. The guard is only read or written while holding an exclusive
-``flock`` on ``store.duckdb.guard.lock``, and repaired only while no other process has
-the database open.
+So before a nodus commit or checkpoint, the metadata blocks of the current checkpoint
+are in ``store.duckdb.guard`` (written atomically, once per checkpoint: commits that
+only append to the WAL reuse it), and a clean close removes it. Opening a store whose
+guard outlived its writer puts the blocks back if the header still names the
+checkpoint they belong to; DuckDB then replays the WAL as after any other crash. Only
+the process that holds the database writes its guard, and a repair runs only while it
+holds the same POSIX lock DuckDB takes, so the two never meet.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodus_cli.errors import StoreLockedError
-from nodus_cli.fsutil import atomic_writer, flock_within, temp_prefix
+from nodus_cli.fsutil import atomic_writer, temp_prefix
 
 # The DuckDB storage layout this relies on: a 4 KiB main header ("DUCK" at byte 8), two
 # 4 KiB database headers that alternate between checkpoints (the higher iteration is
@@ -42,11 +41,18 @@ DATABASE_HEADERS = (4096, 8192)
 BLOCKS_START = 12288
 _HEADER_FIELDS = struct.Struct("<QQqqQQ")  # checksum, iteration, meta, free list, count, size
 GUARD_MAGIC = b"nodus checkpoint guard 1\n"
-LOCK_WAIT = 30.0  # seconds; the lock is only ever held for one commit or one repair
 
 # Store files this process has open: their guard is never repaired from here, and the
 # probe lock on the database file (whose close would drop DuckDB's own lock) is skipped.
 OPEN_IN_PROCESS: Counter[str] = Counter()
+
+
+@dataclass
+class GuardState:
+    """One connection's guard: the checkpoint and metadata blocks it holds a copy of."""
+
+    written_for: tuple[int, tuple[int, ...]] | None = None
+    failed: bool = False  # a guarded statement raised: the guard stays for the next open
 
 
 @dataclass(frozen=True)
@@ -59,10 +65,6 @@ class Checkpoint:
 
 def guard_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".guard")
-
-
-def _lock_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".guard.lock")
 
 
 def current_checkpoint(fd: int) -> Checkpoint | None:
@@ -82,17 +84,6 @@ def current_checkpoint(fd: int) -> Checkpoint | None:
     if size < 4096 or size & (size - 1) or size > 1 << 30:
         return None
     return Checkpoint(iteration, size)
-
-
-@contextlib.contextmanager
-def _guard_lock(db_path: Path) -> Iterator[None]:
-    fd = os.open(_lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if not flock_within(fd, LOCK_WAIT):
-            raise StoreLockedError(f"store {db_path}: another process holds its checkpoint guard")
-        yield
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _read_guard(path: Path) -> tuple[int, list[tuple[int, bytes]]] | None:
@@ -143,31 +134,48 @@ def _write_guard(path: Path, fd: int, checkpoint: Checkpoint, block_ids: list[in
                 handle.write(block)
 
 
+def _guard_iteration(path: Path) -> int | None:
+    """The checkpoint an existing guard was written for (its header line only)."""
+    try:
+        with path.open("rb") as handle:
+            if handle.readline() != GUARD_MAGIC:
+                return None
+            return int(json.loads(handle.readline())["iteration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 @contextlib.contextmanager
-def guarded(con: Any, db_fd: int, db_path: Path) -> Iterator[None]:
-    """Keep a copy of the metadata blocks while the block may checkpoint (a COMMIT too).
+def guarded(con: Any, db_fd: int, db_path: Path, state: GuardState) -> Iterator[None]:
+    """Make sure the guard holds the current metadata blocks while the block may
+    checkpoint (a COMMIT may too).
 
     ``db_fd`` is a descriptor of the database file that stays open as long as ``con``:
     closing any descriptor of the file would drop DuckDB's own POSIX lock on it. A
-    guard left by an earlier failure at the same checkpoint is kept: it holds the
-    blocks as they were before any write that failure may have torn.
+    guard already there for the same checkpoint is kept, whoever wrote it: it holds
+    the blocks as they were before any write a failure may have torn.
     """
     metadata = con.execute("SELECT block_id FROM pragma_metadata_info() ORDER BY block_id")
-    block_ids = [row[0] for row in metadata.fetchall()]
-    path = guard_path(db_path)
-    with _guard_lock(db_path):
-        before = current_checkpoint(db_fd)
-        if before is not None and block_ids:
-            kept = _read_guard(path)
-            if kept is None or kept[0] != before.iteration:
-                _write_guard(path, db_fd, before, block_ids)
-        try:
-            yield
-        except BaseException:
-            if before is not None and current_checkpoint(db_fd) != before:
-                path.unlink(missing_ok=True)  # the checkpoint itself went through
-            raise
-        path.unlink(missing_ok=True)
+    block_ids = tuple(row[0] for row in metadata.fetchall())
+    checkpoint = current_checkpoint(db_fd)
+    if checkpoint is not None and block_ids:
+        wanted = (checkpoint.iteration, block_ids)
+        if state.written_for != wanted:
+            path = guard_path(db_path)
+            if _guard_iteration(path) != checkpoint.iteration:
+                _write_guard(path, db_fd, checkpoint, list(block_ids))
+            state.written_for = wanted
+    try:
+        yield
+    except BaseException:
+        state.failed = True
+        raise
+
+
+def discard(db_path: Path, state: GuardState) -> None:
+    """At a clean close (the lock still held, nothing in flight) the guard can go."""
+    if not state.failed:
+        guard_path(db_path).unlink(missing_ok=True)
 
 
 def _unfinished(path: Path) -> list[Path]:
@@ -183,32 +191,29 @@ def repair(db_path: Path) -> int:
     path = guard_path(db_path)
     if OPEN_IN_PROCESS[str(db_path)] or not (path.exists() or _unfinished(path)):
         return 0
-    with _guard_lock(db_path):
+    try:
+        fd = os.open(db_path, os.O_RDWR)
+    except OSError:
+        return 0  # not ours to repair (read-only file); DuckDB will say what is wrong
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock DuckDB takes
+        except OSError:
+            return 0  # another process has it open: the guard is that process's
         for leftover in _unfinished(path):  # a writer killed while writing its guard
             leftover.unlink(missing_ok=True)
         saved = _read_guard(path)
-        if saved is None:
-            path.unlink(missing_ok=True)  # absent, or damaged: never written over the store
-            return 0
-        try:
-            fd = os.open(db_path, os.O_RDWR)
-        except OSError:
-            return 0  # not ours to repair (read-only file); DuckDB will say what is wrong
-        try:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # DuckDB locks the same way
-            except OSError:
-                return 0  # another process has it open: it is that process's guard
+        restored = 0
+        if saved is not None:  # a damaged guard is never written over the store
             iteration, blocks = saved
             checkpoint = current_checkpoint(fd)
-            restored = 0
             if checkpoint is not None and checkpoint.iteration == iteration:
                 for offset, block in blocks:
                     if os.pread(fd, len(block), offset) != block:
                         os.pwrite(fd, block, offset)
                         restored += 1
                 os.fsync(fd)
-            path.unlink()
-            return restored
-        finally:
-            os.close(fd)  # releases the probe lock
+        path.unlink(missing_ok=True)
+        return restored
+    finally:
+        os.close(fd)  # releases the probe lock
