@@ -101,17 +101,18 @@ def test_every_torn_write_of_an_ingest_is_survived(tmp_path: Path, torn_write: P
     writes = int(re.findall(r"torn_write: (\d+) database writes", stderr)[-1])
     reference = snapshot(reference_home)
     assert writes > 10
-    repaired = 0
+    repaired = torn = 0
     for torn_at in range(1, writes + 1):
         home = tmp_path / f"torn{torn_at}"
         code, stderr = run_child(home, paths, torn_write, torn_at)
-        assert code == -signal.SIGKILL, stderr
+        assert code in (0, -signal.SIGKILL), stderr  # 0: this run wrote less often
+        torn += code != 0
         repaired += recoveries(home)  # opens, repairing when it must
         assert not guard.guard_path(home / "store.duckdb").exists()
         with open_store(Workspace(home, "test")) as store:
             ingest(store, paths, IngestOptions(window_bytes=WINDOW))
         assert snapshot(home) == reference, f"write {torn_at}"
-    assert repaired >= 1  # some torn write hit a metadata block
+    assert torn >= writes // 2 and repaired >= 1  # some torn write hit a metadata block
 
 
 def fork_torn_commit(ws: Workspace, *, corrupt: bool = True) -> None:
