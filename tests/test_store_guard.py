@@ -193,3 +193,14 @@ def test_no_repair_while_another_process_has_the_store_open(tmp_path: Path) -> N
         holder.communicate("")
     assert guard.repair(ws.store_path) == 0  # nothing was torn: the guard just goes
     assert not guard.guard_path(ws.store_path).exists()
+
+
+def test_a_store_killed_while_being_created_leaves_nothing_that_blocks(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws", "test").ensure()
+    stale = ws.root / ".store-new-abc123"
+    stale.mkdir()
+    (stale / "store.duckdb").write_bytes(b"")  # killed before DuckDB's first write
+    os.utime(stale, (0, 0))
+    with open_store(ws) as store:
+        assert store.schema_version > 0
+    assert not stale.exists() and not list(ws.root.glob(".store-new-*"))

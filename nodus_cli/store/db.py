@@ -28,6 +28,7 @@ CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "TimeZone": "UTC",
 }
 
+STAGING_PREFIX = ".store-new-"  # folders where a new store is built (see _create)
 _SECRET_NAME = re.compile(r"pass|secret|token|key|cred|auth", re.IGNORECASE)
 MASK = "***"
 
@@ -283,7 +284,11 @@ def _create(path: Path, invocation: Invocation) -> None:
     leave a file that no later run can open. Another process that created the store
     first wins; this one's copy is dropped.
     """
-    staging = Path(tempfile.mkdtemp(prefix=".store-new-", dir=path.parent))
+    for stale in path.parent.glob(STAGING_PREFIX + "*"):
+        with contextlib.suppress(OSError):  # a creation killed long ago (one takes < 1 s)
+            if time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path.parent))
     try:
         fresh = staging / path.name
         store = Store(
