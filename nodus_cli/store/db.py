@@ -131,6 +131,7 @@ class Store:
         # earlier would drop DuckDB's lock on it.
         self._db_fd = None if read_only else os.open(path, os.O_RDONLY)
         self._guard = guard.GuardState()
+        self._open = True
         guard.OPEN_IN_PROCESS[str(path)] += 1
 
     def __enter__(self) -> Store:
@@ -141,6 +142,9 @@ class Store:
 
     def close(self) -> None:
         """Checkpoint under the guard, so that closing the connection has nothing to write."""
+        if not self._open:
+            return
+        self._open = False
         try:
             if self._db_fd is not None:
                 if self.path.with_name(self.path.name + ".wal").exists():
@@ -301,8 +305,13 @@ def _create(path: Path, invocation: Invocation) -> None:
             _migrate(store, invocation)
         finally:
             store.close()
-        with contextlib.suppress(FileExistsError):
-            os.link(fresh, path)
+        try:
+            os.link(fresh, path)  # never replaces a store another process made meanwhile
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.rename(fresh, path)
         fsync_dir(path.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
