@@ -232,6 +232,57 @@ def test_multiline_records_join_including_at_end_of_file(store: Store, tmp_path:
     assert rows[2][2].endswith("ValueError: nope")
 
 
+def test_continuation_lines_written_later_join_their_record(
+    store: Store, workspace: Workspace, tmp_path: Path
+) -> None:
+    full = (
+        "2026-01-01 00:00:00,001 ERROR [main] boom\n"
+        "java.lang.IllegalStateException: bad\n"
+        "\tat a.b.C.run(C.java:1)\n"
+        "2026-01-01 00:00:01,000 INFO [main] ok\n"
+    )
+    path = tmp_path / "app.log"
+    cut = full.index("java.lang")
+    path.write_text(full[:cut])  # the writer has not finished the stack trace yet
+    run(store, path)
+    with path.open("a") as handle:
+        handle.write(full[cut:])
+    appended = run(store, path)["app.log"]
+    assert (appended.records, appended.rows, appended.quarantined) == (1, 1, 0)
+    clean = tmp_path / "clean" / "app.log"
+    clean.parent.mkdir()
+    clean.write_text(full)
+    with open_store(Workspace(tmp_path / "ws2", "test")) as other:
+        run(other, clean)
+        assert table(store, "logs") == table(other, "logs")
+    assert table(store, "quarantine") == []
+
+
+def test_a_record_longer_than_a_window_stays_one_record(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "long.log"
+    trace = "".join(f"\tat frame{i}.run(F.java:{i})\n" for i in range(40))
+    path.write_text(f"2026-01-01 00:00:00,001 ERROR [main] deep\n{trace}2026-01-01 00:00:01 x\n")
+    result = run(store, path, window_bytes=64)["long.log"]
+    assert (result.records, result.rows, result.quarantined) == (2, 2, 0)
+    message = store.con.execute("SELECT message FROM logs WHERE line_no = 1").fetchone()[0]
+    assert message.count("\n") == 40 and message.endswith("F.java:39)")
+
+
+def test_continuation_of_a_quarantined_record_joins_its_raw_line(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "sys.log"
+    path.write_text("<34>Oct 11 22:14:15 host app: fine\nnot-a-syslog-line\n")
+    first = run(store, path, format="syslog")["sys.log"]
+    assert (first.rows, first.quarantined) == (1, 1)
+    with path.open("a") as handle:
+        handle.write("  still part of it\n")
+    again = run(store, path, format="syslog")["sys.log"]
+    assert (again.records, again.quarantined) == (0, 0)
+    raw = store.con.execute("SELECT raw FROM quarantine").fetchone()[0]
+    assert raw == "not-a-syslog-line\n  still part of it"
+
+
 def test_crlf_and_missing_final_newline(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "win.log"
     data = b'{"msg": "a"}\r\n\r\n{"msg": "b"}\r\n{"msg": "c"}'
@@ -343,11 +394,11 @@ def test_failed_window_keeps_earlier_windows_and_stops_the_reader(
     load = engine._Job._load_window
     calls = []
 
-    def fail_second(self, *args):
+    def fail_second(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise InputError("disk full")
-        return load(self, *args)
+        return load(self, *args, **kwargs)
 
     monkeypatch.setattr(engine._Job, "_load_window", fail_second)
     result = run(store, path, window_bytes=512)["app.jsonl"]

@@ -302,6 +302,7 @@ class _Job:
                         detected,
                         (checkpoint.file_id, source_name, _stem(source.path)),
                         mtime_sql,
+                        continues=line_no > 0,
                     )
                 offset += lines.size
                 line_no += lines.count
@@ -369,23 +370,29 @@ class _Job:
         detected: Detected,
         names: tuple[int, str, str],
         mtime_sql: str,
+        *,
+        continues: bool,
     ) -> tuple[int, int]:
         """Parse one window inside DuckDB: rows to their table, the rest to quarantine.
 
         ``lines`` is the registered view ``WINDOW_VIEW`` (see ``_window_view``). The
         common case costs one parsing pass (the insert) and no count of the window's
-        records; the parser runs again only when lines were rejected.
+        records; the parser runs again only when lines were rejected. ``continues``:
+        the window follows earlier lines of the file, so continuation lines at its
+        start belong to the record those ended with.
         """
         file_id, source_name, stem = names
         ctes = [f"raw AS (SELECT line, line_no, byte_offset FROM {WINDOW_VIEW})"]
         if detected.multiline:
-            ctes.append(
-                f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
+            grouped = f"""records AS (SELECT min(line_no) AS line_no,
+                    min(byte_offset) AS byte_offset,
                     string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
                   FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                           OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
                         FROM raw WHERE nodus_filled(line)) GROUP BY grp)"""
-            )
+            if continues and self._join_to_previous(ctes[0], grouped, detected, file_id):
+                grouped = grouped.removesuffix(")") + " HAVING grp > 0)"
+            ctes.append(grouped)
         relation = f"({self._parser(detected, mtime_sql, stem)})"
         with_clause = "WITH " + ", ".join(ctes)
         header = " AND line_no > 1" if detected.format == "csv" else ""
@@ -415,6 +422,45 @@ class _Job:
                 [file_id],
             ).fetchall()
         return rows, quarantined
+
+    def _join_to_previous(self, raw: str, grouped: str, detected: Detected, file_id: int) -> bool:
+        """Append the window's leading continuation lines to the file's last record.
+
+        They continue a record an earlier window or run ended with (an append in the
+        middle of a stack trace, or a record longer than a window). True when they
+        were joined; False leaves them to quarantine: no earlier record, or a
+        pseudonymised field that cannot be extended.
+        """
+        first = self.con.execute(
+            f"WITH {raw} SELECT line FROM raw WHERE nodus_filled(line) ORDER BY line_no LIMIT 1"
+        ).fetchall()
+        start = detected.record_start()
+        if self.fields or not first or start is None or start.match(first[0][0]):
+            return False  # the usual case: the window starts with a record
+        found = self.con.execute(
+            f"WITH {raw}, {grouped} SELECT line FROM records WHERE NOT joined"
+        ).fetchall()
+        if not found:
+            return False
+        latest = self.con.execute(
+            """SELECT 'logs', max(line_no) FROM logs WHERE file_id = $1
+            UNION ALL SELECT 'quarantine', max(line_no) FROM quarantine WHERE file_id = $1""",
+            [file_id],
+        ).fetchall()
+        table, line_no = max(latest, key=lambda row: row[1] if row[1] is not None else -1)
+        if line_no is None:
+            return False
+        tail = "nodus_redact($1)" if self.kinds else "$1"
+        if table == "logs":
+            joined = formats.continued_message(detected.format, tail)
+            statement = f"UPDATE logs SET message = {joined} WHERE file_id = $2 AND line_no = $3"
+        else:
+            statement = (
+                f"UPDATE quarantine SET raw = raw || chr(10) || {tail} "
+                "WHERE file_id = $2 AND line_no = $3"
+            )
+        self.con.execute(statement, [found[0][0], file_id, line_no])
+        return True
 
     def _insert_rows(self, good: str, detected: Detected, source_name: str, file_id: int) -> int:
         """Insert the window's good records (the query ``good``); return how many."""

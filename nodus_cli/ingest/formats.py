@@ -393,6 +393,17 @@ def text_sql(layout: Layout, mtime_sql: str) -> str:
             FROM records) AS extracted"""
 
 
+def continued_message(fmt: str, tail: str) -> str:
+    """``logs.message`` with the continuation lines ``tail`` joined as the parser would.
+
+    For a record whose continuation lines arrived in a later window or run. One
+    difference from a single run remains for plain text: spaces that ended the
+    record's last line before the split were trimmed with it and stay trimmed.
+    """
+    joined = f"CASE WHEN message IS NULL THEN {tail} ELSE message || chr(10) || {tail} END"
+    return f"rtrim({joined}, ' ')" if fmt == "text" else joined
+
+
 # --- metrics -------------------------------------------------------------------------
 
 PROM_SAMPLE = (
