@@ -232,9 +232,7 @@ def test_multiline_records_join_including_at_end_of_file(store: Store, tmp_path:
     assert rows[2][2].endswith("ValueError: nope")
 
 
-def test_continuation_lines_written_later_join_their_record(
-    store: Store, workspace: Workspace, tmp_path: Path
-) -> None:
+def test_continuation_lines_written_later_join_their_record(store: Store, tmp_path: Path) -> None:
     full = (
         "2026-01-01 00:00:00,001 ERROR [main] boom\n"
         "java.lang.IllegalStateException: bad\n"

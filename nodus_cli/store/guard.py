@@ -51,7 +51,7 @@ OPEN_IN_PROCESS: Counter[str] = Counter()
 class GuardState:
     """One connection's guard: the checkpoint and metadata blocks it holds a copy of."""
 
-    written_for: tuple[int, tuple[int, ...]] | None = None
+    written_for: int | None = None  # the checkpoint iteration
     failed: bool = False  # a guarded statement raised: the guard stays for the next open
 
 
@@ -116,22 +116,19 @@ def _read_guard(path: Path) -> tuple[int, list[tuple[int, bytes]]] | None:
 
 def _write_guard(path: Path, fd: int, checkpoint: Checkpoint, block_ids: list[int]) -> None:
     size = checkpoint.block_size
-    blocks = [os.pread(fd, size, BLOCKS_START + block_id * size) for block_id in block_ids]
+    offsets = [BLOCKS_START + block_id * size for block_id in block_ids]
+    blocks = [(offset, os.pread(fd, size, offset)) for offset in offsets]
+    blocks = [(offset, block) for offset, block in blocks if len(block) == size]
     header = {
         "iteration": checkpoint.iteration,
         "block_size": size,
-        "blocks": [
-            [BLOCKS_START + block_id * size, hashlib.sha256(block).hexdigest()]
-            for block_id, block in zip(block_ids, blocks, strict=True)
-            if len(block) == size
-        ],
+        "blocks": [[offset, hashlib.sha256(block).hexdigest()] for offset, block in blocks],
     }
     with atomic_writer(path, 0o600) as handle:
         handle.write(GUARD_MAGIC)
         handle.write(json.dumps(header).encode() + b"\n")
-        for block in blocks:
-            if len(block) == size:
-                handle.write(block)
+        for _offset, block in blocks:
+            handle.write(block)
 
 
 def _guard_iteration(path: Path) -> int | None:
@@ -153,18 +150,19 @@ def guarded(con: Any, db_fd: int, db_path: Path, state: GuardState) -> Iterator[
     ``db_fd`` is a descriptor of the database file that stays open as long as ``con``:
     closing any descriptor of the file would drop DuckDB's own POSIX lock on it. A
     guard already there for the same checkpoint is kept, whoever wrote it: it holds
-    the blocks as they were before any write a failure may have torn.
+    the blocks as they were before any write a failure may have torn. Metadata is
+    only written by a checkpoint, which moves the iteration on: while it stands, the
+    guard already written for it still holds the right blocks.
     """
-    metadata = con.execute("SELECT block_id FROM pragma_metadata_info() ORDER BY block_id")
-    block_ids = tuple(row[0] for row in metadata.fetchall())
     checkpoint = current_checkpoint(db_fd)
-    if checkpoint is not None and block_ids:
-        wanted = (checkpoint.iteration, block_ids)
-        if state.written_for != wanted:
+    if checkpoint is not None and state.written_for != checkpoint.iteration:
+        metadata = con.execute("SELECT block_id FROM pragma_metadata_info() ORDER BY block_id")
+        block_ids = [row[0] for row in metadata.fetchall()]
+        if block_ids:
             path = guard_path(db_path)
             if _guard_iteration(path) != checkpoint.iteration:
-                _write_guard(path, db_fd, checkpoint, list(block_ids))
-            state.written_for = wanted
+                _write_guard(path, db_fd, checkpoint, block_ids)
+            state.written_for = checkpoint.iteration
     try:
         yield
     except BaseException:
