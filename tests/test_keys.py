@@ -587,6 +587,33 @@ def test_log_edits_deletions_reordering_and_backdating_are_detected(ws: Workspac
     assert not report.ok and "back-dated" in report.problems[0]
 
 
+def test_a_line_cut_short_past_the_head_is_a_killed_change_not_tampering(
+    ws: Workspace, cli
+) -> None:
+    keyring = Keyring(ws)
+    saved_keyring, committed = keyring.path.read_bytes(), keyring.log_path.read_bytes()
+    unlocked = keyring.unlock(PASSPHRASE.encode())
+    unlocked.rotate(ENCRYPT)
+    unlocked.save()
+    extra = keyring.log_path.read_bytes()[len(committed) :]
+    # a kill while the entry was being written, before the keyring was saved
+    keyring.path.write_bytes(saved_keyring)
+    keyring.log_path.write_bytes(committed + extra[: len(extra) // 2])
+    report = _verify(ws)
+    assert not report.ok and "killed" in report.problems[0], report.problems
+    result = cli("keys", "log", "--verify")
+    assert result.exit_code == 1 and one_error_line(result.stderr)
+    unlocked = Keyring(ws).unlock(PASSPHRASE.encode())
+    unlocked.rotate(SIGN)
+    unlocked.save()  # the next change drops the cut line
+    assert _verify(ws).ok
+    # a line cut inside the keyring's entries is damage, not an interrupted change
+    lines = keyring.log_path.read_bytes()
+    keyring.log_path.write_bytes(lines[: len(lines) // 2])
+    report = _verify(ws)
+    assert not report.ok and "killed" not in report.problems[0], report.problems
+
+
 def test_import_others_public_keys_to_verify_and_seal(ws: Workspace, cli, tmp_path: Path) -> None:
     other = Workspace(tmp_path / "other", "test").ensure()
     shutil.rmtree(other.keyring_dir)

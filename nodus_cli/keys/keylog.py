@@ -160,7 +160,13 @@ def verify_log(
             if time.tzinfo is None:
                 raise ValueError("time without offset")
         except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{where}: unreadable ({exc})")
+            if number > head.get("seq", 0):
+                problems.append(
+                    f"{where}: unreadable, past the keyring's {head.get('seq')} entries "
+                    "(a line cut short by a command that was killed; the next change drops it)"
+                )
+            else:
+                problems.append(f"{where}: unreadable ({exc})")
             break
         entries.append(entry)
         try:
