@@ -73,3 +73,23 @@ def test_completion_imports_no_heavy_library(shell: str) -> None:
         "_TYPER_COMPLETE_ARGS": "nodus qu",
     }
     assert _imported([], env) == []
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("4", "4")])
+def test_blas_gets_one_thread_unless_the_environment_says_otherwise(
+    preset: str | None, expected: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = str(PROJECT)
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    probe = (
+        "import os, sys\nsys.argv = ['nodus', '--version']\n"
+        "from nodus_cli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.stdout.splitlines()[-1] == expected, proc.stderr

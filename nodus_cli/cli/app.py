@@ -164,8 +164,17 @@ quickstart.register(app)
 
 def main() -> None:
     """Console-script entry point."""
+    _tune_process()
     app()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def _tune_process() -> None:
+    """Settings for a nodus process, made here rather than when the library is imported.
+
+    NumPy's OpenBLAS starts a thread per core that spins for a while after import,
+    taking a core from DuckDB for nothing: nodus gives NumPy only element-wise work.
+    So BLAS gets one thread unless the environment says otherwise.
+    """
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
