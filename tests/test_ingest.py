@@ -353,6 +353,22 @@ def test_window_lines_match_a_plain_split(data: bytes, offset: int, before: int)
     assert lines.maybe_blank == blank
 
 
+def test_a_line_too_long_to_address_fails_the_file_by_name(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines are string views with 32-bit offsets: a longer window is refused, not cut."""
+    from nodus_cli.ingest import lines
+
+    monkeypatch.setattr(lines, "MAX_WINDOW", 4096)
+    path = tmp_path / "long.jsonl"
+    path.write_text(jsonl_lines(0, 50) + '{"msg": "' + "x" * 5000 + '"}\n')
+    result = run(store, path, window_bytes=512)["long.jsonl"]
+    assert result.status == "failed" and "longer than nodus can read" in (result.error or "")
+    assert f"line at byte {len(jsonl_lines(0, 50))} " in (result.error or "")
+    kept = count(store, "SELECT count(*) FROM logs")  # the windows before it stay committed
+    assert 0 < kept < 50 and kept == count(store, "SELECT line_no FROM ingest_files")
+
+
 # --- exactly once -------------------------------------------------------------------
 
 

@@ -3,9 +3,9 @@
 Each row carries the line (without its newline or a CR before it), its line
 number and its byte offset, all computed with a few vectorised passes over the
 window's bytes. The parsers need no window function to number lines, so every
-step of the parse and insert runs on all cores, and nothing is written to disk
-for DuckDB to read back: the lines are copied once, without their newlines, into
-the buffer DuckDB scans.
+step of the parse and insert runs on all cores. The lines are Arrow string views
+into the window's own buffer: nothing is copied or written to disk for DuckDB
+to read.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import threading
 from collections.abc import Generator, Iterator
 from typing import Any
 
+from nodus_cli.errors import InputError
 from nodus_cli.ingest.source import HEAD_BYTES
 
 # Rows per Arrow batch: each batch is one unit of parallel work for DuckDB's scan.
 BATCH_ROWS = 16_384
+INLINE_BYTES = 12  # an Arrow string view holds a string this short itself
+MAX_WINDOW = (2 << 30) - 1  # string views address their buffer with 32-bit offsets
 
 
 def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
@@ -58,23 +61,25 @@ def _newlines(buffer: Any) -> Any:
 class WindowLines:
     """The lines of one window: ``line``, ``line_no`` (1-based) and ``byte_offset``.
 
-    It keeps no reference to ``window``, whose buffer the reader fills again next;
-    ``size`` and ``last_bytes`` (its final KiB) are what the checkpoint needs of it.
-
-    ``offset`` and ``lines_before`` place the window in its file. Every export of
-    the Arrow stream is a fresh stream, so one window can be scanned several times.
+    ``offset`` and ``lines_before`` place the window in its file. ``size`` and
+    ``last_bytes`` (its final KiB) are what the checkpoint needs of it. The lines
+    point into ``window``, which must not change while they are scanned. Every
+    export of the Arrow stream is a fresh stream, so one window can be scanned
+    several times.
     """
 
     def __init__(self, window: bytes | bytearray, offset: int, lines_before: int) -> None:
         import numpy as np
 
         self.size = len(window)
+        if self.size > MAX_WINDOW:
+            start = offset + window.rfind(b"\n", 0, self.size - 1) + 1
+            raise InputError(f"the line at byte {start} is longer than nodus can read (2 GiB)")
         self.last_bytes = bytes(window[-HEAD_BYTES:])
         window = _valid_text(window)
-        octets = np.frombuffer(window, np.uint8)  # a view, released when __init__ returns
+        octets = np.frombuffer(window, np.uint8)
         ends = _newlines(octets)
-        unterminated = bool(window) and not window.endswith(b"\n")
-        if unterminated:
+        if window and not window.endswith(b"\n"):
             ends = np.append(ends, len(window))
         count = len(ends)
         starts = np.empty(count, np.int64)
@@ -85,19 +90,12 @@ class WindowLines:
         first_bytes = octets[starts[lengths > 0]]
         # A line that is empty or starts with a blank may hold no record at all.
         self.maybe_blank = bool((lengths == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
-        data = window
         if b"\r" in window:  # a CR before the line's end is not part of the line
-            before_end = octets[np.maximum(ends - 1, 0)]
-            lengths -= (before_end == 13) & (lengths > 0)
-            data = data.replace(b"\r\n", b"\n")
-            if unterminated and data.endswith(b"\r"):
-                data = data[:-1]
+            lengths -= (octets[np.maximum(ends - 1, 0)] == 13) & (lengths > 0)
         self.count = count
-        offsets = np.zeros(count + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
         self._arrow = _arrow_batches(
-            data.replace(b"\n", b""),
-            offsets,
+            window,
+            _string_views(window, starts, lengths),
             np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64),
             starts + offset,
         )
@@ -106,22 +104,46 @@ class WindowLines:
         return self._arrow.__arrow_c_stream__()
 
 
-def _arrow_batches(data: Any, offsets: Any, line_no: Any, byte_offset: Any) -> Any:
+def _string_views(window: bytes | bytearray, starts: Any, lengths: Any) -> Any:
+    """Arrow string views (16 bytes each) of the lines at ``starts`` in ``window``.
+
+    A view holds the length, then either the whole string (up to 12 bytes, zero
+    padded) or its first 4 bytes, the data buffer's index (0) and the offset.
+    """
+    import numpy as np
+
+    views = np.zeros((len(starts), 4), np.int32)
+    views[:, 0] = lengths
+    long = lengths > INLINE_BYTES
+    if long.any():
+        long_starts = starts[long]
+        # every 4-byte word of the window, whatever its alignment (a view, no copy)
+        words = np.ndarray((len(window) - 3,), "<i4", window, strides=(1,))
+        views[long, 1] = words[long_starts]
+        views[long, 3] = long_starts
+    short = ~long
+    if short.any():
+        positions = starts[short, None] + np.arange(INLINE_BYTES)
+        inline = np.frombuffer(window, np.uint8)[np.minimum(positions, len(window) - 1)]
+        inline[np.arange(INLINE_BYTES) >= lengths[short, None]] = 0
+        views.view(np.uint8).reshape(-1, 16)[short, 4:] = inline
+    return views.reshape(-1).view(np.uint8)
+
+
+def _arrow_batches(window: Any, views: Any, line_no: Any, byte_offset: Any) -> Any:
     """The columns as Arrow record batches over the same buffers (nothing is copied).
 
     Built once, on the reader thread: DuckDB asks for the stream more than once.
     """
     import nanoarrow as na
 
-    schema = na.struct(
-        {"line": na.large_string(), "line_no": na.int64(), "byte_offset": na.int64()}
-    )
+    schema = na.struct({"line": na.string_view(), "line_no": na.int64(), "byte_offset": na.int64()})
     count = len(line_no)
     batches = []
     for low in range(0, max(count, 1), BATCH_ROWS):
         high = min(low + BATCH_ROWS, count)
         line = na.c_array_from_buffers(
-            na.large_string(), high - low, [None, offsets[low : high + 1], data]
+            na.string_view(), high - low, [None, views[low * 16 : high * 16], window]
         )
         columns = [
             line,
@@ -138,8 +160,8 @@ def numbered(
     """The lines of each window, prepared one window ahead on another thread.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
-    overlaps with DuckDB parsing the current one. Only one window is prepared
-    ahead, so at most two windows' lines are held at a time.
+    overlaps with DuckDB parsing the current one. Only one window is read ahead,
+    so at most two windows are held at a time.
     """
     ready: queue.Queue[WindowLines | BaseException | None] = queue.Queue()
     room = threading.Semaphore(1)  # released when the consumer takes a window
@@ -155,14 +177,14 @@ def numbered(
     def produce() -> None:
         position, count = offset, lines_before
         try:
-            for window in windows:
-                if not wait_for_room():
+            while wait_for_room():
+                window = next(windows, None)
+                if window is None:
+                    ready.put(None)
                     return
                 lines = WindowLines(window, position, count)
-                del window  # its buffer is read into again for the next window
                 position, count = position + lines.size, count + lines.count
                 ready.put(lines)
-            ready.put(None)
         except BaseException as exc:  # raised again on the consumer's side
             ready.put(exc)
 

@@ -107,7 +107,7 @@ class Source:
 
 def read_full(stream: BinaryIO, count: int) -> bytes:
     """Read ``count`` bytes unless the stream ends first (gzip reads come in pieces)."""
-    return bytes(_read_into(stream, count, bytearray()))
+    return bytes(_read_into(stream, count))
 
 
 def head_hash(head: bytes, offset: int = HEAD_BYTES) -> str:
@@ -148,13 +148,12 @@ def windows(
 ) -> Iterator[bytes | bytearray]:
     """Yield windows of about ``size`` bytes that end on a record boundary.
 
-    A window is valid until the next one is asked for: the buffer it lives in is
-    read into again, so a large file costs no new allocation per window.
+    Each window is a buffer of its own: the lines of a window point into it while
+    DuckDB scans them, as the next window is being read.
     """
     leftover: bytes | bytearray = b""
-    reused = bytearray()
     while True:
-        reused = chunk = _read_into(stream, size, reused)
+        chunk = _read_into(stream, size)
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
             chunk += stream.readline()  # end on the line's end (grows in place, no copy)
         buffer = leftover + chunk if leftover else chunk
@@ -177,15 +176,9 @@ def windows(
             leftover = bytes(buffer[cut:])
 
 
-def _read_into(stream: BinaryIO, size: int, buffer: bytearray) -> bytearray:
-    """Up to ``size`` bytes read into ``buffer`` (or a new one if it is still in use)."""
-    try:
-        if len(buffer) < size:
-            buffer.extend(bytes(size - len(buffer)))
-        else:
-            del buffer[size:]
-    except BufferError:  # something still holds a view of the last window
-        buffer = bytearray(size)
+def _read_into(stream: BinaryIO, size: int) -> bytearray:
+    """Up to ``size`` bytes, read into a new buffer (no copy on the way)."""
+    buffer = bytearray(size)
     filled = 0
     try:
         with memoryview(buffer) as view:
