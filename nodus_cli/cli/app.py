@@ -178,3 +178,7 @@ def _tune_process() -> None:
     import os
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -107,7 +107,7 @@ class Source:
 
 def read_full(stream: BinaryIO, count: int) -> bytes:
     """Read ``count`` bytes unless the stream ends first (gzip reads come in pieces)."""
-    return bytes(_read_into(stream, count))
+    return bytes(_read_up_to(stream, count))
 
 
 def head_hash(head: bytes, offset: int = HEAD_BYTES) -> str:
@@ -153,7 +153,7 @@ def windows(
     """
     leftover: bytes | bytearray = b""
     while True:
-        chunk = _read_into(stream, size)
+        chunk = _read_up_to(stream, size)
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
             chunk += stream.readline()  # end on the line's end (grows in place, no copy)
         buffer = leftover + chunk if leftover else chunk
@@ -176,7 +176,7 @@ def windows(
             leftover = bytes(buffer[cut:])
 
 
-def _read_into(stream: BinaryIO, size: int) -> bytearray:
+def _read_up_to(stream: BinaryIO, size: int) -> bytearray:
     """Up to ``size`` bytes, read into a new buffer (no copy on the way)."""
     buffer = bytearray(size)
     filled = 0
