@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from nodus_cli.fsutil import atomic_writer, temp_prefix
 
@@ -86,31 +86,32 @@ def current_checkpoint(fd: int) -> Checkpoint | None:
     return Checkpoint(iteration, size)
 
 
+def _read_header(handle: BinaryIO) -> dict[str, Any]:
+    """The guard's header line (raises ValueError if the file is not a guard)."""
+    if handle.readline() != GUARD_MAGIC:
+        raise ValueError("not a checkpoint guard")
+    header = json.loads(handle.readline())
+    if not isinstance(header, dict):
+        raise ValueError("not a checkpoint guard")
+    return header
+
+
 def _read_guard(path: Path) -> tuple[int, list[tuple[int, bytes]]] | None:
     """The guard's iteration and blocks (offset, bytes), or None if it is not intact."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    if not data.startswith(GUARD_MAGIC):
-        return None
-    start = len(GUARD_MAGIC)
-    end = data.find(b"\n", start)
-    try:
-        header = json.loads(data[start:end])
-        size = int(header["block_size"])
-        blocks = []
-        position = end + 1
-        for offset, digest in header["blocks"]:
-            block = data[position : position + size]
-            if len(block) != size or hashlib.sha256(block).hexdigest() != digest:
+        with path.open("rb") as handle:
+            header = _read_header(handle)
+            size = int(header["block_size"])
+            blocks = []
+            for offset, digest in header["blocks"]:
+                block = handle.read(size)
+                if len(block) != size or hashlib.sha256(block).hexdigest() != digest:
+                    return None
+                blocks.append((int(offset), block))
+            if handle.read(1):
                 return None
-            blocks.append((int(offset), block))
-            position += size
-        if position != len(data):
-            return None
-        return int(header["iteration"]), blocks
-    except (ValueError, KeyError, TypeError):
+            return int(header["iteration"]), blocks
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -135,9 +136,7 @@ def _guard_iteration(path: Path) -> int | None:
     """The checkpoint an existing guard was written for (its header line only)."""
     try:
         with path.open("rb") as handle:
-            if handle.readline() != GUARD_MAGIC:
-                return None
-            return int(json.loads(handle.readline())["iteration"])
+            return int(_read_header(handle)["iteration"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
