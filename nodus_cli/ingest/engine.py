@@ -384,14 +384,9 @@ class _Job:
         file_id, source_name, stem = names
         ctes = [f"raw AS (SELECT line, line_no, byte_offset FROM {WINDOW_VIEW})"]
         if detected.multiline:
-            grouped = f"""records AS (SELECT min(line_no) AS line_no,
-                    min(byte_offset) AS byte_offset,
-                    string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
-                  FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
-                          OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
-                        FROM raw WHERE nodus_filled(line)) GROUP BY grp)"""
+            grouped = _records_cte(detected)
             if continues and self._join_to_previous(ctes[0], grouped, detected, file_id):
-                grouped = grouped.removesuffix(")") + " HAVING grp > 0)"
+                grouped = _records_cte(detected, without_leading=True)
             ctes.append(grouped)
         relation = f"({self._parser(detected, mtime_sql, stem)})"
         with_clause = "WITH " + ", ".join(ctes)
@@ -532,6 +527,20 @@ class _Job:
             assert detected.csv is not None
             return formats.csv_sql(detected.csv, stem, self.options.series)
         raise UsageError(f"unknown format {fmt!r}")
+
+
+def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:
+    """``records``: a multi-line format's lines grouped into numbered records.
+
+    Lines before the window's first record start form group 0 (``joined`` false);
+    ``without_leading`` leaves that group out once it was joined to an earlier record.
+    """
+    having = " HAVING grp > 0" if without_leading else ""
+    return f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
+            string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
+          FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
+                  OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
+                FROM raw WHERE nodus_filled(line)) GROUP BY grp{having})"""
 
 
 def _plain_records(lines: WindowLines, detected: Detected) -> int | None:
