@@ -21,6 +21,7 @@ from nodus_cli.ingest import engine
 from nodus_cli.ingest.engine import IngestOptions, ingest
 from nodus_cli.ingest.lines import WindowLines
 from nodus_cli.ingest.redact import pseudonym
+from nodus_cli.ingest.source import windows
 from nodus_cli.store import Store, open_store
 from nodus_cli.workspace import Workspace
 
@@ -351,6 +352,36 @@ def test_window_lines_match_a_plain_split(data: bytes, offset: int, before: int)
     assert scanned == expected and lines.count == len(expected)
     blank = any(not text or text[0] in " \t\r" for text, _, _ in expected)
     assert lines.maybe_blank == blank
+
+
+def test_a_window_buffer_is_read_into_again_only_once_nothing_points_into_it() -> None:
+    """Buffers are reused for speed; a window still scanned must never be overwritten."""
+    import duckdb
+
+    data = b"".join(b"line %d\n" % i for i in range(200))
+    cut = windows(io.BytesIO(data), 256, None)
+    buffers: list[bytearray] = []
+    alive: list[tuple[int, WindowLines]] = []  # (byte offset, lines)
+    offset = count = 0
+    for release in (False, True, False):
+        buffers.append(next(cut))  # type: ignore[arg-type]
+        alive.append((offset, WindowLines(buffers[-1], offset, count)))
+        offset, count = offset + alive[-1][1].size, count + alive[-1][1].count
+        if release:
+            alive.pop(0)[1].release()
+    assert buffers[2] is buffers[0]  # the first window was released: read into again
+    buffers.append(next(cut))  # type: ignore[arg-type]
+    assert all(buffers[3] is not earlier for earlier in buffers[:3])  # two still hold views
+    con = duckdb.connect()
+    for start, lines in alive:  # the windows still alive kept their text
+        con.register("scanned", lines)
+        query = "SELECT string_agg(line || chr(10), '' ORDER BY line_no) FROM scanned"
+        assert con.execute(query).fetchall()[0][0].encode() == data[start : start + lines.size]
+        con.unregister("scanned")
+    released = WindowLines(buffers[3], offset, count)
+    released.release()
+    with pytest.raises(RuntimeError, match="released"):
+        released.__arrow_c_stream__()
 
 
 def test_a_line_too_long_to_address_fails_the_file_by_name(

@@ -93,7 +93,7 @@ class WindowLines:
         if b"\r" in window:  # a CR before the line's end is not part of the line
             lengths -= (octets[np.maximum(ends - 1, 0)] == 13) & (lengths > 0)
         self.count = count
-        self._arrow = _arrow_batches(
+        self._arrow: Any = _arrow_batches(
             window,
             _string_views(window, starts, lengths),
             np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64),
@@ -101,7 +101,13 @@ class WindowLines:
         )
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        if self._arrow is None:
+            raise RuntimeError("the window's lines were released")
         return self._arrow.__arrow_c_stream__()
+
+    def release(self) -> None:
+        """Drop the Arrow batches, the last views into the window's buffer."""
+        self._arrow = None
 
 
 def _string_views(window: bytes | bytearray, starts: Any, lengths: Any) -> Any:
@@ -196,6 +202,7 @@ def numbered(
                 raise item
             room.release()
             yield item
+            item.release()  # the consumer asked for the next window: its buffer can be reused
     finally:
         stop.set()
         worker.join()

@@ -148,12 +148,19 @@ def windows(
 ) -> Iterator[bytes | bytearray]:
     """Yield windows of about ``size`` bytes that end on a record boundary.
 
-    Each window is a buffer of its own: the lines of a window point into it while
-    DuckDB scans them, as the next window is being read.
+    The lines of a window point into its buffer while DuckDB scans them, as the next
+    window is being read. A buffer is read into again only once nothing points into
+    it any more (see ``_reusable``): a fresh 64 MiB buffer costs more to allocate
+    (zeroing, page faults) than to fill.
     """
     leftover: bytes | bytearray = b""
+    spare: list[bytearray] = []  # buffers read before, at most two
     while True:
-        chunk = _read_up_to(stream, size)
+        chunk = next((buffer for buffer in spare if _reusable(buffer, size)), None)
+        if chunk is not None:
+            spare.remove(chunk)
+        chunk = _read_up_to(stream, size, chunk)
+        spare = [*spare[-1:], chunk]
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
             chunk += stream.readline()  # end on the line's end (grows in place, no copy)
         buffer = leftover + chunk if leftover else chunk
@@ -176,9 +183,26 @@ def windows(
             leftover = bytes(buffer[cut:])
 
 
-def _read_up_to(stream: BinaryIO, size: int) -> bytearray:
-    """Up to ``size`` bytes, read into a new buffer (no copy on the way)."""
-    buffer = bytearray(size)
+def _reusable(buffer: bytearray, size: int) -> bool:
+    """Resize ``buffer`` to ``size`` bytes, unless a view (NumPy, Arrow) still points into it.
+
+    Python refuses to resize a bytearray while any view of it exists: that refusal is
+    the proof that no window still being scanned uses this buffer.
+    """
+    try:
+        buffer.append(0)  # a resize, even when the length is already right
+    except BufferError:
+        return False
+    if len(buffer) > size:
+        del buffer[size:]
+    else:
+        buffer.extend(bytes(size - len(buffer)))
+    return True
+
+
+def _read_up_to(stream: BinaryIO, size: int, buffer: bytearray | None = None) -> bytearray:
+    """Up to ``size`` bytes, read into ``buffer`` (``size`` long) or a new one, no copy."""
+    buffer = bytearray(size) if buffer is None else buffer
     filled = 0
     try:
         with memoryview(buffer) as view:
