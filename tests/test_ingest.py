@@ -21,7 +21,7 @@ from nodus_cli.ingest import engine
 from nodus_cli.ingest.engine import IngestOptions, ingest
 from nodus_cli.ingest.lines import WindowLines
 from nodus_cli.ingest.redact import pseudonym
-from nodus_cli.ingest.source import windows
+from nodus_cli.ingest.source import _read_up_to, windows
 from nodus_cli.store import Store, open_store
 from nodus_cli.workspace import Workspace
 
@@ -382,6 +382,12 @@ def test_a_window_buffer_is_read_into_again_only_once_nothing_points_into_it() -
     released.release()
     with pytest.raises(RuntimeError, match="released"):
         released.__arrow_c_stream__()
+
+
+def test_a_short_read_returns_only_the_bytes_read() -> None:
+    """A new buffer is left uninitialised for speed: none of that memory may show."""
+    assert _read_up_to(io.BytesIO(b"abc"), 1 << 20) == b"abc"
+    assert _read_up_to(io.BytesIO(b""), 1 << 20) == b""
 
 
 def test_a_line_too_long_to_address_fails_the_file_by_name(
