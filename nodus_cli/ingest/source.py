@@ -151,8 +151,8 @@ def windows(
 
     The lines of a window point into its buffer while DuckDB scans them, as the next
     window is being read. A buffer is read into again only once nothing points into
-    it any more (see ``_reusable``): a fresh 64 MiB buffer costs more to allocate
-    (zeroing, page faults) than to fill.
+    it any more (see ``_reusable``): the pages of a fresh buffer must first be
+    faulted in and cleared by the kernel, which costs about as much as the read.
     """
     leftover: bytes | bytearray = b""
     spare: list[bytearray] = []  # buffers read before, at most two
