@@ -1,7 +1,7 @@
 """`nodus config diff`: startup on small files and wall time on two 5 MB TOML files.
 
 Startup is reported as ratios to a minimal one-command typer app (its ``--help``, and
-running its command, which makes typer import pydantic as every command run does) and
+running its command, which parses its options as every command run does) and
 to ``nodus --help``, measured interleaved in the same run (target: the foundation's
 startup budget, i.e. close to ``nodus --help``). The big diff compares two
 generated ~5 MB TOML files that differ in about one key in seven (target: under 2 s).
@@ -69,8 +69,8 @@ def main() -> None:
         nodus = [sys.executable, "-m", "nodus_cli"]
         commands = {
             "minimal --help": [sys.executable, str(work / "minimal.py"), "--help"],
-            # typer loads pydantic to coerce parameters whenever a command runs (not for
-            # --help): the fair reference for a command's startup runs the minimal command.
+            # A command run parses and converts its options (--help does not): the fair
+            # reference for a command's startup runs the minimal command.
             "minimal hello": [sys.executable, str(work / "minimal.py"), "hello", "--name", "x"],
             "nodus --help": [*nodus, "--help"],
             "config diff (small)": [
