@@ -168,6 +168,44 @@ def test_json_logfmt_and_levels(store: Store, tmp_path: Path) -> None:
     assert rows[3][0] == "debug"
 
 
+def test_odd_json_lines_are_kept_or_quarantined_never_fail_the_window(
+    store: Store, tmp_path: Path
+) -> None:
+    """Lines reach DuckDB typed JSON but unvalidated: whatever does not parse is quarantined."""
+    stamp = '"ts": "2026-01-01T00:00:00Z", "level": "info", "msg": "m"'
+    lines = {
+        "plain": f'{{{stamp}, "x": 1}}',
+        "infinity": f'{{{stamp}, "x": -Infinity}}',
+        "trailing comma": f'{{{stamp}, "x": 1,}}',
+        "duplicate key": f'{{{stamp}, "x": 1, "x": 2}}',
+        "nested": f'{{{stamp}, "x": {{"ts": "inner", "msg": "kept"}}}}',
+        "leading blank": f'  {{{stamp}, "x": 1}}',
+        "comment": f'{{{stamp} /* c */, "x": 1}}',
+        "trailing text": f'{{{stamp}, "x": 1}} and more',
+        "cut short": f'{{{stamp}, "x": 1',
+        "single quotes": f"{{{stamp}, 'x': 1}}",
+        "array": "[1, 2]",
+        "string": '"text"',
+        "not json": "text {",
+    }
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(lines.values()) + "\n")
+    result = run(store, path, format="jsonl")["odd.jsonl"]
+    kept = store.con.execute("SELECT line_no, attrs FROM logs ORDER BY line_no").fetchall()
+    names = list(lines)
+    assert {names[line_no - 1]: json.loads(attrs) for line_no, attrs in kept} == {
+        "plain": {"x": 1},
+        "infinity": {"x": float("-inf")},
+        "trailing comma": {"x": 1},
+        "duplicate key": {"x": 2},
+        "nested": {"x": {"ts": "inner", "msg": "kept"}},
+        "leading blank": {"x": 1},
+    }
+    quarantined = store.con.execute("SELECT line_no FROM quarantine ORDER BY line_no").fetchall()
+    assert [names[line_no - 1] for (line_no,) in quarantined] == names[6:]
+    assert (result.rows, result.quarantined) == (6, 7)
+
+
 def test_csv_series_naming(store: Store, tmp_path: Path) -> None:
     single = tmp_path / "cpu.csv"
     single.write_text("time,value\n2026-01-01T00:00:00Z,1.5\n2026-01-01T00:01:00Z,2.5\n")

@@ -382,7 +382,7 @@ class _Job:
         start belong to the record those ended with.
         """
         file_id, source_name, stem = names
-        ctes = [f"raw AS (SELECT line, line_no, byte_offset FROM {WINDOW_VIEW})"]
+        ctes = [f"raw AS (SELECT line, line_json, line_no, byte_offset FROM {WINDOW_VIEW})"]
         if detected.multiline:
             grouped = _records_cte(detected)
             if continues and self._join_to_previous(ctes[0], grouped, detected, file_id):

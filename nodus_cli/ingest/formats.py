@@ -1,7 +1,8 @@
 """The formats nodus ingests: how to recognise each one and the SQL that parses it.
 
-Every parser is a DuckDB ``SELECT`` over the relation ``raw(line, line_no,
-byte_offset)`` (one row per line of a window) and yields ``ok`` (a good record),
+Every parser is a DuckDB ``SELECT`` over the relation ``raw(line, line_json,
+line_no, byte_offset)`` (one row per line of a window; ``line_json`` is the line
+typed JSON but not validated) and yields ``ok`` (a good record),
 ``record`` (not blank), ``line_no``, ``byte_offset`` and the table's columns.
 Multi-line formats (text, syslog) parse ``records(line_no, byte_offset, line,
 joined)`` instead, whose rows are already numbered groups of lines.
@@ -140,7 +141,12 @@ def choose_keys(objects: list[dict[str, object]]) -> dict[str, str]:
 
 
 def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
-    """Columns from a JSON object text ``obj``: one parse extracts every chosen key."""
+    """Columns from a JSON object text ``obj``: one parse extracts every chosen key.
+
+    ``obj`` may be typed JSON without having been validated (``line_json``), and
+    DuckDB may evaluate a CASE branch on rows the condition rejects: the key
+    removal only ever sees an object that parsed (``ok``) or ``{}``.
+    """
     roles = list(keys)
     paths = ", ".join(sql_str(f'$."{keys[role]}"') for role in roles) or sql_str("$.__none")
 
@@ -148,7 +154,8 @@ def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
         return f"v[{roles.index(role) + 1}]" if role in keys else "NULL"
 
     drop = json.dumps(dict.fromkeys(keys.values()), separators=(",", ":"))
-    attrs = f"json_merge_patch(obj, {sql_str(drop)})" if keys else "obj"
+    parsed = "CASE WHEN ok THEN obj ELSE JSON '{}' END"
+    attrs = f"json_merge_patch({parsed}, {sql_str(drop)})" if keys else "obj"
     return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE {sql_str(reason)} END AS reason,
         CASE WHEN ok THEN coalesce(try_cast(tv AS TIMESTAMPTZ), nodus_time(tv)) END AS time,
         nodus_level({pick("level")}) AS level,
@@ -166,7 +173,9 @@ def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
 
 def jsonl_sql(keys: dict[str, str]) -> str:
     return _json_parse(
-        "SELECT *, line AS obj, nodus_filled(line) AS record FROM raw", keys, "not a JSON object"
+        "SELECT *, line_json AS obj, nodus_filled(line) AS record FROM raw",
+        keys,
+        "not a JSON object",
     )
 
 

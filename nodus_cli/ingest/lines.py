@@ -59,7 +59,12 @@ def _newlines(buffer: Any) -> Any:
 
 
 class WindowLines:
-    """The lines of one window: ``line``, ``line_no`` (1-based) and ``byte_offset``.
+    """The lines of one window: ``line``, ``line_json``, ``line_no`` (1-based), ``byte_offset``.
+
+    ``line_json`` is the same text typed JSON and not validated (DuckDB takes Arrow's
+    ``arrow.json`` extension type as its JSON type): a JSON function given it skips
+    the cast from VARCHAR, which parses every line once more. It may hold any text,
+    so only a function that fails softly on bad JSON may see it unguarded.
 
     ``offset`` and ``lines_before`` place the window in its file. ``size`` and
     ``last_bytes`` (its final KiB) are what the checkpoint needs of it. The lines
@@ -143,16 +148,23 @@ def _arrow_batches(window: Any, views: Any, line_no: Any, byte_offset: Any) -> A
     """
     import nanoarrow as na
 
-    schema = na.struct({"line": na.string_view(), "line_no": na.int64(), "byte_offset": na.int64()})
+    json = na.extension_type(na.string_view(), "arrow.json")
+    schema = na.struct(
+        {
+            "line": na.string_view(),
+            "line_json": json,
+            "line_no": na.int64(),
+            "byte_offset": na.int64(),
+        }
+    )
     count = len(line_no)
     batches = []
     for low in range(0, max(count, 1), BATCH_ROWS):
         high = min(low + BATCH_ROWS, count)
-        line = na.c_array_from_buffers(
-            na.string_view(), high - low, [None, views[low * 16 : high * 16], window]
-        )
+        buffers = [None, views[low * 16 : high * 16], window]
         columns = [
-            line,
+            na.c_array_from_buffers(na.string_view(), high - low, buffers),
+            na.c_array_from_buffers(json, high - low, buffers),  # the same buffers
             na.c_array(line_no[low:high], na.int64()),
             na.c_array(byte_offset[low:high], na.int64()),
         ]
