@@ -36,6 +36,24 @@ def test_json_keeps_types(cli) -> None:
     }
 
 
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "csv", "table"])
+def test_json_nested_too_deep_for_python_is_shown_as_text(cli, fmt: str) -> None:
+    """A log line may nest thousands of levels; Python's recursion must not crash the output."""
+    sql = """select json(repeat('[', 3000) || repeat(']', 3000)) as deep,
+        json(repeat('[', 250) || repeat(']', 250)) as deeper_than_shown,
+        json(repeat('{"a":', 50) || '1' || repeat('}', 50)) as shallow"""
+    result = cli("query", sql, "--format", fmt)
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        [row] = result.json()
+        assert row["deep"] == "[" * 3000 + "]" * 3000
+        assert row["deeper_than_shown"] == "[" * 250 + "]" * 250
+        shallow = row["shallow"]
+        for _ in range(50):
+            shallow = shallow["a"]
+        assert shallow == 1
+
+
 def test_formats_csv_ndjson_table(cli) -> None:
     sql = "select * from (values (1, 'a,b'), (2, NULL)) t(x, y) order by x"
     rows = list(csv.reader(io.StringIO(cli("query", sql, "--format", "csv").stdout)))

@@ -104,13 +104,35 @@ def emit_json(document: Any) -> None:
 # --- Tables ---------------------------------------------------------------------------
 
 
+# A JSON value nested deeper is shown as its text: decoding, converting and encoding
+# it again each recurse once per level, and Python's recursion is limited.
+MAX_JSON_DEPTH = 200
+
+
 def _cell(value: Any, type_name: str) -> Any:
     if type_name == "JSON" and isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
             return value
+        # every level takes at least two characters: a short text cannot be too deep
+        if len(value) > 2 * MAX_JSON_DEPTH and _deeper_than(decoded, MAX_JSON_DEPTH):
+            return value
+        return decoded
     return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``value`` (no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _text(value: Any) -> str:
