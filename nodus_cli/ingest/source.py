@@ -155,13 +155,13 @@ def windows(
     faulted in and cleared by the kernel, which costs about as much as the read.
     """
     leftover: bytes | bytearray = b""
-    spare: list[bytearray] = []  # buffers read before, at most two
+    spare: list[bytearray] = []  # the buffers of the last two reads
     while True:
-        chunk = next((buffer for buffer in spare if _reusable(buffer, size)), None)
-        if chunk is not None:
-            spare.remove(chunk)
-        chunk = _read_up_to(stream, size, chunk)
-        spare = [*spare[-1:], chunk]
+        reused = next((earlier for earlier in spare if _reusable(earlier, size)), None)
+        chunk = _read_up_to(stream, size, reused)
+        # by identity: two buffers may hold equal bytes (list.remove compares contents)
+        others = [earlier for earlier in spare if earlier is not chunk]
+        spare = [*others[-1:], chunk]
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
             chunk += stream.readline()  # end on the line's end (grows in place, no copy)
         buffer = leftover + chunk if leftover else chunk
