@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -426,6 +427,8 @@ def test_a_short_read_returns_only_the_bytes_read() -> None:
     """A new buffer is left uninitialised for speed: none of that memory may show."""
     assert _read_up_to(io.BytesIO(b"abc"), 1 << 20) == b"abc"
     assert _read_up_to(io.BytesIO(b""), 1 << 20) == b""
+    buffer = _read_up_to(io.BytesIO(b"abc"), 16)
+    assert sys.getrefcount(buffer) == 2  # ours and the call's: the C API's reference is not leaked
 
 
 def test_a_line_too_long_to_address_fails_the_file_by_name(
