@@ -141,6 +141,30 @@ def test_syslog_and_prometheus_samples(store: Store, shared: Path) -> None:
     assert count(store, "SELECT count(*) FROM metrics WHERE isnan(value)") >= 0
 
 
+def test_every_level_spelling_maps_to_its_level() -> None:
+    import duckdb
+
+    from nodus_cli.ingest.formats import LEVEL_MACRO, LEVEL_SPELLINGS
+
+    con = duckdb.connect()
+    con.execute(LEVEL_MACRO)
+    cases = [
+        (written, level)
+        for level, spellings in LEVEL_SPELLINGS.items()
+        for spelling in spellings
+        for written in (spelling, spelling.upper(), f" {spelling.title()} ")
+    ]
+    cases += [("bogus", None), ("", None), (None, None)]
+    con.execute("CREATE TABLE spelled (written VARCHAR, level VARCHAR)")
+    con.executemany("INSERT INTO spelled VALUES (?, ?)", cases)
+    wrong = con.execute(
+        "SELECT written, level, nodus_level(written) FROM spelled "
+        "WHERE nodus_level(written) IS DISTINCT FROM level"
+    ).fetchall()
+    assert wrong == []
+    assert con.execute("SELECT nodus_level(6), nodus_level(3)").fetchone() == ("info", "error")
+
+
 def test_json_logfmt_and_levels(store: Store, tmp_path: Path) -> None:
     jsonl = tmp_path / "app.log"
     jsonl.write_text(
