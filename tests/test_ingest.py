@@ -481,6 +481,24 @@ def jsonl_lines(start: int, stop: int) -> str:
     )
 
 
+def test_small_files_share_a_checkpoint_and_each_big_window_gets_one(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint per file made a directory of small logs ~2.5 times slower."""
+    checkpoints: list[int] = []
+    monkeypatch.setattr(store, "checkpoint", lambda: checkpoints.append(1))
+    small = []
+    for number in range(5):
+        small.append(tmp_path / f"small-{number}.jsonl")
+        small[-1].write_text(jsonl_lines(0, 10))
+    assert sum(r.rows for r in run(store, *small, window_bytes=1 << 20).values()) == 50
+    assert checkpoints == []  # the store's close folds them in
+    big = tmp_path / "big.jsonl"
+    big.write_text(jsonl_lines(0, 60))  # about 4 KiB: 8 windows of 512 bytes
+    assert run(store, big, window_bytes=512)["big.jsonl"].rows == 60
+    assert len(checkpoints) >= 7
+
+
 def test_rerun_append_truncate_and_replace(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "app.jsonl"
     path.write_text(jsonl_lines(0, 50))
