@@ -484,7 +484,11 @@ def jsonl_lines(start: int, stop: int) -> str:
 def test_small_files_share_a_checkpoint_and_each_big_window_gets_one(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A checkpoint per file made a directory of small logs ~2.5 times slower."""
+    """A checkpoint per file made a directory of small logs ~2.5 times slower.
+
+    The run's last checkpoint is still its own, under its session's settings: left to
+    the store's close, DuckDB's vacuum would rewrite the windows' partial row groups.
+    """
     checkpoints: list[int] = []
     monkeypatch.setattr(store, "checkpoint", lambda: checkpoints.append(1))
     small = []
@@ -492,7 +496,7 @@ def test_small_files_share_a_checkpoint_and_each_big_window_gets_one(
         small.append(tmp_path / f"small-{number}.jsonl")
         small[-1].write_text(jsonl_lines(0, 10))
     assert sum(r.rows for r in run(store, *small, window_bytes=1 << 20).values()) == 50
-    assert checkpoints == []  # the store's close folds them in
+    assert len(checkpoints) == 1  # one for the five files, at the end of the run
     big = tmp_path / "big.jsonl"
     big.write_text(jsonl_lines(0, 60))  # about 4 KiB: 8 windows of 512 bytes
     assert run(store, big, window_bytes=512)["big.jsonl"].rows == 60

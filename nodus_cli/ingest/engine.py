@@ -153,6 +153,10 @@ def ingest(
                 result.status, result.error = "failed", exc.message
             result.seconds = time.monotonic() - started
             report.files.append(result)
+        if job.unfolded:
+            # now, under this session's settings: the close's checkpoint would run
+            # DuckDB's vacuum, which rewrites every partial row group a window left
+            store.checkpoint()
     return report
 
 
