@@ -484,7 +484,7 @@ def jsonl_lines(start: int, stop: int) -> str:
 def test_small_files_share_a_checkpoint_and_each_big_window_gets_one(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A checkpoint per file made a directory of small logs ~2.5 times slower.
+    """A checkpoint per file made a directory of small logs about twice as slow.
 
     The run's last checkpoint is still its own, under its session's settings: left to
     the store's close, DuckDB's vacuum would rewrite the windows' partial row groups.
