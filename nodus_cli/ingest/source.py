@@ -185,19 +185,19 @@ def windows(
 
 
 def _reusable(buffer: bytearray, size: int) -> bool:
-    """Resize ``buffer`` to ``size`` bytes, unless a view (NumPy, Arrow) still points into it.
+    """Cut ``buffer`` to ``size`` bytes, unless a view (NumPy, Arrow) still points into it.
 
     Python refuses to resize a bytearray while any view of it exists: that refusal is
-    the proof that no window still being scanned uses this buffer.
+    the proof that no window still being scanned uses this buffer. A shorter buffer
+    (only the file's last read is short) is not grown: growing would zero it.
     """
+    if len(buffer) < size:
+        return False
     try:
         buffer.append(0)  # a resize, even when the length is already right
     except BufferError:
         return False
-    if len(buffer) > size:
-        del buffer[size:]
-    else:
-        buffer.extend(bytes(size - len(buffer)))
+    del buffer[size:]
     return True
 
 
