@@ -1,9 +1,15 @@
-"""Crash-safe file writes: temporary file in the same directory, fsync, rename, fsync dir."""
+"""Crash-safe file writes: temporary file in the same directory, fsync, rename, fsync dir.
+
+Every file nodus writes (``-o``, reports, workspace files) goes through ``atomic_writer``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +30,45 @@ def temp_prefix(path: Path, tag: str = "") -> str:
     return f".{Path(path).name}.{tag}"
 
 
+_MAX_LINKS = 40  # as the kernel's own limit on a path's symbolic links
+
+
+def _is_descriptor_link(path: Path) -> bool:
+    """Whether ``path`` is one of /proc's links to an open file (/dev/stdout ends in one)."""
+    parent = Path(os.path.realpath(path.parent))
+    return parent.match("/proc/*/fd") or parent.match("/proc/*/task/*/fd")
+
+
+def write_target(path: Path) -> tuple[Path, bool]:
+    """Where writing ``path`` lands, and whether it must be written in place.
+
+    Symbolic links are followed one by one, so that the file they name is replaced
+    and the links stay. A device, a FIFO, a socket or a link to an open descriptor
+    (``/proc/self/fd/1``) cannot be replaced by a rename: it is written in place.
+    """
+    current = Path(os.path.abspath(path))
+    for _ in range(_MAX_LINKS):
+        if _is_descriptor_link(current):
+            return current, True
+        try:
+            link = os.readlink(current)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT):  # not a link, or a new file
+                break
+            raise
+        current = Path(os.path.realpath(current.parent)) / link
+    else:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    current = Path(os.path.realpath(current.parent)) / current.name
+    try:
+        status = os.stat(current)
+    except FileNotFoundError:
+        return current, False
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    return current, not stat.S_ISREG(status.st_mode)
+
+
 @contextlib.contextmanager
 def atomic_writer(
     path: Path,
@@ -34,16 +79,32 @@ def atomic_writer(
 ) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` atomically when the block succeeds.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
-    ``mode`` sets the permission bits (for example 0o600 for secrets) before any
-    byte is written, so a secret is never readable by others even briefly.
-    ``owner`` (uid, gid) is given to the new file too (PermissionError when this
+    The one writer of every output file. On any exception the temporary file is
+    removed and ``path`` is untouched. ``mode`` sets the permission bits (for example
+    0o600 for secrets) before any byte is written, so a secret is never readable by
+    others even briefly; without it a replaced file keeps its mode and a new one is
+    0600. ``owner`` (uid, gid) is given to the new file too (PermissionError when this
     process may not). The temporary file is ``temp_prefix(path, tag)`` + random +
     ``.tmp``, so a caller can find the leftovers of a crashed writer by its ``tag``.
+
+    Only regular files are replaced: ``-`` is stdout, a symlink's target is replaced
+    (the link stays), and a device, FIFO or open descriptor is written in place
+    (``write_target``), never turned into a regular file.
     """
-    path = Path(path)
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path, tag), suffix=".tmp", dir=directory)
+    if str(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target, in_place = write_target(Path(path))
+    if in_place:
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY), "wb") as handle:
+            yield handle
+        return
+    if mode is None:
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+    directory = target.parent
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target, tag), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             created = os.fstat(fd)
@@ -54,7 +115,7 @@ def atomic_writer(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
