@@ -190,6 +190,42 @@ def test_check_timeout_restores_and_is_reported(cli, target: Path) -> None:
     assert _history(cli, target)[1]["check"]["outcome"] == "timeout"
 
 
+def test_a_check_that_escapes_its_group_cannot_stop_the_rollback(
+    run_nodus, target: Path, tmp_path: Path
+) -> None:
+    """Issue 23.6: ``setsid sleep 40 & sleep 100`` kept nodus waiting on the pipe."""
+    before = target.read_bytes()
+    escaped = tmp_path / "escaped.pid"
+    check = f"setsid sh -c 'echo $$ > {escaped}; exec sleep 40' & sleep 100"
+    try:
+        result = run_nodus(
+            "config", "apply", str(target), "--set", "pool.min=1",
+            "--check", check, "--check-timeout", "2", timeout=30,
+        )  # fmt: skip
+    finally:
+        for _ in range(100):  # the escaped process is this test's to end
+            if escaped.exists() and escaped.read_text().strip():
+                os.kill(int(escaped.read_text()), 9)
+                break
+            time.sleep(0.05)
+    assert result.returncode == 1 and "timed out" in result.stderr, result.stderr
+    assert target.read_bytes() == before
+
+
+def test_a_check_ends_with_its_shell_and_its_group_with_it(
+    cli, target: Path, tmp_path: Path
+) -> None:
+    """A background child left in the check's group does not outlive the check."""
+    marker = tmp_path / "late"
+    result = cli(
+        "config", "apply", str(target), "--set", "pool.min=2",
+        "--check", f"(sleep 3; touch {marker}) & true", "--check-timeout", "60",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    time.sleep(4)
+    assert not marker.exists(), "the check's background child kept running"
+
+
 def test_passing_check_sees_the_new_content(cli, target: Path) -> None:
     result = cli(
         "config", "apply", str(target), "--set", "pool.max=7",

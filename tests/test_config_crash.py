@@ -29,13 +29,15 @@ OLD = b'# service\n[pool]\nmax = 100  # keep\nmin = 1\n\n[log]\nlevel = "info"\n
 NEW = b'# service\n[pool]\nmax = 500  # keep\nmin = 1\n\n[log]\nlevel = "debug"\n'
 PASSING, FAILING = "true", "exit 3"
 # What TARGET holds after a kill at each checkpoint (the restore ones: a failing check).
+# Until the check's result is committed the new bytes are not vouched for: settling
+# rolls them back; a restore that was decided is completed.
 EXPECTED = {
     "intent": "old",
     "written": "old",
-    "switched": "new",
-    "checked": "new",
+    "switched": "old",
+    "checked": "old",
     "committed": "new",
-    "restore-intent": "new",
+    "restore-intent": "old",
     "restored": "old",
     "restore-committed": "old",
 }
@@ -92,12 +94,13 @@ class Harness:
 
     def settle_and_verify(self, before: bytes) -> str:
         """The crash-safety property, checked after the next command settles."""
-        after = self.target.read_bytes()
-        assert after in (OLD, NEW), after
-        if before in (OLD, NEW):
-            assert after in (before, OLD if before == NEW else NEW)
+        assert self.target.read_bytes() in (OLD, NEW)
         with open_store(self.workspace) as store:
             settle_pending(store)
+            after = self.target.read_bytes()  # settling may have rolled back
+            assert after in (OLD, NEW), after
+            if before in (OLD, NEW):
+                assert after in (before, OLD if before == NEW else NEW)
             current = current_generation(store, str(self.target))
             pending = [
                 g for g in list_generations(store, str(self.target)) if g.status == "pending"
@@ -176,10 +179,19 @@ def test_kill_at_each_checkpoint(harness: Harness, kill_at: str) -> None:
 def test_settled_generation_records_an_interrupted_check(harness: Harness) -> None:
     pid = harness.run_child(check=PASSING, rollback=False, kill_at="switched")
     os.waitpid(pid, 0)
+    assert harness.target.read_bytes() == NEW  # killed after the switch, before the check
     harness.settle_and_verify(OLD)
+    assert harness.target.read_bytes() == OLD
     with open_store(harness.workspace) as store:
-        current = current_generation(store, str(harness.target))
-    assert current is not None and current.check == {"command": PASSING, "outcome": "interrupted"}
+        interrupted = list_generations(store, str(harness.target))[-1]
+    assert interrupted.status == "abandoned"
+    assert interrupted.check == {"command": PASSING, "outcome": "interrupted"}
+
+
+def test_without_a_check_the_switched_bytes_stay(harness: Harness) -> None:
+    pid = harness.run_child(check=None, rollback=False, kill_at="switched")
+    os.waitpid(pid, 0)
+    assert harness.settle_and_verify(OLD) == "new"
 
 
 def test_leftover_temporary_files_are_removed(harness: Harness) -> None:
@@ -193,14 +205,15 @@ def test_leftover_temporary_files_are_removed(harness: Harness) -> None:
 def test_sigkill_of_the_real_command_during_its_check(
     run_nodus, tmp_path: Path, nodus_home: Path
 ) -> None:
+    """Issue 23.6: a kill during the check left the new bytes committed, never checked."""
     target = tmp_path / "service.toml"
     target.write_bytes(OLD)
     new = tmp_path / "new.toml"
     new.write_bytes(NEW)
-    for _ in range(2):
+    for check in ("sleep 30", "sleep 30; exit 3"):
         env = {**os.environ, "PYTHONPATH": str(PROJECT)}
         process = subprocess.Popen(
-            [*nodus_command(), "config", "apply", str(target), str(new), "--check", "sleep 30"],
+            [*nodus_command(), "config", "apply", str(target), str(new), "--check", check],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -213,11 +226,14 @@ def test_sigkill_of_the_real_command_during_its_check(
         assert target.read_bytes() == NEW
         history = run_nodus("config", "history", str(target), "--json")
         assert history.returncode == 0, history.stderr
-        assert "interrupted apply" in history.stderr
-        last = json.loads(history.stdout)["generations"][-1]
-        assert last["status"] == "committed" and last["check"]["outcome"] == "interrupted"
+        assert "never finished its health check" in history.stderr
+        assert target.read_bytes() == OLD, "the unchecked new bytes stayed in force"
+        generations = json.loads(history.stdout)["generations"]
+        last = generations[-1]
+        assert last["status"] == "abandoned" and last["check"]["outcome"] == "interrupted"
         assert last["sha256"] == _sha(NEW)
-        target.write_bytes(OLD)  # next round starts from the old bytes again
+        current = [g for g in generations if g["status"] == "committed"][-1]
+        assert current["sha256"] == _sha(OLD)
 
 
 def test_sigkill_of_the_real_command_at_random_moments(run_nodus, tmp_path: Path) -> None:

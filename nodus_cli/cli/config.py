@@ -315,6 +315,11 @@ def _report_settled(settled: "list[Settled]") -> None:
     for item in settled:
         if item.outcome == "cleanup":
             warn(f"removed leftover temporary files beside {item.target}: {len(item.removed)}")
+        elif item.outcome == "rolled back":
+            warn(
+                f"an interrupted apply of {item.target} never finished its health check: "
+                f"generation {item.generation} was rolled back to the previous content"
+            )
         else:
             warn(
                 f"an interrupted apply of {item.target} was settled from what is on disk: "

@@ -3,8 +3,8 @@
 A switch is: record an intent (a pending generation) in the store, write a temporary
 file beside TARGET, fsync, rename it over TARGET, fsync the directory, then commit the
 generation. A crash anywhere leaves TARGET with the old or the new bytes; the next
-``nodus config`` command settles the intent by what is on disk and removes leftover
-temporary files. Applies to files of one directory are serialised with a lock.
+``nodus config`` command settles the intent by what is on disk (an apply whose health
+check never reported is rolled back) and removes leftover temporary files. Applies to files of one directory are serialised with a lock.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import select
 import signal
 import stat
 import subprocess
@@ -131,7 +132,13 @@ class CheckResult:
 
 
 def run_check(command: str, target: str, timeout: float) -> CheckResult:
-    """Run ``command`` in a shell with ``NODUS_CONFIG_TARGET`` set; kill it at ``timeout``."""
+    """Run ``command`` in a shell with ``NODUS_CONFIG_TARGET`` set; kill it at ``timeout``.
+
+    The check runs in a session of its own, and that whole process group is killed
+    when the shell exits or the time is up: nothing the check started in it outlives
+    it. A process that left the group (``setsid``) may keep the output pipe open; its
+    output is read only for ``DRAIN_GRACE`` seconds after the end, never waited for.
+    """
     env = {**os.environ, "NODUS_CONFIG_TARGET": target}
     started = time.monotonic()
     process = subprocess.Popen(
@@ -143,22 +150,93 @@ def run_check(command: str, target: str, timeout: float) -> CheckResult:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a process group we can kill as a whole
     )
+    assert process.stdout is not None
+    output = _TailBuffer(OUTPUT_TAIL * 4)
     try:
-        output, _ = process.communicate(timeout=timeout)
+        exited = _wait_reading(process, output, started + timeout)
+        _kill_group(process)
+        _drain(process.stdout, output, time.monotonic() + DRAIN_GRACE)
+    except BaseException:
+        _kill_group(process)
+        raise
+    finally:
+        process.stdout.close()
+        process.wait()
+    if exited:
         outcome = "passed" if process.returncode == 0 else "failed"
         exit_code: int | None = process.returncode
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
+    else:
         outcome, exit_code = "timeout", None
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
-    text = output.decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
+    text = output.bytes().decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
     return CheckResult(command, outcome, exit_code, time.monotonic() - started, text)
+
+
+DRAIN_GRACE = 0.5  # seconds to read what is left in the pipe after the check's shell ended
+
+
+class _TailBuffer:
+    """The last ``limit`` bytes written to it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self._data += chunk
+        if len(self._data) > 2 * self.limit:
+            del self._data[: -self.limit]
+
+    def bytes(self) -> bytes:
+        return bytes(self._data[-self.limit :])
+
+
+def _exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the shell has exited, leaving it unreaped (its pid keeps naming the group)."""
+    try:
+        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def _wait_reading(process: subprocess.Popen[bytes], output: _TailBuffer, deadline: float) -> bool:
+    """Collect output until the shell exits (True) or ``deadline`` passes (False)."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    open_pipe = True
+    while not _exited(process):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        if not open_pipe:
+            time.sleep(min(remaining, 0.05))
+            continue
+        ready, _, _ = select.select([fd], [], [], min(remaining, 0.05))
+        if ready:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                output.add(chunk)
+            else:
+                open_pipe = False
+    return True
+
+
+def _drain(pipe: Any, output: _TailBuffer, deadline: float) -> None:
+    """Read what is left in the pipe, until its end or ``deadline``."""
+    fd = pipe.fileno()
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            return
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        output.add(chunk)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 # --- Plan -----------------------------------------------------------------------------
@@ -552,8 +630,12 @@ def _commit(
 
 def _pending_intents(store: Store, intent: int | None = None) -> list[tuple[Any, ...]]:
     sql = (
-        "SELECT id, target, generation, real_path, new_sha256 FROM config_intents "
-        "WHERE settled IS NULL" + (" AND id = ?" if intent is not None else "") + " ORDER BY id"
+        "SELECT i.id, i.target, i.generation, i.real_path, i.old_sha256, i.new_sha256, "
+        "g.source, g.parent, g.check_result FROM config_intents i "
+        "JOIN config_generations g ON g.target = i.target AND g.generation = i.generation "
+        "WHERE i.settled IS NULL"
+        + (" AND i.id = ?" if intent is not None else "")
+        + " ORDER BY i.id"
     )
     return store.con.execute(sql, [intent] if intent is not None else []).fetchall()
 
@@ -579,35 +661,52 @@ def _nothing() -> Iterator[None]:
 
 
 def _settle_one(store: Store, row: tuple[Any, ...]) -> Settled:
+    """Finish an intent a crash (or an interrupt) left open, by what is on disk.
+
+    A restore is completed: TARGET gets the old content back. An apply whose health
+    check never reported is undone: its new bytes were never vouched for, so TARGET
+    gets its previous content back and the generation is abandoned. An apply without
+    a check counts if its bytes reached the disk.
+    """
     import json
 
-    intent, target, number, real_path, new_sha = row
+    intent, target, number, real_path, old_sha, new_sha, source, parent, check = row
     real = Path(real_path)
-    try:
-        on_disk = sha256(real.read_bytes())
-    except OSError:
-        on_disk = None
-    outcome = "committed" if on_disk == new_sha else "abandoned"
+    on_disk = _disk_sha256(real)
+    unchecked = bool(check) and json.loads(check).get("outcome") == "pending"
+    if source == "restore" and on_disk == old_sha:
+        _write(real, content_of(store, target, number), os.stat(real), _no_checkpoint)
+        on_disk = new_sha
+    if unchecked and on_disk == new_sha and parent is not None:
+        _write(real, content_of(store, target, parent), os.stat(real), _no_checkpoint)
+        on_disk = old_sha
+        outcome = "rolled back"
+    else:
+        outcome = "committed" if on_disk == new_sha else "abandoned"
     removed = remove_leftovers(real) if real.parent.is_dir() else []
     summary = {"config": "settle", "target": target, "generation": number, "outcome": outcome}
     with store.change({**summary, "removed_temp_files": removed}):
-        if outcome == "committed":
-            # The switch happened; a health check it waited for never finished.
-            store.con.execute(
-                "UPDATE config_generations SET status = 'committed', check_result = "
-                "CASE WHEN check_result IS NULL THEN NULL "
-                "ELSE json_merge_patch(check_result, ?) END "
-                "WHERE target = ? AND generation = ?",
-                [json.dumps({"outcome": "interrupted"}), target, number],
-            )
-        else:
-            store.con.execute(
-                "UPDATE config_generations SET status = 'abandoned' "
-                "WHERE target = ? AND generation = ?",
-                [target, number],
-            )
+        store.con.execute(
+            "UPDATE config_generations SET status = ?, check_result = "
+            "CASE WHEN check_result IS NULL THEN NULL "
+            "ELSE json_merge_patch(check_result, ?) END "
+            "WHERE target = ? AND generation = ?",
+            [
+                "committed" if outcome == "committed" else "abandoned",
+                json.dumps({"outcome": "interrupted"}),
+                target,
+                number,
+            ],
+        )
         store.con.execute(
             "UPDATE config_intents SET settled = ?, outcome = ? WHERE id = ?",
             [datetime.now(UTC), outcome, intent],
         )
     return Settled(target, number, outcome, removed)
+
+
+def _disk_sha256(path: Path) -> str | None:
+    try:
+        return sha256(path.read_bytes())
+    except OSError:
+        return None
