@@ -25,6 +25,17 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Files created inside the block (by this process, DuckDB included) are owner-only."""
+    previous = os.umask(0o077)
+    os.umask(previous | 0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def temp_prefix(path: Path, tag: str = "") -> str:
     """The name prefix of ``atomic_writer``'s temporary files for ``path``."""
     return f".{Path(path).name}.{tag}"

@@ -8,6 +8,7 @@ then ``$XDG_DATA_HOME/nodus`` (``~/.local/share/nodus``).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from nodus_cli.fsutil import atomic_write
 
 WORKSPACE_DIRNAME = ".nodus"
 HOME_ENV = "NODUS_HOME"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+# The files nodus makes in a workspace (the store with its WAL, guard and temp folder,
+# settings, secret, spools, staging copies): only these are made private.
+_OWN_FILES = ("store.duckdb", "nodus.toml", "secret.key", "query_log", ".")
 
 SETTINGS_TEMPLATE = """\
 # nodus workspace settings. Every command of this workspace reads this file.
@@ -60,8 +66,9 @@ class Workspace:
         import secrets
 
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self.keyring_dir.mkdir(mode=0o700, exist_ok=True)
+            self.root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            self.keyring_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            self.make_private()
             if not self.settings_path.exists():
                 atomic_write(self.settings_path, SETTINGS_TEMPLATE.encode())
             if not self.secret_path.exists():
@@ -69,6 +76,23 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot create workspace at {self.root}: {exc.strerror}") from exc
         return self
+
+    def make_private(self) -> None:
+        """Make the workspace readable by its owner only: 0700 folders, 0600 files.
+
+        The store keeps every configuration generation in full, secrets included, so
+        a workspace an older nodus left 0755/0644 is tightened on every open. Only
+        what nodus made is touched: the folder itself (unless it is shared: sticky,
+        or the home directory), the keyring, and the files named like nodus's own.
+        """
+        if not self.root.is_dir():
+            return
+        uid = os.getuid()
+        for directory in (self.root, self.keyring_dir):
+            _restrict(directory, PRIVATE_DIR, uid, refuse_shared=directory == self.root)
+        for entry in os.scandir(self.root):
+            if entry.is_file(follow_symlinks=False) and entry.name.startswith(_OWN_FILES):
+                _restrict(Path(entry.path), PRIVATE_FILE, uid)
 
     def settings(self) -> dict[str, Any]:
         """The parsed ``nodus.toml`` (empty when missing)."""
@@ -86,6 +110,22 @@ class Workspace:
         """The workspace secret, created on first use."""
         self.ensure()
         return bytes.fromhex(self.secret_path.read_text().strip())
+
+
+def _restrict(path: Path, mode: int, uid: int, *, refuse_shared: bool = False) -> None:
+    """Drop the group and other bits of ``path`` when this user owns it."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        return
+    if status.st_uid != uid or not status.st_mode & 0o077 or stat.S_ISLNK(status.st_mode):
+        return
+    if refuse_shared and (status.st_mode & stat.S_ISVTX or path == Path.home()):
+        return
+    try:
+        path.chmod(stat.S_IMODE(status.st_mode) & mode)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot make {path} private: {exc.strerror}") from exc
 
 
 def xdg_data_home(env: dict[str, str] | None = None) -> Path:

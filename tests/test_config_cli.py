@@ -440,3 +440,85 @@ def test_history_formats(cli, target: Path) -> None:
     assert csv[0] == "generation,time,user,source,status,sha256,size,changes,check"
     assert csv[2].split(",")[5] == _sha(target)
     assert cli("config", "show", str(target.parent / "other.toml")).exit_code == 2
+
+
+# --- secrets (issue 23.5) ---------------------------------------------------------------
+
+SECRET_TOML = '[db]\nhost = "db1"\npassword = "old-pass-1"\n'
+
+
+def _every_path(root: Path) -> list[Path]:
+    return [root, *root.rglob("*")]
+
+
+def test_the_store_of_a_secret_is_private_to_its_owner(
+    run_nodus, tmp_path: Path, nodus_home: Path
+) -> None:
+    secret = tmp_path / "secret.toml"
+    secret.write_text(SECRET_TOML)
+    secret.chmod(0o600)
+    result = run_nodus("config", "apply", str(secret), "--set", "db.password='\"swordfish\"'")
+    assert result.returncode == 0, result.stderr
+    assert (nodus_home / "store.duckdb").read_bytes().count(b"swordfish")  # kept in full
+    loose = {
+        str(p.relative_to(nodus_home)): oct(stat.S_IMODE(p.lstat().st_mode))
+        for p in _every_path(nodus_home)
+        if p.lstat().st_mode & 0o077
+    }
+    assert loose == {}, "readable by other users"
+
+
+def test_an_older_workspace_is_made_private_on_open(run_nodus, nodus_home: Path) -> None:
+    assert run_nodus("query", "select 1").returncode == 0
+    nodus_home.chmod(0o755)
+    (nodus_home / "store.duckdb").chmod(0o644)
+    (nodus_home / "nodus.toml").chmod(0o644)
+    assert run_nodus("info").returncode == 0
+    assert stat.S_IMODE(nodus_home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((nodus_home / "store.duckdb").stat().st_mode) == 0o600
+    assert stat.S_IMODE((nodus_home / "nodus.toml").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("form", ["separate", "equals"])
+def test_set_of_a_secret_is_masked_in_journal_and_output(cli, tmp_path: Path, form: str) -> None:
+    secret = tmp_path / "secret.toml"
+    secret.write_text(SECRET_TOML)
+    value = "db.password='swordfish'"
+    args = ["--set", value] if form == "separate" else [f"--set={value}"]
+    result = cli("config", "apply", str(secret), *args)
+    assert result.exit_code == 0, result.stderr
+    assert "swordfish" not in result.stdout + result.stderr
+    assert "old-pass-1" not in result.stdout + result.stderr
+    assert "~ db.password: *** -> ***" in result.stdout
+    journal = cli("journal", "--json")
+    assert "swordfish" not in journal.stdout and "db.password=***" in journal.stdout
+    history = cli("config", "history", str(secret), "--json")
+    assert "swordfish" not in history.stdout and "old-pass-1" not in history.stdout
+    shown = cli("config", "history", str(secret), "--json", "--show-secrets")
+    assert "swordfish" in shown.stdout and "old-pass-1" in shown.stdout
+
+
+def test_diff_masks_secret_values_in_every_format(cli, tmp_path: Path) -> None:
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    old.write_text(SECRET_TOML + '[api]\ntoken = "t-old"\n')
+    new.write_text(
+        SECRET_TOML.replace("old-pass-1", "new-pass-2")
+        + '[api]\ntoken = "t-new"\n[extra]\ncredentials = {user = "u", apiKey = "k-9"}\n'
+    )
+    leaks = ("old-pass-1", "new-pass-2", "t-old", "t-new", "k-9")
+    for fmt in ("text", "json", "unified"):
+        result = cli("config", "diff", str(old), str(new), "--format", fmt)
+        assert result.exit_code == 0, result.stderr
+        assert not [s for s in leaks if s in result.stdout], (fmt, result.stdout)
+    text = cli("config", "diff", str(old), str(new)).stdout
+    assert "~ db.password: *** -> ***" in text and "extra" in text
+    shown = cli("config", "diff", str(old), str(new), "--show-secrets").stdout
+    assert all(s in shown for s in leaks)
+
+
+def test_dry_run_masks_too(cli, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.toml"
+    secret.write_text(SECRET_TOML)
+    result = cli("config", "apply", str(secret), "--set", "db.password='x-9'", "--dry-run")
+    assert result.exit_code == 0
+    assert "x-9" not in result.stdout and "old-pass-1" not in result.stdout

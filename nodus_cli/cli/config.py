@@ -62,6 +62,14 @@ ExpectOption = Annotated[
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Print the changes; write and record nothing.")
 ]
+ShowSecretsOption = Annotated[
+    bool,
+    typer.Option(
+        "--show-secrets",
+        help="Print the values of keys that look secret (password, token, key, ...) "
+        "instead of ***.",
+    ),
+]
 
 
 @config_app.command("diff")
@@ -80,15 +88,24 @@ def diff(
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when there are semantic changes.")
     ] = False,
+    show_secrets: ShowSecretsOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show what changes between two configuration files, key by key."""
-    from nodus_cli.confops.diff import render_text, semantic_diff, summarize, unified
+    from nodus_cli.confops.diff import (
+        mask_secrets,
+        mask_unified,
+        render_text,
+        semantic_diff,
+        summarize,
+        unified,
+    )
     from nodus_cli.confops.formats import decode, read_config
 
     old_bytes, old_format, old_document = read_config(old)
     new_bytes, new_format, new_document = read_config(new)
     changes = semantic_diff(old_document, new_document)
+    shown = changes if show_secrets else mask_secrets(changes)
     if as_json or fmt is DiffFormat.json:
         emit_json(
             {
@@ -97,14 +114,14 @@ def diff(
                 "formats": [old_format, new_format],
                 "equal": not changes,
                 "summary": summarize(changes),
-                "changes": [change.to_json() for change in changes],
+                "changes": [change.to_json() for change in shown],
             }
         )
     elif fmt is DiffFormat.unified:
         text = unified(decode(old_bytes, str(old)), decode(new_bytes, str(new)), str(old), str(new))
-        sys.stdout.write(text)
+        sys.stdout.write(text if show_secrets else mask_unified(text))
     else:
-        sys.stdout.write(render_text(changes))
+        sys.stdout.write(render_text(shown))
     if exit_code and changes:
         raise typer.Exit(1)
 
@@ -132,6 +149,7 @@ def apply(
     check_timeout: CheckTimeoutOption = 30.0,
     expect_sha256: ExpectOption = None,
     dry_run: DryRunOption = False,
+    show_secrets: ShowSecretsOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replace TARGET with NEW, or edit it with --set/--unset, atomically and recorded."""
@@ -145,7 +163,8 @@ def apply(
     content = _read_new(new) if new is not None else None
     if dry_run:
         plan = plan_config(target, content=content, edits=edits, expect_sha256=expect_sha256)
-        _render(ApplyResult(plan, "set" if edits else "apply", dry_run=True), as_json)
+        result = ApplyResult(plan, "set" if edits else "apply", dry_run=True)
+        _render(result, as_json, show_secrets)
         return
     with state.open_store() as store:
         result = apply_config(
@@ -158,7 +177,7 @@ def apply(
             expect_sha256=expect_sha256,
             lock_timeout=_lock_timeout(),
         )
-    _render(result, as_json)
+    _render(result, as_json, show_secrets)
 
 
 @config_app.command("rollback")
@@ -178,6 +197,7 @@ def rollback(
     check_timeout: CheckTimeoutOption = 30.0,
     expect_sha256: ExpectOption = None,
     dry_run: DryRunOption = False,
+    show_secrets: ShowSecretsOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Apply an earlier generation again (it becomes a new generation)."""
@@ -194,12 +214,18 @@ def rollback(
             expect_sha256=expect_sha256,
             lock_timeout=_lock_timeout(),
         )
-    _render(result, as_json)
+    _render(result, as_json, show_secrets)
 
 
 @config_app.command("history")
-def history(target: TargetArgument, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+def history(
+    target: TargetArgument,
+    fmt: FormatOption = None,
+    show_secrets: ShowSecretsOption = False,
+    as_json: JsonOption = False,
+) -> None:
     """List TARGET's generations: when, who, source, content hash, changes, check."""
+    from nodus_cli.confops.diff import mask_change_json
     from nodus_cli.confops.history import list_generations, target_key
 
     key = target_key(target)
@@ -207,7 +233,12 @@ def history(target: TargetArgument, fmt: FormatOption = None, as_json: JsonOptio
         generations = list_generations(store, key)
     output = resolve_format(fmt, as_json)
     if output is Format.json and as_json and fmt is None:
-        emit_json({"target": key, "generations": [g.to_json() for g in generations]})
+        documents = [g.to_json() for g in generations]
+        if not show_secrets:
+            for document in documents:
+                if document["diff"] is not None:
+                    document["diff"] = [mask_change_json(change) for change in document["diff"]]
+        emit_json({"target": key, "generations": documents})
         return
     short = output is Format.table
     render_rows(
@@ -327,15 +358,15 @@ def _report_settled(settled: "list[Settled]") -> None:
             )
 
 
-def _render(result: "ApplyResult", as_json: bool) -> None:
-    from nodus_cli.confops.diff import render_text, summarize
+def _render(result: "ApplyResult", as_json: bool, show_secrets: bool) -> None:
+    from nodus_cli.confops.diff import mask_secrets, render_text, summarize
 
     plan = result.plan
     _report_settled(result.settled)
     if as_json:
-        emit_json(result.to_json())
+        emit_json(result.to_json(show_secrets=show_secrets))
     else:
-        sys.stdout.write(render_text(plan.changes))
+        sys.stdout.write(render_text(plan.changes if show_secrets else mask_secrets(plan.changes)))
         sys.stdout.flush()
     counts = summarize(plan.changes)
     what = f"{counts['changed']} changed, {counts['added']} added, {counts['removed']} removed"

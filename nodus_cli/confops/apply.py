@@ -4,7 +4,8 @@ A switch is: record an intent (a pending generation) in the store, write a tempo
 file beside TARGET, fsync, rename it over TARGET, fsync the directory, then commit the
 generation. A crash anywhere leaves TARGET with the old or the new bytes; the next
 ``nodus config`` command settles the intent by what is on disk (an apply whose health
-check never reported is rolled back) and removes leftover temporary files. Applies to files of one directory are serialised with a lock.
+check never reported is rolled back) and removes leftover temporary files. Applies to
+files of one directory are serialised with a lock.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nodus_cli.confops.diff import Change, semantic_diff, summarize
+from nodus_cli.confops.diff import Change, mask_secrets, semantic_diff, summarize
 from nodus_cli.confops.edit import Edit, apply_edits
 from nodus_cli.confops.formats import ConfigFormat, decode, detect_format, parse
 from nodus_cli.confops.history import (
@@ -341,8 +342,9 @@ class ApplyResult:
     def check_failed(self) -> bool:
         return self.check is not None and not self.check.passed
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, show_secrets: bool = False) -> dict[str, Any]:
         plan = self.plan
+        changes = plan.changes if show_secrets else mask_secrets(plan.changes)
         return {
             "target": plan.target,
             "real_path": str(plan.real_path),
@@ -353,7 +355,7 @@ class ApplyResult:
             "previous_sha256": sha256(plan.old),
             "sha256": sha256(plan.new),
             "summary": summarize(plan.changes),
-            "changes": [change.to_json() for change in plan.changes],
+            "changes": [change.to_json() for change in changes],
             "check": self.check.to_json() if self.check else None,
             "restored_generation": self.restored_generation,
             "rolled_back_to": self.rolled_back_to,

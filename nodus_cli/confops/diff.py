@@ -11,8 +11,11 @@ import datetime as dt
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from nodus_cli.masking import MASK, is_secret_name
 
 Kind = Literal["added", "removed", "changed"]
 PathPart = str | int
@@ -22,8 +25,17 @@ _MISSING: Any = object()
 _PLAIN = frozenset({str, int, bool, dt.date, dt.time, type(None)})
 
 
+@dataclass(frozen=True)
+class Masked:
+    """A value whose key looks secret: printed as ``***``, its type still shown."""
+
+    type: str
+
+
 def type_name(value: Any) -> str:
     """The TOML/JSON type name of a parsed value."""
+    if isinstance(value, Masked):
+        return value.type
     if isinstance(value, dict):
         return "table"
     if isinstance(value, list):
@@ -164,6 +176,8 @@ def quote(text: str) -> str:
 
 def json_value(value: Any) -> Any:
     """A parsed value as JSON: dates and times as ISO 8601, NaN and infinities as text."""
+    if isinstance(value, Masked):
+        return MASK
     if isinstance(value, dict):
         return {key: json_value(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -177,6 +191,8 @@ def json_value(value: Any) -> Any:
 
 def literal(value: Any) -> str:
     """A compact TOML-like rendering of a value for the text diff."""
+    if isinstance(value, Masked):
+        return MASK
     if isinstance(value, dict):
         pairs = (f"{format_path((key,))} = {literal(item)}" for key, item in value.items())
         return "{" + ", ".join(pairs) + "}"
@@ -208,6 +224,66 @@ def render_text(changes: list[Change]) -> str:
                 old, new = f"{old} ({old_type})", f"{new} ({new_type})"
             lines.append(f"~ {change.key}: {old} -> {new}")
     return "".join(line + "\n" for line in lines)
+
+
+def is_secret_path(path: Sequence[PathPart]) -> bool:
+    """Whether any key on the path looks secret (``db.password``, ``credentials.user``)."""
+    return any(isinstance(part, str) and is_secret_name(part) for part in path)
+
+
+def mask_value(value: Any) -> Any:
+    """``value`` with every entry under a secret-looking key masked, at any depth."""
+    if isinstance(value, dict):
+        return {
+            key: Masked(type_name(item)) if is_secret_name(key) else mask_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_value(item) for item in value]
+    return value
+
+
+def mask_secrets(changes: list[Change]) -> list[Change]:
+    """The changes as they may be printed: secret-looking values replaced by ``***``."""
+    masked = []
+    for change in changes:
+        secret = is_secret_path(change.path)
+        old, new = (_masked(value, secret) for value in (change.old, change.new))
+        masked.append(Change(change.path, change.kind, old=old, new=new))
+    return masked
+
+
+def _masked(value: Any, secret: bool) -> Any:
+    if value is _MISSING:
+        return value
+    return Masked(type_name(value)) if secret else mask_value(value)
+
+
+def mask_change_json(document: dict[str, Any]) -> dict[str, Any]:
+    """A change as ``Change.to_json`` wrote it (kept in history), masked alike."""
+    secret = is_secret_path(document.get("keys", ()))
+    masked = dict(document)
+    for field in ("old", "new"):
+        if field in masked:
+            masked[field] = MASK if secret else json_value(mask_value(masked[field]))
+    return masked
+
+
+_ASSIGNED_KEY = re.compile(r'^[-+ ]\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9_.-]+))\s*[=:]')
+
+
+def mask_unified(text: str) -> str:
+    """A unified diff with the value of each ``key = value`` / ``"key": value`` line
+    whose key looks secret replaced by ``***`` (the textual diff knows no tables)."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        match = _ASSIGNED_KEY.match(line)
+        if match and not line.startswith(("---", "+++")):
+            key = match.group(1) if match.group(1) is not None else match.group(2)
+            if is_secret_name(key):
+                line = line[: match.end()] + f" {MASK}\n"
+        lines.append(line)
+    return "".join(lines)
 
 
 def summarize(changes: list[Change]) -> dict[str, int]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from nodus_cli.errors import StoreError, StoreLockedError, first_line
-from nodus_cli.fsutil import fsync_dir
+from nodus_cli.fsutil import fsync_dir, private_umask
+from nodus_cli.masking import mask_args
 from nodus_cli.store import guard
 from nodus_cli.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from nodus_cli.workspace import Workspace
@@ -29,29 +30,6 @@ CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 STAGING_PREFIX = ".store-new-"  # folders where a new store is built (see _create)
-_SECRET_NAME = re.compile(r"pass|secret|token|key|cred|auth", re.IGNORECASE)
-MASK = "***"
-
-
-def mask_args(argv: Sequence[str]) -> list[str]:
-    """Mask option values and ``key=value`` arguments whose name suggests a secret."""
-    masked: list[str] = []
-    mask_next = False
-    for arg in argv:
-        if mask_next:
-            masked.append(MASK)
-            mask_next = False
-            continue
-        name, eq, _value = arg.partition("=")
-        secret_name = bool(_SECRET_NAME.search(name)) and not name.endswith("-file")
-        if arg.startswith("--") and secret_name and name != "--keyring":
-            masked.append(f"{name}={MASK}" if eq else arg)
-            mask_next = not eq
-        elif eq and not arg.startswith("-") and secret_name:
-            masked.append(f"{name}={MASK}")
-        else:
-            masked.append(arg)
-    return masked
 
 
 def _current_user() -> str:
@@ -168,7 +146,7 @@ class Store:
             yield
 
     def commit(self) -> None:
-        with self.guarded():
+        with private_umask(), self.guarded():  # a WAL the commit creates is owner-only
             self.con.execute("COMMIT")
 
     def checkpoint(self) -> None:
@@ -331,6 +309,7 @@ def open_store(
     """
     invocation = invocation or Invocation("library")
     path = workspace.store_path
+    workspace.make_private()  # the store holds secrets: an older nodus left it 0644
     repaired = guard.repair(path) if path.exists() else 0
     if read_only and path.exists() and not repaired:
         con = _connect(path, read_only=True, lock_timeout=lock_timeout)
@@ -343,7 +322,8 @@ def open_store(
     workspace.ensure()
     migrating = Invocation("migrate", [], invocation.user, invocation.host)
     if not path.exists():
-        _create(path, migrating)
+        with private_umask():
+            _create(path, migrating)
     con = _connect(path, read_only=False, lock_timeout=lock_timeout)
     store = Store(con, path, read_only=False, invocation=invocation)
     try:
