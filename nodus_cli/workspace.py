@@ -154,11 +154,28 @@ def find_workspace(
     return Workspace(xdg_data_home(env), "xdg")
 
 
-def init_workspace(directory: Path) -> tuple[Workspace, bool]:
-    """Create ``DIRECTORY/.nodus``; return it and whether it was newly made."""
+def init_workspace(
+    directory: Path | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[Workspace, bool]:
+    """Create a workspace; return it and whether it was newly made.
+
+    With ``directory``: ``DIRECTORY/.nodus``. Without: the workspace ``home`` (--home)
+    or ``NODUS_HOME`` names, itself, else ``./.nodus``.
+    """
+    if directory is None:
+        named = find_workspace(home, env=env)
+        if named.found_by in ("--home", HOME_ENV):
+            return _initialise(named, named.root)
+        directory = Path(".")
+    return _initialise(Workspace((directory / WORKSPACE_DIRNAME).absolute(), "init"), directory)
+
+
+def _initialise(workspace: Workspace, directory: Path) -> tuple[Workspace, bool]:
     if directory.exists() and not directory.is_dir():
         raise WorkspaceError(f"{directory} is not a directory")
-    workspace = Workspace((directory / WORKSPACE_DIRNAME).absolute(), "init")
-    created = not workspace.exists
+    created = not workspace.exists or not workspace.settings_path.exists()
     workspace.ensure()
     return workspace, created

@@ -75,7 +75,7 @@ def test_home_option_overrides_env(cli, tmp_path: Path) -> None:
 
 
 def test_info_json_lists_tables_versions_and_paths(cli, nodus_home: Path) -> None:
-    assert cli("query", "select 1").exit_code == 0  # creates the store
+    assert cli("init").exit_code == 0  # NODUS_HOME names the workspace: init makes it
     doc = cli("info", "--json").json()
     assert doc["workspace"]["root"] == str(nodus_home)
     assert doc["schema_version"] >= 1
@@ -106,3 +106,70 @@ def test_settings_lock_timeout_is_read(tmp_path: Path) -> None:
     assert state.lock_timeout(ws) == 2.5
     os.environ.pop("X", None)
     assert json.dumps(ws.settings())
+
+
+# --- init and read-only commands (issue 15.7) -------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["NODUS_HOME", "--home"])
+def test_init_initialises_the_named_workspace_not_the_current_directory(
+    run_nodus, tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = tmp_path / "x"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    if how == "NODUS_HOME":
+        monkeypatch.setenv("NODUS_HOME", str(named))
+        result = run_nodus("init", "--json", cwd=cwd)
+    else:
+        monkeypatch.delenv("NODUS_HOME")
+        result = run_nodus("--home", str(named), "init", "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["workspace"] == str(named)
+    assert (named / "store.duckdb").is_file() and (named / "nodus.toml").is_file()
+    assert not (cwd / ".nodus").exists()
+    assert stat.S_IMODE(named.stat().st_mode) == 0o700
+
+
+def test_init_without_a_named_workspace_makes_dot_nodus_here(
+    run_nodus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NODUS_HOME")
+    result = run_nodus("init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".nodus" / "store.duckdb").is_file()
+
+
+READ_ONLY = [
+    (("query", "select count(*) AS n FROM logs", "--json"), 0, '[{"n":0}]'),
+    (("tables", "--json"), 0, '"table":"logs"'),
+    (("journal", "--json"), 0, "[]"),
+    (("sources", "--json"), 0, "[]"),
+    (("quarantine", "--json"), 0, "[]"),
+    (("config", "history", "service.toml", "--json"), 0, '"generations":[]'),
+    (("config", "show", "service.toml"), 2, ""),
+    (("info", "--json"), 0, '"schema_version":null'),
+    (("sql", "lint", "-"), 0, ""),
+    (("sql", "transpile", "-", "--to", "postgres"), 0, "SELECT1"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "shows"), READ_ONLY, ids=lambda a: str(a)[:30])
+def test_read_only_commands_never_create_a_workspace(
+    run_nodus, nodus_home: Path, tmp_path: Path, args: tuple[str, ...], code: int, shows: str
+) -> None:
+    """Issue 15.7: where nothing was recorded they run on nothing, and leave nothing."""
+    result = run_nodus(*args, cwd=tmp_path, input="SELECT 1\n")
+    assert result.returncode == code, result.stderr
+    assert shows in result.stdout.replace(" ", "").replace("\n", ""), result.stdout
+    assert not nodus_home.exists(), f"{args[0]} created the workspace"
+    assert not (tmp_path / ".nodus").exists()
+
+
+def test_read_only_commands_do_not_create_a_store_in_an_existing_workspace(
+    run_nodus, nodus_home: Path
+) -> None:
+    nodus_home.mkdir()
+    assert run_nodus("query", "select 1").returncode == 0
+    assert run_nodus("journal").returncode == 0
+    assert list(nodus_home.iterdir()) == []

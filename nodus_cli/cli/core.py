@@ -32,14 +32,24 @@ ENGINES = ("duckdb", "river", "sqlglot", "cryptography", "typer", "rich", "tomlk
 
 def init(
     directory: Annotated[
-        Path, typer.Argument(help="Directory to create .nodus/ in.", show_default=".")
-    ] = Path("."),
+        Path | None,
+        typer.Argument(
+            help="Directory to create .nodus/ in (default: the workspace --home or "
+            "NODUS_HOME names, else the current directory).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a workspace (.nodus/ with store, keyring and nodus.toml) in DIRECTORY."""
+    """Create a workspace (store, keyring and nodus.toml): --home or NODUS_HOME, else .nodus/."""
     from nodus_cli.store import Invocation, open_store
 
-    ws, created = init_workspace(directory)
+    ws, created = init_workspace(directory, home=state.STATE.home)
+    named = state.workspace()
+    if directory is not None and named.found_by in ("--home", "NODUS_HOME"):
+        warn(
+            f"{named.found_by} names {named.root}: other commands use that workspace, not this one"
+        )
     invocation = Invocation.from_argv("init", state.STATE.argv)
     with open_store(ws, lock_timeout=state.lock_timeout(ws), invocation=invocation) as store:
         if created:

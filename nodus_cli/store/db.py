@@ -295,6 +295,24 @@ def _create(path: Path, invocation: Invocation) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _empty_store(invocation: Invocation) -> Store:
+    """A read-only store with every table and no rows, outside any workspace.
+
+    What a reading command sees where nothing was recorded yet: it runs (empty
+    tables, an empty journal) and leaves no store or workspace behind. The file lives
+    in a private temporary folder removed at once (the open connection keeps it).
+    """
+    staging = Path(tempfile.mkdtemp(prefix="nodus-empty-"))
+    try:
+        path = staging / "store.duckdb"
+        with private_umask():
+            _create(path, Invocation("migrate", [], invocation.user, invocation.host))
+        con = _connect(path, read_only=True, lock_timeout=0)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Store(con, path, read_only=True, invocation=invocation)
+
+
 def open_store(
     workspace: Workspace,
     *,
@@ -304,11 +322,16 @@ def open_store(
 ) -> Store:
     """Open (creating and migrating as needed) the workspace's store.
 
+    ``read_only`` never creates anything in the workspace: without a store it is an
+    empty one (``_empty_store``).
+
     A store written by a newer nodus is refused, never altered. When another
     process holds the lock, wait up to ``lock_timeout`` seconds.
     """
     invocation = invocation or Invocation("library")
     path = workspace.store_path
+    if read_only and not path.exists():  # a reading command never creates a store
+        return _empty_store(invocation)
     workspace.make_private()  # the store holds secrets: an older nodus left it 0644
     repaired = guard.repair(path) if path.exists() else 0
     if read_only and path.exists() and not repaired:
