@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from nodus_cli.masking import is_secret_name, mask_args
+from nodus_cli.store import Invocation, open_store
+from nodus_cli.store.db import JournalRun
+from nodus_cli.workspace import Workspace
 
 
 @pytest.mark.parametrize(
@@ -39,3 +45,104 @@ def test_set_with_equals_is_masked_like_set_with_a_space() -> None:
     assert mask_args(["--set=db.password=swordfish"]) == ["--set=db.password=***"]
     assert mask_args(["--set", "db.password=swordfish"]) == ["--set", "db.password=***"]
     assert mask_args(["--set=pool.max=5"]) == ["--set=pool.max=5"]
+
+
+# --- one row per invocation (issue 15.6) ---------------------------------------------
+
+
+def _journal(cli) -> list[dict]:
+    result = cli("journal", "--json")
+    assert result.exit_code == 0, result.stderr
+    return result.json()  # type: ignore[return-value]
+
+
+def _lines(first: int, count: int) -> str:
+    return "".join(
+        f'{{"ts":"2024-01-01T00:00:{i % 60:02d}Z","msg":"m{i}"}}\n'
+        for i in range(first, first + count)
+    )
+
+
+def test_ingest_of_16_files_writes_one_row_with_the_arguments_once(cli, tmp_path: Path) -> None:
+    files = []
+    for index in range(16):
+        path = tmp_path / f"f{index:02d}.jsonl"
+        path.write_text(_lines(index * 10, 10))
+        files.append(str(path))
+    result = cli("ingest", *files)
+    assert result.exit_code == 0, result.stderr
+    rows = [row for row in _journal(cli) if row["command"] == "ingest"]
+    assert len(rows) == 1, f"{len(rows)} journal rows for one ingest"
+    assert rows[0]["args"] == ["ingest", *files]
+    assert rows[0]["summary"] == {"files": 16, "rows": 160, "quarantined": 0,
+                                              "records": 160, "failed": 0}  # fmt: skip
+    assert rows[0]["outcome"] == "ok"
+    again = cli("ingest", *files)  # nothing new: nothing changed, nothing journaled
+    assert again.exit_code == 0
+    assert len([row for row in _journal(cli) if row["command"] == "ingest"]) == 1
+
+
+def test_ingest_with_a_failed_file_names_it_in_its_one_row(cli, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(_lines(0, 3) + "not json\n")
+    result = cli("ingest", str(tmp_path / "missing.log"), str(good))
+    assert result.exit_code == 2
+    (row,) = [row for row in _journal(cli) if row["command"] == "ingest"]
+    summary = row["summary"]
+    assert row["outcome"] == "error"
+    assert summary["files"] == 2 and summary["failed"] == 1
+    assert summary["rows"] == 3 and summary["quarantined"] == 1
+    assert summary["failed_files"] == [str(tmp_path / "missing.log")]
+
+
+def test_the_row_always_describes_what_was_committed(tmp_path: Path) -> None:
+    """Each change updates the row in its own transaction; a rolled-back first insert
+    leaves no row id behind."""
+    ws = Workspace(tmp_path / "ws", "test")
+    with open_store(ws, invocation=Invocation("test", ["test"])) as store:
+        count = lambda: store.con.execute(  # noqa: E731
+            "SELECT count(*) FROM journal WHERE command = 'test'"
+        ).fetchone()[0]
+        run = JournalRun()
+        with store.one_journal_row(run):
+            with pytest.raises(RuntimeError), store.change({"step": 1}):
+                raise RuntimeError("first change fails")
+            assert count() == 1  # the error row
+            with store.change({"step": 2}):
+                pass
+            with store.change({"step": 3}):
+                pass
+        assert count() == 1
+        store.finish_journal_row(run, "ok", {"steps": 3})
+        row = store.con.execute(
+            "SELECT outcome, summary FROM journal WHERE command = 'test'"
+        ).fetchall()
+    assert row == [("ok", '{"steps": 3}')]
+
+
+def test_journal_masks_secrets_an_older_nodus_kept(cli, nodus_home: Path) -> None:
+    assert cli("init").exit_code == 0
+    with open_store(Workspace(nodus_home, "test")) as store:
+        store.con.execute(
+            'INSERT INTO journal (time, command, args, "user", host, outcome, summary) '
+            "VALUES (now(), 'config apply', ?, 'u', 'h', 'ok', '{}')",
+            [json.dumps(["config", "apply", "t.toml", "--set=db.password=swordfish"])],
+        )
+    for fmt in ("table", "json", "csv"):
+        result = cli("journal", "--format", fmt)
+        assert result.exit_code == 0, result.stderr
+        assert "swordfish" not in result.stdout and "db.password=***" in result.stdout
+
+
+def test_journal_table_shows_short_columns(cli, tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text(_lines(0, 2))
+    assert cli("ingest", str(path)).exit_code == 0
+    result = cli("journal")
+    assert result.exit_code == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "id" in line)
+    names = [cell.strip() for cell in header.strip("|+ ").split("|")]
+    assert names == ["id", "time", "user", "command", "outcome", "summary", "args"]
+    assert "host" not in header
+    assert "files=1 rows=2 quarantined=0 failed=0" in result.stdout
+    assert "migrations=[8 items]" in result.stdout or "migrations=[" in result.stdout

@@ -11,6 +11,7 @@ import typer
 from nodus_cli import __version__
 from nodus_cli.cli import state
 from nodus_cli.cli.output import (
+    Format,
     FormatOption,
     JsonOption,
     emit_json,
@@ -240,8 +241,13 @@ def journal(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the journal: every command that changed state, with its outcome."""
+    """List the journal: one row per command that changed state, with its outcome.
+
+    On a terminal the table shows the summary and arguments as short text (host is in
+    json/ndjson/csv); secret-looking argument values are always masked.
+    """
     since_time = parse_time(since) if since else None
+    output = resolve_format(fmt, as_json)
     with state.open_store(read_only=True) as store:
         sql = (
             'SELECT id, time, command, args, "user", host, outcome, summary FROM journal '
@@ -251,7 +257,88 @@ def journal(
         cursor = store.con.execute(sql, [since_time] if since_time else [])
         columns = [d[0] for d in cursor.description]
         types = [str(d[1]) for d in cursor.description]
-        render_rows(columns, iter(cursor.fetchall()), resolve_format(fmt, as_json), types=types)
+        rows = [_masked_row(row) for row in cursor.fetchall()]
+    if output is not Format.table:
+        render_rows(columns, rows, output, types=types)
+        return
+    render_rows(
+        ["id", "time", "user", "command", "outcome", "summary", "args"],
+        (_table_row(row) for row in rows),
+        output,
+    )
+
+
+def _table_row(row: tuple[object, ...]) -> tuple[object, ...]:
+    identifier, time, command, args, user, _host, outcome, summary = row
+    return (
+        identifier,
+        _time_text(time),
+        user,
+        command,
+        outcome,
+        _summary_text(summary),
+        _args_text(args),
+    )
+
+
+def _masked_row(row: tuple[object, ...]) -> tuple[object, ...]:
+    """Rows an older nodus wrote kept some secrets (``--set=db.password=x``): mask again."""
+    import json
+
+    from nodus_cli.masking import mask_args
+
+    try:
+        args = json.loads(str(row[3]))
+    except ValueError:
+        return row
+    if not isinstance(args, list):
+        return row
+    return (*row[:3], json.dumps(mask_args([str(a) for a in args])), *row[4:])
+
+
+_SUMMARY_FIRST = ("files", "rows", "quarantined", "failed")
+
+
+def _summary_text(summary: object) -> str:
+    """``files=16 rows=32000 quarantined=0 failed=0``: the summary's keys, counts first;
+    a long list is shown by its length (the json format has it whole)."""
+    import json
+
+    try:
+        document = json.loads(str(summary))
+    except ValueError:
+        return str(summary)
+    if not isinstance(document, dict):
+        return str(summary)
+    keys = [k for k in _SUMMARY_FIRST if k in document]
+    keys += [k for k in document if k not in _SUMMARY_FIRST]
+    parts = []
+    for key in keys:
+        value = document[key]
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        if isinstance(value, list | dict) and len(text) > 40:
+            text = f"[{len(value)} items]" if isinstance(value, list) else "{…}"
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def _time_text(value: object) -> str:
+    """Seconds are enough to tell journal rows apart on a terminal (json keeps all)."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return str(value)
+
+
+def _args_text(args: object) -> str:
+    import json
+    import shlex
+
+    try:
+        return shlex.join(str(a) for a in json.loads(str(args)))
+    except (ValueError, TypeError):
+        return str(args)
 
 
 def register(app: typer.Typer) -> None:

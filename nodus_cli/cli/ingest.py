@@ -1,7 +1,7 @@
 """``nodus ingest``, ``nodus sources`` and ``nodus quarantine``."""
 
 import enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,11 @@ from nodus_cli.cli.output import (
 )
 from nodus_cli.errors import InputError
 from nodus_cli.timeparse import parse_time
+
+if TYPE_CHECKING:
+    from nodus_cli.ingest.engine import IngestReport
+    from nodus_cli.store import Store
+    from nodus_cli.store.db import JournalRun
 
 
 class IngestFormat(enum.StrEnum):
@@ -89,15 +94,20 @@ def ingest(
         time_column=time_column,
         series=series,
     )
+    from nodus_cli.store.db import JournalRun
+
     workspace = state.workspace()
-    with state.open_store() as store, progress("ingesting") as advance:
-        report = run_ingest(
-            store,
-            paths,
-            options,
-            secret=workspace.secret() if options.redact else None,
-            on_progress=advance,
-        )
+    with state.open_store() as store:
+        run = JournalRun(_IngestTotals())
+        with store.one_journal_row(run), progress("ingesting") as advance:
+            report = run_ingest(
+                store,
+                paths,
+                options,
+                secret=workspace.secret() if options.redact else None,
+                on_progress=advance,
+            )
+        _journal_summary(store, run, report)
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
     else:
@@ -119,6 +129,42 @@ def ingest(
     if report.failed:
         names = ", ".join(f.path for f in report.failed)
         raise InputError(f"{len(report.failed)} file(s) failed: {names}")
+
+
+class _IngestTotals:
+    """Folds the run's changes (one per window) into files, rows, quarantined, failed."""
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.failed: set[str] = set()
+        self.rows = self.quarantined = 0
+
+    def __call__(self, outcome: str, summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        path = str(summary.get("path"))
+        if outcome == "ok":
+            self.files.add(path)
+            self.rows += int(summary.get("rows", 0))
+            self.quarantined += int(summary.get("quarantined", 0))
+        else:
+            self.failed.add(path)
+        totals = {
+            "files": len(self.files | self.failed),
+            "rows": self.rows,
+            "quarantined": self.quarantined,
+            "failed": len(self.failed),
+        }
+        return ("error" if self.failed else "ok"), totals
+
+
+def _journal_summary(store: "Store", run: "JournalRun", report: "IngestReport") -> None:
+    """The final row: the run's totals, and the files that failed by name."""
+    totals = report.totals()
+    if run.row_id is None and not (totals["rows"] or totals["quarantined"] or totals["failed"]):
+        return  # nothing changed: nothing to journal
+    summary: dict[str, Any] = dict(totals)
+    if report.failed:
+        summary["failed_files"] = [f.path for f in report.failed][:20]
+    store.finish_journal_row(run, "error" if report.failed else "ok", summary)
 
 
 def sources(fmt: FormatOption = None, as_json: JsonOption = False) -> None:

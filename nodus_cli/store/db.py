@@ -11,7 +11,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,32 @@ class Invocation:
     @classmethod
     def from_argv(cls, command: str, argv: Sequence[str]) -> Invocation:
         return cls(command, mask_args(argv))
+
+
+def _summary_json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, default=str, sort_keys=True)
+
+
+Fold = Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]]
+
+
+class JournalRun:
+    """How one invocation's changes fold into its single journal row.
+
+    ``folder`` gets each change's outcome and summary and returns the row's new ones
+    (by default the last change's); ``finish_journal_row`` sets the final ones.
+    """
+
+    def __init__(self, folder: Fold | None = None) -> None:
+        self.row_id: int | None = None
+        self.inserted_now = False  # the row was inserted in the open transaction
+        self.final: tuple[str, dict[str, Any]] | None = None
+        self._folder = folder
+
+    def fold(self, outcome: str, summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if self.final is not None:
+            return self.final
+        return self._folder(outcome, summary) if self._folder else (outcome, summary)
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -110,6 +136,7 @@ class Store:
         self._db_fd = None if read_only else os.open(path, os.O_RDONLY)
         self._guard = guard.GuardState()
         self._open = True
+        self._run: JournalRun | None = None  # set: changes fold into one journal row
         guard.OPEN_IN_PROCESS[str(path)] += 1
 
     def __enter__(self) -> Store:
@@ -161,19 +188,53 @@ class Store:
     def _append_journal(
         self, outcome: str, summary: dict[str, Any], invocation: Invocation | None = None
     ) -> None:
+        run = self._run if invocation is None else None
+        if run is not None:
+            outcome, summary = run.fold(outcome, summary)
+            if run.row_id is not None:
+                self.con.execute(
+                    "UPDATE journal SET outcome = ?, summary = ? WHERE id = ?",
+                    [outcome, _summary_json(summary), run.row_id],
+                )
+                return
         inv = invocation or self.invocation
-        self.con.execute(
+        row = self.con.execute(
             'INSERT INTO journal (time, command, args, "user", host, outcome, summary) '
-            "VALUES (now(), ?, ?, ?, ?, ?, ?)",
+            "VALUES (now(), ?, ?, ?, ?, ?, ?) RETURNING id",
             [
                 inv.command,
                 json.dumps(inv.args),
                 inv.user,
                 inv.host,
                 outcome,
-                json.dumps(summary, default=str, sort_keys=True),
+                _summary_json(summary),
             ],
-        )
+        ).fetchone()
+        if run is not None and row is not None:
+            run.row_id, run.inserted_now = int(row[0]), True
+
+    @contextlib.contextmanager
+    def one_journal_row(self, run: JournalRun) -> Iterator[JournalRun]:
+        """Journal every change of the block in one row: the invocation's, kept current.
+
+        Each change still commits on its own (crash-safe), and updates the row in its
+        own transaction, so the row always describes what was committed. A command
+        with many small changes (ingest: a transaction per window) journals once.
+        """
+        self._run = run
+        try:
+            yield run
+        finally:
+            self._run = None
+
+    def finish_journal_row(self, run: JournalRun, outcome: str, summary: dict[str, Any]) -> None:
+        """Replace the run's row with its final outcome and summary (or write one)."""
+        run.final = (outcome, summary)
+        previous, self._run = self._run, run
+        try:
+            self.record(outcome, summary)
+        finally:
+            self._run = previous
 
     @contextlib.contextmanager
     def change(self, summary: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -188,8 +249,10 @@ class Store:
             yield details
             self._append_journal("ok", details)
             self.commit()
+            self._committed()
         except BaseException as exc:
             self.con.execute("ROLLBACK")
+            self._rolled_back()
             if isinstance(exc, Exception):
                 with contextlib.suppress(Exception):
                     self.record("error", {**details, "error": first_line(exc)})
@@ -201,9 +264,20 @@ class Store:
         try:
             self._append_journal(outcome, summary)
             self.commit()
+            self._committed()
         except BaseException:
             self.con.execute("ROLLBACK")
+            self._rolled_back()
             raise
+
+    def _committed(self) -> None:
+        if self._run is not None:
+            self._run.inserted_now = False
+
+    def _rolled_back(self) -> None:
+        """A journal row inserted in the transaction just rolled back no longer exists."""
+        if self._run is not None and self._run.inserted_now:
+            self._run.row_id, self._run.inserted_now = None, False
 
     def table_names(self) -> list[str]:
         rows = self.con.execute(
