@@ -113,7 +113,8 @@ def _sealed(result: "SealResult", as_json: bool) -> None:
     if result.prev:
         link = "extends" if result.extends else "follows (no consistency proof)"
         link += f" {result.prev.digest[:16]}"
-    sys.stdout.write(f"{result.path}\n")
+    if str(result.path) != "-":  # '-o -': the bundle itself went to stdout
+        sys.stdout.write(f"{result.path}\n")
     say(
         f"Sealed {result.size} {result.kind} as {result.origin} "
         f"(root {result.root.hex()[:16]}, {link}), signed by {result.key_id}."
