@@ -236,6 +236,38 @@ def test_sigkill_of_the_real_command_during_its_check(
         assert current["sha256"] == _sha(OLD)
 
 
+def test_sigterm_during_the_check_restores_at_once_and_stops_the_check(
+    run_nodus, tmp_path: Path
+) -> None:
+    """``kill PID`` during a check: the old bytes are back before nodus exits."""
+    target = tmp_path / "service.toml"
+    target.write_bytes(OLD)
+    new = tmp_path / "new.toml"
+    new.write_bytes(NEW)
+    marker = tmp_path / "check-still-ran"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    process = subprocess.Popen(
+        [*nodus_command(), "config", "apply", str(target), str(new),
+         "--check", f"sleep 5; touch {marker}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while target.read_bytes() != NEW and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # into the check
+    process.terminate()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert target.read_bytes() == OLD, "the unchecked bytes stayed after a SIGTERM"
+    time.sleep(6)
+    assert not marker.exists(), "the check kept running after nodus was stopped"
+    history = run_nodus("config", "history", str(target), "--json")
+    last = json.loads(history.stdout)["generations"][-1]
+    assert last["status"] == "abandoned" and last["check"]["outcome"] == "interrupted"
+
+
 def test_sigkill_of_the_real_command_at_random_moments(run_nodus, tmp_path: Path) -> None:
     target = tmp_path / "service.toml"
     target.write_bytes(OLD)

@@ -154,7 +154,8 @@ def run_check(command: str, target: str, timeout: float) -> CheckResult:
     assert process.stdout is not None
     output = _TailBuffer(OUTPUT_TAIL * 4)
     try:
-        exited = _wait_reading(process, output, started + timeout)
+        with _terminate_as_interrupt():
+            exited = _wait_reading(process, output, started + timeout)
         _kill_group(process)
         _drain(process.stdout, output, time.monotonic() + DRAIN_GRACE)
     except BaseException:
@@ -233,6 +234,30 @@ def _drain(pipe: Any, output: _TailBuffer, deadline: float) -> None:
         if not chunk:
             return
         output.add(chunk)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM or SIGHUP while the check runs: stop it and restore, as Ctrl-C does.
+
+    Dying on the spot would leave the check running and the unchecked bytes in place
+    until the next command settles the apply.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
