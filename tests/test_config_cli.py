@@ -469,7 +469,7 @@ def test_the_store_of_a_secret_is_private_to_its_owner(
 
 
 def test_an_older_workspace_is_made_private_on_open(run_nodus, nodus_home: Path) -> None:
-    assert run_nodus("query", "select 1").returncode == 0
+    assert run_nodus("init").returncode == 0
     nodus_home.chmod(0o755)
     (nodus_home / "store.duckdb").chmod(0o644)
     (nodus_home / "nodus.toml").chmod(0o644)
