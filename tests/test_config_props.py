@@ -239,3 +239,36 @@ def test_set_example_keeps_comments_and_spacing(tmp_path: Path) -> None:
         edited
         == "# top\n[pool]  # the pool\nmax   =   500   # limit\nmin = 1\n\n[log]\nlevel = 'info'\n"
     )
+
+
+# --- secrets are masked in every rendering of a diff (issue 23.5) -----------------------
+
+secret_keys = st.sampled_from(["password", "api_key", "token", "clientSecret", "private_key"])
+_secret_values = st.integers(0, 10**6).map(lambda n: f"S3CRET-{n}")
+
+
+def _with_secrets(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    leaf = st.one_of(st.integers(), st.text(max_size=5), _secret_values)
+    child = leaf if depth == 0 else st.one_of(leaf, _with_secrets(depth - 1))
+    return st.dictionaries(st.one_of(bare_keys, secret_keys), child, max_size=4).map(
+        lambda d: {k: (v if not isinstance(v, str) or not v.startswith("S3CRET") or
+                       k in {"password", "api_key", "token", "clientSecret", "private_key"}
+                       else "plain") for k, v in d.items()}
+    )  # fmt: skip
+
+
+@PROPERTY
+@given(old=_with_secrets(2), new=_with_secrets(2))
+def test_no_secret_value_is_printed_by_any_diff_rendering(
+    old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    """A value kept under a secret-looking key never shows in text or json diffs."""
+    from nodus_cli.confops.diff import mask_change_json, mask_secrets, render_text
+
+    changes = semantic_diff(old, new)
+    text = render_text(mask_secrets(changes))
+    documents = json.dumps([c.to_json() for c in mask_secrets(changes)])
+    stored = json.dumps([mask_change_json(c.to_json()) for c in changes])
+    for rendering in (text, documents, stored):
+        assert "S3CRET" not in rendering, rendering
+    assert len(mask_secrets(changes)) == len(changes)

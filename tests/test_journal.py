@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodus_cli.masking import is_secret_name, mask_args
 from nodus_cli.store import Invocation, open_store
@@ -146,3 +148,24 @@ def test_journal_table_shows_short_columns(cli, tmp_path: Path) -> None:
     assert "host" not in header
     assert "files=1 rows=2 quarantined=0 failed=0" in result.stdout
     assert "migrations=[8 items]" in result.stdout or "migrations=[" in result.stdout
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(["db.password", "api_key", "auth.token", "aws.secretAccessKey", "PASS"]),
+    value=st.text(min_size=1, max_size=30),
+    option=st.sampled_from(["--set", "--token", "--passphrase", "--api-key"]),
+)
+def test_no_spelling_of_a_secret_argument_reaches_the_journal(
+    name: str, value: str, option: str
+) -> None:
+    secret = "S3CRET" + value
+    spellings = [
+        ["config", "apply", "t.toml", "--set", f"{name}={secret}"],
+        ["config", "apply", "t.toml", f"--set={name}={secret}"],
+        ["config", "apply", "t.toml", f"{name}={secret}"],
+    ]
+    if option != "--set":
+        spellings += [["keys", "x", option, secret], ["keys", "x", f"{option}={secret}"]]
+    for argv in spellings:
+        assert not any(secret in arg for arg in mask_args(argv)), argv
