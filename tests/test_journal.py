@@ -169,3 +169,15 @@ def test_no_spelling_of_a_secret_argument_reaches_the_journal(
         spellings += [["keys", "x", option, secret], ["keys", "x", f"{option}={secret}"]]
     for argv in spellings:
         assert not any(secret in arg for arg in mask_args(argv)), argv
+
+
+def test_a_failed_apply_and_its_restore_are_one_row(cli, tmp_path: Path) -> None:
+    target = tmp_path / "service.toml"
+    target.write_text("[pool]\nmax = 1\n")
+    result = cli("config", "apply", str(target), "--set", "pool.max=2", "--check", "exit 3")
+    assert result.exit_code == 1
+    rows = [row for row in _journal(cli) if row["command"] == "config apply"]
+    assert len(rows) == 1, rows
+    summary = rows[0]["summary"]
+    assert summary["steps"] == ["intent", "apply", "restore"]
+    assert summary["check"] == "failed" and summary["config"] == "restore"

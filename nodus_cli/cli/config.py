@@ -1,9 +1,10 @@
 """``nodus config``: diff, apply, history, show and rollback of configuration files."""
 
+import contextlib
 import enum
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -166,7 +167,7 @@ def apply(
         result = ApplyResult(plan, "set" if edits else "apply", dry_run=True)
         _render(result, as_json, show_secrets)
         return
-    with state.open_store() as store:
+    with state.open_store() as store, _one_journal_row(store):
         result = apply_config(
             store,
             target,
@@ -203,7 +204,7 @@ def rollback(
     """Apply an earlier generation again (it becomes a new generation)."""
     from nodus_cli.confops.apply import rollback_config
 
-    with _settled_store() if dry_run else state.open_store() as store:
+    with _settled_store() if dry_run else state.open_store() as store, _one_journal_row(store):
         result = rollback_config(
             store,
             target,
@@ -324,6 +325,28 @@ def _read_new(path: Path) -> bytes:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror}") from None
+
+
+class _MergedSteps:
+    """An apply's steps (intent, apply, restore, settle) merged into its one journal row."""
+
+    def __init__(self) -> None:
+        self.summary: dict[str, Any] = {}
+        self.steps: list[str] = []
+        self.outcome = "ok"
+
+    def __call__(self, outcome: str, summary: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        self.summary.update(summary)
+        self.steps.append(str(summary.get("config", outcome)))
+        if outcome != "ok":
+            self.outcome = outcome
+        return self.outcome, {**self.summary, "steps": self.steps}
+
+
+def _one_journal_row(store: "Store") -> "contextlib.AbstractContextManager[object]":
+    from nodus_cli.store.db import JournalRun
+
+    return store.one_journal_row(JournalRun(_MergedSteps()))
 
 
 def _lock_timeout() -> float:
