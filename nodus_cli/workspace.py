@@ -7,6 +7,7 @@ then ``$XDG_DATA_HOME/nodus`` (``~/.local/share/nodus``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -85,14 +86,17 @@ class Workspace:
         what nodus made is touched: the folder itself (unless it is shared: sticky,
         or the home directory), the keyring, and the files named like nodus's own.
         """
-        if not self.root.is_dir():
-            return
         uid = os.getuid()
-        for directory in (self.root, self.keyring_dir):
-            _restrict(directory, PRIVATE_DIR, uid, refuse_shared=directory == self.root)
-        for entry in os.scandir(self.root):
-            if entry.is_file(follow_symlinks=False) and entry.name.startswith(_OWN_FILES):
-                _restrict(Path(entry.path), PRIVATE_FILE, uid)
+        try:
+            if self.root.stat().st_uid != uid:
+                return  # another user's workspace: theirs to keep
+            for directory in (self.root, self.keyring_dir):
+                _restrict(directory, PRIVATE_DIR, uid, refuse_shared=directory == self.root)
+            for entry in os.scandir(self.root):
+                if entry.is_file(follow_symlinks=False) and entry.name.startswith(_OWN_FILES):
+                    _restrict(Path(entry.path), PRIVATE_FILE, uid)
+        except OSError:  # missing, or not ours to list: opening says what is wrong
+            return
 
     def settings(self) -> dict[str, Any]:
         """The parsed ``nodus.toml`` (empty when missing)."""
@@ -122,10 +126,8 @@ def _restrict(path: Path, mode: int, uid: int, *, refuse_shared: bool = False) -
         return
     if refuse_shared and (status.st_mode & stat.S_ISVTX or path == Path.home()):
         return
-    try:
+    with contextlib.suppress(OSError):  # a read-only file system: reading still works
         path.chmod(stat.S_IMODE(status.st_mode) & mode)
-    except OSError as exc:
-        raise WorkspaceError(f"cannot make {path} private: {exc.strerror}") from exc
 
 
 def xdg_data_home(env: dict[str, str] | None = None) -> Path:
