@@ -173,3 +173,22 @@ def test_read_only_commands_do_not_create_a_store_in_an_existing_workspace(
     assert run_nodus("query", "select 1").returncode == 0
     assert run_nodus("journal").returncode == 0
     assert list(nodus_home.iterdir()) == []
+
+
+def test_the_wal_a_commit_creates_is_private(tmp_path: Path) -> None:
+    from nodus_cli.store import open_store
+    from nodus_cli.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws", "test")
+    previous = os.umask(0o022)
+    try:
+        with open_store(ws) as store:
+            with store.change({"test": "wal"}):
+                store.con.execute("INSERT INTO meta VALUES ('wal-test', 'x')")
+            wal = ws.store_path.with_name("store.duckdb.wal")
+            assert wal.exists(), "the commit should have left a WAL while the store is open"
+            assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+            assert stat.S_IMODE(ws.store_path.stat().st_mode) == 0o600
+            assert stat.S_IMODE(ws.root.stat().st_mode) == 0o700
+    finally:
+        os.umask(previous)
