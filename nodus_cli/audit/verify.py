@@ -107,6 +107,14 @@ def check_signature(
         if ed.key_hash in hashes or composite.key_hash in hashes:
             status = {"status": "ok", "key_id": key.key_id, "vkey": ed.vkey()}
             report.details["signature"] = status
+            repeated = [
+                sig
+                for sig in checkpoint_note.signatures
+                if sig.name == origin and sig.key_hash in (ed.key_hash, composite.key_hash)
+            ]
+            if len(repeated) > len({sig.key_hash for sig in repeated}):
+                report.problems.append("bad signature: a signature line is repeated")
+                status["status"] = "repeated"
             if not (ed.key_hash in hashes and composite.key_hash in hashes):
                 missing = "ML-DSA-65" if ed.key_hash in hashes else "Ed25519"
                 report.problems.append(f"bad signature: the {missing} line is missing")

@@ -122,6 +122,40 @@ def test_deep_json_in_a_proof_hint_is_ignored_not_a_crash(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("digits", [20, 5000])
+def test_a_huge_checkpoint_size_or_proof_index_is_malformed_not_a_crash(
+    cli: Invoke, signer: Path, signing_key: Any, tmp_path: Path, digits: int
+) -> None:
+    """Found by the fuzz test: 5,000 digits passed the uint64 pattern, then int() raised."""
+    bundle = _files_bundle(tmp_path, tmp_path / "f.bundle", signing_key, {"a": b"x"})
+    proof = tmp_path / "a.proof"
+    assert cli("audit", "prove", str(bundle), "data/a", "-o", str(proof)).exit_code == 0
+    huge = "9" * digits
+    data = bundle.read_text().replace("\nnodus/files\n1\n", f"\nnodus/files\n{huge}\n")
+    bundle.write_text(data)
+    result = cli("audit", "verify", str(bundle), "--trust", str(signer))
+    assert result.exit_code == 2, result.stderr
+    _one_error_line(result.stderr)
+    assert len(result.stderr) < 200  # the value is not echoed in full
+    proof.write_text(proof.read_text().replace("\nindex 0\n", f"\nindex {huge}\n"))
+    result = cli("audit", "verify-proof", str(proof), str(tmp_path / "data" / "a"))
+    assert result.exit_code == 2, result.stderr
+    _one_error_line(result.stderr)
+
+
+def test_a_repeated_signature_line_is_not_accepted(
+    cli: Invoke, signer: Path, signing_key: Any, tmp_path: Path
+) -> None:
+    """Found by the fuzz test: a duplicated signature line changed the file, verify said ok."""
+    bundle = _files_bundle(tmp_path, tmp_path / "f.bundle", signing_key, {"a": b"x"})
+    data = bundle.read_bytes()
+    last = data.rstrip(b"\n").rsplit(b"\n", 1)[1] + b"\n"
+    bundle.write_bytes(data + last)
+    result = cli("audit", "verify", str(bundle), "--trust", str(signer), "--json")
+    assert result.exit_code == 1, result.stdout
+    assert "repeated" in result.stdout
+
+
 # --- 23.12: files that are not regular ---------------------------------------------------
 
 
