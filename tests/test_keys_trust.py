@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nodus_cli.keys import signing
-from nodus_cli.keys.keyring import SIGN, Keyring, canonical_json
+from nodus_cli.keys.keyring import ENCRYPT, SIGN, Keyring, canonical_json
 from nodus_cli.workspace import Workspace
 from tests.conftest import Invoke
 
@@ -27,6 +27,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trust-template")
     unlocked = Keyring(Workspace(root, "test").ensure()).unlock(PASSPHRASE.encode(), create=True)
     unlocked.generate(SIGN)
+    unlocked.generate(ENCRYPT)
     unlocked.save()
     return root
 
@@ -96,12 +97,36 @@ def test_a_key_appended_to_the_keyring_gets_no_good_signature(
     assert "Good signature" not in result.stderr + result.stdout
 
 
+def test_a_swapped_encryption_key_is_not_sealed_to(
+    ws: Workspace, cli: Invoke, tmp_path: Path
+) -> None:
+    """The sibling of the forged signing key: '-r @keyring' reads the keyring unlocked,
+    so a replaced public key would have received the secrets."""
+    import base64
+    import os
+
+    from nodus_cli.keys import xwing
+
+    path = ws.keyring_dir / "keyring.json"
+    data = json.loads(path.read_bytes())
+    data.pop("sha256")
+    record = next(k for k in data["keys"] if k["purpose"] == "encrypt")
+    record["public"] = base64.b64encode(xwing.public_bytes(os.urandom(32))).decode()
+    data["sha256"] = hashlib.sha256(canonical_json(data)).hexdigest()
+    path.write_bytes(canonical_json(data) + b"\n")
+    (tmp_path / "secret.txt").write_text("the launch codes\n")
+    out = tmp_path / "secret.age"
+    result = cli("keys", "seal", str(tmp_path / "secret.txt"), "-r", "@keyring", "-o", str(out))
+    assert result.exit_code == 2, result.stderr
+    assert not out.exists()
+
+
 def test_the_workspace_s_own_key_is_still_trusted_and_states_come_from_the_log(
     ws: Workspace,
 ) -> None:
     keyring = Keyring(ws)
     trusted = keyring.public_signing_keys()
-    assert [k.key_id for k in trusted] == [r.key_id for r in keyring.records()]
+    assert [k.key_id for k in trusted] == [r.key_id for r in keyring.records() if r.purpose == SIGN]
     # a revocation hidden by editing the keyring file does not matter: dates come from the log
     assert trusted[0].created == keyring.records()[0].created
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -279,20 +280,38 @@ class Keyring:
             if trust_root is not None:
                 raise CannotVerify(f"no keyring in {self.directory} to check --trust-root against")
             return []
+        return [
+            record.signing_public_key()
+            for record in self.vouched_records(trust_root, now)
+            if record.purpose == SIGN
+        ]
+
+    def vouched_records(
+        self, trust_root: str | None = None, now: dt.datetime | None = None
+    ) -> list[KeyRecord]:
+        """The keyring's keys that the key log vouches for, with the log's states and dates;
+        what every command that does not unlock the keyring may rely on."""
         report = self.log_report(now)
         if trust_root is not None:
             check_pinned_root(report, trust_root)
-        return [
-            signing.SigningPublicKey.from_bytes(
-                key.key_id,
-                key.public,
-                created=key.created,
-                not_after=key.not_after,
-                revoked_at=key.revoked_at,
+        vouched = []
+        for record in self.records():
+            key = report.keys.get(record.key_id)
+            if key is None or not key.vouched:
+                continue
+            if (key.purpose, key.public) != (record.purpose, record.public):
+                continue
+            vouched.append(
+                dataclasses.replace(
+                    record,
+                    state=key.state,
+                    created=key.created,
+                    not_after=key.not_after,
+                    revoked_at=key.revoked_at,
+                    destroyed_at=key.destroyed_at,
+                )
             )
-            for key in report.keys.values()
-            if key.purpose == SIGN and key.vouched
-        ]
+        return vouched
 
     def log_report(self, now: dt.datetime | None = None) -> keylog.LogReport:
         """The key log replayed against this keyring (``nodus keys log --verify``)."""
