@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nodus_cli.cli import state
+from nodus_cli.cli.keys import TrustRootOption
 from nodus_cli.cli.output import JsonOption, emit_json, progress, say
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
 from nodus_cli.timeparse import parse_time
@@ -55,15 +56,6 @@ TrustOption = Annotated[
         "default: the signing keys this workspace's key log vouches for).",
         show_default=False,
         dir_okay=False,
-    ),
-]
-TrustRootOption = Annotated[
-    str | None,
-    typer.Option(
-        "--trust-root",
-        help="Trust the workspace keyring only when its key log starts at the key with "
-        "this fingerprint ('nodus info' shows it; exit 3 otherwise).",
-        show_default=False,
     ),
 ]
 ChainRootOption = Annotated[

@@ -59,6 +59,15 @@ NotAfterOption = Annotated[
     ),
 ]
 KeyIdArgument = Annotated[str, typer.Argument(help="The key id (see 'nodus keys list').")]
+TrustRootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-root",
+        help="Trust the workspace keyring only when its key log starts at the key with "
+        "this fingerprint ('nodus info' shows it; exit 3 otherwise).",
+        show_default=False,
+    ),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write here ('-' for stdout).", show_default=False),
@@ -630,15 +639,7 @@ def verify(
             show_default=False,
         ),
     ] = None,
-    trust_root: Annotated[
-        str | None,
-        typer.Option(
-            "--trust-root",
-            help="Trust the workspace keyring only when its key log starts at the key with "
-            "this fingerprint ('nodus info' shows it; exit 3 otherwise).",
-            show_default=False,
-        ),
-    ] = None,
+    trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a detached signature: both halves, and the key's validity at signing time."""
