@@ -54,7 +54,14 @@ class BundleDamaged(CheckFailed):
 
 
 class UnknownFormat(CannotVerify):
-    """An intact bundle of a newer version, hash algorithm or entry kind (exit 3)."""
+    """An intact bundle of a newer version, hash algorithm or entry kind (exit 3).
+
+    ``signed`` is the bundle's checkpoint note when it could be read, so a verifier
+    can still tell a bad signature (exit 1) from a format it does not know."""
+
+    def __init__(self, message: str, *, signed: note.Note | None = None) -> None:
+        super().__init__(message)
+        self.signed = signed
 
 
 def canonical_json(document: Any) -> bytes:
@@ -317,11 +324,11 @@ def _judge_unknown(path: Path, handle: IO[bytes], manifest: Any, count: int, unk
         manifest.update(line)
     manifest.update(handle.readline(MAX_HEADER_LINE))
     try:
-        _, _, checkpoint = _read_checkpoint(path, handle)
+        _, signed, checkpoint = _read_checkpoint(path, handle)
     except InputError:
-        checkpoint = None
+        signed, checkpoint = None, None
     if checkpoint is not None and checkpoint.extension(EXT_MANIFEST) == manifest.hexdigest():
-        raise UnknownFormat(f"{path}: {unknown}")
+        raise UnknownFormat(f"{path}: {unknown}", signed=signed)
     raise BundleDamaged(
         f"{path}: the header was altered ({unknown}, and the manifest does not match "
         "the signed checkpoint)"

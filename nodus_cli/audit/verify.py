@@ -22,6 +22,7 @@ from nodus_cli.audit.bundle import (
     NO_PREV,
     Bundle,
     BundleError,
+    UnknownFormat,
     read_bundle,
 )
 from nodus_cli.audit.seal import hash_file, inside, safe_relative, walk_inputs
@@ -330,7 +331,10 @@ def verify_bundle(
 ) -> Report:
     """Check everything a bundle claims; files are re-hashed under ``root``, rows
     compared with the table in ``store`` when given."""
-    bundle = read_bundle(path)
+    try:
+        bundle = read_bundle(path)
+    except UnknownFormat as exc:
+        return _judge_signature(path, exc, trusted)
     report = Report(str(path))
     report.details.update(
         kind=bundle.kind,
@@ -353,6 +357,18 @@ def verify_bundle(
     check_signature(bundle.signed, trusted, _created(bundle, report), report)
     if prev is not None:
         _check_link(bundle, read_bundle(prev, keep_entries=False), report)
+    return report
+
+
+def _judge_signature(path: Path, unknown: UnknownFormat, trusted: Sequence[TrustedKey]) -> Report:
+    """A bundle of a format nodus does not know is undecided (exit 3) only when its
+    checkpoint is signed by a trusted key; a bad signature is still tampering (exit 1)."""
+    report = Report(str(path))
+    if unknown.signed is not None:
+        check_signature(unknown.signed, trusted, None, report)
+    if not report.problems:
+        raise unknown
+    report.problems.append(unknown.message)
     return report
 
 

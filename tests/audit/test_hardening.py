@@ -267,3 +267,21 @@ def test_an_intact_bundle_of_an_unknown_algorithm_cannot_be_verified(
     result = cli("audit", "verify", str(bundle), "--trust", str(signer))
     assert result.exit_code == 3, result.stderr
     assert f"unknown {'hash algorithm' if field == 'hash' else 'entry kind'}" in result.stderr
+
+
+def test_an_unknown_algorithm_with_a_recomputed_manifest_is_still_tampering(
+    cli: Invoke, signer: Path, signing_key: Any, tmp_path: Path
+) -> None:
+    """Editing the header and the checkpoint's manifest line breaks the signature: exit 1,
+    not the "cannot verify" an intact bundle of an unknown format gets."""
+    import hashlib
+
+    bundle = _files_bundle(tmp_path, tmp_path / "f.bundle", signing_key, {"a": b"x"})
+    data = bundle.read_bytes().replace(b'"hash":"sha256"', b'"hash":"sha3-256"', 1)
+    cut = data.index(b"\nnodus/files\n") + 1
+    manifest = hashlib.sha256(data[:cut]).hexdigest().encode()
+    data = re.sub(rb"nodus-manifest [0-9a-f]{64}", b"nodus-manifest " + manifest, data)
+    bundle.write_bytes(data)
+    result = cli("audit", "verify", str(bundle), "--trust", str(signer), "--json")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert any("bad signature" in p for p in result.json()["problems"])  # type: ignore[index]
