@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -138,3 +139,66 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new bytes."""
     with atomic_writer(path, mode) as handle:
         handle.write(data)
+
+
+# --- bounded reads of untrusted inputs --------------------------------------------------
+# Bundles, proofs, keys, signatures and trust files come from anywhere: a device, a FIFO
+# or a file that never ends must give one clear error, not a hang or a MemoryError.
+
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def open_regular(path: Path | str, what: str) -> BinaryIO:
+    """Open ``path`` for reading only when it is a regular file (never blocks on a FIFO)."""
+    from nodus_cli.errors import InputError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: {what} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: Path | str, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (InputError otherwise)."""
+    from nodus_cli.errors import InputError
+
+    with open_regular(path, what) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"{path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InputError(f"{path}: {what} is larger than {limit} bytes")
+    return data
+
+
+def json_depth_exceeds(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects deeper than ``limit`` (strings skipped)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def loads_bounded(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` that refuses nesting deeper than ``limit`` with ValueError."""
+    import json
+
+    if json_depth_exceeds(data, limit):
+        raise ValueError(f"JSON nested deeper than {limit} levels")
+    return json.loads(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -69,6 +70,7 @@ class SealResult:
     prev: PrevLink | None
     extends: bool
     key_id: str
+    files_root: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class SealResult:
             "prev": self.prev.to_json() if self.prev else None,
             "extends_prev": self.extends,
             "key_id": self.key_id,
+            **({"files_root": str(self.files_root)} if self.files_root else {}),
         }
 
 
@@ -153,7 +156,7 @@ def finish_bundle(
     proof = _consistency(prev, writer.leaves)
     trailer = {"consistency": None if proof is None else [p.hex() for p in proof]}
     manifest = writer.close_manifest(trailer)
-    body = checkpoint_for(origin, writer.leaves, manifest, prev.digest if prev else NO_PREV)
+    body = checkpoint_for(origin, writer.leaves, manifest, prev.digest if prev else NO_PREV, kind)
     signed = sign_checkpoint(body, key)
     writer.finish(signed)
     checkpoint = note.parse_checkpoint(body)
@@ -266,29 +269,40 @@ def hash_file(path: Path, *, keep: bool = False) -> tuple[bytes, int, bytes | No
     return digest.digest(), size, bytes(kept) if kept is not None else None
 
 
+def default_root(paths: Sequence[Path]) -> Path:
+    """The directory itself for one directory, else the deepest common parent directory."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    if len(absolute) == 1 and absolute[0].is_dir():
+        return absolute[0]
+    common = Path(os.path.commonpath(absolute))
+    return common if common.is_dir() or common not in absolute else common.parent
+
+
 def build_files(
     paths: Sequence[Path],
     output: Path,
     *,
-    root: Path,
+    root: Path | None = None,
     key: CompositeKey,
     origin: str = "nodus/files",
     prev: PrevLink | None = None,
     embed: bool = False,
     on_progress: Progress | None = None,
 ) -> SealResult:
-    """Seal files (directories recursively) into a bundle at ``output``."""
+    """Seal files (directories recursively) into a bundle at ``output``.
+
+    Paths are recorded relative to ``root`` (default: ``default_root``), whose absolute
+    path the header keeps so that verify finds the files from any directory."""
     check_origin(origin)
     if not paths:
         raise UsageError("nothing to seal: give at least one PATH")
+    root = Path(os.path.abspath(root if root is not None else default_root(paths)))
     inputs = sorted({relative_input(root, Path(p)) for p in paths})
     files = walk_inputs(root, inputs)
     out_rel = os.path.abspath(output)
     files = [f for f in files if os.path.abspath(root / f) != out_rel]
-    if not files:
-        raise InputError("nothing to seal: no regular files under the given paths")
     header = bundle_header("files", origin, len(files), prev, key)
-    header.update(inputs=inputs, embed=embed)
+    header.update(inputs=inputs, embed=embed, root=str(root))
     try:
         with atomic_writer(output) as handle:
             writer = BundleWriter(handle, header)
@@ -297,11 +311,12 @@ def build_files(
                 writer.add(file_entry(rel, size, leaf, content), leaf)
                 if on_progress:
                     on_progress(size)
-            return finish_bundle(
+            result = finish_bundle(
                 writer, kind="files", output=output, origin=origin, prev=prev, key=key
             )
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
+    return dataclasses.replace(result, files_root=root)
 
 
 # --- store rows -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from nodus_cli.cli.output import (
 from nodus_cli.errors import InputError, UsageError
 from nodus_cli.scaleout import QueryEngine
 from nodus_cli.timeparse import parse_time
-from nodus_cli.workspace import init_workspace
+from nodus_cli.workspace import Workspace, init_workspace
 
 if TYPE_CHECKING:
     from nodus_cli.store.query import LoadMode
@@ -83,6 +83,7 @@ def info(as_json: JsonOption = False) -> None:
             "store": str(ws.store_path),
             "keyring": str(ws.keyring_dir),
             "settings": str(ws.settings_path),
+            "trust_root": _trust_root(ws),
         },
     }
     if ws.store_path.exists():
@@ -102,6 +103,7 @@ def info(as_json: JsonOption = False) -> None:
     out.write(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
     for key in ("store", "keyring", "settings"):
         out.write(f"{key + ':':<11} {workspace_doc[key]}\n")
+    out.write(f"trust root: {workspace_doc['trust_root'] or 'no signing key yet'}\n")
     out.write(f"schema:     {document['schema_version'] or 'no store yet'}\n")
     tables = document["tables"]
     assert isinstance(tables, dict)
@@ -110,6 +112,17 @@ def info(as_json: JsonOption = False) -> None:
     engines = document["engines"]
     assert isinstance(engines, dict)
     out.write("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
+
+
+def _trust_root(ws: Workspace) -> str | None:
+    """The fingerprint of the key log's first key, to pin with ``--trust-root``."""
+    from nodus_cli.errors import NodusError
+    from nodus_cli.keys.keyring import Keyring
+
+    try:
+        return Keyring(ws).root_fingerprint()
+    except NodusError:
+        return None
 
 
 def _version(distribution: str) -> str | None:

@@ -59,6 +59,15 @@ NotAfterOption = Annotated[
     ),
 ]
 KeyIdArgument = Annotated[str, typer.Argument(help="The key id (see 'nodus keys list').")]
+TrustRootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-root",
+        help="Trust the workspace keyring only when its key log starts at the key with "
+        "this fingerprint ('nodus info' shows it; exit 3 otherwise).",
+        show_default=False,
+    ),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write here ('-' for stdout).", show_default=False),
@@ -626,22 +635,26 @@ def verify(
         typer.Option(
             "--trust",
             help="Public key file (from 'nodus keys export --purpose sign'); "
-            "default: the workspace keyring's signing keys.",
+            "default: the signing keys the workspace's key log vouches for.",
             show_default=False,
         ),
     ] = None,
+    trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a detached signature: both halves, and the key's validity at signing time."""
+    from nodus_cli.fsutil import read_bounded
     from nodus_cli.keys.files import DetachedSignature, verify_stream
     from nodus_cli.keys.signing import load_public_keys
 
     try:
-        text = signature_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{signature_file}: cannot read ({exc})") from None
+        text = read_bounded(signature_file, 1 << 20, "the signature").decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{signature_file}: the signature is not UTF-8 text") from None
     signature = DetachedSignature.parse(text, str(signature_file))
-    trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys()
+    if trust and trust_root:
+        raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
+    trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys(trust_root)
     with _input(file) as source, _progress_for(file, "verifying") as advance:
         key = verify_stream(source, signature, trusted, advance)
     if as_json:

@@ -149,7 +149,7 @@ def resolve_recipients(specs: list[str], keyring: Keyring | None) -> list[age.Hy
             if keyring is None:
                 raise UsageError("no keyring for @ recipients")
             key_id = None if spec == "@keyring" else spec[1:]
-            record = select_creating_key(keyring.records(), ENCRYPT, key_id, now)
+            record = select_creating_key(keyring.vouched_records(), ENCRYPT, key_id, now)
             recipients.append(age.HybridRecipient(record.public))
         elif spec.startswith("age1"):
             recipients.append(age.parse_recipient(spec))

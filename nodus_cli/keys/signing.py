@@ -50,6 +50,7 @@ SIGNATURE_SIZE = MLDSA_SIGNATURE_SIZE + ED25519_SIGNATURE_SIZE
 PUBLIC_LINE_TAG = "nodus-sign-v1"
 KEY_ID_PATTERN = re.compile(r"^[0-9a-z][0-9a-z_-]{0,63}$")
 VALIDITY_FIELDS = ("created", "not_after", "revoked_at")
+MAX_KEY_FILE = 16 << 20  # about 5,000 keys
 
 
 def new_key_id() -> str:
@@ -231,10 +232,10 @@ def parse_public_keys(text: str, source: str = "public keys") -> list[SigningPub
 
 def load_public_keys(path: Path | str) -> list[SigningPublicKey]:
     """Read a public key file written by ``nodus keys export --purpose sign``."""
+    from nodus_cli.fsutil import read_bounded
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        text = read_bounded(path, MAX_KEY_FILE, "the public key file").decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file") from None
     keys = parse_public_keys(text, str(path))
