@@ -1,13 +1,12 @@
 """``nodus audit``: seal files or store rows into signed, chained bundles; verify them."""
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.output import JsonOption, emit_json, progress, say
+from nodus_cli.cli.output import JsonOption, emit_json, progress, say, write_text
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
 from nodus_cli.timeparse import parse_time
 
@@ -113,7 +112,7 @@ def _sealed(result: "SealResult", as_json: bool) -> None:
     if result.prev:
         link = "extends" if result.extends else "follows (no consistency proof)"
         link += f" {result.prev.digest[:16]}"
-    sys.stdout.write(f"{result.path}\n")
+    write_text(f"{result.path}\n")
     say(
         f"Sealed {result.size} {result.kind} as {result.origin} "
         f"(root {result.root.hex()[:16]}, {link}), signed by {result.key_id}."
@@ -209,9 +208,9 @@ def _finish(report: "Report", as_json: bool) -> None:
         emit_json(report.to_json())
     else:
         verdict = {0: "ok", 1: "FAILED", 3: "UNDECIDED"}[report.exit_code]
-        sys.stdout.write(f"{verdict}: {report.subject}\n")
+        write_text(f"{verdict}: {report.subject}\n")
         for line in [*report.problems, *report.undecided]:
-            sys.stdout.write(f"  {line}\n")
+            write_text(f"  {line}\n")
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -283,7 +282,7 @@ def prove(
     if as_json:
         emit_json(result)
     else:
-        sys.stdout.write(f"{output}\n")
+        write_text(f"{output}\n")
         say(f"Entry {result['index']} of {result['size']}: {result['hashes']} proof hashes.")
 
 

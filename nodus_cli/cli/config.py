@@ -1,7 +1,6 @@
 """``nodus config``: diff, apply, history, show and rollback of configuration files."""
 
 import enum
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,8 +16,10 @@ from nodus_cli.cli.output import (
     resolve_format,
     say,
     warn,
+    write_bytes,
+    write_text,
 )
-from nodus_cli.errors import CheckFailed, InputError, UsageError
+from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
 
 if TYPE_CHECKING:
     from nodus_cli.confops.apply import ApplyResult, Settled
@@ -102,9 +103,9 @@ def diff(
         )
     elif fmt is DiffFormat.unified:
         text = unified(decode(old_bytes, str(old)), decode(new_bytes, str(new)), str(old), str(new))
-        sys.stdout.write(text)
+        write_text(text)
     else:
-        sys.stdout.write(render_text(changes))
+        write_text(render_text(changes))
     if exit_code and changes:
         raise typer.Exit(1)
 
@@ -209,7 +210,6 @@ def history(target: TargetArgument, fmt: FormatOption = None, as_json: JsonOptio
     if output is Format.json and as_json and fmt is None:
         emit_json({"target": key, "generations": [g.to_json() for g in generations]})
         return
-    short = output is Format.table
     render_rows(
         ["generation", "time", "user", "source", "status", "sha256", "size", "changes", "check"],
         (
@@ -219,7 +219,7 @@ def history(target: TargetArgument, fmt: FormatOption = None, as_json: JsonOptio
                 g.user,
                 g.source,
                 g.status,
-                g.sha256[:12] if short else g.sha256,
+                g.sha256,
                 g.size,
                 len(g.diff) if g.diff is not None else None,
                 g.check_outcome,
@@ -227,7 +227,7 @@ def history(target: TargetArgument, fmt: FormatOption = None, as_json: JsonOptio
             for g in generations
         ),
         output,
-        title=key if short else None,
+        title=key if output is Format.table else None,
     )
 
 
@@ -278,9 +278,7 @@ def show(
         document["content"] = content.decode("utf-8", errors="replace")
         emit_json(document)
         return
-    sys.stdout.flush()
-    sys.stdout.buffer.write(content)
-    sys.stdout.flush()
+    write_bytes(content)
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -289,10 +287,8 @@ def show(
 def _read_new(path: Path) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
 
 
 def _lock_timeout() -> float:
@@ -330,8 +326,7 @@ def _render(result: "ApplyResult", as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
     else:
-        sys.stdout.write(render_text(plan.changes))
-        sys.stdout.flush()
+        write_text(render_text(plan.changes))
     counts = summarize(plan.changes)
     what = f"{counts['changed']} changed, {counts['added']} added, {counts['removed']} removed"
     if result.dry_run:

@@ -19,7 +19,8 @@ from nodus_cli.cli.output import (
     say,
     warn,
 )
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import UsageError
+from nodus_cli.fsutil import read_text
 from nodus_cli.scaleout import QueryEngine
 from nodus_cli.timeparse import parse_time
 from nodus_cli.workspace import init_workspace
@@ -115,10 +116,7 @@ def read_sql_argument(sql: str) -> str:
     if sql == "-":
         text = sys.stdin.read()
     elif sql.startswith("@"):
-        try:
-            text = Path(sql[1:]).read_text()
-        except OSError as exc:
-            raise InputError(f"{sql[1:]}: {exc.strerror}") from None
+        text = read_text(Path(sql[1:]), "an SQL file")
     else:
         text = sql
     if not text.strip():

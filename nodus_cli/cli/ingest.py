@@ -11,12 +11,13 @@ from nodus_cli.cli.output import (
     FormatOption,
     JsonOption,
     emit_json,
+    error_line,
     progress,
     render_rows,
     resolve_format,
     say,
 )
-from nodus_cli.errors import InputError
+from nodus_cli.errors import EXIT_USAGE, InputError
 from nodus_cli.timeparse import parse_time
 
 
@@ -103,7 +104,7 @@ def ingest(
     else:
         for result in report.files:
             if result.status == "failed":
-                say(f"{result.path}: failed: {result.error}")
+                error_line(_failure(result.path, result.error or "failed"))
             else:
                 layout = f" ({result.layout})" if result.layout else ""
                 say(
@@ -117,8 +118,14 @@ def ingest(
             f"{totals['quarantined']:,} quarantined, {totals['failed']} failed"
         )
     if report.failed:
-        names = ", ".join(f.path for f in report.failed)
-        raise InputError(f"{len(report.failed)} file(s) failed: {names}")
+        if as_json:
+            raise InputError(f"{len(report.failed)} file(s) failed")
+        raise typer.Exit(EXIT_USAGE)  # each failed file has had its one error line
+
+
+def _failure(path: str, error: str) -> str:
+    """``PATH: REASON``, naming the file once even when the reason already does."""
+    return error if error.startswith(f"{path}: ") else f"{path}: {error}"
 
 
 def sources(fmt: FormatOption = None, as_json: JsonOption = False) -> None:

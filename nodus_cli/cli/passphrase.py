@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import InputError, UsageError, describe_os_error
 
 PASSPHRASE_ENV = "NODUS_PASSPHRASE"
 
@@ -41,7 +41,7 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> b
         try:
             text = Path(passphrase_file).read_bytes()
         except OSError as exc:
-            raise InputError(f"{passphrase_file}: {exc.strerror}") from None
+            raise InputError(describe_os_error(exc)) from None
         passphrase = text.splitlines()[0] if text.strip() else b""
     elif os.environ.get(PASSPHRASE_ENV):
         passphrase = os.environ[PASSPHRASE_ENV].encode()
