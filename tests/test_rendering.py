@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodus_cli.cli import output, state
-from nodus_cli.cli.output import Format, iso_time_text, render_rows, visible
+from nodus_cli.cli.output import Format, render_rows
 from tests.conftest import PROJECT, nodus_command
 
 ESC = "\x1b"
@@ -185,6 +185,25 @@ def test_a_file_name_with_markup_in_a_table_title(run_nodus, tmp_path: Path) -> 
 
 # --- hypothesis: any text, any column ------------------------------------------------
 
+BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _shown(text: str) -> str:
+    """How a table shows ``text``: what a terminal would act on, escaped."""
+    import unicodedata
+
+    shown = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs", "Zl", "Zp") or char in BIDI_CONTROLS:
+            short = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+            code = ord(char)
+            shown.append(short or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"))
+        else:
+            shown.append(char)
+    return "".join(shown)
+
+
 CONTROL = st.characters(min_codepoint=0, max_codepoint=0x9F)
 TEXT_PIECES = st.one_of(
     st.text(max_size=30),
@@ -240,7 +259,7 @@ def test_any_text_prints_exactly_in_every_format(
         monkeypatch.setattr(state, "stdout_is_terminal", lambda terminal=terminal: terminal)
         monkeypatch.setattr(state.STATE, "wide", True)
         table = _render(capsys, columns, [row], Format.table, types=types)
-        assert visible(text) in table  # the plain column, whole, escaped
+        assert _shown(text) in table  # the plain column, whole, escaped
         assert not re.search(
             "[\x00-\x09\x0b-\x1f\x7f-\x9f]", table.replace(f"{ESC}[1m", "").replace(f"{ESC}[0m", "")
         )
@@ -517,7 +536,30 @@ def test_out_of_range_times_are_iso_8601_expanded_in_every_format(run_nodus) -> 
     assert "(BC)" not in table
 
 
+def test_out_of_range_times_inside_lists_and_structs(run_nodus) -> None:
+    sql = (
+        "SELECT [DATE '10000-01-01', DATE '2026-01-01'] AS days,"
+        " {'t': TIMESTAMP '0000-06-01 00:00:00', 'text': '0001-01-01 (BC)',"
+        " 'a b, \"c\"': [[DATE '10000-01-01']]} AS record,"
+        " MAP {DATE '10000-01-01': 1} AS by_day"
+    )
+    document = json.loads(run_nodus("query", sql, "--json").stdout)
+    assert document == [
+        {
+            "days": ["+10000-01-01", "2026-01-01"],
+            "record": {
+                "t": "0000-06-01T00:00:00",
+                "text": "0001-01-01 (BC)",  # a VARCHAR keeps its text
+                'a b, "c"': [["+10000-01-01"]],
+            },
+            "by_day": {"+10000-01-01": 1},
+        }
+    ]
+
+
 def test_iso_time_text_cases() -> None:
+    from nodus_cli.cli.output import iso_time_text
+
     assert iso_time_text("0001-01-01 (BC) 00:00:00+00") == "0000-01-01T00:00:00+00:00"
     assert iso_time_text("0002-01-01 (BC)") == "-0001-01-01"
     assert iso_time_text("294247-01-01 00:00:00") == "+294247-01-01T00:00:00"
@@ -552,3 +594,25 @@ def test_all_loghub_systems_print_in_every_format_on_a_terminal_and_in_a_pipe(
             assert not re.search("[\x00-\x1f]", "".join(lines))
         elif fmt is Format.ndjson:
             assert len(piped.stdout.splitlines()) == 32_000
+
+
+@pytest.mark.slow
+def test_spark_query_prints_no_jvm_noise(run_nodus, tmp_path: Path) -> None:
+    log = tmp_path / "app.jsonl"
+    log.write_text('{"time": "2026-01-01T00:00:00Z", "level": "info", "msg": "[b]x[/b]"}\n')
+    assert run_nodus("ingest", str(log)).returncode == 0
+    assert run_nodus("export", "logs", "--to", str(tmp_path / "export")).returncode == 0
+    result = run_nodus(
+        "query",
+        "SELECT message FROM logs",
+        "--engine",
+        "spark",
+        "--master",
+        "local[1]",
+        "--data",
+        str(tmp_path / "export"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no "Using incubator modules", no log4j lines
+    assert "[b]x[/b]" in result.stdout

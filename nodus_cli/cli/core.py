@@ -1,5 +1,6 @@
 """Workspace and store commands: init, info, query, tables, load, journal."""
 
+import contextlib
 import platform
 import sys
 import time
@@ -13,6 +14,7 @@ from nodus_cli.cli import state
 from nodus_cli.cli.output import (
     FormatOption,
     JsonOption,
+    child_stderr_quiet,
     emit_json,
     render_rows,
     resolve_format,
@@ -159,7 +161,11 @@ def query(
     if engine is not QueryEngine.duckdb or data is not None or master is not None:
         from nodus_cli.scaleout.engines import query_export
 
-        with query_export(text, engine, data, master=master, limit=limit) as exported:
+        with contextlib.ExitStack() as stack:
+            with child_stderr_quiet():  # the JVM starts here
+                exported = stack.enter_context(
+                    query_export(text, engine, data, master=master, limit=limit)
+                )
             for message in exported.warnings:
                 warn(message)
             output = resolve_format(fmt, as_json)

@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import decimal
 import enum
+import functools
 import json
 import math
 import os
@@ -212,8 +213,77 @@ def iso_time_text(text: str) -> str:
     return iso
 
 
-def _is_time_type(type_name: str) -> bool:
-    return type_name.startswith(("DATE", "TIMESTAMP"))
+# What of a DuckDB type holds dates or times: "time", a ("list", item), a ("struct",
+# {field: type}), a ("map", key, value), or None where nothing does.
+TimeShape = Any
+
+
+@functools.lru_cache(maxsize=256)
+def _time_shape(type_name: str) -> TimeShape:
+    """Where dates and times sit in a value of DuckDB type ``type_name``."""
+    type_name = type_name.strip()
+    if type_name.endswith("]"):
+        inner = _time_shape(type_name[: type_name.rindex("[")])
+        return ("list", inner) if inner is not None else None
+    if type_name.startswith(("DATE", "TIMESTAMP")):
+        return "time"
+    if type_name.startswith(("STRUCT(", "MAP(")) and type_name.endswith(")"):
+        parts = _top_level_split(type_name[type_name.index("(") + 1 : -1])
+        if type_name.startswith("MAP(") and len(parts) == 2:
+            key, value = (_time_shape(part) for part in parts)
+            return ("map", key, value) if key is not None or value is not None else None
+        fields = {}
+        for part in parts:
+            name, field_type = _field(part.strip())
+            fields[name] = _time_shape(field_type)
+        return ("struct", fields) if any(v is not None for v in fields.values()) else None
+    return None
+
+
+def _field(text: str) -> tuple[str, str]:
+    """A STRUCT field's name (unquoted) and type: ``"a b" DATE`` -> ("a b", "DATE")."""
+    if not text.startswith('"'):
+        name, _, field_type = text.partition(" ")
+        return name, field_type
+    end = 1
+    while (end := text.index('"', end)) + 1 < len(text) and text[end + 1] == '"':
+        end += 2  # a doubled quote inside the name
+    return text[1:end].replace('""', '"'), text[end + 1 :]
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``text`` split at the commas outside parentheses and double quotes."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in "([":
+            depth += 1
+        elif not quoted and char in ")]":
+            depth -= 1
+        elif not quoted and char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _with_iso_times(value: Any, shape: TimeShape) -> Any:
+    """``value`` with DuckDB's text of out-of-range dates and times where ``shape``
+    puts them replaced by ISO 8601 expanded form."""
+    if shape is None or value is None:
+        return value
+    if shape == "time":
+        return iso_time_text(value) if isinstance(value, str) else value
+    if shape[0] == "list" and isinstance(value, list):
+        return [_with_iso_times(item, shape[1]) for item in value]
+    if shape[0] == "struct" and isinstance(value, dict):
+        return {k: _with_iso_times(v, shape[1].get(k)) for k, v in value.items()}
+    if shape[0] == "map" and isinstance(value, dict):
+        return {
+            _with_iso_times(k, shape[1]): _with_iso_times(v, shape[2]) for k, v in value.items()
+        }
+    return value
 
 
 # --- Tables ---------------------------------------------------------------------------
@@ -234,11 +304,8 @@ def _cell(value: Any, type_name: str) -> Any:
         if len(value) > 2 * MAX_JSON_DEPTH and _deeper_than(decoded, MAX_JSON_DEPTH):
             return value
         return decoded
-    if _is_time_type(type_name):
-        if isinstance(value, str):
-            return iso_time_text(value)
-        if isinstance(value, list) and type_name.endswith("[]"):
-            return [iso_time_text(v) if isinstance(v, str) else v for v in value]
+    if isinstance(value, str | list | dict) and type_name:
+        return _with_iso_times(value, _time_shape(type_name))
     return value
 
 
@@ -484,6 +551,27 @@ def warn(message: str) -> None:
 def error_line(message: str) -> None:
     _message(f"nodus: error: {message}")
     sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def child_stderr_quiet() -> Iterator[None]:
+    """Processes started in the block (the JVM behind Spark) keep /dev/null as their
+    stderr, unless ``-v``: "Using incubator modules" and log4j lines are noise to a
+    nodus user. nodus's own stderr is back once the block ends."""
+    if state.STATE.verbose:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @contextlib.contextmanager
