@@ -20,6 +20,7 @@ from nodus_cli.cli.output import (
     resolve_format,
     say,
     warn,
+    write_text,
 )
 from nodus_cli.errors import UsageError
 from nodus_cli.fsutil import read_text
@@ -87,21 +88,20 @@ def info(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(document)
         return
-    out = sys.stdout
     workspace_doc = document["workspace"]
     assert isinstance(workspace_doc, dict)
-    out.write(f"nodus {__version__} (Python {document['python']})\n")
-    out.write(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
+    write_text(f"nodus {__version__} (Python {document['python']})\n")
+    write_text(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
     for key in ("store", "keyring", "settings"):
-        out.write(f"{key + ':':<11} {workspace_doc[key]}\n")
-    out.write(f"schema:     {document['schema_version'] or 'no store yet'}\n")
+        write_text(f"{key + ':':<11} {workspace_doc[key]}\n")
+    write_text(f"schema:     {document['schema_version'] or 'no store yet'}\n")
     tables = document["tables"]
     assert isinstance(tables, dict)
     for name, count in tables.items():
-        out.write(f"  {name:<20} {count:>12,} rows\n")
+        write_text(f"  {name:<20} {count:>12,} rows\n")
     engines = document["engines"]
     assert isinstance(engines, dict)
-    out.write("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
+    write_text("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
 
 
 def _version(distribution: str) -> str | None:

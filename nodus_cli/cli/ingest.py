@@ -17,7 +17,7 @@ from nodus_cli.cli.output import (
     resolve_format,
     say,
 )
-from nodus_cli.errors import EXIT_USAGE, InputError
+from nodus_cli.errors import EXIT_USAGE
 from nodus_cli.timeparse import parse_time
 
 
@@ -101,25 +101,23 @@ def ingest(
         )
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
-    else:
-        for result in report.files:
-            if result.status == "failed":
-                error_line(_failure(result.path, result.error or "failed"))
-            else:
-                layout = f" ({result.layout})" if result.layout else ""
-                say(
-                    f"{result.path}: {result.format}{layout}, {result.records:,} records, "
-                    f"{result.rows:,} rows, {result.quarantined:,} quarantined, "
-                    f"{result.skipped:,} lines already ingested, {result.seconds:.2f} s"
-                )
+    for result in report.files:
+        if result.status == "failed":
+            error_line(_failure(result.path, result.error or "failed"))
+        elif not as_json:
+            layout = f" ({result.layout})" if result.layout else ""
+            say(
+                f"{result.path}: {result.format}{layout}, {result.records:,} records, "
+                f"{result.rows:,} rows, {result.quarantined:,} quarantined, "
+                f"{result.skipped:,} lines already ingested, {result.seconds:.2f} s"
+            )
+    if not as_json:
         totals = report.totals()
         say(
             f"{totals['files']} file(s): {totals['rows']:,} rows, "
             f"{totals['quarantined']:,} quarantined, {totals['failed']} failed"
         )
     if report.failed:
-        if as_json:
-            raise InputError(f"{len(report.failed)} file(s) failed")
         raise typer.Exit(EXIT_USAGE)  # each failed file has had its one error line
 
 
