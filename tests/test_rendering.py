@@ -164,6 +164,12 @@ def test_escape_sequences_stay_exact_in_csv_and_json(run_nodus) -> None:
     assert document == [{"a": f"{ESC}[31mred", "b": "one\ntwo"}]
 
 
+def test_a_lone_carriage_return_survives_csv(capsys) -> None:
+    render_rows(["a", "b"], [["x\ry", ""], ["\r", None]], Format.csv)
+    out = capsys.readouterr().out
+    assert list(csv.reader(io.StringIO(out, newline=""))) == [["a", "b"], ["x\ry", ""], ["\r", ""]]
+
+
 def test_file_names_in_messages_cannot_reach_the_terminal(run_nodus, tmp_path: Path) -> None:
     name = str(tmp_path / f"x{ESC}]0;owned{chr(7)}[b]y.log")
     result = run_nodus("ingest", name)
@@ -434,6 +440,24 @@ def test_file_errors_in_the_users_terms(run_nodus, tmp_path: Path) -> None:
         assert result.stderr.startswith(f"nodus: error: {expected}"), (args, result.stderr)
         assert result.stderr.count("\n") == 1, result.stderr
         assert "codec" not in result.stderr and "Errno" not in result.stderr
+
+
+def test_opening_a_file_that_is_not_age_names_it(run_nodus, tmp_path: Path) -> None:
+    _keyring(run_nodus, tmp_path)
+    binary = tmp_path / "blob.gz"
+    binary.write_bytes(b"\x1f\x8b\x08garbage\xff")
+    result = run_nodus(
+        "keys",
+        "open",
+        str(binary),
+        "-o",
+        str(tmp_path / "o"),
+        "--passphrase-file",
+        str(tmp_path / "pass"),
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"nodus: error: {binary}: not an age file")
+    assert result.stderr.count("\n") == 1
 
 
 def test_an_unexpected_os_error_is_one_line_in_the_users_terms() -> None:

@@ -551,6 +551,7 @@ def open_sealed(
 ) -> None:
     """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
     from nodus_cli.keys import age
+    from nodus_cli.keys.errors import AgeError
     from nodus_cli.keys.files import keyring_identities
 
     if (output is None or str(output) == "-") and as_json:
@@ -566,7 +567,10 @@ def open_sealed(
         _output(target, 0o600) as sink,
         _progress_for(file, "opening") as advance,
     ):
-        used, size = age.open_file(source, sink, identities, advance)
+        try:
+            used, size = age.open_file(source, sink, identities, advance)
+        except AgeError as exc:  # name the file: "FILE: not an age file (...)"
+            raise type(exc)(f"{file}: {exc.message}") from None
     label = used.label
     if as_json:
         emit_json({"input": str(file), "output": str(target), "bytes": size, "identity": label})

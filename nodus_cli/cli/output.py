@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
 import datetime as dt
 import decimal
 import enum
@@ -347,10 +346,9 @@ def render_rows(
     out = sys.stdout
     count = 0
     if fmt is Format.csv:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
+        out.write(_csv_line(columns))
         for row in decoded:
-            writer.writerow([_text(value) for value in row])
+            out.write(_csv_line([_text(value) for value in row]))
             count += 1
     elif fmt is Format.ndjson:
         for row in decoded:
@@ -366,6 +364,21 @@ def render_rows(
         out.write("]\n")
     out.flush()
     return count
+
+
+_CSV_SPECIAL = re.compile('[,"\r\n]')
+
+
+def _csv_line(fields: Sequence[str]) -> str:
+    """One RFC 4180 record ending in LF. Python's csv module leaves a lone CR unquoted
+    when the line ends in LF, and a reader then splits the field in two."""
+    quoted = [
+        f'"{field.replace(chr(34), chr(34) * 2)}"' if _CSV_SPECIAL.search(field) else field
+        for field in fields
+    ]
+    if quoted == [""]:
+        quoted = ['""']  # a lone empty field, not an empty line
+    return ",".join(quoted) + "\n"
 
 
 GAPS = ("  ", " ")  # between columns: two spaces, one when a terminal is narrow
