@@ -156,6 +156,17 @@ def test_escape_sequences_in_data_are_shown_escaped_on_a_terminal() -> None:
     assert r"\x1b[31mred\x1b[0m" in out and r"one\ntwo" in out
 
 
+def test_no_format_lets_data_act_on_a_terminal() -> None:
+    sql = "SELECT chr(27) || '[31mred' AS a, chr(155) || '2J' || chr(8238) AS b"
+    for fmt in Format:
+        code, out, err = run_on_terminal("query", sql, "-f", fmt.value, columns=120)
+        assert code == 0, err
+        data = _plain(out) if fmt is Format.table else out
+        assert not re.search("[\x1b\x9b\u202e]", data), (fmt, out)
+    code, out, _ = run_on_terminal("query", sql, "--json", columns=120)
+    assert json.loads(out) == [{"a": f"{ESC}[31mred", "b": "\x9b2J\u202e"}]
+
+
 def test_escape_sequences_stay_exact_in_csv_and_json(run_nodus) -> None:
     sql = "SELECT chr(27) || '[31mred' AS a, 'one' || chr(10) || 'two' AS b"
     rows = list(csv.reader(io.StringIO(run_nodus("query", sql, "-f", "csv").stdout)))

@@ -22,14 +22,14 @@ from nodus_cli import __version__
 from nodus_cli.cli import audit, core, export, ingest, keys, quickstart, state
 from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
-from nodus_cli.cli.output import Format, detail, error_line
+from nodus_cli.cli.output import Format, detail, error_line, visible
 from nodus_cli.cli.sql import sql_app
 from nodus_cli.errors import EXIT_USAGE, NodusError, describe_os_error
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in nodus, never a user's mistake
 EXIT_INTERRUPTED = 130
 
-# Libraries whose logging or console output is noise to a nodus user, unless -v.
+# The engines whose versions -v shows (those installed).
 ENGINES_SHOWN = ("duckdb", "sqlglot", "river", "pyspark")
 
 
@@ -80,8 +80,12 @@ class NodusGroup(TyperGroup):
             error_line(describe_os_error(exc))  # a file nodus was given or made
             _print_traceback()
             return EXIT_USAGE
-        except UnicodeError:
+        except UnicodeDecodeError:
             error_line("an input is not UTF-8 text")
+            _print_traceback()
+            return EXIT_USAGE
+        except UnicodeEncodeError as exc:
+            error_line(f"cannot write text as {exc.encoding}: use a UTF-8 locale (LANG=C.UTF-8)")
             _print_traceback()
             return EXIT_USAGE
         except click_exceptions.NoArgsIsHelpError as exc:
@@ -125,17 +129,21 @@ def _reader_gone() -> None:
 
 def _quiet_libraries() -> None:
     """Third-party warnings (sqlglot's "Falling back to parsing as a 'Command'") reach
-    stderr only with ``-v``; Python's last-resort handler would print them otherwise."""
+    stderr only with ``-v``, escaped like every message; without a handler of its own,
+    Python's last-resort handler would print them always."""
     import logging
 
+    class EscapingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return visible(super().format(record), keep="\n")  # tracebacks keep their lines
+
     root = logging.getLogger()
-    if state.STATE.verbose:
-        if not root.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("nodus: %(name)s: %(message)s"))
-            root.addHandler(handler)
-    elif not any(isinstance(h, logging.NullHandler) for h in root.handlers):
-        root.addHandler(logging.NullHandler())
+    for handler in [h for h in root.handlers if getattr(h, "name", None) == "nodus"]:
+        root.removeHandler(handler)
+    ours = logging.StreamHandler(sys.stderr) if state.STATE.verbose else logging.NullHandler()
+    ours.set_name("nodus")
+    ours.setFormatter(EscapingFormatter("nodus: %(name)s: %(message)s"))
+    root.addHandler(ours)
 
 
 def _engine_versions() -> str:

@@ -168,8 +168,15 @@ def _iso_duration(delta: dt.timedelta) -> str:
     return text
 
 
+# json.dumps escapes C0 controls but writes C1 controls, DEL, the line separators and
+# the bidirectional overrides as they are: as \uXXXX they keep their value and cannot
+# act on a terminal.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
 def dumps(document: Any, *, indent: int | None = 2) -> str:
-    return json.dumps(jsonable(document), indent=indent, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(jsonable(document), indent=indent, ensure_ascii=False, allow_nan=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def emit_json(document: Any) -> None:
@@ -346,9 +353,11 @@ def render_rows(
     out = sys.stdout
     count = 0
     if fmt is Format.csv:
-        out.write(_csv_line(columns))
+        # exact in a pipe or file; on a terminal, what would act on it is shown escaped
+        shown = (lambda t: visible(t, keep="\n")) if state.stdout_is_terminal() else str
+        out.write(_csv_line([shown(c) for c in columns]))
         for row in decoded:
-            out.write(_csv_line([_text(value) for value in row]))
+            out.write(_csv_line([shown(_text(value)) for value in row]))
             count += 1
     elif fmt is Format.ndjson:
         for row in decoded:
