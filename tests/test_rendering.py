@@ -326,6 +326,13 @@ def test_fit_keeps_narrow_columns_and_cuts_the_wide(capsys, as_terminal) -> None
     assert _width(row) == 100 and row.endswith("…")
 
 
+def test_fit_keeps_a_time_whole_beside_a_huge_column(capsys, as_terminal) -> None:
+    time = "2026-12-03T13:50:30.123456+00:00"
+    out = _plain(_render(capsys, ["created", "recipient"], [[time, "age1" * 500]], Format.table))
+    row = out.splitlines()[2]
+    assert row.startswith(time + "  age1") and row.endswith("…") and _width(row) == 100
+
+
 def test_pipe_tables_are_never_cut_or_folded(capsys) -> None:
     long = "b" * 5000
     out = _render(capsys, ["recipient", "x"], [[long, "y"]], Format.table)

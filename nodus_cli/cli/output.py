@@ -493,27 +493,54 @@ def _layout(
     return None
 
 
+# A column cut to fit keeps at least this many cells (or its header's width).
+MIN_CUT_WIDTH = 16
+
+
 def _fit(natural: Sequence[int], headers: Sequence[int], available: int) -> list[int] | None:
-    """Column widths that fit ``available`` cells: narrow columns keep their width, the
-    wide ones share the rest equally, and none is narrower than its header (None when
-    the headers alone are wider)."""
+    """Column widths that fit ``available`` cells, or None when the headers alone do
+    not. The narrowest columns stay whole while the others can still get
+    ``MIN_CUT_WIDTH`` each; those share the rest equally, none narrower than its header."""
     floor = [min(n, max(h, 2)) for n, h in zip(natural, headers, strict=True)]
+    if sum(natural) <= available:
+        return list(natural)
+    if sum(floor) > available:
+        return None
+    order = sorted(range(len(natural)), key=lambda i: natural[i])
+    whole: list[int] = []
+    for position, i in enumerate(order):
+        rest = order[position + 1 :]
+        needed = sum(max(floor[j], min(natural[j], MIN_CUT_WIDTH)) for j in rest)
+        if sum(natural[j] for j in whole) + natural[i] + needed > available:
+            break
+        whole.append(i)
+    widths = list(natural)
+    cut = [i for i in order if i not in whole]
+    shares = _share(
+        [natural[i] for i in cut],
+        [floor[i] for i in cut],
+        available - sum(natural[i] for i in whole),
+    )
+    for i, width in zip(cut, shares, strict=True):
+        widths[i] = width
+    return widths
+
+
+def _share(natural: Sequence[int], floor: Sequence[int], available: int) -> list[int]:
+    """Water-filling: the largest cap with every column min(natural, max(cap, floor))
+    fitting ``available``; what is left over goes one cell at a time."""
 
     def total(cap: int) -> int:
         return sum(min(n, max(cap, f)) for n, f in zip(natural, floor, strict=True))
 
-    if total(max(natural, default=0)) <= available:
-        return list(natural)
-    if total(0) > available:
-        return None
-    low, high = 0, max(natural)  # total(low) <= available < total(high)
+    low, high = 0, max(natural, default=0)
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if total(middle) <= available else (low, middle)
     widths = [min(n, max(low, f)) for n, f in zip(natural, floor, strict=True)]
     spare = available - sum(widths)
     for i, (width, size) in enumerate(zip(widths, natural, strict=True)):
-        if spare and width < size:
+        if spare > 0 and width < size:
             widths[i] += 1
             spare -= 1
     return widths
