@@ -138,9 +138,11 @@ def test_quarantined_line_with_brackets_prints(run_nodus, tmp_path: Path) -> Non
     assert "[/etc/passwd] garbage line" in out
 
 
-def test_sql_advise_shows_the_sql_as_run(run_nodus) -> None:
+def test_sql_advise_shows_the_sql_as_run(run_nodus, tmp_path: Path) -> None:
     sql = "SELECT '[b]bold[/b] :x:' AS v, count(*) FROM range(10)"
-    assert run_nodus("init").returncode == 0
+    log = tmp_path / "app.jsonl"  # a store for the query log (init would use the cwd)
+    log.write_text('{"time": "2026-01-01T00:00:00Z", "msg": "ok"}\n')
+    assert run_nodus("ingest", str(log)).returncode == 0
     for _ in range(2):
         assert run_nodus("query", sql).returncode == 0
     result = run_nodus("sql", "advise", "--runs", "1")
@@ -566,7 +568,6 @@ EXPECTED_TIMES = {
 
 
 def test_out_of_range_times_are_iso_8601_expanded_in_every_format(run_nodus) -> None:
-    assert run_nodus("init").returncode == 0
     document = json.loads(run_nodus("query", OUT_OF_RANGE, "--json").stdout)
     assert document == [EXPECTED_TIMES]
     line = json.loads(run_nodus("query", OUT_OF_RANGE, "-f", "ndjson").stdout)
