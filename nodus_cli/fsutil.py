@@ -141,6 +141,21 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
         handle.write(data)
 
 
+def read_text(path: Path, kind: str) -> str:
+    """A small UTF-8 file's text; a failure as one line in the user's words
+    (``FILE: no such file``, ``FILE: not an age identity file``)."""
+    from nodus_cli.errors import InputError, describe_os_error
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not {kind} (not UTF-8 text)") from None
+
+
 # --- bounded reads of untrusted inputs --------------------------------------------------
 # Bundles, proofs, keys, signatures and trust files come from anywhere: a device, a FIFO
 # or a file that never ends must give one clear error, not a hang or a MemoryError.

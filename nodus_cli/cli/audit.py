@@ -2,7 +2,6 @@
 
 import contextlib
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,7 +10,7 @@ import typer
 
 from nodus_cli.cli import state
 from nodus_cli.cli.keys import TrustRootOption
-from nodus_cli.cli.output import JsonOption, emit_json, progress, say
+from nodus_cli.cli.output import JsonOption, emit_json, progress, say, write_text
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
 from nodus_cli.timeparse import parse_time
 
@@ -139,7 +138,7 @@ def _sealed(result: "SealResult", as_json: bool) -> None:
         link = "extends" if result.extends else "follows (no consistency proof)"
         link += f" {result.prev.digest[:16]}"
     if str(result.path) != "-":  # '-o -': the bundle itself went to stdout
-        sys.stdout.write(f"{result.path}\n")
+        write_text(f"{result.path}\n")
     where = f" under {result.files_root}" if result.files_root else ""
     say(
         f"Sealed {result.size} {result.kind}{where} as {result.origin} "
@@ -243,9 +242,9 @@ def _finish(report: "Report", as_json: bool) -> None:
         verdict = {0: "ok", 1: "FAILED", 3: "UNDECIDED"}[report.exit_code]
         size = report.details.get("size")
         counted = f" ({size} {'entry' if size == 1 else 'entries'})" if size is not None else ""
-        sys.stdout.write(f"{verdict}: {report.subject}{counted}\n")
+        write_text(f"{verdict}: {report.subject}{counted}\n")
         for line in [*report.problems, *report.undecided]:
-            sys.stdout.write(f"  {line}\n")
+            write_text(f"  {line}\n")
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -319,7 +318,7 @@ def prove(
     if as_json:
         emit_json(result)
     else:
-        sys.stdout.write(f"{output}\n")
+        write_text(f"{output}\n")
         say(f"Entry {result['index']} of {result['size']}: {result['hashes']} proof hashes.")
 
 

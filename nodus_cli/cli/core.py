@@ -1,5 +1,6 @@
 """Workspace and store commands: init, info, query, tables, load, journal."""
 
+import contextlib
 import platform
 import sys
 import time
@@ -14,13 +15,16 @@ from nodus_cli.cli.output import (
     Format,
     FormatOption,
     JsonOption,
+    child_stderr_quiet,
     emit_json,
     render_rows,
     resolve_format,
     say,
     warn,
+    write_text,
 )
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import UsageError
+from nodus_cli.fsutil import read_text
 from nodus_cli.scaleout import QueryEngine
 from nodus_cli.timeparse import parse_time
 from nodus_cli.workspace import Workspace, init_workspace
@@ -96,22 +100,21 @@ def info(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(document)
         return
-    out = sys.stdout
     workspace_doc = document["workspace"]
     assert isinstance(workspace_doc, dict)
-    out.write(f"nodus {__version__} (Python {document['python']})\n")
-    out.write(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
+    write_text(f"nodus {__version__} (Python {document['python']})\n")
+    write_text(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
     for key in ("store", "keyring", "settings"):
-        out.write(f"{key + ':':<11} {workspace_doc[key]}\n")
-    out.write(f"trust root: {workspace_doc['trust_root'] or 'no signing key yet'}\n")
-    out.write(f"schema:     {document['schema_version'] or 'no store yet'}\n")
+        write_text(f"{key + ':':<11} {workspace_doc[key]}\n")
+    write_text(f"trust root: {workspace_doc['trust_root'] or 'no signing key yet'}\n")
+    write_text(f"schema:     {document['schema_version'] or 'no store yet'}\n")
     tables = document["tables"]
     assert isinstance(tables, dict)
     for name, count in tables.items():
-        out.write(f"  {name:<20} {count:>12,} rows\n")
+        write_text(f"  {name:<20} {count:>12,} rows\n")
     engines = document["engines"]
     assert isinstance(engines, dict)
-    out.write("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
+    write_text("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
 
 
 def _trust_root(ws: Workspace) -> str | None:
@@ -139,10 +142,7 @@ def read_sql_argument(sql: str) -> str:
     if sql == "-":
         text = sys.stdin.read()
     elif sql.startswith("@"):
-        try:
-            text = Path(sql[1:]).read_text()
-        except OSError as exc:
-            raise InputError(f"{sql[1:]}: {exc.strerror}") from None
+        text = read_text(Path(sql[1:]), "an SQL file")
     else:
         text = sql
     if not text.strip():
@@ -185,7 +185,11 @@ def query(
     if engine is not QueryEngine.duckdb or data is not None or master is not None:
         from nodus_cli.scaleout.engines import query_export
 
-        with query_export(text, engine, data, master=master, limit=limit) as exported:
+        with contextlib.ExitStack() as stack:
+            with child_stderr_quiet():  # the JVM starts here
+                exported = stack.enter_context(
+                    query_export(text, engine, data, master=master, limit=limit)
+                )
             for message in exported.warnings:
                 warn(message)
             output = resolve_format(fmt, as_json)

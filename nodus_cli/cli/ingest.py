@@ -11,12 +11,13 @@ from nodus_cli.cli.output import (
     FormatOption,
     JsonOption,
     emit_json,
+    error_line,
     progress,
     render_rows,
     resolve_format,
     say,
 )
-from nodus_cli.errors import InputError
+from nodus_cli.errors import EXIT_USAGE
 from nodus_cli.timeparse import parse_time
 
 if TYPE_CHECKING:
@@ -110,25 +111,29 @@ def ingest(
         _journal_summary(store, run, report)
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
-    else:
-        for result in report.files:
-            if result.status == "failed":
-                say(f"{result.path}: failed: {result.error}")
-            else:
-                layout = f" ({result.layout})" if result.layout else ""
-                say(
-                    f"{result.path}: {result.format}{layout}, {result.records:,} records, "
-                    f"{result.rows:,} rows, {result.quarantined:,} quarantined, "
-                    f"{result.skipped:,} lines already ingested, {result.seconds:.2f} s"
-                )
+    for result in report.files:
+        if result.status == "failed":
+            error_line(_failure(result.path, result.error or "failed"))
+        elif not as_json:
+            layout = f" ({result.layout})" if result.layout else ""
+            say(
+                f"{result.path}: {result.format}{layout}, {result.records:,} records, "
+                f"{result.rows:,} rows, {result.quarantined:,} quarantined, "
+                f"{result.skipped:,} lines already ingested, {result.seconds:.2f} s"
+            )
+    if not as_json:
         totals = report.totals()
         say(
             f"{totals['files']} file(s): {totals['rows']:,} rows, "
             f"{totals['quarantined']:,} quarantined, {totals['failed']} failed"
         )
     if report.failed:
-        names = ", ".join(f.path for f in report.failed)
-        raise InputError(f"{len(report.failed)} file(s) failed: {names}")
+        raise typer.Exit(EXIT_USAGE)  # each failed file has had its one error line
+
+
+def _failure(path: str, error: str) -> str:
+    """``PATH: REASON``, naming the file once even when the reason already does."""
+    return error if error.startswith(f"{path}: ") else f"{path}: {error}"
 
 
 class _IngestTotals:

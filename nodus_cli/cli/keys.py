@@ -12,16 +12,18 @@ import typer
 
 from nodus_cli.cli import state
 from nodus_cli.cli.output import (
-    Format,
     FormatOption,
     JsonOption,
     emit_json,
     render_rows,
     resolve_format,
     say,
+    visible,
+    write_text,
 )
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
-from nodus_cli.errors import CheckFailed, InputError, UsageError
+from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
+from nodus_cli.fsutil import read_text
 
 if TYPE_CHECKING:
     from nodus_cli.keys.keyring import KeyRecord, Keyring, UnlockedKeyring
@@ -117,7 +119,7 @@ def _input(path: Path) -> Iterator[IO[bytes]]:
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
     with handle:
         yield handle
 
@@ -135,7 +137,7 @@ def _output(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
         with atomic_writer(path, mode) as handle:
             yield handle
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
 
 
 @keys_app.command()
@@ -253,10 +255,7 @@ def list_keys(
         emit_json({"keys": keys})
         return
     rows = [[key.get(column) for column in LIST_COLUMNS] for key in keys]
-    if output is Format.table:  # a recipient is ~1950 characters: abbreviate it on screen
-        for row in rows:
-            row[-1] = f"{row[-1][:24]}...{row[-1][-8:]}" if row[-1] else None
-    render_rows(LIST_COLUMNS, rows, output)
+    render_rows(LIST_COLUMNS, rows, output)  # a terminal cuts the ~1950-character recipient
 
 
 @keys_app.command()
@@ -267,7 +266,7 @@ def show(key_id: KeyIdArgument, as_json: JsonOption = False) -> None:
         emit_json(summary)
         return
     for name, value in summary.items():
-        sys.stdout.write(f"{name + ':':<14}{'' if value is None else value}\n")
+        write_text(f"{name + ':':<14}{'' if value is None else value}\n")
 
 
 @keys_app.command()
@@ -298,7 +297,9 @@ def destroy(
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("destroy erases the private key for good: pass --yes to confirm")
-        typer.confirm(f"Erase the private part of key {key_id} for good?", abort=True, err=True)
+        typer.confirm(
+            f"Erase the private part of key {visible(key_id)} for good?", abort=True, err=True
+        )
     unlocked = _unlock(passphrase_file)
     record = unlocked.destroy(key_id)
     unlocked.save()
@@ -371,7 +372,7 @@ def export(
         with _output(output) as handle:
             handle.write(text.encode())
     elif not as_json:
-        sys.stdout.write(text)
+        write_text(text)
     if as_json:
         emit_json(
             {
@@ -437,10 +438,7 @@ def import_keys(
     from nodus_cli.keys import age, signing
     from nodus_cli.keys.keyring import ENCRYPT, SIGN
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
+    text = read_text(path, "a public key file")
     sign_keys = signing.parse_public_keys(text, str(path))
     recipients = [
         age.parse_recipient(line.strip())
@@ -562,15 +560,13 @@ def open_sealed(
 ) -> None:
     """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
     from nodus_cli.keys import age
+    from nodus_cli.keys.errors import AgeError
     from nodus_cli.keys.files import keyring_identities
 
     if (output is None or str(output) == "-") and as_json:
         raise UsageError("--json needs -o FILE (the plaintext cannot share stdout)")
     if identity is not None:
-        try:
-            text = identity.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{identity}: cannot read ({exc})") from None
+        text = read_text(identity, "an age identity file")
         identities = age.parse_identities(text, str(identity))
     else:
         identities = keyring_identities(_unlock(passphrase_file))
@@ -580,7 +576,10 @@ def open_sealed(
         _output(target, 0o600) as sink,
         _progress_for(file, "opening") as advance,
     ):
-        used, size = age.open_file(source, sink, identities, advance)
+        try:
+            used, size = age.open_file(source, sink, identities, advance)
+        except AgeError as exc:  # name the file: "FILE: not an age file (...)"
+            raise type(exc)(f"{file}: {exc.message}") from None
     label = used.label
     if as_json:
         emit_json({"input": str(file), "output": str(target), "bytes": size, "identity": label})

@@ -26,7 +26,8 @@ def quickstart(
         steps.append(step)
         if as_json:
             continue
-        say(f"\n[{number}] {step.title}")
+        say("")
+        say(f"[{number}] {step.title}")
         if step.text:
             say(f"    {step.text}")
         if step.columns:
@@ -48,7 +49,8 @@ def quickstart(
             }
         )
     else:
-        say(f"\nDone. Try: cd {directory} && nodus tables")
+        say("")
+        say(f"Done. Try: cd {directory} && nodus tables")
 
 
 def register(app: typer.Typer) -> None:

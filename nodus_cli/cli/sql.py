@@ -19,8 +19,10 @@ from nodus_cli.cli.output import (
     resolve_format,
     say,
     warn,
+    write_text,
 )
-from nodus_cli.errors import CheckFailed, InputError, UsageError
+from nodus_cli.errors import CheckFailed, UsageError
+from nodus_cli.fsutil import read_text
 
 if TYPE_CHECKING:
     from nodus_cli.sqltools.catalog import Catalog
@@ -53,13 +55,7 @@ RunsOption = Annotated[
 
 
 def _read_source(source: str) -> str:
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = Path(source).read_text()
-        except OSError as exc:
-            raise InputError(f"{source}: {exc.strerror}") from None
+    text = sys.stdin.read() if source == "-" else read_text(Path(source), "an SQL file")
     if not text.strip():
         raise UsageError(f"{'stdin' if source == '-' else source}: no SQL given")
     return text
@@ -125,7 +121,7 @@ def rewrite(
     if as_json:
         emit_json({"original": report.original, **report.as_dict()})
         return
-    sys.stdout.write(report.rewritten.rstrip() + "\n")
+    write_text(report.rewritten.rstrip() + "\n")
     if verify:
         _say_verdict(report)
 
@@ -190,7 +186,7 @@ def transpile(
         return
     for message in result.warnings:
         warn(message)
-    sys.stdout.write(result.sql.rstrip() + ";\n")
+    write_text(result.sql.rstrip() + ";\n")
 
 
 @sql_app.command("lint")
@@ -240,7 +236,7 @@ def lint(
         if result.file != "-":
             atomic_write(Path(result.file), result.fixed_sql.encode())
         elif sql_to_stdout:
-            sys.stdout.write(result.fixed_sql)
+            write_text(result.fixed_sql)
     if as_json and fmt is None:
         emit_json(
             {

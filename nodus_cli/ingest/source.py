@@ -13,13 +13,14 @@ import gzip
 import hashlib
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from nodus_cli.errors import InputError
+from nodus_cli.errors import InputError, describe_os_error
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1024  # the "first KiB" whose hash identifies a file across renames
@@ -212,8 +213,12 @@ def _read_up_to(stream: BinaryIO, size: int, buffer: bytearray | None = None) ->
                 if not count:
                     break
                 filled += count
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read: {exc}") from None
+    except EOFError:
+        raise InputError("cannot read: the compressed data ends early (truncated?)") from None
+    except (gzip.BadGzipFile, zlib.error):
+        raise InputError("cannot read: damaged gzip data") from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {describe_os_error(exc)}") from None
     del buffer[filled:]
     return buffer
 

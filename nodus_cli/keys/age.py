@@ -475,10 +475,10 @@ def _read_line(source: IO[bytes]) -> bytes:
 def read_header(source: IO[bytes]) -> Header:
     """Parse the header strictly; raises AgeHeaderError (wrong version, bad grammar)."""
     raw = bytearray()
-    first = _read_line(source)
+    first = source.readline(MAX_HEADER_LINE)
     raw += first
     if first != VERSION_LINE + b"\n":
-        raise AgeHeaderError("not an age v1 file (unknown version line)")
+        raise AgeHeaderError("not an age file (no age-encryption.org/v1 line)")
     stanzas: list[Stanza] = []
     line = _read_line(source)
     while line.startswith(b"-> "):
