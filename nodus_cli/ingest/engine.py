@@ -40,6 +40,7 @@ from nodus_cli.store import Store
 WINDOW_BYTES = 64 << 20
 MEMORY_LIMIT = "256MB"
 WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
+FIELDS_UDF = "nodus_redact_fields"  # JSON text -> the same with --redact fields pseudonymised
 Progress = Callable[[int], None]
 
 
@@ -136,17 +137,25 @@ def ingest(
     with (
         _session(con, options.tz),
         tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp,
+        contextlib.ExitStack() as stack,
     ):
         for statement in formats.MACROS:
             con.execute(statement)
         if secret is not None and (kinds or fields):
             for statement in redact.macros(secret, kinds):
                 con.execute(statement)
+        if secret is not None and fields:
+            stack.callback(con.remove_function, FIELDS_UDF)
+            redactor = redact.field_redactor(secret, fields)
+            con.create_function(FIELDS_UDF, redactor, ["VARCHAR"], "VARCHAR", side_effects=False)
         job = _Job(store, options, Path(tmp), kinds, fields, on_progress)
-        for path in expand_paths(paths):
+        for found in expand_paths(paths):
+            path = found.path
             result = FileResult(path)
             started = time.monotonic()
             try:
+                if found.error is not None:
+                    raise InputError(f"{path}: {found.error}")
                 source = job.stdin_source(stdin) if path == STDIN else Source.open_path(path)
                 job.ingest_file(source, result)
             except NodusError as exc:
@@ -226,12 +235,16 @@ class _Job:
         if not head:
             result.status = "unchanged"
             return
-        checkpoint, stream = self._resume(source, head)
+        stored = self._redacted(source.path)
+        checkpoint, stream = self._resume(source, stored, head)
         with stream:
             requested = checkpoint.format if checkpoint.format else self.options.format
             try:
                 detected = formats.detect(
-                    _decode(head), requested, time_column=self.options.time_column
+                    _decode(head),
+                    requested,
+                    time_column=self.options.time_column,
+                    cut=len(head) == SNIFF_BYTES,
                 )
             except NodusError as exc:
                 raise InputError(f"{source.path}: {exc.message}") from None
@@ -244,26 +257,33 @@ class _Job:
             prepared = numbered(cut, checkpoint.byte_offset, checkpoint.line_no)
             # Closed before the file, even on an error: the reader thread stops first.
             with contextlib.closing(prepared):
-                self._windows(source, head, detected, checkpoint, prepared, result)
+                self._windows(source, stored, head, detected, checkpoint, prepared, result)
         if result.records == 0 and not checkpoint.new:
             result.status = "unchanged"
 
-    def _resume(self, source: Source, head: bytes) -> tuple[_Checkpoint, BinaryIO]:
+    def _redacted(self, text: str) -> str:
+        """``text`` (a path, a name) as the store keeps it: the ``--redact`` kinds pseudonymised."""
+        if not self.kinds:
+            return text
+        return str(self.con.execute("SELECT nodus_redact(?)", [text]).fetchall()[0][0])
+
+    def _resume(self, source: Source, stored: str, head: bytes) -> tuple[_Checkpoint, BinaryIO]:
         """Find the checkpoint this file continues (same first KiB and fingerprint).
 
-        Candidates are earlier files at the same path, and files elsewhere with the
-        same first KiB whose old path no longer holds them (a rotation by rename).
+        Candidates are earlier files at the same path (``stored``, the path as the store
+        keeps it), and files elsewhere with the same first KiB whose old path no longer
+        holds them (a rotation by rename).
         """
         rows = self.con.execute(
             "SELECT file_id, path, byte_offset, line_no, fingerprint, format, head_hash "
             "FROM ingest_files WHERE path = ? OR head_hash = ? "
             "ORDER BY (path = ?) DESC, file_id DESC",
-            [source.path, head_hash(head), source.path],
+            [stored, head_hash(head), stored],
         ).fetchall()
         for file_id, path, offset, line_no, stored_fp, fmt, stored_head in rows:
             if head_hash(head, offset) != stored_head:
                 continue
-            if path != source.path and _still_there(path, stored_head, offset):
+            if path != stored and _still_there(path, stored_head, offset):
                 continue  # another file with the same start, still in place: not a rename
             stream = source.open()
             tail = skip_to(stream, offset)
@@ -278,6 +298,7 @@ class _Job:
     def _windows(
         self,
         source: Source,
+        stored: str,
         head: bytes,
         detected: Detected,
         checkpoint: _Checkpoint,
@@ -286,26 +307,26 @@ class _Job:
     ) -> None:
         """One transaction per window: its rows, its quarantine and the new checkpoint."""
         offset, line_no, tail = checkpoint.byte_offset, checkpoint.line_no, checkpoint.tail
-        source_name = self.options.source or _default_source(source.path)
+        source_name = self._redacted(self.options.source or _default_source(source.path))
         mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
         first = checkpoint.new
         for lines in prepared:
             tail = (tail + lines.last_bytes)[-HEAD_BYTES:]
             summary = {
-                "path": source.path,
+                "path": stored,
                 "file_id": checkpoint.file_id,
                 "format": detected.format,
                 "lines": [line_no + 1, line_no + lines.count],
             }
             with self.store.change(summary) as details:
                 if first:
-                    self._register(source, checkpoint.file_id, head, detected)
+                    self._register(source, stored, checkpoint.file_id, head, detected)
                     first = False
                 with self._window_view(lines):
                     rows, quarantined = self._load_window(
                         lines,
                         detected,
-                        (checkpoint.file_id, source_name, _stem(source.path)),
+                        (checkpoint.file_id, source_name, self._redacted(_stem(source.path))),
                         mtime_sql,
                         continues=line_no > 0,
                     )
@@ -318,7 +339,7 @@ class _Job:
                         bytes_read = bytes_read + ?, source = ?, mtime = ?,
                         last_ingested = now() WHERE file_id = ?""",
                     [
-                        source.path,
+                        stored,
                         fingerprint(head, tail, offset),
                         head_hash(head, offset),
                         source.size,
@@ -349,13 +370,15 @@ class _Job:
             if self.on_progress:
                 self.on_progress(lines.size)
 
-    def _register(self, source: Source, file_id: int, head: bytes, detected: Detected) -> None:
+    def _register(
+        self, source: Source, stored: str, file_id: int, head: bytes, detected: Detected
+    ) -> None:
         self.con.execute(
             """INSERT INTO ingest_files (file_id, path, fingerprint, size, head_hash, format,
                 compression, first_ingested) VALUES (?, ?, '', ?, ?, ?, ?, now())""",
             [
                 file_id,
-                source.path,
+                stored,
                 source.size,
                 head_hash(head),
                 detected.format,
@@ -470,7 +493,7 @@ class _Job:
     def _insert_rows(self, good: str, detected: Detected, source_name: str, file_id: int) -> int:
         """Insert the window's good records (the query ``good``); return how many."""
         if detected.format == "csv":
-            labels = self._json_column("labels", metrics=True)
+            labels = self._json_column("labels")
             self.con.execute(
                 f"""INSERT INTO metrics (time, series, labels, value, source)
                 SELECT time, point.series, {labels}, point.value, ? FROM (
@@ -480,7 +503,7 @@ class _Job:
             )
             return _count(self.con.execute(f"SELECT count(*) FROM ({good}) AS g"))
         if detected.is_metrics:
-            labels = self._json_column("labels", metrics=True)
+            labels = self._json_column("labels")
             cursor = self.con.execute(
                 f"""INSERT INTO metrics (time, series, labels, value, source)
                 SELECT time, series, {labels}, value, ? FROM ({good}) AS g""",
@@ -488,14 +511,16 @@ class _Job:
             )
             return _count(cursor)
         order = " ORDER BY line_no" if detected.multiline else ""
-        columns = {name: name for name in ("host", "app", "message")}
+        columns = {name: name for name in redact.LOG_COLUMNS}
         if self.kinds or self.fields:
+            named = {field.lower() for field in self.fields}
             for name in columns:
-                if name in self.fields:
+                written = {name, detected.keys.get(name, name).lower()}
+                if written & named:
                     columns[name] = f"nodus_pseudonym({name})"
-                elif name != "app":
+                elif self.kinds:
                     columns[name] = f"nodus_redact({name})"
-        attrs = self._json_column("attrs", metrics=False)
+        attrs = self._json_column("attrs")
         cursor = self.con.execute(
             f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
                 file_id, line_no, byte_offset)
@@ -506,15 +531,24 @@ class _Job:
         )
         return _count(cursor)
 
-    def _json_column(self, column: str, *, metrics: bool) -> str:
-        """``attrs``/``labels`` with the requested values pseudonymised."""
-        expression = column
+    def _json_column(self, column: str) -> str:
+        """``attrs``/``labels`` with the requested values pseudonymised.
+
+        Named fields first (their pseudonyms are those of the clear values, as in the
+        columns), then the kinds over the whole text.
+        """
+        if not (self.kinds or self.fields):
+            return column
+        expression = f"CAST({column} AS VARCHAR)"
+        if self.fields:
+            hint = sql_str(redact.may_hold_field(self.fields))
+            expression = (
+                f"CASE WHEN regexp_matches({expression}, {hint}) "
+                f"THEN {FIELDS_UDF}({expression}) ELSE {expression} END"
+            )
         if self.kinds:
-            expression = f"CAST(nodus_redact(CAST({expression} AS VARCHAR)) AS JSON)"
-        for name in self.fields:
-            if metrics or name not in redact.LOG_COLUMNS:
-                expression = redact.field_update(expression, name)
-        return expression
+            expression = f"nodus_redact({expression})"
+        return f"CAST({expression} AS JSON)"
 
     def _parser(self, detected: Detected, mtime_sql: str, stem: str) -> str:
         fmt = detected.format

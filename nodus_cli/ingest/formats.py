@@ -554,13 +554,25 @@ _LOGFMT_LINE = re.compile(r"^\s*(?:" + LOGFMT_PAIR + r"\s*){2,}$")
 _TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "@timestamp", "_time", "t")
 
 
-def _is_json_object(line: str) -> bool:
+def _json_object(line: str) -> dict[str, object] | None:
+    """The JSON object a sample line holds, or None.
+
+    An object nested deeper than Python's parser recurses counts as an object
+    without keys: DuckDB, which parses the lines for real, has no such limit.
+    """
     if not _JSON_START.match(line):
-        return False
+        return None
     try:
-        return isinstance(json.loads(line), dict)
+        value = json.loads(line)
+    except RecursionError:
+        return {} if line.rstrip().endswith("}") else None
     except ValueError:
-        return False
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_json_object(line: str) -> bool:
+    return _json_object(line) is not None
 
 
 def _looks_like_time(value: str) -> bool:
@@ -637,13 +649,25 @@ def _best_layout(lines: list[str]) -> tuple[Layout | None, int]:
     return best
 
 
-def detect(sample: str, requested: str = "auto", *, time_column: str | None = None) -> Detected:
-    """Choose the format from the first lines (``requested`` forces it)."""
+def detect(
+    sample: str, requested: str = "auto", *, time_column: str | None = None, cut: bool = False
+) -> Detected:
+    """Choose the format from the first lines (``requested`` forces it).
+
+    ``cut``: the sample stops inside the file, so its last line may be cut short;
+    it is left out unless it is the only line (one line longer than the sample),
+    which is then judged by how it starts.
+    """
     lines = [line.rstrip("\r") for line in sample.split("\n")]
+    if cut and len(lines) > 1:
+        lines.pop()
     lines = [line for line in lines if line.strip()][:200]
+    if cut and len(lines) == 1 and requested == "auto" and _JSON_START.match(lines[0]):
+        return Detected("jsonl")
     detected = _choose(lines, requested, time_column)
     if detected.format == "jsonl":
-        detected.keys = choose_keys([json.loads(line) for line in lines if _is_json_object(line)])
+        objects = [_json_object(line) for line in lines]
+        detected.keys = choose_keys([obj for obj in objects if obj is not None])
     elif detected.format == "logfmt":
         pairs = re.compile(LOGFMT_PAIR)
         detected.keys = choose_keys([dict(pairs.findall(line)) for line in lines])

@@ -7,12 +7,14 @@ window can be parsed and committed on its own together with its checkpoint.
 
 from __future__ import annotations
 
+import errno
 import functools
 import glob
 import gzip
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,39 +29,80 @@ SNIFF_BYTES = 64 * 1024
 STDIN = "-"
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Files, directories (recursively, hidden entries skipped), globs, or ``-``."""
-    found: list[str] = []
+@dataclass(frozen=True)
+class Found:
+    """A file to ingest, or a path that cannot be listed or reached (``error`` says why)."""
+
+    path: str
+    error: str | None = None
+
+
+def expand_paths(paths: list[str]) -> list[Found]:
+    """Files, directories (recursively, hidden entries skipped), globs, or ``-``.
+
+    A directory that cannot be listed and a path that cannot be reached are
+    returned with their error, in their place, so the rest of the run goes on.
+    """
+    found: list[Found] = []
     for raw in paths:
         if raw == STDIN:
-            found.append(STDIN)
+            found.append(Found(STDIN))
             continue
         path = Path(raw).expanduser()
-        if path.is_dir():
-            found.extend(str(p) for p in _walk(path))
-        elif not path.exists() and glob.has_magic(raw):
+        kind = _kind(path)
+        if isinstance(kind, Found):
+            found.append(Found(raw, kind.error))
+        elif kind == "dir":
+            found.extend(_walk(path))
+        elif kind == "missing" and glob.has_magic(raw):
             matches = sorted(glob.glob(str(path), recursive=True))
             for match in matches:
-                if Path(match).is_dir():
-                    found.extend(str(p) for p in _walk(Path(match)))
+                if _kind(Path(match)) == "dir":
+                    found.extend(_walk(Path(match)))
                 elif not Path(match).name.startswith("."):
-                    found.append(match)
+                    found.append(Found(match))
             if not matches:
-                found.append(raw)  # reported as not found
+                found.append(Found(raw))  # reported as not found
         else:
-            found.append(raw)
-    unique: dict[str, None] = {}
+            found.append(Found(raw))
+    unique: dict[str, Found] = {}
     for item in found:
-        unique.setdefault(item if item == STDIN else str(Path(item).absolute()), None)
-    return list(unique)
+        key = item.path if item.path == STDIN else str(Path(item.path).absolute())
+        unique.setdefault(key, Found(key, item.error))
+    return list(unique.values())
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(directory):
+def _kind(path: Path) -> str | Found:
+    """'dir', 'missing' or 'other'; a Found with the error when the path cannot be reached."""
+    try:
+        return "dir" if stat.S_ISDIR(path.stat().st_mode) else "other"
+    except FileNotFoundError:
+        return "missing"
+    except PermissionError:
+        return Found(str(path), "permission denied (a directory on the way cannot be searched)")
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
+            return "missing"
+        return Found(str(path), f"cannot reach: {exc.strerror}")
+
+
+def _walk(directory: Path) -> Iterator[Found]:
+    """The files under ``directory``; a directory that cannot be listed is named, not skipped."""
+    errors: list[OSError] = []
+    walker = os.walk(directory, onerror=errors.append)
+    while True:
+        step = next(walker, None)
+        for failed in errors:
+            reason = failed.strerror or str(failed)
+            yield Found(str(failed.filename or directory), f"cannot list the directory: {reason}")
+        errors.clear()
+        if step is None:
+            return
+        root, dirs, files = step
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
-                yield Path(root) / name
+                yield Found(str(Path(root) / name))
 
 
 @dataclass(frozen=True)
@@ -76,7 +119,7 @@ class Source:
     def open_path(cls, path: str, local: Path | None = None) -> Source:
         target = local or Path(path)
         try:
-            stat = target.stat()
+            info = target.stat()
             if not target.is_file():
                 raise InputError(f"{path}: not a regular file")
             with target.open("rb") as handle:
@@ -90,8 +133,8 @@ class Source:
         return cls(
             path=path,
             local=target,
-            size=stat.st_size,
-            mtime=datetime.fromtimestamp(stat.st_mtime, UTC),
+            size=info.st_size,
+            mtime=datetime.fromtimestamp(info.st_mtime, UTC),
             compression="gzip" if magic == GZIP_MAGIC else None,
         )
 

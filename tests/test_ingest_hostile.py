@@ -1,0 +1,204 @@
+"""Ingest against hostile and unlucky input (issue 23): each finding reproduced exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nodus_cli.ingest.engine import IngestOptions, ingest
+from nodus_cli.ingest.redact import pseudonym
+from nodus_cli.store import Store, open_store
+from nodus_cli.workspace import Workspace
+from tests.conftest import PROJECT, nodus_command
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "ws", "test").ensure()
+
+
+@pytest.fixture
+def store(workspace: Workspace) -> Iterator[Store]:
+    with open_store(workspace) as opened:
+        yield opened
+
+
+def run(store: Store, *paths: Path | str, secret: bytes | None = None, **options: object):
+    report = ingest(store, [str(p) for p in paths], IngestOptions(**options), secret=secret)  # type: ignore[arg-type]
+    return {Path(f.path).name: f for f in report.files}
+
+
+def dump(store: Store) -> str:
+    """Every table ingest writes, as one text (what a reader of the store could see)."""
+    tables = ("logs", "metrics", "quarantine", "ingest_files")
+    return json.dumps(
+        [store.con.execute(f"SELECT * FROM {name}").fetchall() for name in tables], default=str
+    )
+
+
+# --- 8: redaction covers every column and nested field ---------------------------------
+
+
+def test_redaction_leaves_no_value_of_a_kind_or_field_in_clear(
+    store: Store, workspace: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "alice@corp.example.com.jsonl"
+    line = {
+        "ts": "2026-01-01T00:00:00Z",
+        "msg": "from ::1 and 2001:db8:: and 010.001.002.003 mail user@bücher.de",
+        "app": "10.9.9.9",
+        "User": "bob",
+        "ctx": {"user": "eve", "deeper": [{"USER": {"id": "mallory"}}]},
+    }
+    path.write_text(json.dumps(line, ensure_ascii=False) + "\nbroken line from ::1\n")
+    secret = workspace.secret()
+    result = run(store, path, secret=secret, redact=["email,ip", "user"])[path.name]
+    assert (result.rows, result.quarantined) == (1, 1), result.error
+    text = dump(store)
+    for clear in (
+        "alice@corp.example.com",
+        "10.9.9.9",
+        "::1",
+        "2001:db8::",
+        "010.001.002.003",
+        "user@bücher.de",
+        "bob",
+        "eve",
+        "mallory",
+    ):
+        assert clear not in text, clear
+    app, source, attrs = store.con.execute("SELECT app, source, attrs FROM logs").fetchone()
+    assert app == pseudonym(secret, "10.9.9.9")
+    assert source.startswith("anon:") and source.endswith(".jsonl") is False
+    attrs = json.loads(attrs)
+    assert attrs["User"] == pseudonym(secret, "bob")
+    assert attrs["ctx"]["user"] == pseudonym(secret, "eve")
+    assert attrs["ctx"]["deeper"][0]["USER"] == pseudonym(secret, '{"id":"mallory"}')
+    # the redacted path still finds the file's checkpoint: a re-run adds nothing
+    again = run(store, path, secret=secret, redact=["email,ip", "user"])[path.name]
+    assert again.status == "unchanged"
+
+
+def test_redacting_a_field_named_like_a_column_pseudonymises_the_column(
+    store: Store, workspace: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "svc.jsonl"
+    path.write_text('{"msg": "m", "hostname": "db-7.internal", "service": "billing"}\n')
+    secret = workspace.secret()
+    run(store, path, secret=secret, redact=["Hostname", "app"])
+    host, app = store.con.execute("SELECT host, app FROM logs").fetchone()
+    assert (host, app) == (pseudonym(secret, "db-7.internal"), pseudonym(secret, "billing"))
+
+
+# --- 11: depth ---------------------------------------------------------------------------
+
+
+def nodus(*args: str, home: Path, timeout: float = 120, **kwargs: object):
+    env = dict(os.environ, NODUS_HOME=str(home))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [*nodus_command(), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_deeply_nested_json_is_ingested_not_a_crash(tmp_path: Path) -> None:
+    objects = tmp_path / "objects.jsonl"
+    objects.write_bytes(b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n")
+    arrays = tmp_path / "arrays.jsonl"
+    arrays.write_bytes(b'{"msg":"x","a":' + b"[" * 5000 + b"1" + b"]" * 5000 + b"}\n")
+    result = nodus("ingest", str(objects), str(arrays), "--json", home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    totals = json.loads(result.stdout)["totals"]
+    assert (totals["rows"], totals["failed"]) == (2, 0)
+
+
+# --- 13: permissions ---------------------------------------------------------------------
+
+
+def as_other_user() -> list[str]:
+    """A prefix that runs a command as an unprivileged user (root ignores permission bits)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("tests run as root need setpriv to drop privileges")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def test_unreadable_directories_are_named_errors_and_the_run_goes_on() -> None:
+    base = Path(tempfile.mkdtemp(prefix="nodus-perm-"))
+    try:
+        (base / "locked").mkdir()
+        (base / "locked" / "f.jsonl").write_text('{"msg": "behind a locked door"}\n')
+        (base / "tree" / "sub").mkdir(parents=True)
+        (base / "tree" / "sub" / "h.jsonl").write_text('{"msg": "unlisted"}\n')
+        (base / "tree" / "i.jsonl").write_text('{"msg": "fine"}\n')
+        (base / "ok.jsonl").write_text('{"msg": "fine too"}\n')
+        home = base / "home"
+        home.mkdir()
+        os.chmod(base, 0o755)
+        for entry in base.rglob("*"):
+            os.chown(entry, 65534, 65534) if os.geteuid() == 0 else None
+        os.chmod(base / "locked", 0o600)  # not searchable: the file inside cannot be reached
+        os.chmod(base / "tree" / "sub", 0o000)  # not listable
+        env = dict(os.environ, NODUS_HOME=str(home))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+        result = subprocess.run(
+            [
+                *as_other_user(),
+                *nodus_command(),
+                "ingest",
+                str(base / "locked" / "f.jsonl"),
+                str(base / "tree"),
+                str(base / "ok.jsonl"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=base,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "PermissionError" not in result.stderr
+        files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+        locked = files[str(base / "locked" / "f.jsonl")]
+        assert locked["status"] == "failed" and "permission denied" in locked["error"]
+        unlisted = files[str(base / "tree" / "sub")]
+        assert unlisted["status"] == "failed" and "cannot list" in unlisted["error"]
+        assert files[str(base / "tree" / "i.jsonl")]["rows"] == 1
+        assert files[str(base / "ok.jsonl")]["rows"] == 1
+    finally:
+        for entry in (base / "locked", base / "tree" / "sub"):
+            os.chmod(entry, 0o700)
+        shutil.rmtree(base)
+
+
+# --- files that are not regular ----------------------------------------------------------
+
+
+def test_devices_and_fifos_are_refused_without_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody ever writes: reading it would block forever
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"msg": "x"}\n')
+    result = nodus(
+        "ingest", "/dev/zero", str(fifo), str(good), "--json", home=tmp_path / "home", timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    files = {Path(f["path"]).name: f for f in json.loads(result.stdout)["files"]}
+    assert "not a regular file" in files["zero"]["error"]
+    assert "not a regular file" in files["pipe"]["error"]
+    assert files["good.jsonl"]["rows"] == 1
