@@ -202,3 +202,77 @@ def test_devices_and_fifos_are_refused_without_reading(tmp_path: Path) -> None:
     assert "not a regular file" in files["zero"]["error"]
     assert "not a regular file" in files["pipe"]["error"]
     assert files["good.jsonl"]["rows"] == 1
+
+
+# --- 7: a log still being written ----------------------------------------------------------
+
+
+def counts_match(store: Store) -> None:
+    """ingest_files' counts are the tables' own: nothing counted twice or lost."""
+    kept = store.con.execute(
+        """SELECT f.file_id, f.rows, f.quarantined, f.records,
+            (SELECT count(*) FROM logs l WHERE l.file_id = f.file_id),
+            (SELECT count(*) FROM quarantine q WHERE q.file_id = f.file_id)
+        FROM ingest_files f"""
+    ).fetchall()
+    for _, rows, quarantined, records, in_logs, in_quarantine in kept:
+        assert (rows, quarantined, records) == (in_logs, in_quarantine, in_logs + in_quarantine)
+
+
+def test_a_json_line_completed_after_ingest_is_one_record(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b'{"msg":"one"}\n{"ts":"2026-01-01T00:00:01Z","msg":"tw')
+    first = run(store, path)[path.name]
+    assert (first.records, first.rows, first.quarantined) == (2, 1, 1)
+    assert run(store, path)[path.name].status == "unchanged"  # nothing new: not read again
+    with path.open("ab") as handle:
+        handle.write(b'o"}\n{"msg":"three"}\n')
+    second = run(store, path)[path.name]
+    assert (second.replaced, second.records, second.rows, second.quarantined) == (1, 2, 2, 0)
+    messages = store.con.execute("SELECT line_no, message FROM logs ORDER BY 1").fetchall()
+    assert messages == [(1, "one"), (2, "two"), (3, "three")]
+    assert store.con.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
+    counts_match(store)
+    assert run(store, path)[path.name].status == "unchanged"
+
+
+def test_a_syslog_line_completed_after_ingest_is_one_record(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "messages"
+    path.write_bytes(
+        b"<34>Oct 11 22:14:15 mymachine su: first\n<34>Oct 11 22:14:16 mymachine su: sec"
+    )
+    run(store, path, format="syslog")
+    with path.open("ab") as handle:
+        handle.write(b"ond half\n")
+    again = run(store, path, format="syslog")[path.name]
+    assert (again.replaced, again.rows, again.quarantined) == (1, 1, 0)
+    messages = store.con.execute("SELECT message FROM logs ORDER BY line_no").fetchall()
+    assert messages == [("first",), ("second half",)]
+    counts_match(store)
+
+
+def test_a_stack_trace_cut_mid_line_joins_whole(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "server.log"
+    start = b"2026-01-01 00:00:00,000 INFO [main] up\n2026-01-01 00:00:01,000 ERROR [main] boom\n"
+    path.write_bytes(start + b"java.lang.IllegalStateException: ba")
+    run(store, path, window_bytes=64)
+    with path.open("ab") as handle:
+        handle.write(b"d state\n\tat a.B.c(B.java:1)\n")
+    again = run(store, path, window_bytes=64)[path.name]
+    assert again.replaced == 1
+    rows = store.con.execute("SELECT line_no, message FROM logs ORDER BY 1").fetchall()
+    assert rows == [
+        (1, "INFO [main] up"),
+        (2, "ERROR [main] boom\njava.lang.IllegalStateException: bad state\n\tat a.B.c(B.java:1)"),
+    ]
+    counts_match(store)
+
+
+def test_a_file_ending_without_a_newline_keeps_its_last_record(store: Store, shared: Path) -> None:
+    path = shared / "data" / "loghub" / "Linux" / "Linux_2k.log"
+    assert not path.read_bytes().endswith(b"\n")
+    first = run(store, path)[path.name]
+    assert first.records == 2000 and first.rows >= 1990
+    assert store.con.execute("SELECT max(line_no) FROM logs").fetchone()[0] == 2000
+    assert run(store, path)[path.name].status == "unchanged"
+    counts_match(store)

@@ -66,6 +66,7 @@ class FileResult:
     rows: int = 0
     quarantined: int = 0
     skipped: int = 0  # lines already ingested by earlier runs
+    replaced: int = 0  # records an earlier run stored while their last line was unfinished
     bytes_read: int = 0
     seconds: float = 0.0
     error: str | None = None
@@ -81,6 +82,7 @@ class FileResult:
             "rows": self.rows,
             "quarantined": self.quarantined,
             "skipped": self.skipped,
+            "replaced": self.replaced,
             "bytes_read": self.bytes_read,
             "seconds": round(self.seconds, 3),
             "error": self.error,
@@ -114,6 +116,9 @@ class _Checkpoint:
     format: str | None
     new: bool
     tail: bytes = b""  # the KiB before byte_offset
+    size: int | None = None  # the file's size and modification time at the last ingest
+    mtime: datetime | None = None
+    held: int = 0  # records stored past byte_offset (an open record: see open_record)
 
 
 def ingest(
@@ -253,13 +258,58 @@ class _Job:
             result.skipped = checkpoint.line_no
             if detected.layout is not None:
                 result.layout = detected.layout.name
+            if not checkpoint.new:
+                checkpoint.held = self._held(checkpoint.file_id, checkpoint.line_no)
+            unchanged = (source.size, source.mtime) == (checkpoint.size, checkpoint.mtime)
+            if checkpoint.held and unchanged:
+                result.status = "unchanged"  # the held record's file has not changed since
+                return
             cut = windows(stream, self.options.window_bytes, detected.record_start())
-            prepared = numbered(cut, checkpoint.byte_offset, checkpoint.line_no)
+            prepared = numbered(
+                cut,
+                checkpoint.byte_offset,
+                checkpoint.line_no,
+                hold_open=_may_grow(source, detected),
+                record_start=detected.record_start(),
+            )
             # Closed before the file, even on an error: the reader thread stops first.
             with contextlib.closing(prepared):
                 self._windows(source, stored, head, detected, checkpoint, prepared, result)
-        if result.records == 0 and not checkpoint.new:
+            if checkpoint.held and not result.replaced:  # the file now ends at the checkpoint
+                with self.store.change({"path": stored, "file_id": checkpoint.file_id}) as details:
+                    result.replaced = details["replaced"] = self._drop_held(checkpoint)
+        if result.records == 0 and not result.replaced and not checkpoint.new:
             result.status = "unchanged"
+
+    def _held(self, file_id: int, line_no: int) -> int:
+        """How many records of the file lie past its checkpoint (held: see ``open_record``)."""
+        return _count(
+            self.con.execute(
+                """SELECT (SELECT count(*) FROM logs WHERE file_id = $1 AND line_no > $2)
+                + (SELECT count(*) FROM quarantine WHERE file_id = $1 AND line_no > $2)""",
+                [file_id, line_no],
+            )
+        )
+
+    def _drop_held(self, checkpoint: _Checkpoint) -> int:
+        """Delete the records held past the checkpoint, which is about to read them again."""
+        params = [checkpoint.file_id, checkpoint.line_no]
+        rows = len(
+            self.con.execute(
+                "DELETE FROM logs WHERE file_id = ? AND line_no > ? RETURNING 1", params
+            ).fetchall()
+        )
+        quarantined = len(
+            self.con.execute(
+                "DELETE FROM quarantine WHERE file_id = ? AND line_no > ? RETURNING 1", params
+            ).fetchall()
+        )
+        self.con.execute(
+            """UPDATE ingest_files SET rows = rows - ?, quarantined = quarantined - ?,
+                records = records - ? WHERE file_id = ?""",
+            [rows, quarantined, rows + quarantined, checkpoint.file_id],
+        )
+        return rows + quarantined
 
     def _redacted(self, text: str) -> str:
         """``text`` (a path, a name) as the store keeps it: the ``--redact`` kinds pseudonymised."""
@@ -275,12 +325,12 @@ class _Job:
         holds them (a rotation by rename).
         """
         rows = self.con.execute(
-            "SELECT file_id, path, byte_offset, line_no, fingerprint, format, head_hash "
-            "FROM ingest_files WHERE path = ? OR head_hash = ? "
+            "SELECT file_id, path, byte_offset, line_no, fingerprint, format, head_hash, size, "
+            "mtime FROM ingest_files WHERE path = ? OR head_hash = ? "
             "ORDER BY (path = ?) DESC, file_id DESC",
             [stored, head_hash(head), stored],
         ).fetchall()
-        for file_id, path, offset, line_no, stored_fp, fmt, stored_head in rows:
+        for file_id, path, offset, line_no, stored_fp, fmt, stored_head, size, mtime in rows:
             if head_hash(head, offset) != stored_head:
                 continue
             if path != stored and _still_there(path, stored_head, offset):
@@ -288,7 +338,8 @@ class _Job:
             stream = source.open()
             tail = skip_to(stream, offset)
             if tail is not None and fingerprint(head, tail, offset) == stored_fp:
-                return _Checkpoint(file_id, offset, line_no, fmt, False, tail), stream
+                found = _Checkpoint(file_id, offset, line_no, fmt, False, tail, size, mtime)
+                return found, stream
             stream.close()
         next_id = self.con.execute(
             "SELECT coalesce(max(file_id), 0) + 1 FROM ingest_files"
@@ -310,8 +361,9 @@ class _Job:
         source_name = self._redacted(self.options.source or _default_source(source.path))
         mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
         first = checkpoint.new
+        held = checkpoint.held > 0
         for lines in prepared:
-            tail = (tail + lines.last_bytes)[-HEAD_BYTES:]
+            tail = (tail + lines.closed_last_bytes)[-HEAD_BYTES:]
             summary = {
                 "path": stored,
                 "file_id": checkpoint.file_id,
@@ -322,6 +374,9 @@ class _Job:
                 if first:
                     self._register(source, stored, checkpoint.file_id, head, detected)
                     first = False
+                if held:
+                    result.replaced = details["replaced"] = self._drop_held(checkpoint)
+                    held = False
                 with self._window_view(lines):
                     rows, quarantined = self._load_window(
                         lines,
@@ -330,8 +385,9 @@ class _Job:
                         mtime_sql,
                         continues=line_no > 0,
                     )
-                offset += lines.size
-                line_no += lines.count
+                # an open record (see open_record) is stored, the checkpoint stays before it
+                offset += lines.open_at
+                line_no += lines.count - lines.open_lines
                 self.con.execute(
                     """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
                         byte_offset = ?, line_no = ?, rows = rows + ?,
@@ -585,6 +641,15 @@ def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:
           FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                   OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
                 FROM raw WHERE nodus_filled(line)) GROUP BY grp{having})"""
+
+
+def _may_grow(source: Source, detected: Detected) -> bool:
+    """Whether an unterminated last line may still be being written, so is held open.
+
+    Not for stdin or gzip (read once, whole), nor for metrics, whose rows name no file
+    or line by which a later run could replace them: their last line is final.
+    """
+    return source.path != STDIN and source.compression is None and not detected.is_metrics
 
 
 def _plain_records(lines: WindowLines, detected: Detected) -> int | None:

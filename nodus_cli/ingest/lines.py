@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import codecs
 import queue
+import re
 import threading
 from collections.abc import Generator, Iterator
 from typing import Any
 
 from nodus_cli.errors import InputError
-from nodus_cli.ingest.source import HEAD_BYTES
+from nodus_cli.ingest.source import HEAD_BYTES, record_boundary
 
 # Rows per Arrow batch: each batch is one unit of parallel work for DuckDB's scan.
 BATCH_ROWS = 16_384
@@ -67,13 +68,25 @@ class WindowLines:
     so only a function that fails softly on bad JSON may see it unguarded.
 
     ``offset`` and ``lines_before`` place the window in its file. ``size`` and
-    ``last_bytes`` (its final KiB) are what the checkpoint needs of it. The lines
+    ``last_bytes`` (its final KiB) are what the checkpoint needs of it. With
+    ``hold_open``, a window that ends without a newline (a file's end, maybe still
+    being written) says where its open record starts (``open_at``; ``size`` when
+    there is none), how many lines that record has (``open_lines``) and the KiB
+    before it (``closed_last_bytes``): see ``open_record``. The lines
     point into ``window``, which must not change while they are scanned. Every
     export of the Arrow stream is a fresh stream, so one window can be scanned
     several times.
     """
 
-    def __init__(self, window: bytes | bytearray, offset: int, lines_before: int) -> None:
+    def __init__(
+        self,
+        window: bytes | bytearray,
+        offset: int,
+        lines_before: int,
+        *,
+        hold_open: bool = False,
+        record_start: re.Pattern[str] | None = None,
+    ) -> None:
         import numpy as np
 
         self.size = len(window)
@@ -81,6 +94,9 @@ class WindowLines:
             start = offset + window.rfind(b"\n", 0, self.size - 1) + 1
             raise InputError(f"the line at byte {start} is longer than nodus can read (2 GiB)")
         self.last_bytes = bytes(window[-HEAD_BYTES:])
+        self.open_at = open_record(window, record_start) if hold_open else self.size
+        self.open_lines = window.count(b"\n", self.open_at) + 1 if self.open_at < self.size else 0
+        self.closed_last_bytes = bytes(window[max(0, self.open_at - HEAD_BYTES) : self.open_at])
         window = _valid_text(window)
         octets = np.frombuffer(window, np.uint8)
         ends = _newlines(octets)
@@ -113,6 +129,35 @@ class WindowLines:
     def release(self) -> None:
         """Drop the Arrow batches, the last views into the window's buffer."""
         self._arrow = None
+
+
+def open_record(window: bytes | bytearray, record_start: re.Pattern[str] | None) -> int:
+    """Where the record an unterminated last line belongs to starts (``len(window)``: none).
+
+    A writer may be in the middle of that line: its record is stored, but the
+    checkpoint stays before it, so a later run reads it again whole and replaces it.
+    For a multi-line format (``record_start``) the record may span several lines; one
+    that started before this window (a record longer than a window, continuation
+    lines appended later) is not held: it was already joined to an earlier record.
+    """
+    size = len(window)
+    if not size or window.endswith(b"\n"):
+        return size
+    last = window.rfind(b"\n") + 1
+    if record_start is None:
+        return last
+    if _starts_record(window, last, record_start):
+        return last
+    start = record_boundary(window, last, record_start)
+    if start > 0 or _starts_record(window, 0, record_start):
+        return start
+    return size
+
+
+def _starts_record(window: bytes | bytearray, start: int, record_start: re.Pattern[str]) -> bool:
+    end = window.find(b"\n", start)
+    line = window[start : end if end >= 0 else len(window)].decode("utf-8", "replace")
+    return record_start.match(line.rstrip("\r")) is not None
 
 
 def _string_views(window: bytes | bytearray, starts: Any, lengths: Any) -> Any:
@@ -179,9 +224,16 @@ def _import_splitters() -> None:
 
 
 def numbered(
-    windows: Iterator[bytes | bytearray], offset: int, lines_before: int
+    windows: Iterator[bytes | bytearray],
+    offset: int,
+    lines_before: int,
+    *,
+    hold_open: bool = False,
+    record_start: re.Pattern[str] | None = None,
 ) -> Generator[WindowLines, None, None]:
     """The lines of each window, prepared one window ahead on another thread.
+
+    ``hold_open`` and ``record_start``: see ``WindowLines``.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
     overlaps with DuckDB parsing the current one. Only one window is read ahead,
@@ -206,7 +258,9 @@ def numbered(
                 if window is None:
                     ready.put(None)
                     return
-                lines = WindowLines(window, position, count)
+                lines = WindowLines(
+                    window, position, count, hold_open=hold_open, record_start=record_start
+                )
                 position, count = position + lines.size, count + lines.count
                 ready.put(lines)
         except BaseException as exc:  # raised again on the consumer's side

@@ -215,7 +215,7 @@ def windows(
             return
         cut = buffer.rfind(b"\n") + 1
         if cut and record_start is not None and len(buffer) < 8 * size:
-            cut = _record_boundary(buffer, cut, record_start)
+            cut = record_boundary(buffer, cut, record_start)
         if cut == 0:  # one line (or record) longer than the window: read on
             leftover = bytes(buffer)
             continue
@@ -283,7 +283,7 @@ def _uninitialised(size: int) -> bytearray:
     return bytearray(size) if make is None else make(None, size)
 
 
-def _record_boundary(buffer: bytes | bytearray, cut: int, record_start: re.Pattern[str]) -> int:
+def record_boundary(buffer: bytes | bytearray, cut: int, record_start: re.Pattern[str]) -> int:
     """Move ``cut`` back to the start of the last line that starts a record (0: none)."""
     position = cut
     while position > 0:
