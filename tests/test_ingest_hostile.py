@@ -276,3 +276,53 @@ def test_a_file_ending_without_a_newline_keeps_its_last_record(store: Store, sha
     assert store.con.execute("SELECT max(line_no) FROM logs").fetchone()[0] == 2000
     assert run(store, path)[path.name].status == "unchanged"
     counts_match(store)
+
+
+# --- 15: values that vanished silently -----------------------------------------------------
+
+
+def test_unreadable_values_stay_in_attrs_as_written(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "values.jsonl"
+    path.write_bytes(
+        b'{"msg":"a","pid":1e40,"level":"info"}\n'
+        b'{"msg":"b","pid":1e999}\n'
+        b'{"msg":"c","ts":"2026-02-30T00:00:00Z","level":"bogus"}\n'
+        b'{"msg":"d","ts":"2026-01-01T00:00:00+25:00"}\n'
+        b'{"msg":"e","ts":1767323045123456,"pid":7}\n'
+        b'{"msg":"f","ts":"2026-01-01T00:00:00+14:00"}\n'
+    )
+    run(store, path)
+    rows = store.con.execute(
+        "SELECT message, time IS NOT NULL, level, pid, CAST(attrs AS VARCHAR) FROM logs "
+        "ORDER BY line_no"
+    ).fetchall()
+    assert rows == [
+        ("a", False, "info", None, '{"pid":1e40}'),
+        ("b", False, None, None, '{"pid":1e999}'),
+        ("c", False, None, None, '{"ts":"2026-02-30T00:00:00Z","level":"bogus"}'),
+        ("d", False, None, None, '{"ts":"2026-01-01T00:00:00+25:00"}'),
+        ("e", True, None, 7, "{}"),
+        ("f", True, None, None, "{}"),
+    ]
+
+
+def test_nul_lines_are_records_and_quarantine_keeps_the_bytes_read(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "odd.jsonl"
+    data = b'{"msg":"x"}\n\0\0\0\n\xff\xfe not \0json\r\n{"msg":"caf\xe9"}\n'
+    path.write_bytes(data)
+    result = run(store, path)[path.name]
+    assert (result.records, result.rows, result.quarantined) == (4, 2, 2)
+    kept = store.con.execute(
+        "SELECT line_no, byte_offset, raw_bytes FROM quarantine ORDER BY 1"
+    ).fetchall()
+    assert kept == [(2, 12, b"\0\0\0"), (3, 16, b"\xff\xfe not \0json")]
+    for _, offset, raw in kept:
+        assert data[offset:].startswith(raw)
+    multi = tmp_path / "trace.log"
+    multi.write_bytes(b"junk \xff\r\nmore\n2026-01-01 00:00:00 INFO ok\n")
+    run(store, multi)
+    assert store.con.execute(
+        "SELECT raw, raw_bytes FROM quarantine WHERE byte_offset = 0"
+    ).fetchone() == ("junk ?\nmore", b"junk \xff\r\nmore")

@@ -9,6 +9,7 @@ committed window; the next run resumes there.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import sys
@@ -505,7 +506,40 @@ class _Job:
                 FROM {relation} AS parsed WHERE record AND NOT ok{header} ORDER BY line_no""",
                 [file_id],
             ).fetchall()
+            if lines.original is not None and not (self.kinds or self.fields):
+                self._keep_exact_bytes(lines, file_id, multiline=detected.multiline)
         return rows, quarantined
+
+    def _keep_exact_bytes(self, lines: WindowLines, file_id: int, *, multiline: bool) -> None:
+        """Fill ``raw_bytes`` of the window's quarantined lines whose text is not as read.
+
+        A multi-line record runs to the next record of the window (either table).
+        """
+        window = [file_id, lines.offset, lines.offset + lines.size]
+        found = self.con.execute(
+            "SELECT line_no, byte_offset, raw FROM quarantine "
+            "WHERE file_id = ? AND byte_offset >= ? AND byte_offset < ? ORDER BY byte_offset",
+            window,
+        ).fetchall()
+        ends: dict[int, int] = {}
+        if multiline:
+            starts = self.con.execute(
+                "SELECT byte_offset FROM quarantine WHERE file_id = $1 AND byte_offset >= $2 "
+                "AND byte_offset < $3 UNION SELECT byte_offset FROM logs WHERE file_id = $1 "
+                "AND byte_offset >= $2 AND byte_offset < $3 ORDER BY 1",
+                window,
+            ).fetchall()
+            offsets = [row[0] for row in starts] + [lines.offset + lines.size]
+            ends = dict(itertools.pairwise(offsets))
+        exact = [
+            (data, file_id, line_no)
+            for line_no, byte_offset, raw in found
+            if (data := lines.exact_bytes(byte_offset, raw, ends.get(byte_offset))) is not None
+        ]
+        if exact:
+            self.con.executemany(
+                "UPDATE quarantine SET raw_bytes = ? WHERE file_id = ? AND line_no = ?", exact
+            )
 
     def _join_to_previous(self, raw: str, grouped: str, detected: Detected, file_id: int) -> bool:
         """Append the window's leading continuation lines to the file's last record.

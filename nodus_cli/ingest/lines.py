@@ -35,14 +35,24 @@ def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("nodus-same-length", _same_length_replace)
 
 
+NUL_LINE = re.compile(rb"(?m)^\0+(?=\r?$)")
+NUL_MARK = b"\x1a"  # ASCII SUB: a line of NUL bytes is a record, not a blank line
+
+
 def _valid_text(window: bytes | bytearray) -> bytes | bytearray:
-    """The window as valid UTF-8 without NUL bytes, every byte offset unchanged."""
+    """The window as valid UTF-8 without NUL bytes, every byte offset unchanged.
+
+    A NUL inside a line becomes a space; a line of nothing but NULs (a file's
+    preallocated or crash-zeroed blocks) becomes SUB characters, so that it is still
+    a record, quarantined like any line that does not parse.
+    """
     if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
         try:
             window.decode("utf-8")
         except UnicodeDecodeError:
             window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
     if b"\0" in window:
+        window = NUL_LINE.sub(lambda run: NUL_MARK * len(run[0]), window)
         window = window.replace(b"\0", b" ")
     return window
 
@@ -97,7 +107,11 @@ class WindowLines:
         self.open_at = open_record(window, record_start) if hold_open else self.size
         self.open_lines = window.count(b"\n", self.open_at) + 1 if self.open_at < self.size else 0
         self.closed_last_bytes = bytes(window[max(0, self.open_at - HEAD_BYTES) : self.open_at])
-        window = _valid_text(window)
+        self.offset = offset
+        text = _valid_text(window)
+        # the bytes as read, when the lines DuckDB sees differ from them (see exact_bytes)
+        self.original = None if text is window else bytes(window)
+        window = text
         octets = np.frombuffer(window, np.uint8)
         ends = _newlines(octets)
         if window and not window.endswith(b"\n"):
@@ -120,6 +134,24 @@ class WindowLines:
             np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64),
             starts + offset,
         )
+
+    def exact_bytes(self, byte_offset: int, text: str, end: int | None = None) -> bytes | None:
+        """The bytes read for the record at ``byte_offset`` whose text is ``text``.
+
+        The record is one line, or runs to ``end`` (the next record's offset) for a
+        multi-line format. None when ``text`` already is those bytes. The final line
+        end is left out as in the text; CRs, NULs and undecodable bytes are as read.
+        """
+        if self.original is None:
+            return None
+        start = byte_offset - self.offset
+        if end is None:
+            found = self.original.find(b"\n", start)
+            stop = found if found >= 0 else len(self.original)
+        else:
+            stop = end - self.offset
+        exact = self.original[start:stop].rstrip(b"\n").removesuffix(b"\r")
+        return None if exact == text.encode("utf-8") else exact
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         if self._arrow is None:
