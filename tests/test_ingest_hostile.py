@@ -326,3 +326,92 @@ def test_nul_lines_are_records_and_quarantine_keeps_the_bytes_read(
     assert store.con.execute(
         "SELECT raw, raw_bytes FROM quarantine WHERE byte_offset = 0"
     ).fetchone() == ("junk ?\nmore", b"junk \xff\r\nmore")
+
+
+# --- 10: memory ----------------------------------------------------------------------------
+
+
+def test_a_60_mb_line_is_ingested_and_the_next_file_too(tmp_path: Path) -> None:
+    big = tmp_path / "big.jsonl"
+    with big.open("w") as out:
+        out.write(json.dumps({"ts": "2026-01-01T00:00:00Z", "msg": "x" * 60_000_000}) + "\n")
+        out.write('{"msg": "after"}\n')
+    small = tmp_path / "small.jsonl"
+    small.write_text('{"msg": "later file"}\n')
+    result = nodus("ingest", str(big), str(small), "--json", home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [f["rows"] for f in doc["files"]] == [2, 1]
+
+
+def test_lines_over_max_line_are_quarantined_with_their_offset(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    long = b'{"msg":"' + b"y" * 5000 + b'"}'
+    data = b'{"msg":"a"}\n' + long + b'\n{"msg":"b"}\n' + long * 40 + b'\n{"msg":"c"}\n'
+    path.write_bytes(data)
+    home = tmp_path / "home"
+    result = nodus("ingest", str(path), "--max-line", "4KiB", "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    totals = json.loads(result.stdout)["totals"]
+    assert (totals["records"], totals["rows"], totals["quarantined"]) == (5, 3, 2)
+    kept = nodus(
+        "query",
+        "SELECT line_no, byte_offset, reason, raw_bytes FROM quarantine ORDER BY 1",
+        "--format",
+        "json",
+        home=home,
+    )
+    rows = json.loads(kept.stdout)
+    assert [(r["line_no"], r["byte_offset"]) for r in rows] == [(2, 12), (4, 5035)]
+    assert all(r["reason"].startswith("line too long (") for r in rows)
+    assert nodus("ingest", "-", "--max-line", "lots", home=home, input="").returncode == 2
+
+
+def test_a_line_longer_than_the_window_is_read_past_not_kept(store: Store, tmp_path: Path) -> None:
+    """Beyond a window the line is not held in memory whole: only its first KiB is kept."""
+    path = tmp_path / "app.jsonl"
+    data = b'{"msg":"a"}\n{"msg":"' + b"z" * 50_000 + b'"}\n{"msg":"b"}\n{"msg":"' + b"q" * 9000
+    path.write_bytes(data)
+    result = run(store, path, window_bytes=4096, max_line=6000)[path.name]
+    assert (result.records, result.rows, result.quarantined) == (4, 2, 2)
+    kept = store.con.execute(
+        "SELECT line_no, byte_offset, raw_bytes FROM quarantine ORDER BY 1"
+    ).fetchall()
+    assert [(line, offset) for line, offset, _ in kept] == [(2, 12), (4, data.index(b'{"msg":"q'))]
+    assert all(data[offset:].startswith(raw) and len(raw) == 1024 for _, offset, raw in kept)
+    counts_match(store)
+    # the cut-off last line is held like any unfinished line: replaced once complete
+    with path.open("ab") as handle:
+        handle.write(b'"}\n')
+    again = run(store, path, window_bytes=4096, max_line=6000)[path.name]
+    assert (again.replaced, again.quarantined) == (1, 1)
+    counts_match(store)
+
+
+def test_a_record_that_outgrows_the_memory_limit_gets_a_second_try(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 63 MB Java stack trace, scaled down: a record far longer than any of its lines."""
+    from nodus_cli.ingest import engine
+
+    monkeypatch.setattr(engine, "MEMORY_LIMIT", "64MB")
+    monkeypatch.setattr(engine, "MEMORY_BYTES", 64 << 20)
+    trace = tmp_path / "server.log"
+    with trace.open("w") as out:
+        out.write("2026-01-01 00:00:00,000 ERROR [main] boom\n")
+        out.write("\tat com.example.Foo.bar(Foo.java:123)\n" * 400_000)
+        out.write("2026-01-01 00:00:01,000 INFO [main] after\n")
+    later = tmp_path / "later.jsonl"
+    later.write_text('{"msg": "later"}\n')
+    results = run(store, trace, later)
+    assert results["server.log"].rows == 2, results["server.log"].error
+    assert results["later.jsonl"].rows == 1
+    # with no room to grow, the file fails by name and the next one still goes in
+    monkeypatch.setattr(engine, "MEMORY_PER_BYTE", 0)
+    again = tmp_path / "again.log"
+    again.write_text(trace.read_text().replace("boom", "boom again"))
+    results = run(store, again, later)
+    failed = results["again.log"]
+    assert failed.status == "failed" and "more memory" in (failed.error or "")
+    assert results["later.jsonl"].status == "unchanged"
+    counts_match(store)

@@ -39,7 +39,12 @@ from nodus_cli.ingest.source import (
 from nodus_cli.store import Store
 
 WINDOW_BYTES = 64 << 20
+MAX_LINE = 64 << 20  # a longer line is quarantined as too long, not read whole
 MEMORY_LIMIT = "256MB"
+MEMORY_BYTES = 256 << 20
+# DuckDB's working memory for a window is about this many times its longest value (a
+# line, or a multi-line record): copies for the parse, the columns and the insert
+MEMORY_PER_BYTE = 4
 WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
 FIELDS_UDF = "nodus_redact_fields"  # JSON text -> the same with --redact fields pseudonymised
 Progress = Callable[[int], None]
@@ -55,6 +60,7 @@ class IngestOptions:
     time_column: str | None = None
     series: str | None = None
     window_bytes: int = WINDOW_BYTES
+    max_line: int = MAX_LINE
 
 
 @dataclass
@@ -132,6 +138,8 @@ def ingest(
     on_progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest every file named by ``paths``; a failing file never stops the others."""
+    import duckdb
+
     options = options or IngestOptions()
     if options.format not in formats.FORMATS:
         raise UsageError(f"unknown format {options.format!r} ({', '.join(formats.FORMATS)})")
@@ -166,6 +174,8 @@ def ingest(
                 job.ingest_file(source, result)
             except NodusError as exc:
                 result.status, result.error = "failed", exc.message
+            except duckdb.Error as exc:  # the window was rolled back; the next file goes on
+                result.status, result.error = "failed", f"{path}: {_store_error(exc)}"
             result.seconds = time.monotonic() - started
             report.files.append(result)
         if job.unfolded:
@@ -265,13 +275,15 @@ class _Job:
             if checkpoint.held and unchanged:
                 result.status = "unchanged"  # the held record's file has not changed since
                 return
-            cut = windows(stream, self.options.window_bytes, detected.record_start())
+            max_line = self.options.max_line
+            cut = windows(stream, self.options.window_bytes, detected.record_start(), max_line)
             prepared = numbered(
                 cut,
                 checkpoint.byte_offset,
                 checkpoint.line_no,
                 hold_open=_may_grow(source, detected),
                 record_start=detected.record_start(),
+                max_line=max_line,
             )
             # Closed before the file, even on an error: the reader thread stops first.
             with contextlib.closing(prepared):
@@ -357,7 +369,13 @@ class _Job:
         prepared: Iterator[WindowLines],
         result: FileResult,
     ) -> None:
-        """One transaction per window: its rows, its quarantine and the new checkpoint."""
+        """One transaction per window: its rows, its quarantine and the new checkpoint.
+
+        A window that runs out of memory is rolled back and tried once more with a
+        budget for a record as long as the window.
+        """
+        import duckdb
+
         offset, line_no, tail = checkpoint.byte_offset, checkpoint.line_no, checkpoint.tail
         source_name = self._redacted(self.options.source or _default_source(source.path))
         mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
@@ -371,47 +389,50 @@ class _Job:
                 "format": detected.format,
                 "lines": [line_no + 1, line_no + lines.count],
             }
-            with self.store.change(summary) as details:
-                if first:
-                    self._register(source, stored, checkpoint.file_id, head, detected)
-                    first = False
-                if held:
-                    result.replaced = details["replaced"] = self._drop_held(checkpoint)
-                    held = False
-                with self._window_view(lines):
-                    rows, quarantined = self._load_window(
-                        lines,
-                        detected,
-                        (checkpoint.file_id, source_name, self._redacted(_stem(source.path))),
-                        mtime_sql,
-                        continues=line_no > 0,
-                    )
-                # an open record (see open_record) is stored, the checkpoint stays before it
-                offset += lines.open_at
-                line_no += lines.count - lines.open_lines
-                self.con.execute(
-                    """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
-                        byte_offset = ?, line_no = ?, rows = rows + ?,
-                        quarantined = quarantined + ?, records = records + ?,
-                        bytes_read = bytes_read + ?, source = ?, mtime = ?,
-                        last_ingested = now() WHERE file_id = ?""",
-                    [
-                        stored,
-                        fingerprint(head, tail, offset),
-                        head_hash(head, offset),
-                        source.size,
-                        offset,
-                        line_no,
-                        rows,
-                        quarantined,
-                        rows + quarantined,
-                        lines.size,
-                        source_name,
-                        source.mtime,
-                        checkpoint.file_id,
-                    ],
-                )
-                details.update(rows=rows, quarantined=quarantined, byte_offset=offset)
+            # an open record (see open_record) is stored, the checkpoint stays before it
+            after = (offset + lines.open_at, line_no + lines.count - lines.open_lines)
+            budget = MEMORY_BYTES + MEMORY_PER_BYTE * lines.longest
+            while True:
+                try:
+                    with self._memory(budget), self.store.change(summary) as details:
+                        if first:
+                            self._register(source, stored, checkpoint.file_id, head, detected)
+                        if held:
+                            details["replaced"] = self._drop_held(checkpoint)
+                        with self._window_view(lines):
+                            rows, quarantined = self._load_window(
+                                lines,
+                                detected,
+                                (
+                                    checkpoint.file_id,
+                                    source_name,
+                                    self._redacted(_stem(source.path)),
+                                ),
+                                mtime_sql,
+                                continues=line_no > 0,
+                            )
+                        self._advance(
+                            checkpoint.file_id,
+                            stored,
+                            source,
+                            source_name,
+                            (head, tail),
+                            after,
+                            (rows, quarantined, lines.size),
+                        )
+                        details.update(rows=rows, quarantined=quarantined, byte_offset=after[0])
+                    break
+                except duckdb.OutOfMemoryException:
+                    # a multi-line record may be far longer than any of its lines: once,
+                    # with room for a record as long as the window
+                    retry = MEMORY_BYTES + MEMORY_PER_BYTE * lines.size
+                    if budget >= retry:
+                        raise
+                    budget = retry
+            first = False
+            if held:
+                result.replaced, held = details["replaced"], False
+            offset, line_no = after
             # Fold each big window into the database file: the checkpoint at close would
             # otherwise hold every window of the run in memory at once. Small files share
             # a checkpoint (each costs ~15 ms with its guard). A window cut back to a
@@ -426,6 +447,57 @@ class _Job:
             result.bytes_read += lines.size
             if self.on_progress:
                 self.on_progress(lines.size)
+
+    def _advance(
+        self,
+        file_id: int,
+        stored: str,
+        source: Source,
+        source_name: str,
+        ends: tuple[bytes, bytes],
+        after: tuple[int, int],
+        counts: tuple[int, int, int],
+    ) -> None:
+        """Move the file's checkpoint to ``after`` (byte offset, line) and add ``counts``.
+
+        ``ends``: the file's first KiB and the KiB before the new offset; ``counts``:
+        the window's rows, quarantined records and bytes.
+        """
+        (head, tail), (offset, line_no), (rows, quarantined, size) = ends, after, counts
+        self.con.execute(
+            """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
+                byte_offset = ?, line_no = ?, rows = rows + ?,
+                quarantined = quarantined + ?, records = records + ?,
+                bytes_read = bytes_read + ?, source = ?, mtime = ?,
+                last_ingested = now() WHERE file_id = ?""",
+            [
+                stored,
+                fingerprint(head, tail, offset),
+                head_hash(head, offset),
+                source.size,
+                offset,
+                line_no,
+                rows,
+                quarantined,
+                rows + quarantined,
+                size,
+                source_name,
+                source.mtime,
+                file_id,
+            ],
+        )
+
+    @contextlib.contextmanager
+    def _memory(self, budget: int) -> Iterator[None]:
+        """DuckDB's memory limit raised to ``budget`` bytes for the block, when above the usual."""
+        if budget <= MEMORY_BYTES:
+            yield
+            return
+        self.con.execute(f"SET memory_limit = '{budget // (1 << 20)}MB'")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
 
     def _register(
         self, source: Source, stored: str, file_id: int, head: bytes, detected: Detected
@@ -448,11 +520,17 @@ class _Job:
     @contextlib.contextmanager
     def _window_view(self, lines: WindowLines) -> Iterator[None]:
         """``lines`` readable as the view ``WINDOW_VIEW`` while the block runs."""
+        import duckdb
+
         self.con.register(WINDOW_VIEW, lines)
         try:
             yield
-        finally:
-            self.con.unregister(WINDOW_VIEW)
+        except BaseException:
+            # an aborted transaction refuses even this; the next window's view replaces it
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister(WINDOW_VIEW)
+            raise
+        self.con.unregister(WINDOW_VIEW)
 
     def _load_window(
         self,
@@ -508,7 +586,32 @@ class _Job:
             ).fetchall()
             if lines.original is not None and not (self.kinds or self.fields):
                 self._keep_exact_bytes(lines, file_id, multiline=detected.multiline)
-        return rows, quarantined
+        if lines.too_long:
+            self._quarantine_too_long(lines, file_id)
+        return rows, quarantined + len(lines.too_long)
+
+    def _quarantine_too_long(self, lines: WindowLines, file_id: int) -> None:
+        """Quarantine the lines longer than ``--max-line``: place, length and first KiB."""
+        raw = "?"
+        if self.kinds or self.fields:
+            raw = "nodus_pseudonym(?)" if self.fields else "nodus_redact(?)"
+        exact = "NULL" if self.kinds or self.fields else "?"
+        self.con.executemany(
+            f"INSERT INTO quarantine (file_id, line_no, byte_offset, raw, reason, raw_bytes) "
+            f"VALUES (?, ?, ?, {raw}, ?, {exact})",
+            [
+                [
+                    file_id,
+                    line_no,
+                    byte_offset,
+                    _decode(head),
+                    f"line too long ({length:,} bytes, over --max-line {self.options.max_line:,});"
+                    " its first KiB is kept",
+                    *([] if self.kinds or self.fields else [head]),
+                ]
+                for line_no, byte_offset, length, head in lines.too_long
+            ],
+        )
 
     def _keep_exact_bytes(self, lines: WindowLines, file_id: int, *, multiline: bool) -> None:
         """Fill ``raw_bytes`` of the window's quarantined lines whose text is not as read.
@@ -675,6 +778,18 @@ def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:
           FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                   OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
                 FROM raw WHERE nodus_filled(line)) GROUP BY grp{having})"""
+
+
+def _store_error(exc: Exception) -> str:
+    """A DuckDB error in the user's terms."""
+    import duckdb
+
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return (
+            "a record needs more memory than ingest gives a window; split the file, "
+            "or lower --max-line to quarantine its longest lines"
+        )
+    return f"the store refused the data: {str(exc).splitlines()[0]}"
 
 
 def _may_grow(source: Source, detected: Detected) -> bool:

@@ -685,11 +685,10 @@ def detect(
     which is then judged by how it starts.
     """
     lines = [line.rstrip("\r") for line in sample.split("\n")]
-    if cut and len(lines) > 1:
-        lines.pop()
+    partial = lines.pop() if cut and len(lines) > 1 else None
     lines = [line for line in lines if line.strip()][:200]
-    if cut and len(lines) == 1 and requested == "auto" and _JSON_START.match(lines[0]):
-        return Detected("jsonl")
+    if cut and partial is None and lines and requested == "auto" and _JSON_START.match(lines[0]):
+        return Detected("jsonl")  # one line longer than the sample, starting like JSON
     detected = _choose(lines, requested, time_column)
     if detected.format == "jsonl":
         objects = [_json_object(line) for line in lines]

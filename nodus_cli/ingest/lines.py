@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from nodus_cli.errors import InputError
-from nodus_cli.ingest.source import HEAD_BYTES, record_boundary
+from nodus_cli.ingest.source import HEAD_BYTES, LongLine, record_boundary
 
 # Rows per Arrow batch: each batch is one unit of parallel work for DuckDB's scan.
 BATCH_ROWS = 16_384
@@ -90,15 +90,22 @@ class WindowLines:
 
     def __init__(
         self,
-        window: bytes | bytearray,
+        window: bytes | bytearray | LongLine,
         offset: int,
         lines_before: int,
         *,
         hold_open: bool = False,
         record_start: re.Pattern[str] | None = None,
+        max_line: int | None = None,
     ) -> None:
         import numpy as np
 
+        # lines longer than max_line: (line_no, byte_offset, length, first KiB), and not
+        # shown to DuckDB (an empty line in their place, which no parser takes as a record)
+        self.too_long: list[tuple[int, int, int, bytes]] = []
+        if isinstance(window, LongLine):
+            self._long_line(window, offset, lines_before, hold_open=hold_open)
+            return
         self.size = len(window)
         if self.size > MAX_WINDOW:
             start = offset + window.rfind(b"\n", 0, self.size - 1) + 1
@@ -127,6 +134,14 @@ class WindowLines:
         self.maybe_blank = bool((lengths == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
         if b"\r" in window:  # a CR before the line's end is not part of the line
             lengths -= (octets[np.maximum(ends - 1, 0)] == 13) & (lengths > 0)
+        if max_line is not None and count and int(lengths.max()) > max_line:
+            for index in np.flatnonzero(lengths > max_line).tolist():
+                start = int(starts[index])
+                line = (lines_before + index + 1, offset + start, int(lengths[index]))
+                self.too_long.append((*line, bytes(window[start : start + HEAD_BYTES])))
+            lengths = np.where(lengths > max_line, 0, lengths)
+            self.maybe_blank = True
+        self.longest = int(lengths.max()) if count else 0
         self.count = count
         self._arrow: Any = _arrow_batches(
             window,
@@ -134,6 +149,23 @@ class WindowLines:
             np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64),
             starts + offset,
         )
+
+    def _long_line(
+        self, line: LongLine, offset: int, lines_before: int, *, hold_open: bool
+    ) -> None:
+        """A window of one line too long to read whole: only its place and first KiB.
+
+        Held open like any unterminated last line, so that it is one record once complete.
+        """
+        empty = WindowLines(b"", offset, lines_before)
+        self.__dict__.update(empty.__dict__)
+        self.size, self.count, self.maybe_blank = line.size, 1, True
+        self.last_bytes = self.closed_last_bytes = line.last_bytes
+        self.open_at, self.open_lines = line.size, 0
+        if hold_open and not line.terminated:
+            self.open_at, self.open_lines, self.closed_last_bytes = 0, 1, b""
+        length = line.size - 1 if line.terminated else line.size
+        self.too_long = [(lines_before + 1, offset, length, line.head)]
 
     def exact_bytes(self, byte_offset: int, text: str, end: int | None = None) -> bytes | None:
         """The bytes read for the record at ``byte_offset`` whose text is ``text``.
@@ -256,16 +288,17 @@ def _import_splitters() -> None:
 
 
 def numbered(
-    windows: Iterator[bytes | bytearray],
+    windows: Iterator[bytes | bytearray | LongLine],
     offset: int,
     lines_before: int,
     *,
     hold_open: bool = False,
     record_start: re.Pattern[str] | None = None,
+    max_line: int | None = None,
 ) -> Generator[WindowLines, None, None]:
     """The lines of each window, prepared one window ahead on another thread.
 
-    ``hold_open`` and ``record_start``: see ``WindowLines``.
+    ``hold_open``, ``record_start`` and ``max_line``: see ``WindowLines``.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
     overlaps with DuckDB parsing the current one. Only one window is read ahead,
@@ -291,7 +324,12 @@ def numbered(
                     ready.put(None)
                     return
                 lines = WindowLines(
-                    window, position, count, hold_open=hold_open, record_start=record_start
+                    window,
+                    position,
+                    count,
+                    hold_open=hold_open,
+                    record_start=record_start,
+                    max_line=max_line,
                 )
                 position, count = position + lines.size, count + lines.count
                 ready.put(lines)

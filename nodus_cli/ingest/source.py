@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from nodus_cli.errors import InputError
+from nodus_cli.errors import InputError, UsageError
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1024  # the "first KiB" whose hash identifies a file across renames
@@ -35,6 +35,18 @@ class Found:
 
     path: str
     error: str | None = None
+
+
+_SIZE = re.compile(r"(\d+)\s*(|B|KiB|MiB|GiB|K|M|G)", re.IGNORECASE)
+_UNITS = {"": 0, "b": 0, "k": 10, "kib": 10, "m": 20, "mib": 20, "g": 30, "gib": 30}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``64MiB``, ``512K``, ``1048576``: a positive number of bytes (binary units)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise UsageError(f"{option} {text!r}: not a size (e.g. 1048576, 512KiB, 64MiB)")
+    return int(match[1]) << _UNITS[match[2].lower()]
 
 
 def expand_paths(paths: list[str]) -> list[Found]:
@@ -187,10 +199,29 @@ def skip_to(stream: BinaryIO, offset: int) -> bytes | None:
     return tail if len(tail) == offset - start else None
 
 
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than ``max_line``, read past without being kept whole."""
+
+    head: bytes  # its first KiB
+    size: int  # its bytes, newline included
+    last_bytes: bytes  # the KiB that ends it (for the checkpoint's fingerprint)
+    terminated: bool  # False: the file ended inside it
+
+
 def windows(
-    stream: BinaryIO, size: int, record_start: re.Pattern[str] | None
-) -> Iterator[bytes | bytearray]:
+    stream: BinaryIO,
+    size: int,
+    record_start: re.Pattern[str] | None,
+    max_line: int | None = None,
+) -> Iterator[bytes | bytearray | LongLine]:
     """Yield windows of about ``size`` bytes that end on a record boundary.
+
+    A line found longer than ``max_line`` before its end was read is yielded as a
+    ``LongLine``: its bytes are read past, so no line makes memory grow beyond
+    ``size + max_line``. A record (lines from one record start to the next) longer
+    than two windows is cut at a line boundary: the rest continues it in the next
+    window (see the engine's ``_join_to_previous``).
 
     The lines of a window point into its buffer while DuckDB scans them, as the next
     window is being read. A buffer is read into again only once nothing points into
@@ -206,7 +237,8 @@ def windows(
         others = [earlier for earlier in spare if earlier is not chunk]
         spare = [*others[-1:], chunk]
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
-            chunk += stream.readline()  # end on the line's end (grows in place, no copy)
+            # end on the line's end (grows in place, no copy), at most max_line further
+            chunk += stream.readline(-1 if max_line is None else max_line + 1)
         buffer = leftover + chunk if leftover else chunk
         if not buffer:
             return
@@ -214,8 +246,12 @@ def windows(
             yield buffer
             return
         cut = buffer.rfind(b"\n") + 1
-        if cut and record_start is not None and len(buffer) < 8 * size:
+        if cut and record_start is not None and len(buffer) < 2 * size:
             cut = record_boundary(buffer, cut, record_start)
+        if cut == 0 and max_line is not None and len(buffer) > max_line and b"\n" not in buffer:
+            long_line, leftover = _read_past(stream, buffer, size)
+            yield long_line
+            continue
         if cut == 0:  # one line (or record) longer than the window: read on
             leftover = bytes(buffer)
             continue
@@ -225,6 +261,20 @@ def windows(
         else:
             yield buffer[:cut]
             leftover = bytes(buffer[cut:])
+
+
+def _read_past(stream: BinaryIO, start: bytes | bytearray, size: int) -> tuple[LongLine, bytes]:
+    """Read to the end of the line that ``start`` begins; return it and the bytes after it."""
+    head, total, last = bytes(start[:HEAD_BYTES]), len(start), bytes(start[-HEAD_BYTES:])
+    while chunk := _read_up_to(stream, size):
+        end = chunk.find(b"\n")
+        if end >= 0:
+            total += end + 1
+            last = (last + chunk[: end + 1])[-HEAD_BYTES:]
+            return LongLine(head, total, last, terminated=True), bytes(chunk[end + 1 :])
+        total += len(chunk)
+        last = (last + chunk)[-HEAD_BYTES:]
+    return LongLine(head, total, last, terminated=False), b""
 
 
 def _reusable(buffer: bytearray, size: int) -> bool:
