@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nodus_cli.ingest.engine import IngestOptions, ingest
 from nodus_cli.ingest.redact import pseudonym
@@ -208,15 +210,21 @@ def test_devices_and_fifos_are_refused_without_reading(tmp_path: Path) -> None:
 
 
 def counts_match(store: Store) -> None:
-    """ingest_files' counts are the tables' own: nothing counted twice or lost."""
+    """ingest_files' counts are the tables' own: nothing counted twice or lost.
+
+    (Metric rows name no file: for metrics only the quarantine can be compared.)
+    """
     kept = store.con.execute(
-        """SELECT f.file_id, f.rows, f.quarantined, f.records,
+        """SELECT f.file_id, f.format, f.rows, f.quarantined, f.records,
             (SELECT count(*) FROM logs l WHERE l.file_id = f.file_id),
             (SELECT count(*) FROM quarantine q WHERE q.file_id = f.file_id)
         FROM ingest_files f"""
     ).fetchall()
-    for _, rows, quarantined, records, in_logs, in_quarantine in kept:
-        assert (rows, quarantined, records) == (in_logs, in_quarantine, in_logs + in_quarantine)
+    for _, fmt, rows, quarantined, records, in_logs, in_quarantine in kept:
+        assert rows + quarantined == records
+        assert quarantined == in_quarantine
+        if fmt not in ("csv", "prometheus", "openmetrics"):
+            assert rows == in_logs
 
 
 def test_a_json_line_completed_after_ingest_is_one_record(store: Store, tmp_path: Path) -> None:
@@ -415,3 +423,115 @@ def test_a_record_that_outgrows_the_memory_limit_gets_a_second_try(
     assert failed.status == "failed" and "more memory" in (failed.error or "")
     assert results["later.jsonl"].status == "unchanged"
     counts_match(store)
+
+
+# --- fuzz: every format, hostile lines -------------------------------------------------------
+
+SINGLE_LINE = ("jsonl", "logfmt", "clf", "combined", "prometheus", "openmetrics", "csv")
+JSON_SCALARS = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["1e40", "1e999", "-1e999", "2026-02-30T00:00:00Z", "+25:00"]),
+    st.text(max_size=8),
+    st.booleans(),
+    st.none(),
+)
+
+
+def json_line(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode().replace(b'"1e999"', b"1e999")
+
+
+HOSTILE_LINES = st.one_of(
+    st.binary(max_size=40),
+    st.dictionaries(
+        st.sampled_from(["ts", "msg", "level", "pid", "host", "app", "User", "x"]),
+        JSON_SCALARS,
+        max_size=5,
+    ).map(json_line),
+    st.integers(1, 2500).map(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth),
+    st.integers(1, 2500).map(lambda depth: b'{"msg":' + b"[" * depth + b"]" * depth + b"}"),
+    st.integers(250, 900).map(lambda n: b'{"msg":"' + b"z" * n + b'"}'),
+    st.sampled_from(
+        [
+            b"",
+            b" \t",
+            b"\0\0\0",
+            b"\xff\xfe\xfd",
+            b'{"msg":"caf\xe9"}',
+            b"<34>Oct 11 22:14:15 host su: sec",
+            b"2026-01-01 00:00:00,000 ERROR [main] boom",
+            b"\tat a.B.c(B.java:1)",
+            b'10.0.0.1 - - [18/Nov/2026:00:09:54 +0000] "GET / HTTP/1.1" 200 5 "-" "curl"',
+            b"time=2026-01-01T00:00:00Z level=info msg=hi",
+            b'metric_total{a="b"} 1e999',
+            b"# TYPE metric_total counter",
+            b"time,value",
+            b"2026-01-01T00:00:00Z,1e40",
+        ]
+    ),
+)
+
+
+def expected_records(data: bytes) -> int:
+    """Non-blank lines as ingest reads them (a line of NULs is not blank; other NULs are spaces)."""
+    pieces = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        pieces.pop()
+    count = 0
+    for piece in pieces:
+        piece = piece.removesuffix(b"\r")
+        if (piece and not piece.strip(b"\0")) or piece.replace(b"\0", b" ").strip(b" \t"):
+            count += 1
+    return count
+
+
+@settings(
+    max_examples=int(os.environ.get("NODUS_FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    lines=st.lists(
+        st.tuples(HOSTILE_LINES, st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n"])), max_size=25
+    ),
+    final=st.booleans(),
+    fmt=st.sampled_from(
+        ("auto", "jsonl", "logfmt", "syslog", "clf", "combined", "text", *SINGLE_LINE[4:])
+    ),
+    window=st.integers(256, 4096),
+)
+def test_fuzz_ingest_lines_every_format(tmp_path_factory, lines, final, fmt, window) -> None:
+    """Never a crash; rows + quarantined = records; quarantine keeps each line's bytes."""
+    data = b"".join(line + end for line, end in lines)
+    if not final and lines:
+        data = data[: len(data) - len(lines[-1][1])]
+    base = tmp_path_factory.mktemp("fuzz")
+    path = base / "input.log"
+    path.write_bytes(data)
+    with open_store(Workspace(base / "ws", "test")) as opened:
+        result = run(opened, path, format=fmt, window_bytes=window, max_line=600)[path.name]
+        if result.status == "failed":  # a named input error (no format found), never a crash
+            assert result.error and "Traceback" not in result.error
+            return
+        assert result.rows + result.quarantined == result.records
+        counts_match(opened)
+        if result.format in ("jsonl", "logfmt", "clf", "combined"):
+            assert result.records == expected_records(data)
+        kept = opened.con.execute(
+            "SELECT byte_offset, raw, raw_bytes, reason FROM quarantine"
+        ).fetchall()
+        for offset, raw, raw_bytes, reason in kept:
+            exact = raw_bytes if raw_bytes is not None else raw.encode()
+            end = data.find(b"\n", offset)
+            line = data[offset : end if end >= 0 else len(data)].removesuffix(b"\r")
+            if result.format in SINGLE_LINE:
+                if reason.startswith("line too long"):
+                    assert line.startswith(exact) and len(exact) == min(1024, len(line))
+                else:
+                    assert exact == line, reason
+            else:  # a multi-line record: its first line at least, as read
+                assert exact.split(b"\n")[0].removesuffix(b"\r") == line or reason.startswith(
+                    "line too long"
+                )
+    shutil.rmtree(base)

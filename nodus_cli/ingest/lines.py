@@ -137,8 +137,10 @@ class WindowLines:
         if max_line is not None and count and int(lengths.max()) > max_line:
             for index in np.flatnonzero(lengths > max_line).tolist():
                 start = int(starts[index])
-                line = (lines_before + index + 1, offset + start, int(lengths[index]))
-                self.too_long.append((*line, bytes(window[start : start + HEAD_BYTES])))
+                length = int(lengths[index])
+                read = window if self.original is None else self.original  # bytes as read
+                head = bytes(read[start : start + min(length, HEAD_BYTES)])
+                self.too_long.append((lines_before + index + 1, offset + start, length, head))
             lengths = np.where(lengths > max_line, 0, lengths)
             self.maybe_blank = True
         self.longest = int(lengths.max()) if count else 0
@@ -165,7 +167,9 @@ class WindowLines:
         if hold_open and not line.terminated:
             self.open_at, self.open_lines, self.closed_last_bytes = 0, 1, b""
         length = line.size - 1 if line.terminated else line.size
-        self.too_long = [(lines_before + 1, offset, length, line.head)]
+        if line.terminated and line.last_bytes.endswith(b"\r\n"):
+            length -= 1  # the CR of a CRLF line end, as for any other line
+        self.too_long = [(lines_before + 1, offset, length, line.head[:length])]
 
     def exact_bytes(self, byte_offset: int, text: str, end: int | None = None) -> bytes | None:
         """The bytes read for the record at ``byte_offset`` whose text is ``text``.

@@ -268,6 +268,8 @@ def _read_past(stream: BinaryIO, start: bytes | bytearray, size: int) -> tuple[L
     head, total, last = bytes(start[:HEAD_BYTES]), len(start), bytes(start[-HEAD_BYTES:])
     while chunk := _read_up_to(stream, size):
         end = chunk.find(b"\n")
+        piece = chunk if end < 0 else chunk[:end]
+        head = (head + piece[: HEAD_BYTES - len(head)]) if len(head) < HEAD_BYTES else head
         if end >= 0:
             total += end + 1
             last = (last + chunk[: end + 1])[-HEAD_BYTES:]
