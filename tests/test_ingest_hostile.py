@@ -535,3 +535,57 @@ def test_fuzz_ingest_lines_every_format(tmp_path_factory, lines, final, fmt, win
                     "line too long"
                 )
     shutil.rmtree(base)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_replacing_a_held_record_survives_sigkill(tmp_path: Path) -> None:
+    """Killed anywhere while it replaces a held record, the next run ends as one clean run."""
+    import random
+    import select
+    import signal
+    import time
+
+    from tests.test_ingest_kill import run_child, wait_ok
+
+    content = (
+        "SELECT line_no, byte_offset, message FROM logs ORDER BY ALL",
+        "SELECT line_no, byte_offset, raw FROM quarantine ORDER BY ALL",
+        "SELECT byte_offset, line_no, rows, quarantined, records FROM ingest_files",
+    )
+
+    def state(home: Path) -> list[list[tuple]]:
+        with open_store(Workspace(home, "test"), read_only=True) as opened:
+            return [opened.con.execute(sql).fetchall() for sql in content]
+
+    def lines(start: int, stop: int) -> str:
+        return "".join(f'{{"level": "info", "msg": "event {i}"}}\n' for i in range(start, stop))
+
+    def scenario(home: Path, path: Path, kills: random.Random | None) -> None:
+        path.write_text(lines(0, 150) + '{"level": "info", "msg": "half wri')
+        wait_ok(run_child(home, [str(path)]))
+        with path.open("a") as handle:
+            handle.write('tten"}\n' + lines(150, 300))
+        for _ in range(kills.randint(1, 3) if kills else 0):
+            read_end, write_end = os.pipe()
+            pid = run_child(home, [str(path)], write_end)
+            os.close(write_end)
+            wanted, seen = kills.randint(0, 4), 0
+            while seen < wanted:
+                ready, _, _ = select.select([read_end], [], [], 60)
+                chunk = os.read(read_end, 64) if ready else b""
+                if not chunk:
+                    break
+                seen += len(chunk)
+            time.sleep(kills.random() * 0.02)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read_end)
+        wait_ok(run_child(home, [str(path)]))
+
+    scenario(tmp_path / "reference", tmp_path / "reference.jsonl", None)
+    reference = state(tmp_path / "reference")
+    assert reference[2] == [(reference[2][0][0], 301, 301, 0, 301)]
+    rng = random.Random(5)
+    for trial in range(4):
+        scenario(tmp_path / f"trial{trial}", tmp_path / f"trial{trial}.jsonl", rng)
+        assert state(tmp_path / f"trial{trial}") == reference, f"trial {trial}"
