@@ -314,6 +314,28 @@ def test_unreadable_values_stay_in_attrs_as_written(store: Store, tmp_path: Path
     ]
 
 
+def test_unreadable_times_of_syslog_and_text_stay_in_attrs(store: Store, tmp_path: Path) -> None:
+    syslog = tmp_path / "messages"
+    syslog.write_bytes(
+        b"<34>Feb 30 22:14:15 host su: bad day\n"
+        b"<34>1 2026-01-01T00:00:00+25:00 host app - - - offset\n"
+    )
+    text = tmp_path / "app.log"
+    text.write_bytes(b"2026-02-30 00:00:00 INFO impossible\n2026-01-01 00:00:00 INFO fine\n")
+    run(store, syslog, format="syslog")
+    run(store, text)
+    kept = store.con.execute(
+        "SELECT time, attrs->>'time' FROM logs ORDER BY file_id, line_no"
+    ).fetchall()
+    assert kept == [
+        (None, "Feb 30 22:14:15"),
+        (None, "2026-01-01T00:00:00+25:00"),
+        (None, "2026-02-30 00:00:00"),
+        (kept[3][0], None),
+    ]
+    assert kept[3][0] is not None
+
+
 def test_nul_lines_are_records_and_quarantine_keeps_the_bytes_read(
     store: Store, tmp_path: Path
 ) -> None:

@@ -248,7 +248,8 @@ def syslog_sql(mtime_sql: str) -> str:
     t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN nodus_tstz(s3.ts)
             ELSE {year_fix(f"CAST({bsd} AS TIMESTAMPTZ)", mtime_sql)} END"""
     severity = "CAST(try_cast({0} AS INTEGER) % 8 AS VARCHAR)"
-    return f"""SELECT ok, CASE WHEN ok THEN NULL WHEN joined THEN 'not a syslog line'
+    return _keep_unread_time(f"""SELECT ok, CASE WHEN ok THEN NULL
+            WHEN joined THEN 'not a syslog line'
             ELSE 'continuation lines without a record to join' END AS reason,
         CASE WHEN is5 THEN (CASE WHEN s5.ts = '-' THEN NULL ELSE nodus_tstz(s5.ts) END)
              WHEN is3 THEN {t3} END AS time,
@@ -269,14 +270,15 @@ def syslog_sql(mtime_sql: str) -> str:
              WHEN is3 AND s3.pri <> '' THEN CAST(json_object(
                  'facility', CAST(s3.pri AS INTEGER) // 8) AS JSON)
              END AS attrs,
-        line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw
+        line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw,
+        CASE WHEN is5 THEN nullif(s5.ts, '-') WHEN is3 THEN s3.ts END AS written_time
       FROM (SELECT *, joined AND (is5 OR is3) AS ok,
                    regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) AS s5,
                    regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) AS s3
             FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5,
                             NOT regexp_matches(line, {sql_str(SYSLOG_5424)})
                             AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
-                  FROM records) AS matched) AS extracted"""
+                  FROM records) AS matched) AS extracted""")
 
 
 # --- access logs ---------------------------------------------------------------------
@@ -419,16 +421,30 @@ def text_sql(layout: Layout, mtime_sql: str) -> str:
     if layout.yearless:
         time_sql = year_fix(time_sql, mtime_sql)
     start = sql_str("(?s)" + layout.start)
-    return f"""SELECT joined AS ok, CASE WHEN joined THEN NULL ELSE
+    return _keep_unread_time(f"""SELECT joined AS ok, CASE WHEN joined THEN NULL ELSE
             'continuation lines without a record to join' END AS reason,
         {time_sql} AS time, {layout.level_sql()} AS level,
         NULL AS host, NULL AS app, NULL::BIGINT AS pid,
         CASE WHEN joined THEN trim(rest, ' ') END AS message,
         NULL::JSON AS attrs, line_no, byte_offset, TRUE AS record,
-        CASE WHEN joined THEN NULL ELSE line END AS raw
+        CASE WHEN joined THEN NULL ELSE line END AS raw, t AS written_time
       FROM (SELECT *, regexp_extract(line, {start}, 1) AS t,
                    substr(line, strlen(regexp_extract(line, {start}, 0)) + 1) AS rest
-            FROM records) AS extracted"""
+            FROM records) AS extracted""")
+
+
+def _keep_unread_time(parser: str) -> str:
+    """``parser`` with a time it could not read kept in ``attrs`` (key ``time``) as written.
+
+    ``parser`` yields the time's text as ``written_time``; a time that is there but
+    unreadable (Feb 30, an offset of +25:00) would otherwise vanish from the row.
+    """
+    keep = "json_object('time', written_time)"
+    return f"""SELECT * EXCLUDE (written_time) REPLACE (
+        CASE WHEN ok AND time IS NULL AND written_time <> ''
+             THEN CAST(json_merge_patch(coalesce(attrs, JSON '{{}}'), {keep}) AS JSON)
+             ELSE attrs END AS attrs)
+      FROM ({parser}) AS unread"""
 
 
 def continued_message(fmt: str, tail: str) -> str:
