@@ -102,25 +102,12 @@ def test_redacting_a_field_named_like_a_column_pseudonymises_the_column(
 # --- 11: depth ---------------------------------------------------------------------------
 
 
-def nodus(*args: str, home: Path, timeout: float = 120, **kwargs: object):
-    env = dict(os.environ, NODUS_HOME=str(home))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [*nodus_command(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def test_deeply_nested_json_is_ingested_not_a_crash(tmp_path: Path) -> None:
+def test_deeply_nested_json_is_ingested_not_a_crash(tmp_path: Path, run_nodus) -> None:
     objects = tmp_path / "objects.jsonl"
     objects.write_bytes(b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n")
     arrays = tmp_path / "arrays.jsonl"
     arrays.write_bytes(b'{"msg":"x","a":' + b"[" * 5000 + b"1" + b"]" * 5000 + b"}\n")
-    result = nodus("ingest", str(objects), str(arrays), "--json", home=tmp_path / "home")
+    result = run_nodus("ingest", str(objects), str(arrays), "--json")
     assert result.returncode == 0, result.stderr
     totals = json.loads(result.stdout)["totals"]
     assert (totals["rows"], totals["failed"]) == (2, 0)
@@ -191,14 +178,12 @@ def test_unreadable_directories_are_named_errors_and_the_run_goes_on() -> None:
 # --- files that are not regular ----------------------------------------------------------
 
 
-def test_devices_and_fifos_are_refused_without_reading(tmp_path: Path) -> None:
+def test_devices_and_fifos_are_refused_without_reading(tmp_path: Path, run_nodus) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)  # nobody ever writes: reading it would block forever
     good = tmp_path / "good.jsonl"
     good.write_text('{"msg": "x"}\n')
-    result = nodus(
-        "ingest", "/dev/zero", str(fifo), str(good), "--json", home=tmp_path / "home", timeout=60
-    )
+    result = run_nodus("ingest", "/dev/zero", str(fifo), str(good), "--json", timeout=60)
     assert result.returncode == 2, result.stderr
     files = {Path(f["path"]).name: f for f in json.loads(result.stdout)["files"]}
     assert "not a regular file" in files["zero"]["error"]
@@ -361,40 +346,38 @@ def test_nul_lines_are_records_and_quarantine_keeps_the_bytes_read(
 # --- 10: memory ----------------------------------------------------------------------------
 
 
-def test_a_60_mb_line_is_ingested_and_the_next_file_too(tmp_path: Path) -> None:
+def test_a_60_mb_line_is_ingested_and_the_next_file_too(tmp_path: Path, run_nodus) -> None:
     big = tmp_path / "big.jsonl"
     with big.open("w") as out:
         out.write(json.dumps({"ts": "2026-01-01T00:00:00Z", "msg": "x" * 60_000_000}) + "\n")
         out.write('{"msg": "after"}\n')
     small = tmp_path / "small.jsonl"
     small.write_text('{"msg": "later file"}\n')
-    result = nodus("ingest", str(big), str(small), "--json", home=tmp_path / "home")
+    result = run_nodus("ingest", str(big), str(small), "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert [f["rows"] for f in doc["files"]] == [2, 1]
 
 
-def test_lines_over_max_line_are_quarantined_with_their_offset(tmp_path: Path) -> None:
+def test_lines_over_max_line_are_quarantined_with_their_offset(tmp_path: Path, run_nodus) -> None:
     path = tmp_path / "app.jsonl"
     long = b'{"msg":"' + b"y" * 5000 + b'"}'
     data = b'{"msg":"a"}\n' + long + b'\n{"msg":"b"}\n' + long * 40 + b'\n{"msg":"c"}\n'
     path.write_bytes(data)
-    home = tmp_path / "home"
-    result = nodus("ingest", str(path), "--max-line", "4KiB", "--json", home=home)
+    result = run_nodus("ingest", str(path), "--max-line", "4KiB", "--json")
     assert result.returncode == 0, result.stderr
     totals = json.loads(result.stdout)["totals"]
     assert (totals["records"], totals["rows"], totals["quarantined"]) == (5, 3, 2)
-    kept = nodus(
+    kept = run_nodus(
         "query",
         "SELECT line_no, byte_offset, reason, raw_bytes FROM quarantine ORDER BY 1",
         "--format",
         "json",
-        home=home,
     )
     rows = json.loads(kept.stdout)
     assert [(r["line_no"], r["byte_offset"]) for r in rows] == [(2, 12), (4, 5035)]
     assert all(r["reason"].startswith("line too long (") for r in rows)
-    assert nodus("ingest", "-", "--max-line", "lots", home=home, input="").returncode == 2
+    assert run_nodus("ingest", "-", "--max-line", "lots", input="").returncode == 2
 
 
 def test_a_line_longer_than_the_window_is_read_past_not_kept(store: Store, tmp_path: Path) -> None:
@@ -563,11 +546,8 @@ def test_fuzz_ingest_lines_every_format(tmp_path_factory, lines, final, fmt, win
 def test_replacing_a_held_record_survives_sigkill(tmp_path: Path) -> None:
     """Killed anywhere while it replaces a held record, the next run ends as one clean run."""
     import random
-    import select
-    import signal
-    import time
 
-    from tests.test_ingest_kill import run_child, wait_ok
+    from tests.test_ingest_kill import kill_after_windows, run_child, wait_ok
 
     content = (
         "SELECT line_no, byte_offset, message FROM logs ORDER BY ALL",
@@ -588,20 +568,7 @@ def test_replacing_a_held_record_survives_sigkill(tmp_path: Path) -> None:
         with path.open("a") as handle:
             handle.write('tten"}\n' + lines(150, 300))
         for _ in range(kills.randint(1, 3) if kills else 0):
-            read_end, write_end = os.pipe()
-            pid = run_child(home, [str(path)], write_end)
-            os.close(write_end)
-            wanted, seen = kills.randint(0, 4), 0
-            while seen < wanted:
-                ready, _, _ = select.select([read_end], [], [], 60)
-                chunk = os.read(read_end, 64) if ready else b""
-                if not chunk:
-                    break
-                seen += len(chunk)
-            time.sleep(kills.random() * 0.02)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
+            kill_after_windows(home, [str(path)], kills.randint(0, 4), kills)
         wait_ok(run_child(home, [str(path)]))
 
     scenario(tmp_path / "reference", tmp_path / "reference.jsonl", None)
