@@ -80,11 +80,19 @@ def ingest(
     series: Annotated[
         str | None, typer.Option("--series", help="CSV: series name instead of the file stem.")
     ] = None,
+    max_line: Annotated[
+        str,
+        typer.Option(
+            "--max-line",
+            help="Quarantine lines longer than this as too long (bytes; KiB, MiB, GiB suffixes).",
+        ),
+    ] = "64MiB",
     as_json: JsonOption = False,
 ) -> None:
     """Ingest log and metric files into the store, exactly once (re-runs add only new lines)."""
     from nodus_cli.ingest.engine import IngestOptions
     from nodus_cli.ingest.engine import ingest as run_ingest
+    from nodus_cli.ingest.source import parse_size
 
     options = IngestOptions(
         format=fmt.value,
@@ -94,6 +102,7 @@ def ingest(
         at=parse_time(at) if at else None,
         time_column=time_column,
         series=series,
+        max_line=parse_size(max_line, "--max-line"),
     )
     from nodus_cli.store.db import JournalRun
 

@@ -1,4 +1,5 @@
-"""Ingest's migrations: bookkeeping columns (2) and how ``logs`` stores its text (9).
+"""Ingest's migrations: bookkeeping columns (2), how ``logs`` stores its text (9) and
+the exact bytes of quarantined lines (10).
 
 ``logs``, ``metrics``, ``quarantine`` and ``ingest_files`` come from migration 1
 (their columns are an interface other packages rely on); these only add what the
@@ -50,3 +51,12 @@ def apply_logs_zstd(con: Any) -> None:
     con.execute("INSERT INTO logs_v9 SELECT * FROM logs")
     con.execute("DROP TABLE logs")
     con.execute("ALTER TABLE logs_v9 RENAME TO logs")
+
+
+# The raw text of a quarantined line is valid UTF-8 (undecodable bytes read as '?',
+# NULs as spaces): the bytes as read are kept beside it whenever they differ.
+QUARANTINE_BYTES = "ALTER TABLE quarantine ADD COLUMN raw_bytes BLOB"
+
+
+def apply_quarantine_bytes(con: Any) -> None:
+    con.execute(QUARANTINE_BYTES)
