@@ -79,6 +79,7 @@ def ingest(
     """Ingest log and metric files into the store, exactly once (re-runs add only new lines)."""
     from nodus_cli.ingest.engine import IngestOptions
     from nodus_cli.ingest.engine import ingest as run_ingest
+    from nodus_cli.patterns.learn import learn_pending
 
     options = IngestOptions(
         format=fmt.value,
@@ -98,6 +99,7 @@ def ingest(
             secret=workspace.secret() if options.redact else None,
             on_progress=advance,
         )
+        learn_pending(store)
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
     else:
