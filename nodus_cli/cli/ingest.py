@@ -74,6 +74,13 @@ def ingest(
     series: Annotated[
         str | None, typer.Option("--series", help="CSV: series name instead of the file stem.")
     ] = None,
+    no_patterns: Annotated[
+        bool,
+        typer.Option(
+            "--no-patterns",
+            help="Do not learn log patterns now (the next ingest or nodus patterns does).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest log and metric files into the store, exactly once (re-runs add only new lines)."""
@@ -99,7 +106,8 @@ def ingest(
             secret=workspace.secret() if options.redact else None,
             on_progress=advance,
         )
-        learn_pending(store)
+        if not no_patterns:
+            learn_pending(store)
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
     else:

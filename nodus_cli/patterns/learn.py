@@ -77,6 +77,7 @@ def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Le
         return Learned()
     known = {p.id: p for p in _load(con)}
     shapes = {i: p for i, p in known.items() if p.kind == SHAPE}
+    held_by = {i: p.absorbed_by for i, p in shapes.items()}  # before mining moves them
     new_shapes = 0
     rows = 0
     for shape_id, count, first, last, sources, levels, example in delta:
@@ -96,6 +97,12 @@ def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Le
         )
         if fresh.id in shapes:
             shapes[fresh.id].add(fresh)
+            # the smallest line of a shape stands for it: the same whatever the order
+            if fresh.example is not None and (
+                shapes[fresh.id].example is None or fresh.example < shapes[fresh.id].example
+            ):
+                shapes[fresh.id].example = fresh.example
+                shapes[fresh.id].template = fresh.template
         else:
             shapes[fresh.id] = fresh
             new_shapes += 1
@@ -135,8 +142,8 @@ def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Le
     for old in retired:
         holders = Counter[int]()
         for shape in shapes.values():
-            if known.get(shape.id) is not None and known[shape.id].absorbed_by == old.id:
-                holders[shape.absorbed_by or 0] += shape.count
+            if held_by.get(shape.id) == old.id and shape.absorbed_by is not None:
+                holders[shape.absorbed_by] += shape.count
         old.absorbed_by = (
             min(holders, key=lambda t: (-holders[t], t)) if holders else old.absorbed_by
         )
