@@ -96,13 +96,13 @@ def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Le
             now,
         )
         if fresh.id in shapes:
-            shapes[fresh.id].add(fresh)
+            shape = shapes[fresh.id]
+            shape.add(fresh)
             # the smallest line of a shape stands for it: the same whatever the order
             if fresh.example is not None and (
-                shapes[fresh.id].example is None or fresh.example < shapes[fresh.id].example
+                shape.example is None or fresh.example < shape.example
             ):
-                shapes[fresh.id].example = fresh.example
-                shapes[fresh.id].template = fresh.template
+                shape.example, shape.template = fresh.example, fresh.template
         else:
             shapes[fresh.id] = fresh
             new_shapes += 1
