@@ -63,15 +63,19 @@ def template_id(text: str) -> int:
 
 def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Learned:
     """Learn every row past ``patterns_learned``; the caller owns the transaction."""
+    # One row per shape of the rows to learn; its smallest line stands for it (the
+    # same whatever the order), masked in DuckDB with the miner's own expression.
     delta = con.execute(
-        """SELECT l.pattern_id, count(*), min(l.time), max(l.time),
-                  list(DISTINCT l.source ORDER BY l.source), histogram(l.level), min(l.message)
-           FROM logs AS l
-           LEFT JOIN patterns_learned AS w ON w.file_id = coalesce(l.file_id, -1)
-           WHERE coalesce(l.line_no, -1) > coalesce(w.line_no, -2)
-              -- a record whose message grew after it was learned has a new shape
-              OR l.pattern_id NOT IN (SELECT id FROM patterns WHERE kind = 'shape')
-           GROUP BY l.pattern_id"""
+        f"""SELECT *, {miner.mask_sql("example")} FROM (
+              SELECT l.pattern_id, count(*), min(l.time), max(l.time),
+                  list(DISTINCT l.source ORDER BY l.source), histogram(l.level),
+                  min(coalesce(l.message, '')) AS example
+              FROM logs AS l
+              LEFT JOIN patterns_learned AS w ON w.file_id = coalesce(l.file_id, -1)
+              WHERE coalesce(l.line_no, -1) > coalesce(w.line_no, -2)
+                 -- a record whose message grew after it was learned has a new shape
+                 OR l.pattern_id NOT IN (SELECT id FROM patterns WHERE kind = 'shape')
+              GROUP BY l.pattern_id)"""
     ).fetchall()
     if not delta:
         return Learned()
@@ -80,12 +84,12 @@ def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Le
     held_by = {i: p.absorbed_by for i, p in shapes.items()}  # before mining moves them
     new_shapes = 0
     rows = 0
-    for shape_id, count, first, last, sources, levels, example in delta:
+    for shape_id, count, first, last, sources, levels, example, masked_text in delta:
         rows += count
         fresh = _Pattern(
             int(shape_id),
             SHAPE,
-            miner.body(miner.mask(example or "")),
+            masked_text,  # a shape's template: its masked line, header and all
             None,
             int(count),
             first,
@@ -98,20 +102,17 @@ def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Le
         if fresh.id in shapes:
             shape = shapes[fresh.id]
             shape.add(fresh)
-            # the smallest line of a shape stands for it: the same whatever the order
-            if fresh.example is not None and (
-                shape.example is None or fresh.example < shape.example
-            ):
+            if shape.example is None or fresh.example < shape.example:  # type: ignore[operator]
                 shape.example, shape.template = fresh.example, fresh.template
         else:
             shapes[fresh.id] = fresh
             new_shapes += 1
+    # Mining sees each distinct masked text once, with the lines of all its shapes.
     masked = Counter[str]()
     members: dict[str, list[_Pattern]] = {}
     for shape in shapes.values():
-        text = miner.mask(shape.example or "")
-        masked[text] += shape.count
-        members.setdefault(text, []).append(shape)
+        masked[shape.template] += shape.count
+        members.setdefault(shape.template, []).append(shape)
     templates: dict[int, _Pattern] = {}
     for mined in miner.mine(masked, settings):
         tid = template_id(mined.text)

@@ -23,18 +23,21 @@ from dataclasses import dataclass
 WILDCARD = "<*>"
 
 # Each kind of value a mask replaces with the wildcard, tried in this order at every
-# position of one left-to-right scan. Masks see only digit counts, never digit values
-# (``0x`` aside), so every line of one shape (``ingest.schema.shape_sql``) masks alike.
-_WORD = r"[^\s=:,;|()\[\]{}<>\"']"
+# position of one left-to-right scan. Written for both Python's re and RE2 (DuckDB's
+# regexp_replace, which learning uses): no look-around, no back-references.
+# RE2's \s: Python's also matches \v, so the masks spell the class out.
+_SPACE = r" \t\n\f\r"
+_WORD = rf"[^{_SPACE}=:,;|()\[\]{{}}<>\"']"
+_WS = rf"[{_SPACE}]"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
 MASKS: tuple[tuple[str, str], ...] = (
     (
         "date",
-        rf"\b(?:{_WEEKDAY},?\s+)?{_MONTH}\s+\d{{1,2}}(?:,?\s+\d{{4}})?"
-        r"(?:\s+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:\s+\d{4})?\b",
+        rf"\b(?:{_WEEKDAY},?{_WS}+)?{_MONTH}{_WS}+\d{{1,2}}(?:,?{_WS}+\d{{4}})?"
+        rf"(?:{_WS}+\d{{1,2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?)?(?:{_WS}+\d{{4}})?\b",
     ),
-    ("url", r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+"),
+    ("url", rf"[A-Za-z][A-Za-z0-9+.\-]*://[^{_SPACE}\"'<>]+"),
     ("uuid", r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b"),
     ("ipv6", r"\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\b"),
     ("ipv4", r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"),
@@ -44,8 +47,8 @@ MASKS: tuple[tuple[str, str], ...] = (
     # A quantity with its unit is one value: ``93.0 B``, ``<1 sec``, ``12 ms``, ``40%``.
     (
         "quantity",
-        r"<?\b\d+(?:\.\d+)?\s?(?:[KMGT]i?B|B|bytes|ms|us|ns|s|secs?|seconds?|mins?|minutes?|"
-        r"h|hours?|days?)\b|\b\d+(?:\.\d+)?%",
+        rf"<?\b\d+(?:\.\d+)?{_WS}?(?:[KMGT]i?B|B|bytes|ms|us|ns|s|secs?|seconds?|mins?|"
+        r"minutes?|h|hours?|days?)\b|\b\d+(?:\.\d+)?%",
     ),
     # A number, or a token holding two digits or more, is a value (blk_-123,
     # 2005-06-03-15.42.50, core.2275); one digit in a name is part of it (SOCKS5, eth0).
@@ -60,13 +63,21 @@ MASK_PATTERN = "|".join(f"(?:{pattern})" for _, pattern in MASKS)
 # are spaced out first so that the value's mask does not swallow the label.
 LEADER_PATTERN = r"\.\.+"
 LEADER_REPLACEMENT = " .. "
-_MASK = re.compile(MASK_PATTERN)
-_LEADER = re.compile(LEADER_PATTERN)
+_MASK = re.compile(MASK_PATTERN, re.ASCII)  # RE2 classes are ASCII
+_LEADER = re.compile(LEADER_PATTERN, re.ASCII)
 
 
 def mask(message: str) -> str:
     """The message with every obvious variable replaced by ``<*>``."""
     return _MASK.sub(WILDCARD, _LEADER.sub(LEADER_REPLACEMENT, message))
+
+
+def mask_sql(column: str) -> str:
+    """``mask`` as a DuckDB expression (RE2 and Python's re agree on these patterns;
+    a test checks it): learning masks thousands of shapes at once this way."""
+    leader = f"regexp_replace({column}, '{LEADER_PATTERN}', '{LEADER_REPLACEMENT}', 'g')"
+    pattern = MASK_PATTERN.replace("'", "''")
+    return f"regexp_replace({leader}, '{pattern}', '{WILDCARD}', 'g')"
 
 
 _LEVEL_WORDS = (

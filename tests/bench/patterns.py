@@ -71,10 +71,10 @@ def grouping_accuracy(predicted: dict[int, object], gold: dict[int, str]) -> flo
 
 
 def store_lines(con: object, system: str) -> list[tuple[int, str, int, str]]:
-    """(line_no, message, current pattern, shape example) of one system's file."""
+    """(line_no, message, current pattern, masked shape) of one system's file."""
     return con.execute(  # type: ignore[attr-defined]
         """SELECT l.line_no, coalesce(l.message, ''), coalesce(s.absorbed_by, s.id),
-                  coalesce(s.example, '')
+                  s.template
            FROM logs AS l JOIN patterns AS s ON s.id = l.pattern_id AND s.kind = 'shape'
            WHERE l.source = ? ORDER BY l.line_no""",
         [f"{system}_2k.log"],
@@ -82,7 +82,7 @@ def store_lines(con: object, system: str) -> list[tuple[int, str, int, str]]:
 
 
 def per_system_mining(rows: list[tuple[int, str, int, str]], settings: miner.Settings):
-    masked = {line: miner.mask(example) for line, _, _, example in rows}
+    masked = {line: shape for line, _, _, shape in rows}
     templates = miner.mine(Counter(masked.values()), settings)
     of = {message: t.text for t in templates for message in t.messages}
     return {line: of[text] for line, text in masked.items()}
@@ -155,40 +155,39 @@ def accuracy(args: argparse.Namespace, work: Path) -> None:
 
 
 KINDS = 600
-VERBS = ("started", "finished", "failed", "retried", "opened", "closed", "sent", "dropped")
-NOUNS = ("job", "session", "request", "batch", "upload", "lease", "shard", "ticket", "socket")
+SYLLABLES = ("ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "ve", "zu")
+
+
+def _word(rng: random.Random) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randrange(2, 4)))
 
 
 def generate(path: Path, lines: int) -> list[str]:
     """JSON lines whose ``msg`` comes from KINDS templates with variable fields."""
     rng = random.Random(11)
-    shapes = []
-    for kind in range(KINDS):
-        words = [rng.choice(NOUNS), rng.choice(VERBS), f"stage{chr(97 + kind % 26)}"]
-        words += rng.sample(["for", "user", "from", "after", "in", "on", "to", "with"], 3)
-        shapes.append((kind, words, rng.randrange(1, 4)))
+    kinds = []
+    for _ in range(KINDS):
+        words = [_word(rng) for _ in range(rng.randrange(3, 7))]
+        kinds.append((words, sorted(rng.sample(range(1, len(words) + 1), rng.randrange(1, 3)))))
+    values = (
+        lambda: str(rng.randrange(10**6)),
+        lambda: f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
+        lambda: f"user{rng.randrange(10**5)}",
+        lambda: f"{rng.random() * 100:.1f} ms",
+    )
     messages = []
     base = 1_763_424_000
     with path.open("w") as out:
         for i in range(lines):
-            kind, words, nvars = shapes[rng.randrange(KINDS) if i % 7 else i % KINDS]
-            parts = [f"{words[0]}-{kind}", *words[1:3]]
-            for v in range(nvars):
-                parts += [
-                    words[3 + v],
-                    rng.choice(
-                        [
-                            str(rng.randrange(10**6)),
-                            f"10.0.{rng.randrange(256)}.{rng.randrange(256)}",
-                            f"u{rng.randrange(10**5)}",
-                            f"{rng.random() * 100:.1f} ms",
-                        ]
-                    ),
-                ]
+            words, slots = kinds[int(rng.paretovariate(1.2)) % KINDS]
+            parts = list(words)
+            for slot in reversed(slots):
+                parts.insert(slot, rng.choice(values)())
             msg = " ".join(parts)
             messages.append(msg)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + i // 10))
-            out.write(json.dumps({"ts": stamp + "Z", "level": "info", "msg": msg}) + "\n")
+            level = "error" if i % 50 == 0 else "info"
+            out.write(json.dumps({"ts": stamp + "Z", "level": level, "msg": msg}) + "\n")
     return messages
 
 
@@ -224,15 +223,17 @@ def speed(args: argparse.Namespace, work: Path) -> None:
     started = time.perf_counter()
     learned = learn(con, dt.datetime.now(dt.UTC))
     learn_s = time.perf_counter() - started
+    templates = con.execute(
+        "SELECT count(*) FROM patterns WHERE kind = 'template' AND absorbed_by IS NULL"
+    ).fetchone()[0]
     con.execute("ROLLBACK")
-    templates = con.execute("SELECT count(*) FROM patterns").fetchone()
     started = time.perf_counter()
     drain3_assign(messages[: args.drain_lines])
     drain_s = (time.perf_counter() - started) * len(messages) / min(len(messages), args.drain_lines)
     ours = shapes_s + learn_s
     print(
         f"assignment: shapes {shapes_s:.2f} s + learning {learn_s:.2f} s = {ours:.2f} s "
-        f"({learned.new_shapes} shapes, {len(learned.new_templates)} templates, {templates})"
+        f"({learned.new_shapes} shapes, {templates} templates)"
     )
     print(f"drain3 over the same lines: {drain_s:.1f} s (extrapolated from {args.drain_lines:,})")
     print(f"speed ratio drain3/nodus: {drain_s / ours:.1f}x (required >= 5)")

@@ -46,6 +46,20 @@ def test_masking_is_idempotent_and_lines_of_one_shape_share_their_tokens_count(t
     assert len(miner.tokens(once)) == len(miner.tokens(miner.mask(zeroed)))
 
 
+# ASCII and not: an Arabic-Indic digit, a no-break space, a vertical tab
+MASK_ALPHABET = [*"0123456789aZé:. -/x\t\v()<>=,%KBmsJunMonX_@[]\"'", "\u0661", "\u00a0"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(MASK_ALPHABET), max_size=60))
+def test_duckdb_masks_exactly_as_python_does(text):
+    import duckdb
+
+    with duckdb.connect() as con:
+        masked = con.execute(f"SELECT {miner.mask_sql('?')}", [text]).fetchone()[0]
+    assert masked == miner.mask(text)
+
+
 @pytest.mark.parametrize(
     ("raw", "body"),
     [
