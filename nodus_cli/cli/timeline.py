@@ -58,9 +58,16 @@ def timeline(
 ) -> None:
     """List events in time order; with --around, what happened before it, ranked.
 
-    Log lines are grouped per pattern and source ("x120" with the first and last
-    time); changes (configuration applied or rolled back, keys, new patterns, new
-    sources) rank first before the moment, then each series' first anomaly.
+    Log lines at --min-level and above are grouped per pattern and source ("x120"
+    with the first and last time), or per message and minute before patterns were
+    learned. Every event has a reference to follow: a command, or a file and line.
+
+    With --around T, the events of the window before T are ranked by a fixed rule
+    with no weights: first the changes someone made (a configuration applied or
+    rolled back, a key generated, rotated or revoked), nearest first; then the
+    changes nodus saw (a new log pattern, a new source), nearest first; then the
+    first anomaly of each series, earliest first. Ties fall to kind and summary, so
+    the same store always gives the same ranking.
 
     Examples:
 
