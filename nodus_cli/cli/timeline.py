@@ -75,7 +75,7 @@ def timeline(
 
       nodus timeline --since 2h --kinds config,anomalies --format csv
 
-      nodus timeline --around 14:05 --report incident.html
+      nodus timeline --around 2026-11-03T14:05 --report incident.html
     """
     import datetime as dt
 
