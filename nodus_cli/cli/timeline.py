@@ -47,6 +47,10 @@ def timeline(
     min_level: Annotated[
         str, typer.Option("--min-level", help="Log lines at this level and above.")
     ] = "warn",
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Read the store as it was known at this time."),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -75,6 +79,8 @@ def timeline(
 
       nodus timeline --since 2h --kinds config,anomalies --format csv
 
+      nodus timeline --around 2026-11-03T14:05 --as-of 2026-11-03T15:00  # as known then
+
       nodus timeline --around 2026-11-03T14:05 --report incident.html
     """
     import datetime as dt
@@ -87,9 +93,14 @@ def timeline(
     moment = parse_time(around) if around else None
     end = parse_time(until) if until else (moment + width if moment else dt.datetime.now(dt.UTC))
     start = parse_time(since) if since else (moment - width if moment else end - width)
-    scope = Window(start, end, parse_kinds(kinds), source, parse_level(min_level))
+    known = parse_time(as_of) if as_of else None
+    scope = Window(start, end, parse_kinds(kinds), source, parse_level(min_level), known)
     workspace = state.workspace()
     with state.open_store(read_only=True) as store:
+        if known is not None:
+            from nodus_cli.store.asof import shadow_as_of
+
+            shadow_as_of(store.con, known)
         events = collect(store.con, scope, workspace.keyring_dir / LOG_FILE)
     ranked = related(events, moment, width) if moment else []
     if report is not None:

@@ -20,6 +20,7 @@ from nodus_cli.ingest.schema import add_pattern_id, apply_ingest_v2, apply_logs_
 from nodus_cli.patterns import schema as patterns_schema
 from nodus_cli.scaleout.schema import EXPORT_TABLES, create_export_tables
 from nodus_cli.sqltools.schema import create_query_log
+from nodus_cli.store.asof import add_committed_at
 
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
@@ -128,6 +129,7 @@ MIGRATIONS: list[Migration] = [
         patterns_schema.create_tables,
         patterns_schema.TABLES,
     ),
+    Migration(12, "store: committed_at on logs, metrics, quarantine, anomalies", add_committed_at),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

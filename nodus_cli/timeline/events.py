@@ -281,6 +281,8 @@ def _keys(key_log: Path, window: Window) -> list[Event]:
             continue  # `nodus keys log --verify` reports a damaged log; a timeline skips it
         if not window.since <= time <= window.until:
             continue
+        if window.as_of is not None and time > window.as_of:
+            continue  # logged after the moment the store is read as of
         event, key = entry.get("event", "?"), entry.get("key", "?")
         events.append(
             Event(

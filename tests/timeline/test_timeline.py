@@ -43,7 +43,8 @@ def _incident(tmp_path: Path, run_nodus) -> Path:
             [at(-10), at(-60)],
         )
         con.execute(
-            "INSERT INTO anomalies VALUES ('latency_ms', ?, 900, 0.999, 'auto', 'level shift'),"
+            "INSERT INTO anomalies (series, time, value, score, method, reason)"
+            " VALUES ('latency_ms', ?, 900, 0.999, 'auto', 'level shift'),"
             " ('latency_ms', ?, 950, 0.999, 'auto', 'still high'),"
             " ('errors', ?, 40, 0.9, 'auto', 'burst')",
             [at(0), at(1), at(3)],
@@ -115,3 +116,50 @@ def test_the_report_is_the_same_bytes_each_run(tmp_path, run_nodus):
     assert pages[0] == pages[1]
     assert b"<script" not in pages[0] and b"http" not in pages[0].replace(b"http://www.w3.org", b"")
     assert b"generation 1 applied" in pages[0]
+
+
+def test_as_of_shows_the_store_as_it_was_before_an_ingest_and_a_detect_run(tmp_path, run_nodus):
+    import time
+
+    from nodus_cli.store.asof import shadow_as_of
+
+    first = tmp_path / "a.jsonl"
+    first.write_text(json.dumps({"ts": at(0).isoformat(), "level": "error", "msg": "a"}) + "\n")
+    assert run_nodus("-q", "ingest", str(first)).returncode == 0
+    time.sleep(0.05)
+    between = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    second = tmp_path / "b.jsonl"
+    second.write_text(json.dumps({"ts": at(1).isoformat(), "level": "error", "msg": "b"}) + "\n")
+    assert run_nodus("-q", "ingest", str(second)).returncode == 0
+    with open_store(find_workspace()) as store, store.change({"test": "detect"}):
+        store.con.execute(
+            "INSERT INTO anomalies (series, time, value, score, method, reason)"
+            " VALUES ('cpu', ?, 1, 0.999, 'auto', 'x')",
+            [at(1)],
+        )
+    with open_store(find_workspace(), read_only=True) as store:
+        assert store.con.execute("SELECT count(*) FROM logs").fetchone()[0] == 2
+        shadow_as_of(store.con, between)
+        assert store.con.execute(
+            "SELECT msg FROM (SELECT message AS msg FROM logs)"
+        ).fetchall() == [("a",)]
+        assert store.con.execute("SELECT count(*) FROM anomalies").fetchone()[0] == 0
+    done = run_nodus(
+        "timeline",
+        "--since",
+        at(-5).isoformat(),
+        "--until",
+        at(5).isoformat(),
+        "--as-of",
+        between.isoformat(),
+        "--kinds",
+        "logs,anomalies",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    events = json.loads(done.stdout)["events"]
+    assert [(e["kind"], e["summary"]) for e in events] == [
+        ("logs", "a"),
+        ("source", "new source a.jsonl"),  # b.jsonl came after the moment
+    ]
