@@ -45,7 +45,8 @@ def insert_series(home: Path, name: str, values, times=None) -> None:
             writer.writerow([when.isoformat(), "" if value is None else repr(float(value))])
     with open_store(Workspace(home, "test")) as store:
         store.con.execute(
-            "INSERT INTO metrics SELECT time::TIMESTAMPTZ, ?, '{}', value, 'test' "
+            "INSERT INTO metrics (time, series, labels, value, source)"
+            " SELECT time::TIMESTAMPTZ, ?, '{}', value, 'test' "
             "FROM read_csv(?, columns = {'time': 'VARCHAR', 'value': 'DOUBLE'}, header = true)",
             [name, str(path)],
         )

@@ -19,7 +19,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from nodus_cli import __version__
-from nodus_cli.cli import audit, core, export, ingest, keys, quickstart, state
+from nodus_cli.cli import audit, core, export, ingest, keys, patterns, quickstart, state, timeline
 from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import Format, detail, error_line, visible
@@ -281,6 +281,8 @@ def global_options(
 
 core.register(app)
 ingest.register(app)
+patterns.register(app)
+timeline.register(app)
 detect_commands.register(app)
 keys.register(app)
 app.add_typer(audit.app)

@@ -87,12 +87,20 @@ def ingest(
             help="Quarantine lines longer than this as too long (bytes; KiB, MiB, GiB suffixes).",
         ),
     ] = "64MiB",
+    no_patterns: Annotated[
+        bool,
+        typer.Option(
+            "--no-patterns",
+            help="Do not learn log patterns now (the next ingest or nodus patterns does).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest log and metric files into the store, exactly once (re-runs add only new lines)."""
     from nodus_cli.ingest.engine import IngestOptions
     from nodus_cli.ingest.engine import ingest as run_ingest
     from nodus_cli.ingest.source import parse_size
+    from nodus_cli.patterns.learn import learn_pending
 
     options = IngestOptions(
         format=fmt.value,
@@ -118,6 +126,8 @@ def ingest(
                 on_progress=advance,
             )
         _journal_summary(store, run, report)
+        if not no_patterns:
+            learn_pending(store)
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
     for result in report.files:

@@ -25,6 +25,7 @@ from nodus_cli.errors import InputError, NodusError, UsageError
 from nodus_cli.ingest import formats, redact
 from nodus_cli.ingest.formats import Detected, sql_str
 from nodus_cli.ingest.lines import WindowLines, numbered
+from nodus_cli.ingest.schema import shape_sql
 from nodus_cli.ingest.source import (
     HEAD_BYTES,
     SNIFF_BYTES,
@@ -674,7 +675,10 @@ class _Job:
         tail = "nodus_redact($1)" if self.kinds else "$1"
         if table == "logs":
             joined = formats.continued_message(detected.format, tail)
-            statement = f"UPDATE logs SET message = {joined} WHERE file_id = $2 AND line_no = $3"
+            statement = (
+                f"UPDATE logs SET message = {joined}, pattern_id = {shape_sql(joined)} "
+                "WHERE file_id = $2 AND line_no = $3"
+            )
         else:
             statement = (
                 f"UPDATE quarantine SET raw = raw || chr(10) || {tail} "
@@ -714,12 +718,15 @@ class _Job:
                 elif self.kinds:
                     columns[name] = f"nodus_redact({name})"
         attrs = self._json_column("attrs")
+        # The shape is taken of the message as stored (after redaction).
         cursor = self.con.execute(
             f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
-                file_id, line_no, byte_offset)
-            SELECT time, level, {columns["host"]}, {columns["app"]}, pid,
-                {columns["message"]}, {attrs}, ?, ?, line_no, byte_offset
-            FROM ({good}) AS g{order}""",
+                file_id, line_no, byte_offset, pattern_id)
+            SELECT *, {shape_sql("message")} FROM (
+              SELECT time, level, {columns["host"]} AS host, {columns["app"]} AS app, pid,
+                {columns["message"]} AS message, {attrs} AS attrs, ? AS source,
+                ? AS file_id, line_no, byte_offset
+              FROM ({good}) AS g) AS r{order}""",
             [source_name, file_id],
         )
         return _count(cursor)

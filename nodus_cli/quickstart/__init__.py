@@ -66,10 +66,12 @@ def _query(ctx: Context, title: str, text: str, sql: str) -> StepResult:
 def load_samples(ctx: Context) -> StepResult:
     """Ingest the sample logs and metrics through the same code path as ``nodus ingest``."""
     from nodus_cli.ingest.engine import ingest
+    from nodus_cli.patterns.learn import learn_pending
 
     report = ingest(ctx.store, [str(ctx.samples / name) for name in SAMPLE_FILES])
     if report.failed:
         raise InputError(f"quickstart sample {report.failed[0].path}: {report.failed[0].error}")
+    learn_pending(ctx.store)  # as nodus ingest does after its files
     con = ctx.store.con
     logs = con.execute("SELECT count(*) FROM logs").fetchone()[0]
     points = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
@@ -79,6 +81,43 @@ def load_samples(ctx: Context) -> StepResult:
         "store.",
         ["file", "format", "rows", "quarantined"],
         [(Path(f.path).name, f.format, f.rows, f.quarantined) for f in report.files],
+    )
+
+
+def log_patterns(ctx: Context) -> StepResult:
+    """The kinds of log line the samples hold, most lines first."""
+    from nodus_cli.patterns.query import Filters, list_patterns
+
+    rows = list_patterns(ctx.store.con, Filters(), top=8)
+    return StepResult(
+        "What kinds of log line are there?",
+        "nodus patterns --top 8  (every row of logs has a pattern_id; "
+        "nodus patterns show ID gives examples and counts over time)",
+        ["id", "count", "template"],
+        [(r[0], r[1], r[6]) for r in rows],
+    )
+
+
+SAMPLE_INCIDENT = "2026-11-20T14:17:00+00:00"  # the cpu spike of the samples
+
+
+def incident_timeline(ctx: Context) -> StepResult:
+    """What nodus knows around the sample's cpu spike, on one clock."""
+    import datetime as dt
+
+    from nodus_cli.timeline.events import Window, collect
+    from nodus_cli.timeline.rank import related
+
+    moment = dt.datetime.fromisoformat(SAMPLE_INCIDENT)
+    width = dt.timedelta(hours=1)
+    events = collect(ctx.store.con, Window(moment - width, moment + width))
+    ranked = related(events, moment, width)
+    return StepResult(
+        "What happened around the cpu spike?",
+        f"nodus timeline --around {SAMPLE_INCIDENT[:16]} --window 1h  ({len(events)} events; "
+        "before the spike, most likely related first:)",
+        ["before", "kind", "summary"],
+        [(f"{r.minutes_before:g} min", r.event.kind, r.event.summary) for r in ranked[:8]],
     )
 
 
@@ -283,6 +322,7 @@ def forecast_disk(ctx: Context) -> StepResult:
 
 STEPS: list[Step] = [
     load_samples,
+    log_patterns,
     errors_per_hour,
     metric_summary,
     detect_cpu,
@@ -292,6 +332,7 @@ STEPS: list[Step] = [
     audit_seal_and_verify,
     sql_lint_and_transpile,
     export_parquet,
+    incident_timeline,
 ]
 
 

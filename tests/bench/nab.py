@@ -146,7 +146,8 @@ def detect_scores(csv_path: Path, name: str) -> tuple[list[str], np.ndarray]:
         home = Path(folder) / "ws"
         with open_store(Workspace(home, "bench")) as store:
             store.con.execute(
-                "INSERT INTO metrics SELECT timestamp::TIMESTAMPTZ, ?, '{}', value, 'nab' "
+                "INSERT INTO metrics (time, series, labels, value, source)"
+                " SELECT timestamp::TIMESTAMPTZ, ?, '{}', value, 'nab' "
                 "FROM read_csv(?, header = true)",
                 [name, str(csv_path)],
             )
