@@ -22,6 +22,7 @@ from nodus_cli.patterns import miner
 
 SHAPE = "shape"
 TEMPLATE = "template"
+_NO_LIMIT = 2**62  # rows of no ingested file (loaded by hand) are never held
 
 
 @dataclass
@@ -64,18 +65,27 @@ def template_id(text: str) -> int:
 def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Learned:
     """Learn every row past ``patterns_learned``; the caller owns the transaction."""
     # One row per shape of the rows to learn; its smallest line stands for it (the
-    # same whatever the order), masked in DuckDB with the miner's own expression.
+    # same whatever the order), masked in DuckDB with the miner's own expression. A
+    # row past its file's checkpoint is held (a last line still being written, which
+    # ingest may replace): its shape is made known but its line counts only once the
+    # checkpoint passes it.
     delta = con.execute(
         f"""SELECT *, {miner.mask_sql("example")} FROM (
-              SELECT l.pattern_id, count(*), min(l.time), max(l.time),
-                  list(DISTINCT l.source ORDER BY l.source), histogram(l.level),
-                  min(coalesce(l.message, '')) AS example
-              FROM logs AS l
-              LEFT JOIN patterns_learned AS w ON w.file_id = coalesce(l.file_id, -1)
-              WHERE coalesce(l.line_no, -1) > coalesce(w.line_no, -2)
-                 -- a record whose message grew after it was learned has a new shape
-                 OR l.pattern_id NOT IN (SELECT id FROM patterns WHERE kind = 'shape')
-              GROUP BY l.pattern_id)"""
+              SELECT pattern_id, count(*) FILTER (WHERE counted),
+                  min(time) FILTER (WHERE counted), max(time) FILTER (WHERE counted),
+                  coalesce(list(DISTINCT source ORDER BY source) FILTER (WHERE counted), []),
+                  histogram(level) FILTER (WHERE counted),
+                  min(coalesce(message, '')) AS example
+              FROM (SELECT l.*, coalesce(l.line_no, -1) > coalesce(w.line_no, -2)
+                          AND coalesce(l.line_no, -1) <= coalesce(f.line_no, {_NO_LIMIT})
+                          AS counted
+                    FROM logs AS l
+                    LEFT JOIN ingest_files AS f ON f.file_id = l.file_id
+                    LEFT JOIN patterns_learned AS w ON w.file_id = coalesce(l.file_id, -1))
+              WHERE counted
+                 -- a held row, or a record whose message grew after it was learned
+                 OR pattern_id NOT IN (SELECT id FROM patterns WHERE kind = 'shape')
+              GROUP BY pattern_id)"""
     ).fetchall()
     if not delta:
         return Learned()
@@ -159,8 +169,11 @@ def learn(con: Any, now: datetime, settings: miner.Settings | None = None) -> Le
     _store(con, [*shapes.values(), *templates.values(), *retired])
     con.execute("DELETE FROM patterns_learned")
     con.execute(
-        """INSERT INTO patterns_learned
-           SELECT coalesce(file_id, -1), max(coalesce(line_no, -1)) FROM logs GROUP BY 1"""
+        f"""INSERT INTO patterns_learned
+            SELECT coalesce(l.file_id, -1), coalesce(max(l.line_no) FILTER (
+                WHERE coalesce(l.line_no, -1) <= coalesce(f.line_no, {_NO_LIMIT})), -1)
+            FROM logs AS l LEFT JOIN ingest_files AS f ON f.file_id = l.file_id
+            GROUP BY 1"""
     )
     return Learned(rows, new_shapes, new_templates, len(retired))
 

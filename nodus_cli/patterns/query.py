@@ -67,7 +67,7 @@ def list_patterns(con: Any, filters: Filters, top: int | None = None) -> list[tu
             WHERE {where} GROUP BY 1"""
     else:
         stats = """SELECT id, count, first_seen, last_seen, levels, sources FROM patterns
-            WHERE kind = 'template' AND absorbed_by IS NULL"""
+            WHERE kind = 'template' AND absorbed_by IS NULL AND count > 0"""
     sql = f"""SELECT st.id, st.count, t.first_seen AS first_ever, st.first_seen, st.last_seen,
             st.levels, st.sources, t.template
         FROM ({stats}) AS st JOIN patterns AS t ON t.id = st.id AND t.kind = 'template'

@@ -213,3 +213,17 @@ def test_a_later_pattern_absorbs_an_earlier_one_and_old_rows_follow(run_nodus, t
     # rows are never rewritten: the first file's rows keep their shape ids
     rows = run_nodus("query", "SELECT count(*) FROM logs WHERE pattern_id IS NULL", "-f", "csv")
     assert rows.stdout.splitlines()[1] == "0"
+
+
+def test_a_line_still_being_written_counts_once_when_complete(run_nodus, tmp_path):
+    path = tmp_path / "growing.jsonl"
+    done = json.dumps({"ts": "2026-11-01T00:00:00Z", "level": "info", "msg": "job 1 done"})
+    path.write_text(done + "\n" + '{"ts": "2026-11-01T00:00:01Z", "level": "info", "msg": "jo')
+    assert run_nodus("-q", "ingest", str(path)).returncode == 0
+    assert sum(_current(run_nodus).values()) == 1  # the half line is held, not counted
+    with path.open("a") as handle:
+        handle.write('b 2 done"}\n')
+    assert run_nodus("-q", "ingest", str(path)).returncode == 0
+    assert _current(run_nodus) == {next(iter(_current(run_nodus))): 2}
+    again = run_nodus("-q", "ingest", str(path))
+    assert again.returncode == 0 and sum(_current(run_nodus).values()) == 2
