@@ -126,6 +126,18 @@ def read_sql_argument(sql: str) -> str:
     return text
 
 
+AllowFilesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-files",
+        metavar="PATH",
+        help="Let the SQL read this file or directory (repeatable); without it SQL reads "
+        "only the store. The workspace's own files are never readable.",
+        show_default=False,
+    ),
+]
+
+
 def query(
     sql: Annotated[str, typer.Argument(help="SQL to run, '-' for stdin, or @FILE.")],
     fmt: FormatOption = None,
@@ -152,8 +164,13 @@ def query(
             show_default=False,
         ),
     ] = None,
+    allow_files: AllowFilesOption = None,
 ) -> None:
-    """Run read-only SQL over the store or a Parquet export (statements that write are refused)."""
+    """Run read-only SQL over the store or a Parquet export (statements that write are refused).
+
+    The SQL runs on a read-only connection that cannot reach files, the network or
+    extensions, nor change its settings (see nodus-security(7)).
+    """
     from nodus_cli.sqltools.querylog import record_query
     from nodus_cli.store.query import run_query
 
@@ -161,13 +178,21 @@ def query(
     if engine is not QueryEngine.duckdb or data is not None or master is not None:
         from nodus_cli.scaleout.engines import query_export
 
-        with query_export(text, engine, data, master=master, limit=limit) as exported:
+        with query_export(
+            text,
+            engine,
+            data,
+            master=master,
+            limit=limit,
+            allow_files=allow_files or [],
+            protected=[state.workspace().root],
+        ) as exported:
             for message in exported.warnings:
                 warn(message)
             output = resolve_format(fmt, as_json)
             render_rows(exported.columns, exported.rows, output, types=exported.types)
         return
-    with state.open_store(read_only=True) as store:
+    with state.open_user_sql(allow_files or []) as store:
         started = time.perf_counter()
         result = run_query(store, text, limit=limit)
         count = render_rows(

@@ -75,13 +75,17 @@ def detect(
     and gets the same result as one long run. Anomalies go to the anomalies table.
     """
     from nodus_cli.anomaly.detect import detect as run_detect
-    from nodus_cli.anomaly.source import parse_series, sql_source
+    from nodus_cli.anomaly.source import fetch_sql_points, parse_series, sql_source
     from nodus_cli.cli.core import read_sql_argument
 
     if (series is None) == (sql is None):
         raise UsageError("give a SERIES or --sql QUERY (one of them)")
+    since_time = parse_time(since) if since else None
+    until_time = parse_time(until) if until else None
     if sql is not None:
         source = sql_source(read_sql_argument(sql))
+        with state.open_user_sql() as sandbox:  # the query never runs where it could write
+            source = fetch_sql_points(sandbox, source, since=since_time, until=until_time)
     else:
         assert series is not None
         source = parse_series(series)
@@ -90,8 +94,8 @@ def detect(
             store,
             source,
             method_name=method,
-            since=parse_time(since) if since else None,
-            until=parse_time(until) if until else None,
+            since=since_time,
+            until=until_time,
             from_scratch=from_scratch,
             on_progress=advance,
         )
