@@ -32,27 +32,48 @@ ENGINES = ("duckdb", "river", "sqlglot", "cryptography", "typer", "rich", "tomlk
 
 def init(
     directory: Annotated[
-        Path, typer.Argument(help="Directory to create .nodus/ in.", show_default=".")
-    ] = Path("."),
+        Path | None, typer.Argument(help="Directory to create .nodus/ in.", show_default=".")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Start the store over: move the existing one aside (kept as "
+            "store.duckdb.broken-TIME) and create an empty one; keys and settings stay. "
+            "Without DIRECTORY, the workspace the other commands use.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace (.nodus/ with store, keyring and nodus.toml) in DIRECTORY."""
     from nodus_cli.store import Invocation, open_store
+    from nodus_cli.store.db import set_aside
 
-    ws, created = init_workspace(directory)
+    if force and directory is None:
+        ws, created = state.workspace().ensure(), False
+    else:
+        ws, created = init_workspace(directory or Path("."))
+    kept = set_aside(ws.store_path) if force else None
     invocation = Invocation.from_argv("init", state.STATE.argv)
     with open_store(ws, lock_timeout=state.lock_timeout(ws), invocation=invocation) as store:
-        if created:
-            store.record("ok", {"workspace": str(ws.root)})
+        if created or kept:
+            summary = {"workspace": str(ws.root)}
+            if kept:
+                summary["set_aside"] = str(kept)
+            store.record("ok", summary)
         version = store.schema_version
     document = {
         "workspace": str(ws.root),
         "created": created,
         "store": str(ws.store_path),
         "schema_version": version,
+        "set_aside": str(kept) if kept else None,
     }
     if as_json:
         emit_json(document)
+        return
+    if kept:
+        say(f"Moved the old store aside to {kept}; started a new one in {ws.root}")
     else:
         verb = "Initialised" if created else "Already initialised:"
         say(f"{verb} workspace {ws.root}")

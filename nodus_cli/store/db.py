@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import getpass
 import json
 import os
@@ -381,6 +382,35 @@ def _create(path: Path, invocation: Invocation) -> None:
         fsync_dir(path.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move a store (with its WAL and guard) aside under a dated name, to start over.
+
+    Nothing is deleted: the old file stays beside the new store for a later rescue.
+    Refused while another process has the store open.
+    """
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = path.with_name(f"{path.name}.broken-{stamp}")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock DuckDB takes
+        except OSError:
+            raise StoreLockedError(
+                f"store {path} is open in another process; stop it before starting over"
+            ) from None
+        for suffix in (".wal", ".guard"):
+            companion = path.with_name(path.name + suffix)
+            if companion.exists():
+                os.rename(companion, kept.with_name(kept.name + suffix))
+        os.rename(path, kept)
+        fsync_dir(path.parent)
+    finally:
+        os.close(fd)
+    return kept
 
 
 def open_store(

@@ -121,7 +121,7 @@ def sql_error_text(exc: Exception) -> str:
     return " ".join(kept) or type(exc).__name__
 
 
-def sql_input_error(exc: Exception) -> InputError:
+def sql_input_error(exc: Exception) -> InputError | UsageError:
     """A DuckDB error of user SQL as one line; a refused file access says how to allow it."""
     import duckdb
 
