@@ -60,18 +60,23 @@ def allow_files(paths: Iterable[Path], *, protected: Sequence[Path]) -> FileAllo
     guarded = [p.resolve() for p in protected]
     directories: list[str] = []
     files: list[str] = []
+    expanded: set[Path] = set()
 
-    def add(path: Path) -> None:
+    def add(path: Path) -> None:  # ``path`` is resolved: DuckDB compares resolved paths
         if not any(_within(g, path) for g in guarded):
             (directories if path.is_dir() else files).append(str(path) + os.sep * path.is_dir())
             return
+        if path in expanded:  # a link back up the tree
+            return
+        expanded.add(path)
         try:
             entries = sorted(path.iterdir())
         except OSError as exc:
             raise UsageError(f"--allow-files {path}: {exc.strerror}") from None
         for entry in entries:
-            if not any(_within(entry, g) for g in guarded):
-                add(entry)
+            real = entry.resolve()
+            if real.exists() and not any(_within(real, g) for g in guarded):
+                add(real)
 
     for given in paths:
         try:
