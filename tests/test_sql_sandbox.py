@@ -208,6 +208,25 @@ def test_detect_sql_still_scores_and_resumes(run_nodus: Any, workspace: Path) ->
     assert json.loads(again.stdout)["scored"] == 0
 
 
+def test_detect_sql_reads_own_files_only_with_allow_files(run_nodus: Any, workspace: Path) -> None:
+    (workspace / "m.csv").write_text("t,v\n2026-01-01T00:00:00Z,1\n2026-01-01T00:01:00Z,2\n")
+    sql = "SELECT t, v FROM 'm.csv'"
+    assert "--allow-files" in _one_line_error(run_nodus("detect", "--sql", sql, cwd=workspace))
+    allowed = run_nodus("detect", "--allow-files", "m.csv", "--sql", sql, "--json", cwd=workspace)
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["scored"] == 2
+
+
+def test_export_takes_no_sql_in_its_names(run_nodus: Any, workspace: Path) -> None:
+    """export builds its SQL from validated, quoted names: nothing of the user's runs."""
+    for args in (
+        ["logs", "--partition-by", "day(time)) TO 'pwn.csv'; --"],
+        ["logs\" TO 'pwn.csv' --", "--partition-by", "none"],
+    ):
+        _one_line_error(run_nodus("export", *args, "--to", "out", cwd=workspace))
+    assert not list(workspace.rglob("pwn.csv"))
+
+
 def test_advise_does_not_run_a_spooled_delete(
     run_nodus: Any, workspace: Path, nodus_home: Path
 ) -> None:
