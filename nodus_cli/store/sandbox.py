@@ -133,15 +133,19 @@ def sql_input_error(exc: Exception) -> InputError | UsageError:
     text = f"SQL error: {sql_error_text(exc)}"
     if isinstance(exc, duckdb.PermissionException):
         text += f" ({ALLOW_FILES_HINT})"
-    elif "read-only mode" in text:
-        return _refuse("writing")
+    elif "read-only mode" in text:  # a write inside a read (nextval, a CTE that deletes)
+        return _read_only("the SQL would change the store")
     return InputError(text)
 
 
 def _refuse(kind: str, explained: bool = False) -> UsageError:
     wrapped = " inside EXPLAIN" if explained else ""
+    return _read_only(f"refusing a {kind} statement{wrapped}")
+
+
+def _read_only(what: str) -> UsageError:
     return UsageError(
-        f"nodus query is read-only: refusing a {kind} statement{wrapped} "
+        f"nodus query is read-only: {what} "
         "(use nodus load or the command that owns the table to change data)"
     )
 
