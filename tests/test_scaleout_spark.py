@@ -28,6 +28,7 @@ from nodus_cli.scaleout.engines import (
 )
 from nodus_cli.scaleout.export import export_tables
 from nodus_cli.store import Store, open_store
+from nodus_cli.store.db import open_user_sql
 from nodus_cli.store.query import load_file, run_query
 from nodus_cli.workspace import Workspace
 
@@ -48,11 +49,13 @@ def spark() -> Iterator[Any]:
 def tpch(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Path]]:
     """A store with the small TPC-H tables (nodus load) and their Parquet export."""
     root = tmp_path_factory.mktemp("tpch")
-    with open_store(Workspace(root / "ws", "--home")) as store:
+    workspace = Workspace(root / "ws", "--home")
+    with open_store(workspace) as store:
         for table in TPCH_TABLES:
             load_file(store, shared / "data" / "tpch" / f"{table}.csv.gz", table)
         export_tables(store, list(TPCH_TABLES), root / "export")
-        yield store, root / "export"
+    with open_user_sql(workspace) as sandbox:  # the queries run where user SQL runs
+        yield sandbox, root / "export"
 
 
 def _comparable(value: Any) -> Any:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.store.db import Store
-from nodus_cli.store.query import sql_error_text
+from nodus_cli.store.sandbox import check_read_only, sql_error_text, sql_input_error
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _SERIES = re.compile(r"^\s*(?P<name>[^{}\s]+)\s*(?:\{(?P<labels>.*)\})?\s*$")
 _LABEL = re.compile(
@@ -26,6 +28,8 @@ class Source:
     name: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     sql: str | None = None
+    # A query source's (epoch µs, values), read on a sandboxed store (fetch_sql_points).
+    points: tuple[Any, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def parse_series(text: str) -> Source:
@@ -56,6 +60,27 @@ def sql_source(sql: str) -> Source:
     return Source(f"sql:{digest}", sql=sql)
 
 
+def fetch_sql_points(
+    store: Store,
+    source: Source,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Source:
+    """Run a query source's SQL on a sandboxed store and keep its points in the source.
+
+    The command then opens the store for writing with no user SQL left to run there
+    (a writable connection never sees the user's SQL).
+    """
+    if source.sql is None:
+        return source
+    if not store.sandboxed:
+        raise ValueError("user SQL runs only on a sandboxed store (open_user_sql)")
+    inner, params = _sql_inner(store, source.sql)
+    points = _points(store, inner, params, since=since, until=until)
+    return replace(source, points=points)
+
+
 def read_points(
     store: Store,
     source: Source,
@@ -67,14 +92,54 @@ def read_points(
     """(epoch microseconds, values) in time order, one point per time (mean of duplicates).
 
     Missing and non-finite values are skipped. A series with no rows at all is
-    ``NotFoundError``; a window with no new rows is just empty.
+    ``NotFoundError``; a window with no new rows is just empty. A query source's
+    points come from ``fetch_sql_points``, run before.
     """
+    if source.sql is not None:
+        if source.points is None:
+            raise ValueError("a query source is read on a sandboxed store first")
+        return _within_bounds(source.points, after=after, since=since, until=until)
+    inner, params = _series_inner(store, source)
+    return _points(store, inner, params, after=after, since=since, until=until)
+
+
+def _epoch_us(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _within_bounds(
+    points: tuple[Any, Any],
+    *,
+    after: datetime | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[Any, Any]:
+    import numpy as np
+
+    times_us, values = points
+    keep = np.ones(len(times_us), dtype=bool)
+    if after is not None:
+        keep &= times_us > _epoch_us(after)
+    if since is not None:
+        keep &= times_us >= _epoch_us(since)
+    if until is not None:
+        keep &= times_us <= _epoch_us(until)
+    return times_us[keep], values[keep]
+
+
+def _points(
+    store: Store,
+    inner: str,
+    params: list[Any],
+    *,
+    after: datetime | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[Any, Any]:
     import duckdb
 
-    if source.sql is not None:
-        inner, params = _sql_inner(store, source.sql)
-    else:
-        inner, params = _series_inner(store, source)
     where = ["v IS NOT NULL", "isfinite(v)"]
     for bound, op in ((after, ">"), (since, ">="), (until, "<=")):
         if bound is not None:
@@ -87,6 +152,7 @@ def read_points(
     try:
         arrays = store.con.execute(query, params).fetchnumpy()
     except duckdb.Error as exc:
+        store.raise_if_damaged(exc)
         raise InputError(f"cannot read points: {sql_error_text(exc)}") from None
     import numpy as np
 
@@ -109,16 +175,15 @@ def _series_inner(store: Store, source: Source) -> tuple[str, list[Any]]:
 def _sql_inner(store: Store, sql: str) -> tuple[str, list[Any]]:
     import duckdb
 
-    from nodus_cli.store.query import check_read_only
-
-    statements = check_read_only(store, sql)
+    statements = check_read_only(store.con, sql)
     if len(statements) != 1:
         raise UsageError("--sql takes exactly one SELECT statement")
     text = sql.strip().rstrip(";")
     try:
         cursor = store.con.execute(f"SELECT * FROM ({text}) AS q LIMIT 0")
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
+        store.raise_if_damaged(exc)
+        raise sql_input_error(exc) from None
     columns = [d[0] for d in cursor.description or []]
     if len(columns) < 2:
         raise InputError("--sql must return two columns: time, value")

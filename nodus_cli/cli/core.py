@@ -44,30 +44,52 @@ def init(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Start the store over: move the existing one aside (kept as "
+            "store.duckdb.broken-TIME) and create an empty one; keys and settings stay. "
+            "Without DIRECTORY, the workspace the other commands use.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace (store, keyring and nodus.toml): --home or NODUS_HOME, else .nodus/."""
     from nodus_cli.store import Invocation, open_store
+    from nodus_cli.store.db import set_aside
 
-    ws, created = init_workspace(directory, home=state.STATE.home)
-    named = state.workspace()
-    if directory is not None and named.found_by in ("--home", "NODUS_HOME"):
-        warn(
-            f"{named.found_by} names {named.root}: other commands use that workspace, not this one"
-        )
+    if force and directory is None:
+        ws, created = state.workspace().ensure(), False
+    else:
+        ws, created = init_workspace(directory, home=state.STATE.home)
+        named = state.workspace()
+        if directory is not None and named.found_by in ("--home", "NODUS_HOME"):
+            warn(
+                f"{named.found_by} names {named.root}: other commands use that workspace, "
+                "not this one"
+            )
+    kept = set_aside(ws.store_path) if force else None
     invocation = Invocation.from_argv("init", state.STATE.argv)
     with open_store(ws, lock_timeout=state.lock_timeout(ws), invocation=invocation) as store:
-        if created:
-            store.record("ok", {"workspace": str(ws.root)})
+        if created or kept:
+            summary = {"workspace": str(ws.root)}
+            if kept:
+                summary["set_aside"] = str(kept)
+            store.record("ok", summary)
         version = store.schema_version
     document = {
         "workspace": str(ws.root),
         "created": created,
         "store": str(ws.store_path),
         "schema_version": version,
+        "set_aside": str(kept) if kept else None,
     }
     if as_json:
         emit_json(document)
+        return
+    if kept:
+        say(f"Moved the old store aside to {kept}; started a new one in {ws.root}")
     else:
         verb = "Initialised" if created else "Already initialised:"
         say(f"{verb} workspace {ws.root}")
@@ -150,6 +172,18 @@ def read_sql_argument(sql: str) -> str:
     return text
 
 
+AllowFilesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-files",
+        metavar="PATH",
+        help="Let the SQL read this file or directory (repeatable); without it SQL reads "
+        "only the store. The workspace's own files are never readable.",
+        show_default=False,
+    ),
+]
+
+
 def query(
     sql: Annotated[str, typer.Argument(help="SQL to run, '-' for stdin, or @FILE.")],
     fmt: FormatOption = None,
@@ -176,8 +210,13 @@ def query(
             show_default=False,
         ),
     ] = None,
+    allow_files: AllowFilesOption = None,
 ) -> None:
-    """Run read-only SQL over the store or a Parquet export (statements that write are refused)."""
+    """Run read-only SQL over the store or a Parquet export (statements that write are refused).
+
+    The SQL runs on a read-only connection that cannot reach files, the network or
+    extensions, nor change its settings (see nodus-security(7)).
+    """
     from nodus_cli.sqltools.querylog import record_query
     from nodus_cli.store.query import run_query
 
@@ -188,14 +227,22 @@ def query(
         with contextlib.ExitStack() as stack:
             with child_stderr_quiet():  # the JVM starts here
                 exported = stack.enter_context(
-                    query_export(text, engine, data, master=master, limit=limit)
+                    query_export(
+                        text,
+                        engine,
+                        data,
+                        master=master,
+                        limit=limit,
+                        allow_files=allow_files or [],
+                        protected=[state.workspace().root],
+                    )
                 )
             for message in exported.warnings:
                 warn(message)
             output = resolve_format(fmt, as_json)
             render_rows(exported.columns, exported.rows, output, types=exported.types)
         return
-    with state.open_store(read_only=True) as store:
+    with state.open_user_sql(allow_files or []) as store:
         started = time.perf_counter()
         result = run_query(store, text, limit=limit)
         count = render_rows(

@@ -8,6 +8,7 @@ import typer
 
 from nodus_cli.anomaly.methods import METHODS  # cheap: no heavy imports
 from nodus_cli.cli import state
+from nodus_cli.cli.core import AllowFilesOption
 from nodus_cli.cli.output import (
     Format,
     FormatOption,
@@ -66,6 +67,7 @@ def detect(
         bool,
         typer.Option("--from-scratch", help="Forget the saved detector state and start over."),
     ] = False,
+    allow_files: AllowFilesOption = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -75,13 +77,19 @@ def detect(
     and gets the same result as one long run. Anomalies go to the anomalies table.
     """
     from nodus_cli.anomaly.detect import detect as run_detect
-    from nodus_cli.anomaly.source import parse_series, sql_source
+    from nodus_cli.anomaly.source import fetch_sql_points, parse_series, sql_source
     from nodus_cli.cli.core import read_sql_argument
 
     if (series is None) == (sql is None):
         raise UsageError("give a SERIES or --sql QUERY (one of them)")
+    if allow_files and sql is None:
+        raise UsageError("--allow-files goes with --sql")
+    since_time = parse_time(since) if since else None
+    until_time = parse_time(until) if until else None
     if sql is not None:
         source = sql_source(read_sql_argument(sql))
+        with state.open_user_sql(allow_files or []) as sandbox:  # never where it could write
+            source = fetch_sql_points(sandbox, source, since=since_time, until=until_time)
     else:
         assert series is not None
         source = parse_series(series)
@@ -90,8 +98,8 @@ def detect(
             store,
             source,
             method_name=method,
-            since=parse_time(since) if since else None,
-            until=parse_time(until) if until else None,
+            since=since_time,
+            until=until_time,
             from_scratch=from_scratch,
             on_progress=advance,
         )

@@ -76,7 +76,7 @@ def _database(db: Path | None, *, needed: bool) -> Iterator[Any]:
     if not needed and not state.workspace().store_path.exists():
         yield None
         return
-    with state.open_store(read_only=True) as store:
+    with state.open_user_sql() as store:
         yield store.con
 
 
@@ -273,13 +273,14 @@ def advise(
 ) -> None:
     """List the slowest queries from the query log, each with a verified faster rewrite."""
     from nodus_cli.sqltools.advise import advise as advise_slowest
+    from nodus_cli.sqltools.advise import slowest_queries
     from nodus_cli.sqltools.rewrite import resolve_rules
 
     names = resolve_rules(rules)
     with state.open_store() as store:
-        folded, advice = advise_slowest(
-            store, limit=limit, rules=names, runs=runs, on_progress=detail
-        )
+        folded, slow = slowest_queries(store, limit)
+    with state.open_user_sql() as sandbox:
+        advice = advise_slowest(sandbox, slow, rules=names, runs=runs, on_progress=detail)
     if folded.skipped_lines:
         warn(f"skipped {folded.skipped_lines} unreadable line(s) of the query spool")
     if as_json and fmt is None:

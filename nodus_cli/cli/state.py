@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodus_cli.workspace import Workspace, find_workspace
@@ -58,6 +60,16 @@ def open_store(*, read_only: bool = False) -> Store:
     detail(f"workspace {ws.root} (found by {ws.found_by}), store {ws.store_path}")
     invocation = Invocation.from_argv(command_path(), STATE.argv)
     return _open(ws, read_only=read_only, lock_timeout=lock_timeout(ws), invocation=invocation)
+
+
+def open_user_sql(allow_files: Sequence[Path] = ()) -> Store:
+    """The store sandboxed for SQL a user or a file supplied (read-only, locked down)."""
+    from nodus_cli.store import Invocation
+    from nodus_cli.store.db import open_user_sql as _open
+
+    ws = workspace()
+    invocation = Invocation.from_argv(command_path(), STATE.argv)
+    return _open(ws, allow=allow_files, lock_timeout=lock_timeout(ws), invocation=invocation)
 
 
 def command_path() -> str:

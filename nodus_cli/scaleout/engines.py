@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,10 @@ from nodus_cli.scaleout.dataset import (
     quote_identifier,
     sql_literal,
 )
-from nodus_cli.store.db import CONNECTION_CONFIG, Invocation, Store
+from nodus_cli.store.db import Invocation, Store
 from nodus_cli.store.query import QueryResult, run_query
+from nodus_cli.store.sandbox import SANDBOX_CONFIG, FileAllowance, check_read_only, lock_down
+from nodus_cli.store.sandbox import allow_files as allow_files_for_sql
 
 if TYPE_CHECKING:
     from nodus_cli.sqltools.transpile import TranspileResult
@@ -75,8 +77,13 @@ def query_export(
     *,
     master: str | None = None,
     limit: int | None = None,
+    allow_files: Sequence[Path] = (),
+    protected: Sequence[Path] = (),
 ) -> Iterator[EngineResult]:
-    """Run read-only ``sql`` over the export in ``data``; the result is valid in the block."""
+    """Run read-only ``sql`` over the export in ``data``; the result is valid in the block.
+
+    On DuckDB the SQL may read the export and ``allow_files`` (never ``protected``).
+    """
     if master is not None and engine is not QueryEngine.spark:
         raise UsageError("--master goes with --engine spark")
     if data is None:
@@ -86,7 +93,8 @@ def query_export(
         )
     tables = exported_tables(Path(data))
     if engine is QueryEngine.duckdb:
-        with _duckdb_over(tables) as store:
+        allowance = allow_files_for_sql([Path(data), *allow_files], protected=protected)
+        with _duckdb_over(tables, allowance) as store:
             result = run_query(store, sql, limit=limit)
             yield EngineResult(result.columns, result.types, result.rows)
         return
@@ -102,25 +110,25 @@ def query_export(
 
 
 @contextlib.contextmanager
-def _memory_store() -> Iterator[Store]:
-    """An in-memory DuckDB dressed as a read-only store, for the store's query functions."""
+def _duckdb_over(tables: list[ExportedTable], allowance: FileAllowance) -> Iterator[Store]:
+    """An in-memory DuckDB whose views read the exported tables, locked down for user SQL.
+
+    Its catalog is writable (it lives and dies with this run), so the statement check
+    is what keeps a COPY from writing into the allowed export directory.
+    """
     import duckdb
 
-    con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
+    con = duckdb.connect(":memory:", config=SANDBOX_CONFIG)
     try:
-        yield Store(con, Path(":memory:"), read_only=True, invocation=Invocation("query"))
-    finally:
-        con.close()
-
-
-@contextlib.contextmanager
-def _duckdb_over(tables: list[ExportedTable]) -> Iterator[Store]:
-    """An in-memory DuckDB whose views read the exported tables."""
-    with _memory_store() as store:
         for table in tables:
             name = quote_identifier(table.name)
-            store.con.execute(f"CREATE VIEW {name} AS {_duckdb_source(table)}")
-        yield store
+            con.execute(f"CREATE VIEW {name} AS {_duckdb_source(table)}")
+        lock_down(con, allowance)
+        yield Store(
+            con, Path(":memory:"), read_only=True, invocation=Invocation("query"), sandboxed=True
+        )
+    finally:
+        con.close()
 
 
 def _duckdb_source(table: ExportedTable) -> str:
@@ -140,10 +148,13 @@ def _duckdb_source(table: ExportedTable) -> str:
 
 def _check_read_only(sql: str) -> None:
     """The same refusal of writes as on the store, decided by DuckDB's parser."""
-    from nodus_cli.store.query import check_read_only
+    import duckdb
 
-    with _memory_store() as store:
-        check_read_only(store, sql)
+    con = duckdb.connect(":memory:", config=SANDBOX_CONFIG)
+    try:
+        check_read_only(con, sql)
+    finally:
+        con.close()
 
 
 # --- Spark --------------------------------------------------------------------------------
