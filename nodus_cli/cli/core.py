@@ -211,6 +211,15 @@ def query(
         ),
     ] = None,
     allow_files: AllowFilesOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="TIME",
+            help="Read the store as it was known at TIME: rows committed after it are hidden "
+            "(nodus tables says which tables can be read so).",
+        ),
+    ] = None,
 ) -> None:
     """Run read-only SQL over the store or a Parquet export (statements that write are refused).
 
@@ -242,7 +251,13 @@ def query(
             output = resolve_format(fmt, as_json)
             render_rows(exported.columns, exported.rows, output, types=exported.types)
         return
+    if as_of is not None and (engine is not QueryEngine.duckdb or data is not None):
+        raise UsageError("--as-of reads the store; it does not apply to --data or --engine spark")
     with state.open_user_sql(allow_files or []) as store:
+        if as_of is not None:
+            from nodus_cli.store.asof import shadow_as_of
+
+            shadow_as_of(store.con, parse_time(as_of))
         started = time.perf_counter()
         result = run_query(store, text, limit=limit)
         count = render_rows(
@@ -252,7 +267,11 @@ def query(
 
 
 def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
-    """List the store's tables with row counts and columns."""
+    """List the store's tables with row counts and columns.
+
+    as_of names the column query --as-of cuts a table on; "-": the table is read as it
+    is now (tables loaded with nodus load, nodus's bookkeeping).
+    """
     from nodus_cli.store.query import list_tables
 
     with state.open_store(read_only=True) as store:
@@ -264,6 +283,7 @@ def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
                     "table": t.name,
                     "rows": t.rows,
                     "owner": t.owner,
+                    "as_of": t.as_of,
                     "columns": [{"name": n, "type": ty} for n, ty in t.columns],
                 }
                 for t in infos
@@ -271,8 +291,11 @@ def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
         )
         return
     render_rows(
-        ["table", "rows", "owner", "columns"],
-        ((t.name, t.rows, t.owner, ", ".join(f"{n} {ty}" for n, ty in t.columns)) for t in infos),
+        ["table", "rows", "owner", "as_of", "columns"],
+        (
+            (t.name, t.rows, t.owner, t.as_of or "-", ", ".join(f"{n} {ty}" for n, ty in t.columns))
+            for t in infos
+        ),
         resolve_format(fmt, as_json),
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
+from nodus_cli.store.asof import as_of_column
 from nodus_cli.store.db import Store
 from nodus_cli.store.migrations import NODUS_TABLES
 from nodus_cli.store.sandbox import check_read_only, sql_error_text, sql_input_error
@@ -68,6 +69,7 @@ class TableInfo:
     rows: int
     columns: list[tuple[str, str]]  # (name, type)
     owner: str  # "nodus" for tables nodus manages, "user" for loaded ones
+    as_of: str | None  # the column --as-of cuts it on; None: read as it is now
 
 
 def list_tables(store: Store) -> list[TableInfo]:
@@ -79,7 +81,7 @@ def list_tables(store: Store) -> list[TableInfo]:
         columns.setdefault(table, []).append((column, data_type))
     counts = store.table_counts()
     return [
-        TableInfo(name, counts[name], columns.get(name, []), _owner(name))
+        TableInfo(name, counts[name], columns.get(name, []), _owner(name), as_of_column(name))
         for name in store.table_names()
     ]
 
