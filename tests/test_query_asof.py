@@ -17,10 +17,10 @@ def test_query_as_of_hides_rows_committed_later(run_nodus, tmp_path):
     second = tmp_path / "b.jsonl"
     second.write_text(json.dumps({"ts": "2026-10-01T00:00:00Z", "msg": "b"}) + "\n")
     assert run_nodus("-q", "ingest", str(second)).returncode == 0
-    sql = "SELECT string_agg(message, ',' ORDER BY message) AS m FROM logs"
+    sql = "SELECT string_agg(message, '+' ORDER BY message) AS m FROM logs"
     now = run_nodus("query", sql, "-f", "csv")
     then = run_nodus("query", sql, "--as-of", between, "-f", "csv")
-    assert now.stdout.splitlines()[1] == "a,b"
+    assert now.stdout.splitlines()[1] == "a+b"
     assert then.stdout.splitlines()[1] == "a"  # b.jsonl (older events) came later
     tables = json.loads(run_nodus("tables", "--json").stdout)
     as_of = {t["table"]: t["as_of"] for t in tables}
