@@ -169,6 +169,14 @@ def transpile(
     to_dialect: Annotated[
         str, typer.Option("--to", help="Dialect to write (sqlglot name).", show_default=False)
     ] = "",
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Write functions and constructs the target is not known to have, with a "
+            "warning for each, instead of refusing them (exit 2).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Translate SQL between dialects; a construct the target lacks is an error (exit 2)."""
@@ -176,7 +184,9 @@ def transpile(
 
     if not to_dialect:
         raise UsageError("--to is required (the dialect to write)")
-    result = transpile_sql(_read_source(source), from_dialect, to_dialect)
+    result = transpile_sql(
+        _read_source(source), from_dialect, to_dialect, allow_unverified=allow_unverified
+    )
     if as_json:
         emit_json(
             {
