@@ -20,7 +20,7 @@ from nodus_cli.cli.output import (
     say,
     warn,
 )
-from nodus_cli.errors import CheckFailed, InputError, UsageError
+from nodus_cli.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from nodus_cli.sqltools.catalog import Catalog
@@ -212,27 +212,41 @@ def lint(
         bool,
         typer.Option(
             "--fix",
-            help="Apply the safe fixes (files in place, rewritten in sqlglot's layout; stdin "
-            "fixed to stdout). A fix that would change the output columns or their order is "
-            "never applied.",
+            help="Apply the safe fixes: files in place, stdin fixed to stdout. A fix edits "
+            "only the text it changes; one that would change the output columns or their "
+            "order is never applied.",
         ),
     ] = False,
+    diff: Annotated[
+        bool,
+        typer.Option("--diff", help="Print the fixes as a unified diff instead of applying them."),
+    ] = False,
     dialect: DialectOption = "duckdb",
-    db: DbOption = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="DuckDB file the SQL runs on: its schema informs the rules and fixes are "
+            "checked by execution on it (every table the SQL reads must be there).",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Find real bugs and slow patterns in SQL; exit 1 when findings remain."""
+    """Find real bugs and slow patterns in SQL; findings on stdout, exit 1 when any remain."""
     from nodus_cli.fsutil import atomic_write
     from nodus_cli.sqltools.lint import LintResult, fix_source, lint_source
 
     names = sources or ["-"]
+    fixing = fix or diff
     results: list[LintResult] = []
+    texts: dict[str, str] = {}
     with _database(db, needed=False) if db is not None else contextlib.nullcontext() as con:
         catalog = _catalog(con)
         for name in names:
-            text = _read_source(name)
-            if fix:
+            text = texts[name] = _read_source(name)
+            if fixing:
                 result = fix_source(text, name, dialect=dialect, catalog=catalog, con=con)
             else:
                 result = lint_source(text, name, dialect=dialect, catalog=catalog)
@@ -240,37 +254,57 @@ def lint(
     findings = [f for result in results for f in result.findings]
     remaining = [f for f in findings if not f.fixed]
     output = resolve_format(fmt, as_json)
-    # Fixed SQL from stdin goes to stdout, so the findings then go to stderr as lines.
-    sql_to_stdout = fix and output is Format.table and any(r.file == "-" for r in results)
+    # stdout carries the fixed SQL from stdin, or the diff: the findings then go to stderr.
+    sql_to_stdout = diff or (fix and output is Format.table and "-" in names)
     for result in results:
         for refused in result.refused_fixes:
             warn(f"fix not applied: {refused}")
         if result.fixed_sql is None:
             continue
-        if result.file != "-":
+        if diff:
+            sys.stdout.write(_unified_diff(texts[result.file], result.fixed_sql, result.file))
+        elif result.file != "-":
             atomic_write(Path(result.file), result.fixed_sql.encode())
         elif sql_to_stdout:
             sys.stdout.write(result.fixed_sql)
-    if as_json and fmt is None:
+    if as_json and fmt is None and not sql_to_stdout:
         emit_json(
             {
                 "findings": [f.as_dict() for f in findings],
-                "fixed": sum(f.fixed for f in findings),
+                "fixed": sum(f.fixed for f in findings) if not diff else 0,
+                "fixable": sum(f.fixed for f in findings) if diff else 0,
                 "remaining": len(remaining),
                 "fixed_sql": {r.file: r.fixed_sql for r in results if r.fixed_sql},
             }
         )
-    elif sql_to_stdout:
+    elif output is Format.table or sql_to_stdout:
+        stream = sys.stderr if sql_to_stdout else sys.stdout
         for f in findings:
-            say(f"{f.file}:{f.line}:{f.column}: {f.code} {f.message}{' (fixed)' * f.fixed}")
+            state_note = (" (fixable)" if diff else " (fixed)") if f.fixed else ""
+            stream.write(f"{f.file}:{f.line}:{f.column}: {f.code} {f.message}{state_note}\n")
     else:
         render_rows(
             ["file", "line", "column", "code", "rule", "message", "fixed"],
             ((f.file, f.line, f.column, f.code, f.name, f.message, f.fixed) for f in findings),
             output,
         )
-    if remaining:
-        raise CheckFailed(f"{len(remaining)} finding(s) in {len(names)} file(s)")
+    if remaining or (diff and findings):
+        count = len(findings) if diff else len(remaining)
+        say(f"{count} finding(s) in {len(names)} file(s)")
+        raise typer.Exit(1)
+
+
+def _unified_diff(before: str, after: str, name: str) -> str:
+    import difflib
+
+    label = "stdin" if name == "-" else name
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=label,
+        tofile=label,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 @sql_app.command("advise")
