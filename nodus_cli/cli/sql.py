@@ -110,7 +110,21 @@ def rewrite(
         ),
     ] = False,
     db: DbOption = None,
-    runs: RunsOption = 7,
+    runs: Annotated[
+        int,
+        typer.Option(
+            "--runs", min=1, help="Interleaved timing pairs before the interval is first looked at."
+        ),
+    ] = 6,
+    budget: Annotated[
+        float,
+        typer.Option(
+            "--budget",
+            min=0.0,
+            help="Seconds of timing at most: the verdict is taken when the time ratio's "
+            "interval is narrow or decided, or when they are spent.",
+        ),
+    ] = 5.0,
     as_json: JsonOption = False,
 ) -> None:
     """Print a rewritten query; with --verify, proven by execution to be no worse."""
@@ -121,7 +135,7 @@ def rewrite(
     with _database(db, needed=verify) as con:
         report = rewrite_sql(text, dialect=dialect, rules=names, con=con)
         if verify:
-            verify_rewrite(report, con, runs=runs, on_progress=detail)
+            verify_rewrite(report, con, runs=runs, budget=budget, on_progress=detail)
     if as_json:
         emit_json({"original": report.original, **report.as_dict()})
         return
@@ -132,8 +146,13 @@ def rewrite(
 
 def _say_verdict(report: "RewriteReport") -> None:
     if report.kept:
-        ratio = report.time_ratio
-        timing = f", {ratio:.2f}x the original's time" if ratio is not None else ""
+        ratio, low, high = report.time_ratio, report.ratio_low, report.ratio_high
+        timing = ""
+        if ratio is not None and low is not None and high is not None:
+            timing = (
+                f", {ratio:.2f}x the original's time (95% interval {low:.2f}-{high:.2f}, "
+                f"{report.runs} interleaved pairs)"
+            )
         say(f"verified: same {report.rows} rows{timing}")
     else:
         say(f"kept the original: {report.reason}")
