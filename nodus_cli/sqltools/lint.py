@@ -77,6 +77,12 @@ LINT_RULES: dict[str, LintRule] = {
             "NOT IN a list that holds NULL is never true",
             "none",
         ),
+        LintRule(
+            "NX009",
+            "set-operation-column-count",
+            "the sides of UNION, INTERSECT or EXCEPT select different numbers of columns",
+            "none",
+        ),
     )
 }
 
@@ -422,6 +428,7 @@ def _check(statement: exp.Expr, catalog: Catalog | None, dialect: str) -> Iterat
     yield from _star_in_view(statement, catalog, dialect)
     yield from _unused_cte(statement)
     yield from _not_in_list_with_null(statement)
+    yield from _set_operation_column_count(statement)
 
 
 def _not_in_nullable(statement: exp.Expr, catalog: Catalog | None) -> Iterator[_Hit]:
@@ -462,6 +469,36 @@ def _not_in_list_with_null(statement: exp.Expr) -> Iterator[_Hit]:
                 "every x; drop the NULL from the list",
                 negation,
             )
+
+
+def _set_operation_column_count(statement: exp.Expr) -> Iterator[_Hit]:
+    from sqlglot import exp
+
+    for operation in statement.find_all(exp.SetOperation):
+        widths = [_width(operation.left), _width(operation.right)]
+        if None in widths or widths[0] == widths[1]:
+            continue
+        yield _Hit(
+            "NX009",
+            f"{operation.key.upper()} of {widths[0]} and {widths[1]} columns: the query fails "
+            "(or, where an engine pads, misaligns them); select the same columns on each side",
+            operation.right,
+        )
+
+
+def _width(query: exp.Expr) -> int | None:
+    """Columns a query selects; None when a star or a nested set operation hides it."""
+    from sqlglot import exp
+
+    while isinstance(query, exp.Subquery):
+        query = query.this
+    if not isinstance(query, exp.Select):
+        return None
+    if any(
+        isinstance(p, exp.Star) or (isinstance(p, exp.Column) and p.is_star) for p in query.selects
+    ):
+        return None
+    return len(query.selects)
 
 
 def _excludes_nulls(select: exp.Select, column: exp.Column) -> bool:

@@ -48,6 +48,10 @@ CASES: dict[str, tuple[str, str]] = {
         "SELECT count(*) FROM logs WHERE NOT level IN ('info', NULL)",
         "SELECT count(*) FROM logs WHERE NOT level IN ('info', 'debug')",
     ),
+    "NX009": (
+        "SELECT a, b FROM t UNION ALL SELECT a FROM u",
+        "SELECT a, b FROM t UNION ALL SELECT a, NULL FROM u",
+    ),
 }
 
 
