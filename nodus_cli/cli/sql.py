@@ -148,7 +148,9 @@ def _say_verdict(report: "RewriteReport") -> None:
     if report.kept:
         ratio, low, high = report.time_ratio, report.ratio_low, report.ratio_high
         timing = ""
-        if ratio is not None and low is not None and high is not None:
+        if report.same_plan:
+            timing = ", the same DuckDB plan as the original (not slower; not timed)"
+        elif ratio is not None and low is not None and high is not None:
             timing = (
                 f", {ratio:.2f}x the original's time (95% interval {low:.2f}-{high:.2f}, "
                 f"{report.runs} interleaved pairs)"

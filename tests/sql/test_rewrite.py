@@ -229,19 +229,52 @@ def test_queries_of_a_millisecond_are_too_fast_to_time(monkeypatch: pytest.Monke
 
 
 def test_noise_stops_at_the_budget_and_keeps_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks that disagree (twice as slow, then twice as fast) leave the verdict open."""
     _fake_clock(
-        monkeypatch, {"a": lambda n: 0.02 * (1 + (n % 2)), "b": lambda n: 0.02 * (1 + (n % 3 == 0))}
+        monkeypatch,
+        {"a": lambda n: 0.02 if n <= 3 else 0.04, "b": lambda n: 0.04 if n <= 3 else 0.02},
     )
     estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=0.0)
     assert len(estimate.timing.first) == 6
     assert estimate.high > rewrite_module.NOT_SLOWER  # undecided: not shown to be not slower
 
 
-def test_five_verifications_of_a_fast_query_give_the_same_verdict(tpch_con: Any) -> None:
-    sql = "SELECT n_name FROM nation WHERE 1 = 1 AND n_nationkey < 5"
+def test_spikes_of_a_busy_machine_do_not_widen_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One run in three preempted (5x slower): the block minima still agree."""
+    _fake_clock(
+        monkeypatch,
+        {"a": lambda n: 0.1 if n % 3 == 0 else 0.02, "b": lambda n: 0.1 if n % 3 == 1 else 0.02},
+    )
+    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.high <= rewrite_module.NOT_SLOWER
+    assert len(estimate.timing.first) == 6
+
+
+def test_a_rewrite_with_the_same_plan_is_kept_without_timing(tpch_con: Any) -> None:
+    report = rewrite_sql("SELECT n_name FROM nation WHERE n_nationkey < 5 AND 1 = 1", con=tpch_con)
+    verify_rewrite(report, tpch_con, budget=0.0)
+    assert report.kept and report.same_plan
+    assert (report.ratio_low, report.ratio_high) == (1.0, 1.0)
+
+
+def _add_a_sort(tree: Any, _ctx: Any) -> Any:
+    """Same rows, a different plan (a sort)."""
+    return tree.order_by("nation.n_name")
+
+
+@pytest.mark.usefixtures("broken_rules")
+def test_five_verifications_of_a_fast_query_give_the_same_verdict(
+    tpch_con: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = dict(rewrite_module.RULES)
+    rules["add_sort"] = Rule("add_sort", "a different plan", False, _add_a_sort)
+    monkeypatch.setattr(rewrite_module, "RULES", rules)
+    sql = "SELECT n_name FROM nation WHERE n_nationkey < 5"
     verdicts = set()
     for _ in range(5):
-        report = rewrite_sql(sql, con=tpch_con)
+        report = rewrite_sql(sql, rules=["add_sort"], con=tpch_con)
         verify_rewrite(report, tpch_con, runs=4, budget=1.0)
         verdicts.add((report.kept, (report.reason or "").split(" (")[0]))
     assert verdicts == {(False, "too fast to time reliably")}
