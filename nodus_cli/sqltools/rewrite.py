@@ -35,6 +35,7 @@ NOT_SLOWER = 1.05  # a rewrite is kept when the interval's upper bound is at mos
 TOO_FAST = 0.005  # seconds: below this for both queries, timing noise decides verdicts
 PRECISION = 0.02  # stop once the interval's half-width (log scale) is this narrow
 MAX_PAIRS = 400
+CLEARLY_SLOWER_WIDTH = 0.1  # an interval this narrow above 1.05 ends the timing early
 BLOCK = 3  # pairs per block: a block's ratio is of its best runs, which preemption spares
 
 
@@ -518,9 +519,9 @@ def measure_ratio(
     min_pairs: int = DEFAULT_RUNS,
     budget: float = DEFAULT_BUDGET,
 ) -> RatioEstimate:
-    """Time ``second`` against ``first`` in interleaved pairs (ABBA order) until the verdict
-    against ``NOT_SLOWER`` is clear, the interval is ``PRECISION`` narrow, or ``budget``
-    seconds are spent. The interval is Student's t over blocks of ``BLOCK`` pairs, each
+    """Time ``second`` against ``first`` in interleaved pairs (ABBA order) until the
+    interval is ``PRECISION`` narrow, clearly above ``NOT_SLOWER``, or ``budget`` seconds
+    are spent. The interval is Student's t over blocks of ``BLOCK`` pairs, each
     giving the log ratio of the two queries' fastest runs in it: interleaving cancels the
     machine's slow drifts, the block minimum the spikes of preemption on a busy machine
     (with per-run ratios, the interval stayed +-7% wide after 100 pairs at load 8 on two
@@ -545,8 +546,11 @@ def measure_ratio(
         mean, half = _log_ratio_interval(timing)
         low, high = math.exp(mean - half), math.exp(mean + half)
         too_fast = max(timing.medians) < TOO_FAST
-        decided = high <= NOT_SLOWER or low > NOT_SLOWER
-        if too_fast or decided or half <= PRECISION or spent >= budget:
+        # Only "clearly slower" ends the timing early: stopping at the first look whose
+        # interval happens to clear 1.05 would keep a rewrite on a lucky streak, and the
+        # verdict would flip between verifications.
+        clearly_slower = low > NOT_SLOWER and half <= CLEARLY_SLOWER_WIDTH
+        if too_fast or clearly_slower or half <= PRECISION or spent >= budget:
             break
         if len(timing.first) >= MAX_PAIRS:
             break

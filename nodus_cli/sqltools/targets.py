@@ -117,6 +117,8 @@ def _sqlite_interval_arithmetic(tree: exp.Expr, warnings: list[str]) -> exp.Expr
         if literal is not None and amount is not None and function == "DATE":
             shifted = _shift_date(literal, sign * amount, unit)
             return exp.func("DATE", exp.Literal.string(shifted.isoformat()))
+        if unit in {"MONTH", "YEAR"} and amount is not None and function == "DATE":
+            return _sqlite_month_shift(base, sign * amount * (12 if unit == "YEAR" else 1))
         if unit in {"MONTH", "YEAR"}:
             warnings.append(
                 f"{_short(node.sql('duckdb'))}: sqlite rolls past a month's end "
@@ -134,6 +136,22 @@ def _sqlite_interval_arithmetic(tree: exp.Expr, warnings: list[str]) -> exp.Expr
         return exp.func(function, base.copy(), modifier)
 
     return tree.transform(rewrite)
+
+
+def _sqlite_month_shift(base: exp.Expr, months: int) -> exp.Expr:
+    """``DATE(d, '+n months')`` rolls Jan 31 into March; DuckDB stops at the month's last
+    day. The smaller of the rolled date and the target month's last day is DuckDB's."""
+    from sqlglot import exp
+
+    rolled = exp.func("DATE", base.copy(), exp.Literal.string(f"{months:+d} months"))
+    last_day = exp.func(
+        "DATE",
+        base.copy(),
+        exp.Literal.string("start of month"),
+        exp.Literal.string(f"{months + 1:+d} months"),
+        exp.Literal.string("-1 days"),
+    )
+    return exp.func("MIN", rolled, last_day)
 
 
 def _interval_parts(interval: exp.Interval) -> tuple[int | None, str]:

@@ -6,10 +6,13 @@ must also return DuckDB's rows. A construct the engine lacks must be refused by 
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodus_cli.sqltools.compare import compare_results
 from nodus_cli.sqltools.errors import UnsupportedConstruct
@@ -218,3 +221,28 @@ def test_cli_allow_unverified_writes_with_a_warning_per_construct(cli: Any) -> N
     allowed = cli("sql", "transpile", "-", "--to", "tsql", "--allow-unverified", input=sql)
     assert allowed.exit_code == 0
     assert "ARRAY_AGG" in allowed.stderr and "APPROX_QUANTILE" in allowed.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dates(min_value=datetime.date(1990, 1, 1), max_value=datetime.date(2040, 12, 31)),
+    st.integers(-30, 30),
+    st.sampled_from(["DAY", "MONTH", "YEAR", "WEEK", "QUARTER"]),
+    st.booleans(),
+)
+def test_date_arithmetic_on_sqlite_gives_duckdbs_date(
+    day: datetime.date, amount: int, unit: str, literal: bool
+) -> None:
+    """Month ends included (Jan 31 + 1 month is Feb 28/29 in DuckDB)."""
+    import duckdb
+
+    base = f"DATE '{day.isoformat()}'" if literal else "CAST(d AS DATE)"
+    sql = f"SELECT CAST({base} + INTERVAL '{amount}' {unit} AS DATE) AS v FROM t"
+    duck = duckdb.connect()
+    duck.execute(f"CREATE TABLE t AS SELECT DATE '{day.isoformat()}' AS d")
+    expected = normalise(duck.execute(sql).fetchone())[0]
+    lite = sqlite3.connect(":memory:")
+    lite.execute("CREATE TABLE t (d DATE)")
+    lite.execute("INSERT INTO t VALUES (?)", (day.isoformat(),))
+    result = transpile_sql(sql, "duckdb", "sqlite")
+    assert run_on(lite, result.sql)[0][0] == expected, result.sql
