@@ -35,6 +35,8 @@ def prepare(tree: exp.Expr, source: str, target: str, warnings: list[str]) -> ex
         steps = [_sqlite_interval_arithmetic, _sqlite_extract, _derived_column_lists,
                  _sqlite_set_operands, _fold_decimal_literals,
                  _order_by_output_names]  # fmt: skip
+    elif target in {"tsql", "fabric"}:
+        steps = [_tsql_statistics]
     elif target in POSTGRES_FAMILY:
         steps = [_aliases_in_order_expressions, _alias_derived_tables, _numeric_round,
                  _postgres_division]  # fmt: skip
@@ -347,6 +349,31 @@ def _order_by_output_names(tree: exp.Expr, warnings: list[str]) -> exp.Expr:
             if len(found) == 1 and column.name.lower() not in aliases:
                 column.replace(found[0].copy())
     return tree
+
+
+# --- T-SQL ----------------------------------------------------------------------------
+
+
+def _tsql_statistics(tree: exp.Expr, warnings: list[str]) -> exp.Expr:
+    """T-SQL spells the sample and population deviations and variances STDEV, STDEVP, VAR
+    and VARP; sqlglot writes them under the standard names T-SQL lacks."""
+    from sqlglot import exp
+
+    names: dict[type[exp.Expr], str] = {
+        exp.StddevSamp: "STDEV",
+        exp.Stddev: "STDEV",
+        exp.StddevPop: "STDEVP",
+        exp.Variance: "VAR",
+        exp.VariancePop: "VARP",
+    }
+
+    def rename(node: exp.Expr) -> exp.Expr:
+        name = names.get(type(node))
+        if name is None:
+            return node
+        return exp.Anonymous(this=name, expressions=[node.this.copy()])
+
+    return tree.transform(rename)
 
 
 # --- PostgreSQL -----------------------------------------------------------------------

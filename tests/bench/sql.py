@@ -357,7 +357,8 @@ def verdict_stability(con: Any, queries: dict[str, str], repeats: int) -> dict[s
             verdicts.setdefault(name, []).append(kind)
         print(f"  {name}: {verdicts[name]}", file=sys.stderr)
     changed = [name for name, kinds in verdicts.items() if len(set(kinds)) > 1]
-    return {"repeats": repeats, "verdicts": verdicts, "changed": changed}
+    flipped = [name for name, kinds in verdicts.items() if len({k == "kept" for k in kinds}) > 1]
+    return {"repeats": repeats, "verdicts": verdicts, "changed": changed, "flipped": flipped}
 
 
 def main() -> None:
@@ -399,9 +400,11 @@ def main() -> None:
             print(f"verdict stability ({args.stability} verifications each) ...", file=sys.stderr)
             stability = verdict_stability(con, queries, args.stability)
             sys.stdout.write(
-                f"\nverdict stability: {len(queries) - len(stability['changed'])} of "
-                f"{len(queries)} queries gave the same verdict {args.stability} times; changed: "
-                f"{', '.join(stability['changed']) or 'none'}\n"
+                f"\nverdict stability: {len(queries) - len(stability['flipped'])} of "
+                f"{len(queries)} queries gave the same verdict (rewrite kept or not) "
+                f"{args.stability} times; flipped: {', '.join(stability['flipped']) or 'none'}; "
+                f"same verdict with another reason: "
+                f"{', '.join(sorted(set(stability['changed']) - set(stability['flipped'])))}\n"
             )
             for name, kinds in stability["verdicts"].items():
                 sys.stdout.write(f"  {name}: {', '.join(sorted(set(kinds)))}\n")

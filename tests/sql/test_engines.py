@@ -203,6 +203,13 @@ def test_tsql_refuses_what_it_lacks_by_name(sql: str, construct: str) -> None:
     assert any(construct in w for w in allowed.warnings)
 
 
+def test_tsql_spells_deviations_its_own_way() -> None:
+    sql = "SELECT stddev_samp(a), stddev_pop(a), var_samp(a), var_pop(a) FROM t"
+    assert transpile_sql(sql, "duckdb", "tsql").sql == (
+        "SELECT STDEV(a), STDEVP(a), VAR(a), VARP(a) FROM t"
+    )
+
+
 @pytest.mark.parametrize("target", ["snowflake", "bigquery", "oracle", "tsql", "mysql"])
 def test_targets_without_an_engine_pass_the_tpch_queries_or_name_the_construct(
     target: str, tpch_queries: dict[str, str]
