@@ -533,13 +533,7 @@ def measure_ratio(
     timing = Timing()
     pairs = max(2 * BLOCK, min_pairs)
     while True:
-        index = len(timing.first)
-        if index % 2 == 0:
-            timing.first.append(execute(con, first)[1])
-            timing.second.append(execute(con, second)[1])
-        else:
-            timing.second.append(execute(con, second)[1])
-            timing.first.append(execute(con, first)[1])
+        timing.run_pair(con, first, second)
         spent = time.perf_counter() - started
         if len(timing.first) < pairs or len(timing.first) % BLOCK:
             continue
@@ -598,9 +592,14 @@ class Timing:
     def medians(self) -> tuple[float, float]:
         return statistics.median(self.first), statistics.median(self.second)
 
-    def extend(self, other: Timing) -> None:
-        self.first.extend(other.first)
-        self.second.extend(other.second)
+    def run_pair(self, con: Any, first: str, second: str) -> None:
+        """One run of each, the first query first on even pairs and second on odd ones."""
+        if len(self.first) % 2 == 0:
+            self.first.append(execute(con, first)[1])
+            self.second.append(execute(con, second)[1])
+        else:
+            self.second.append(execute(con, second)[1])
+            self.first.append(execute(con, first)[1])
 
 
 def _column_difference(before: list[tuple[str, str]], after: list[tuple[str, str]]) -> str | None:
@@ -622,12 +621,7 @@ def time_pair(con: Any, first: str, second: str, runs: int) -> Timing:
     """
     timing = Timing()
     for index in range(max(1, runs)):
-        if index % 2 == 0:
-            timing.first.append(execute(con, first)[1])
-            timing.second.append(execute(con, second)[1])
-        else:
-            timing.second.append(execute(con, second)[1])
-            timing.first.append(execute(con, first)[1])
+        timing.run_pair(con, first, second)
         if index >= 2 and min(timing.second) > CLEARLY_SLOWER * max(timing.first):
             break
     return timing
