@@ -1,8 +1,9 @@
 """``nodus detect`` and ``nodus forecast``: anomalies now, threshold crossings soon."""
 
 import enum
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,6 +42,14 @@ def detect(
         str | None,
         typer.Option("--sql", help="A query returning (time, value) instead of a series."),
     ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option("--labels", help="Pick one label set of the series: 'label=value,...'."),
+    ] = None,
+    each: Annotated[
+        bool,
+        typer.Option("--each", help="Score every label set of the series as its own series."),
+    ] = False,
     method: Annotated[
         str,
         typer.Option(
@@ -73,63 +82,104 @@ def detect(
 
     The detector state is saved in the store, so a cron job scores only new points
     and gets the same result as one long run. Anomalies go to the anomalies table.
+    Scores are tail probabilities on one scale for every method: 0.5 and above is
+    an anomaly, flagged once per incident. A name with several label sets needs
+    --labels or --each.
     """
     from nodus_cli.anomaly.detect import detect as run_detect
-    from nodus_cli.anomaly.source import parse_series, sql_source
+    from nodus_cli.anomaly.source import label_sets, parse_series, sql_source
     from nodus_cli.cli.core import read_sql_argument
 
     if (series is None) == (sql is None):
         raise UsageError("give a SERIES or --sql QUERY (one of them)")
+    if sql is not None and (labels or each):
+        raise UsageError("--labels and --each apply to a SERIES, not to --sql")
     if sql is not None:
         source = sql_source(read_sql_argument(sql))
     else:
         assert series is not None
-        source = parse_series(series)
-    with state.open_store() as store, progress("scoring") as advance:
-        result = run_detect(
-            store,
-            source,
-            method_name=method,
-            since=parse_time(since) if since else None,
-            until=parse_time(until) if until else None,
-            from_scratch=from_scratch,
-            on_progress=advance,
-        )
+        source = parse_series(series, labels)
     only_anomalies = points is Points.anomalies
     output = resolve_format(fmt, as_json)
+    results = []
+    with state.open_store() as store:
+        sources = label_sets(store, source) if each else [source]
+        for one in sources:
+            with progress(f"scoring {one.key}") as advance:
+                results.append(
+                    run_detect(
+                        store,
+                        one,
+                        method_name=method,
+                        since=parse_time(since) if since else None,
+                        until=parse_time(until) if until else None,
+                        from_scratch=from_scratch,
+                        on_progress=advance,
+                    )
+                )
     if as_json and fmt is None:
-        emit_json(
+        documents = [
             {
                 "series": result.series,
                 "method": result.method,
                 "resumed_after": result.resumed_after,
                 "scored": result.scored,
                 "last_time": result.last_time,
-                "anomalies": len(result.anomalies),
+                "anomalies": result.found,
                 "points": [
                     {"time": t, "value": v, "score": s, "anomaly": a, "reason": r or None}
                     for t, v, s, a, r in result.points(only_anomalies)
                 ],
             }
-        )
-    elif output is Format.csv:
-        render_rows(
-            ["timestamp", "value", "score", "anomaly"],
-            (row[:4] for row in result.points(only_anomalies)),
-            output,
-        )
+            for result in results
+        ]
+        emit_json({"series": documents} if each else documents[0])
     else:
-        render_rows(
-            ["timestamp", "value", "score", "anomaly", "reason"],
-            result.points(only_anomalies),
-            output,
+        columns = ["timestamp", "value", "score", "anomaly"]
+        if output is not Format.csv:
+            columns.append("reason")
+        rows: Iterator[tuple[Any, ...]] = (
+            ((result.series,) if each else ()) + row[: len(columns)]
+            for result in results
+            for row in result.points(only_anomalies)
         )
-    say(
-        f"{result.series}: scored {result.scored:,} new points with {result.method}, "
-        f"new anomalies: {len(result.anomalies)}"
-    )
-    if fail_on_anomaly and result.anomalies:
-        raise CheckFailed(f"new anomalies in {result.series}: {len(result.anomalies)}")
+        if output is Format.table:
+            rows = head_and_tail(rows, TABLE_ROWS)
+        render_rows(["series", *columns] if each else columns, rows, output)
+    for result in results:
+        say(
+            f"{result.series}: scored {result.scored:,} new points with {result.method}, "
+            f"new anomalies: {result.found}"
+        )
+    flagged = [result for result in results if result.found]
+    if fail_on_anomaly and flagged:
+        raise CheckFailed(
+            "new anomalies in "
+            + ", ".join(f"{result.series}: {result.found}" for result in flagged)
+        )
+
+
+TABLE_ROWS = 20  # a terminal table shows this many first and last rows
+
+
+def head_and_tail(rows: Iterator[tuple[Any, ...]], keep: int) -> Iterator[tuple[Any, ...]]:
+    """The first and last ``keep`` rows, with one row saying how many were left out."""
+    from collections import deque
+
+    tail: deque[tuple[Any, ...]] = deque(maxlen=keep)
+    skipped = 0
+    width = 0
+    for count, row in enumerate(rows):
+        width = len(row)
+        if count < keep:
+            yield row
+            continue
+        if len(tail) == keep:
+            skipped += 1
+        tail.append(row)
+    if skipped:
+        yield (f"... {skipped:,} rows not shown (use --format csv for all)",) + ("",) * (width - 1)
+    yield from tail
 
 
 def forecast(
