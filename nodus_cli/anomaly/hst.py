@@ -1,7 +1,8 @@
 """Half-space trees (Tan, Ting and Liu, 2011) on lagged windows, vectorised over points.
 
-Each tree splits a random dimension at the middle of its current range, down to
-``HEIGHT`` levels, over a work range drawn around the unit cube. Points are
+Each tree splits, at each of its ``HEIGHT`` levels, one random dimension at the
+middle of its current range, over a work range drawn around the unit cube (one
+dimension per level rather than per node, so a path is a few bit operations). Points are
 counted per node in windows of ``WINDOW`` points aligned on the absolute point
 index; a point is scored against the counts of the window before its own (the
 reference mass), at the first node on its path whose mass falls below
@@ -29,29 +30,57 @@ HISTORY = 2 * WINDOW + SCALE_WINDOW + LAGS  # past points a new point's score re
 
 
 @lru_cache(maxsize=1)
-def _trees() -> tuple[Any, Any]:
-    """(split dimension, split value) per tree and node of a complete binary tree."""
+def _trees() -> tuple[Any, Any, Any]:
+    """Per tree: the split dimension of each depth and the work range of each dimension.
+
+    Each split halves the current range of its dimension, so a point's path is
+    the leading bits of its position in the work range, dimension by dimension.
+    """
     import numpy as np
 
     rng = np.random.default_rng(SEED)
-    nodes = 2**HEIGHT - 1
-    dims = np.zeros((TREES, nodes), dtype=np.int64)
-    splits = np.zeros((TREES, nodes))
-    for tree in range(TREES):
-        centre = rng.uniform(0.0, 1.0, LAGS)
-        reach = 2.0 * np.maximum(centre, 1.0 - centre)
-        low, high = centre - reach, centre + reach
-        ranges = {0: (low, high)}
-        for node in range(nodes):
-            low, high = ranges[node]
-            dim = int(rng.integers(LAGS))
-            middle = (low[dim] + high[dim]) / 2.0
-            dims[tree, node], splits[tree, node] = dim, middle
-            left_high, right_low = high.copy(), low.copy()
-            left_high[dim], right_low[dim] = middle, middle
-            ranges[2 * node + 1] = (low, left_high)
-            ranges[2 * node + 2] = (right_low, high)
-    return dims, splits
+    centre = rng.uniform(0.0, 1.0, (TREES, LAGS))
+    reach = 2.0 * np.maximum(centre, 1.0 - centre)
+    dims = rng.integers(LAGS, size=(TREES, HEIGHT))
+    return dims, centre - reach, 2.0 * reach
+
+
+def _leaves(lagged: Any, tree: int) -> Any:
+    """The leaf (0 .. 2^HEIGHT - 1, left to right) each point reaches in one tree."""
+    import numpy as np
+
+    dims, low, width = _trees()
+    top = 2**HEIGHT
+    cells = [
+        np.clip(((lagged[q] - low[tree, q]) * (top / width[tree, q])).astype(np.int64), 0, top - 1)
+        for q in range(LAGS)
+    ]
+    leaf = np.zeros(lagged.shape[1], dtype=np.int64)
+    used = [0] * LAGS
+    for depth, q in enumerate(dims[tree].tolist()):
+        used[q] += 1
+        leaf |= ((cells[q] >> (HEIGHT - used[q])) & 1) << (HEIGHT - 1 - depth)
+    return leaf
+
+
+def _terminal_mass(leaf_counts: Any) -> Any:
+    """Per (window slot, leaf): mass times 2^depth at the first sparse node of its path.
+
+    Walks the tree top down: a node's value is fixed at the first sparse ancestor
+    (masses only shrink going down), else taken from the next level.
+    """
+    import numpy as np
+
+    slots = leaf_counts.shape[0]
+    limit = SIZE_LIMIT * WINDOW
+    fixed = np.full((slots, 1), np.nan)
+    for depth in range(HEIGHT + 1):
+        mass = leaf_counts.reshape(slots, 2**depth, -1).sum(axis=2)
+        if depth:
+            fixed = np.repeat(fixed, 2, axis=1)
+        stop = np.isnan(fixed) & ((mass < limit) | (depth == HEIGHT))
+        fixed[stop] = mass[stop] * 2.0**depth
+    return fixed
 
 
 def strength(rank: Any, x: Any, start: int) -> Any:
@@ -65,28 +94,18 @@ def strength(rank: Any, x: Any, start: int) -> Any:
     scaled = (x - low) / span
     positions = np.arange(n)
     lagged = np.stack([scaled[np.maximum(positions - lag, 0)] for lag in range(LAGS)])
-    dims, splits = _trees()
     absolute = np.arange(start, start + n)
     window_of = absolute // WINDOW - start // WINDOW  # 0 for the first (maybe partial) window
     windows = int(window_of[-1]) + 1 if n else 0
-    total_nodes = 2 ** (HEIGHT + 1) - 1
-    columns = np.arange(n)
+    leaves = 2**HEIGHT
     mass = np.zeros(n)
     for tree in range(TREES):
-        node = np.zeros(n, dtype=np.int64)
-        path = [node]
-        for _depth in range(HEIGHT):
-            value = lagged[dims[tree, node], columns]
-            node = 2 * node + 1 + (value > splits[tree, node])
-            path.append(node)
-        nodes = np.stack(path)  # (HEIGHT + 1, n)
-        slots = (window_of + 1) * total_nodes + nodes  # slot w + 1 counts window w
-        counts = np.bincount(slots.ravel(), minlength=(windows + 1) * total_nodes)
-        # Reference mass: the counts of the window before the point's own.
-        reference = counts[window_of[None, :] * total_nodes + nodes]
-        sparse = reference < SIZE_LIMIT * WINDOW
-        depth = np.where(sparse.any(axis=0), sparse.argmax(axis=0), HEIGHT)
-        mass += reference[depth, columns] * np.exp2(depth)
+        leaf = _leaves(lagged, tree)
+        # Slot w + 1 counts window w; a point in window w reads slot w (the window before).
+        counts = np.bincount((window_of + 1) * leaves + leaf, minlength=(windows + 1) * leaves)
+        counts = counts.reshape(windows + 1, leaves)
+        table = _terminal_mass(counts.reshape(windows + 1, leaves).astype(np.float64))
+        mass += table[window_of, leaf]
     normalised = mass / (TREES * WINDOW * 2.0**HEIGHT)
     sparseness = -np.log2(normalised + 1.0 / (WINDOW * 2.0**HEIGHT))
     usable = absolute - (absolute % WINDOW) - WINDOW >= start  # a whole window before
