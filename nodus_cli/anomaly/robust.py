@@ -204,7 +204,10 @@ def score_window(
     if season is None and seen >= SEASON_WARMUP and start == 0:
         season = learn_season(all_times, x)
     strength, signed, expectations = strengths(x, start, season, features)
-    log10_p, winner = calibrate.combine(calibrate.log10_tail(strength, start))
+    tails = calibrate.log10_tail(strength, start)
+    log10_p, winner = calibrate.combine(tails)
+    if "hst" in features and len(features) > 1:
+        winner = _explainable_winner(tails, winner, features.index("hst"))
     score = calibrate.score(log10_p)
     anomaly = calibrate.first_alarms(score)
 
@@ -221,6 +224,17 @@ def score_window(
     )
     keep = slice(max(0, len(x) - BUFFER), len(x))
     return scores, WindowState(seen, season, all_times[keep].copy(), x[keep].copy())
+
+
+def _explainable_winner(tails: Any, winner: Any, opaque: int) -> Any:
+    """The feature a reason names: half-space trees only when no plainer one alarms alone."""
+    import numpy as np
+
+    plain = tails.copy()
+    plain[opaque] = 0.0
+    best_plain = np.argmin(plain, axis=0)
+    plain_tail = plain[best_plain, np.arange(tails.shape[1])] + np.log10(tails.shape[0])
+    return np.where(plain_tail <= np.log10(calibrate.DEFAULT.flag_tail), best_plain, winner)
 
 
 def learn_season(times_us: Any, x: Any) -> int:
