@@ -39,6 +39,7 @@ class Calibration:
     long_blocks: int = 10  # blocks of BLOCK points whose maxima make the long-term tail
     flag_tail: float = 1e-3  # the tail probability that maps to the anomaly threshold
     suppress: int = 50  # points after an alarm during which no new one is raised
+    min_blocks: int = 5  # blocks a series' first tail is fitted on (then up to long_blocks)
 
     @property
     def history(self) -> int:
@@ -81,10 +82,17 @@ def log10_tail(strength: Any, start: int, calibration: Calibration = DEFAULT) ->
                 maxima, q, size=(1, window), origin=(0, (window - 1) // 2), mode="nearest"
             )
             before[:, 1:, column] = ranked  # stats of blocks b-window..b-1 for block b
+        if start == 0:  # the first blocks of a series see only the blocks there are
+            for block in range(calibration.min_blocks, min(window, blocks + 1)):
+                before[:, block, column] = np.percentile(
+                    maxima[:, :block], q, axis=1, method="lower"
+                )
     absolute = np.arange(start, start + n)
     block_of = absolute // BLOCK - first_block  # -1 before the first whole block
     index = np.clip(block_of, 0, blocks)
-    usable = (block_of >= window) & (absolute >= MIN_HISTORY)
+    usable = (block_of >= (calibration.min_blocks if start == 0 else window)) & (
+        absolute >= MIN_HISTORY
+    )
     median, upper = before[:, index, 0], before[:, index, 1]
     width = np.maximum(upper - median, SIGMA_FLOOR)
     log10_block = np.log10(0.5) - (recent - median) / width * np.log10(5.0)

@@ -70,6 +70,7 @@ GRID = {
     "long_blocks": (5, 10, 20, 40),
     "flag_tail": (1e-2, 3e-3, 1e-3, 3e-4, 1e-4),
     "suppress": (0, 25, 50, 100, 250),
+    "min_blocks": (3, 5, 8),
 }
 CACHE = Path(tempfile.gettempdir()) / "nodus-bench-nab"
 
@@ -198,24 +199,19 @@ def normalised(raws: list[float], bounds: list[tuple[float, float]]) -> float:
     return 100.0 * (sum(raws) - null) / (perfect - null)
 
 
-def calibrations() -> list[Calibration]:
-    return [
-        Calibration(short=s, long_blocks=lb, flag_tail=ft, suppress=sp)
-        for s, lb, ft, sp in itertools.product(*GRID.values())
-    ]
-
-
 def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibration, np.ndarray]:
     """Raw score per calibration and series (grid order x series)."""
     table: dict[Calibration, np.ndarray] = {}
-    for short, long_blocks in itertools.product(GRID["short"], GRID["long_blocks"]):
-        base = Calibration(short=short, long_blocks=long_blocks)
+    for short, long_blocks, min_blocks in itertools.product(
+        GRID["short"], GRID["long_blocks"], GRID["min_blocks"]
+    ):
+        base = Calibration(short=short, long_blocks=long_blocks, min_blocks=min_blocks)
         tails = [
             calibrate.combine(calibrate.log10_tail(strengths(one)[rows], 0, base))[0]
             for one in data
         ]
         for flag_tail, suppress in itertools.product(GRID["flag_tail"], GRID["suppress"]):
-            chosen = Calibration(short, long_blocks, flag_tail, suppress)
+            chosen = Calibration(short, long_blocks, flag_tail, suppress, min_blocks)
             table[chosen] = np.array(
                 [
                     raw_score(one, flags(None, chosen, tail), profile_name)
@@ -290,6 +286,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cli", action="store_true", help="also score auto through the CLI")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--quick", action="store_true", help="standard profile and the three methods only"
+    )
     args = parser.parse_args()
     root = shared_path() / "data" / "nab"
     data = load(root)
@@ -301,17 +300,19 @@ def main() -> None:
         f"strengths in {time.perf_counter() - started:.1f} s (cached in {CACHE})"
     )
     print(f"shipped constants: {calibrate.DEFAULT}")
-    for profile_name in PROFILES:
+    for profile_name in ["standard"] if args.quick else PROFILES:
         print(
             f"\n{profile_name} profile      CV score  full dev (shipped)  constants chosen per fold"
         )
         for method, features in METHODS.items():
+            if args.quick and method.startswith("only"):
+                continue
             rows = [robust.FEATURE_NAMES.index(f) for f in features]
             table = sweep(data, rows, profile_name)
             cv, chosen = cross_validate(data, table, profile_name)
             full = full_score(data, rows, calibrate.DEFAULT, profile_name)
             folds = "; ".join(
-                f"{cat[:12]}: {c.short},{c.long_blocks},{c.flag_tail:g},{c.suppress}"
+                f"{cat[:12]}: {c.short},{c.long_blocks},{c.flag_tail:g},{c.suppress},{c.min_blocks}"
                 for cat, c in chosen.items()
             )
             print(f"  {method:18s} {cv:8.2f}  {full:8.2f}  {folds}", flush=True)
