@@ -50,12 +50,17 @@ class Calibration:
 DEFAULT = Calibration()
 
 
-def log10_tail(strength: Any, start: int, calibration: Calibration = DEFAULT) -> Any:
+def log10_tail(
+    strength: Any, start: int, calibration: Calibration = DEFAULT, valid_from: Any = None
+) -> Any:
     """log10 of the tail probability of each point's strength (one row per detector).
 
-    ``strength`` is (detectors, points), points ``start`` onwards in absolute index.
+    ``strength`` is (detectors, points), points ``start`` onwards in absolute index;
+    ``valid_from`` is, per detector, the first absolute point whose strength means
+    something (a detector's own warm-up is not history to calibrate on).
     """
     import numpy as np
+    from scipy import ndimage
 
     a = np.log1p(np.maximum(np.nan_to_num(strength, posinf=1e12), 0.0))
     detectors, n = a.shape
@@ -68,13 +73,13 @@ def log10_tail(strength: Any, start: int, calibration: Calibration = DEFAULT) ->
     # Blocks aligned on absolute index; a point sees the maxima of the long_blocks
     # blocks before its own, and the exponential tail through their median and 90th
     # percentile (a Gumbel fit) gives the chance that a block's maximum exceeds it.
-    from scipy import ndimage
-
     first_block = -(-start // BLOCK)  # first block wholly inside the array
     offset = first_block * BLOCK - start
     blocks = max(0, (n - offset) // BLOCK)
     maxima = a[:, offset : offset + blocks * BLOCK].reshape(detectors, blocks, BLOCK).max(axis=2)
     window = calibration.long_blocks
+    valid = np.zeros(detectors, dtype=np.int64) if valid_from is None else np.asarray(valid_from)
+    first_valid = -(-valid // BLOCK) if start == 0 else np.zeros(detectors, dtype=np.int64)
     before = np.zeros((detectors, blocks + 1, 2))
     for q, column in ((50, 0), (90, 1)):
         if blocks:
@@ -82,17 +87,18 @@ def log10_tail(strength: Any, start: int, calibration: Calibration = DEFAULT) ->
                 maxima, q, size=(1, window), origin=(0, (window - 1) // 2), mode="nearest"
             )
             before[:, 1:, column] = ranked  # stats of blocks b-window..b-1 for block b
-        if start == 0:  # the first blocks of a series see only the blocks there are
-            for block in range(calibration.min_blocks, min(window, blocks + 1)):
-                before[:, block, column] = np.percentile(
-                    maxima[:, :block], q, axis=1, method="lower"
-                )
+        if start == 0:  # a series' first blocks see only the valid blocks there are
+            for row in range(detectors):
+                low = int(first_valid[row])
+                for block in range(low + calibration.min_blocks, min(low + window, blocks + 1)):
+                    before[row, block, column] = np.percentile(
+                        maxima[row, low:block], q, method="lower"
+                    )
     absolute = np.arange(start, start + n)
     block_of = absolute // BLOCK - first_block  # -1 before the first whole block
     index = np.clip(block_of, 0, blocks)
-    usable = (block_of >= (calibration.min_blocks if start == 0 else window)) & (
-        absolute >= MIN_HISTORY
-    )
+    first_usable = first_valid + (calibration.min_blocks if start == 0 else window)
+    usable = (block_of[None, :] >= first_usable[:, None]) & (absolute >= MIN_HISTORY)
     median, upper = before[:, index, 0], before[:, index, 1]
     width = np.maximum(upper - median, SIGMA_FLOOR)
     log10_block = np.log10(0.5) - (recent - median) / width * np.log10(5.0)

@@ -204,7 +204,7 @@ def score_window(
     if season is None and seen >= SEASON_WARMUP and start == 0:
         season = learn_season(all_times, x)
     strength, signed, expectations = strengths(x, start, season, features)
-    tails = calibrate.log10_tail(strength, start)
+    tails = calibrate.log10_tail(strength, start, valid_from=valid_from(features))
     log10_p, winner = calibrate.combine(tails)
     if "hst" in features and len(features) > 1:
         winner = _explainable_winner(tails, winner, features.index("hst"))
@@ -235,6 +235,11 @@ def _explainable_winner(tails: Any, winner: Any, opaque: int) -> Any:
     best_plain = np.argmin(plain, axis=0)
     plain_tail = plain[best_plain, np.arange(tails.shape[1])] + np.log10(tails.shape[0])
     return np.where(plain_tail <= np.log10(calibrate.DEFAULT.flag_tail), best_plain, winner)
+
+
+def valid_from(features: tuple[str, ...]) -> list[int]:
+    """Per feature, the first point whose strength is more than its warm-up."""
+    return [hst.WINDOW if name == "hst" else 0 for name in features]
 
 
 def learn_season(times_us: Any, x: Any) -> int:

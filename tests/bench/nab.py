@@ -73,6 +73,7 @@ GRID = {
     "min_blocks": (3, 5, 8),
 }
 CACHE = Path(tempfile.gettempdir()) / "nodus-bench-nab"
+VALID_FROM = np.array(robust.valid_from(robust.FEATURE_NAMES))
 
 
 def scaled_sigmoid(position: float) -> float:
@@ -171,9 +172,11 @@ def strengths(series: Series) -> np.ndarray:
     return strength
 
 
-def flags(strength: np.ndarray, calibration: Calibration, log10_p: np.ndarray | None = None):
+def flags(series: Series, rows: list[int], calibration: Calibration, log10_p=None):
+    """The points the CLI would mark as anomalies with these constants."""
     if log10_p is None:
-        log10_p, _winner = calibrate.combine(calibrate.log10_tail(strength, 0, calibration))
+        tails = calibrate.log10_tail(strengths(series)[rows], 0, calibration, VALID_FROM[rows])
+        log10_p, _winner = calibrate.combine(tails)
     return calibrate.first_alarms(calibrate.score(log10_p, calibration), calibration)
 
 
@@ -207,14 +210,16 @@ def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibr
     ):
         base = Calibration(short=short, long_blocks=long_blocks, min_blocks=min_blocks)
         tails = [
-            calibrate.combine(calibrate.log10_tail(strengths(one)[rows], 0, base))[0]
+            calibrate.combine(
+                calibrate.log10_tail(strengths(one)[rows], 0, base, VALID_FROM[rows])
+            )[0]
             for one in data
         ]
         for flag_tail, suppress in itertools.product(GRID["flag_tail"], GRID["suppress"]):
             chosen = Calibration(short, long_blocks, flag_tail, suppress, min_blocks)
             table[chosen] = np.array(
                 [
-                    raw_score(one, flags(None, chosen, tail), profile_name)
+                    raw_score(one, flags(one, rows, chosen, tail), profile_name)
                     for one, tail in zip(data, tails, strict=True)
                 ]
             )
@@ -244,7 +249,7 @@ def cross_validate(data, table, profile_name):
 
 def full_score(data, rows, calibration, profile_name):
     bounds = [null_and_perfect(one, profile_name) for one in data]
-    raws = [raw_score(one, flags(strengths(one)[rows], calibration), profile_name) for one in data]
+    raws = [raw_score(one, flags(one, rows, calibration), profile_name) for one in data]
     return normalised(raws, bounds)
 
 
