@@ -36,10 +36,10 @@ class Calibration:
     """The constants chosen by leave-one-category-out cross-validation (tests/bench/nab.py)."""
 
     short: int = 1  # points in the short-term mean of the strength
-    long_blocks: int = 10  # blocks of BLOCK points whose maxima make the long-term tail
+    long_blocks: int = 40  # blocks of BLOCK points whose maxima make the long-term tail
     flag_tail: float = 1e-3  # the tail probability that maps to the anomaly threshold
     suppress: int = 50  # points after an alarm during which no new one is raised
-    min_blocks: int = 5  # blocks a series' first tail is fitted on (then up to long_blocks)
+    min_blocks: int = 3  # blocks a series' first tail is fitted on (then up to long_blocks)
 
     @property
     def history(self) -> int:
