@@ -4,7 +4,7 @@ Every statistic is an order statistic (median, percentile, maximum) over a windo
 of past points or an element-wise expression of them, so the score of a point is
 a pure function of the points before it. Keeping the last ``BUFFER`` points as
 state therefore makes an incremental run give bit-for-bit the scores of one long
-run, and numpy/scipy filters keep it fast (well over 100,000 points per second).
+run, and numpy/scipy filters keep it fast (well over 200,000 points per second).
 
 Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviations):
 
@@ -17,12 +17,13 @@ Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviation
   last seasons (level shifts, slow drifts). Windows keep moving, so after a shift
   the detector learns the new level instead of alarming for ever;
 * ``spread``: how far points stray from the level lately against how far they
-  usually do (a series turning erratic, or suddenly flat).
+  usually do (a series turning erratic, or suddenly flat);
+* ``hst``: the sparseness of the last few values under half-space trees (hst.py).
 
-Each feature is then calibrated against its own history in the series: divided by
-a high percentile of its recent values, and counted only at a new local maximum,
-so each incident scores high once and noisy series do not flood. The point's
-score comes from the most novel feature, again only at a new local maximum.
+Each feature's strength is then turned into a tail probability against its own
+history by the one calibration every method shares (calibrate.py), and the
+features are combined by a rule fixed up front (the smallest tail times their
+number).
 """
 
 from __future__ import annotations
