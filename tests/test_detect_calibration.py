@@ -167,6 +167,12 @@ def test_numbers_in_reasons_are_plain() -> None:
     assert reasons.duration(3600) == "hour" and reasons.duration(2400) == "40 minutes"
 
 
+@pytest.mark.parametrize("log10_tail", [-0.5, -3.2, -6.0, -400.0, -1e300, float("-inf")])
+def test_rarity_of_any_tail_is_words(log10_tail: float) -> None:
+    text = reasons.rarity(log10_tail)
+    assert text.startswith(("1 in ", "less than 1 in a million")) and "e+" not in text
+
+
 def test_reason_reads_like_a_sentence() -> None:
     sentence = reasons.explain(
         "local",
@@ -200,3 +206,14 @@ def test_scores_are_one_scale_for_every_method() -> None:
     assert set(METHODS) == {"auto", "robust", "hst"}
     assert robust.HST_FEATURES == ("hst",)
     assert UTC and timedelta  # keep imports used for readers of START/STEP
+
+
+def test_a_jump_off_a_flat_line_is_explained_through_the_cli(cli, nodus_home: Path) -> None:
+    """art_increase_spike_density made the reason overflow (exit 70): odds beyond floats."""
+    values = [20.0] * 1200
+    values[1000] = 1e6
+    insert_series(nodus_home, "flat", values)
+    result = cli("detect", "flat", "--json")
+    assert result.exit_code == 0, result.stderr
+    (point,) = result.json()["points"]
+    assert "less than 1 in a million" in point["reason"]

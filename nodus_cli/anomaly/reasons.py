@@ -73,9 +73,9 @@ def season_phrase(season_s: float) -> str:
 
 def rarity(log10_tail: float) -> str:
     """``1 in 3,800`` for a tail probability's log10; beyond a million, just that."""
-    odds = 10**-log10_tail
-    if odds >= 1e6:
+    if -log10_tail >= 6:
         return "less than 1 in a million"
+    odds = 10**-log10_tail
     rounded = float(f"{odds:.2g}")
     return f"1 in {number(rounded)}"
 
