@@ -50,10 +50,13 @@ class Calibration:
 DEFAULT = Calibration()
 
 
-def log10_tail(
+def block_tails(
     strength: Any, start: int, calibration: Calibration = DEFAULT, valid_from: Any = None
 ) -> Any:
-    """log10 of the tail probability of each point's strength (one row per detector).
+    """log10 of the chance that a block's maximum reaches each point's strength.
+
+    One row per detector; ``point_tail`` turns it into the chance for one point
+    (a monotone map, so the most surprising detector is the row's minimum either way).
 
     ``strength`` is (detectors, points), points ``start`` onwards in absolute index;
     ``valid_from`` is, per detector, the first absolute point whose strength means
@@ -102,21 +105,27 @@ def log10_tail(
     median, upper = before[:, index, 0], before[:, index, 1]
     width = np.maximum(upper - median, SIGMA_FLOOR)
     log10_block = np.log10(0.5) - (recent - median) / width * np.log10(5.0)
+    return np.where(usable, np.minimum(log10_block, 0.0), 0.0)
+
+
+def point_tail(log10_block: Any) -> Any:
+    """log10 P(one point >= s) from log10 P(block maximum >= s) = 1 - (1 - p) ** BLOCK."""
+    import numpy as np
+
     block_tail = 10.0 ** np.minimum(log10_block, 0.0)
-    # P(one point >= s) from P(block maximum >= s) = 1 - (1 - p) ** BLOCK
     with np.errstate(divide="ignore"):
         log10_p = np.log10(-np.log1p(-np.minimum(block_tail, 1.0 - 1e-16)) / BLOCK)
     log10_p = np.where(log10_block < -8.0, log10_block - np.log10(BLOCK), log10_p)
-    return np.where(usable, np.minimum(log10_p, 0.0), 0.0)
+    return np.where(log10_block >= 0.0, 0.0, np.minimum(log10_p, 0.0))
 
 
-def combine(log10_p: Any) -> tuple[Any, Any]:
-    """(log10 tail probability of the most surprising detector times their number, its index)."""
+def combine(block_log10: Any) -> tuple[Any, Any]:
+    """(log10 tail of the most surprising detector's point times their number, its index)."""
     import numpy as np
 
-    winner = np.argmin(log10_p, axis=0)
-    best = log10_p[winner, np.arange(log10_p.shape[1])]
-    return np.minimum(best + np.log10(log10_p.shape[0]), 0.0), winner
+    winner = np.argmin(block_log10, axis=0)
+    best = point_tail(block_log10[winner, np.arange(block_log10.shape[1])])
+    return np.minimum(best + np.log10(block_log10.shape[0]), 0.0), winner
 
 
 def score(log10_p: Any, calibration: Calibration = DEFAULT) -> Any:

@@ -205,7 +205,7 @@ def score_window(
     if season is None and seen >= SEASON_WARMUP and start == 0:
         season = learn_season(all_times, x)
     strength, signed, expectations = strengths(x, start, season, features)
-    tails = calibrate.log10_tail(strength, start, valid_from=valid_from(features))
+    tails = calibrate.block_tails(strength, start, valid_from=valid_from(features))
     log10_p, winner = calibrate.combine(tails)
     if "hst" in features and len(features) > 1:
         winner = _explainable_winner(tails, winner, features.index("hst"))
@@ -234,8 +234,9 @@ def _explainable_winner(tails: Any, winner: Any, opaque: int) -> Any:
     plain = tails.copy()
     plain[opaque] = 0.0
     best_plain = np.argmin(plain, axis=0)
-    plain_tail = plain[best_plain, np.arange(tails.shape[1])] + np.log10(tails.shape[0])
-    return np.where(plain_tail <= np.log10(calibrate.DEFAULT.flag_tail), best_plain, winner)
+    plain_tail = calibrate.point_tail(plain[best_plain, np.arange(tails.shape[1])])
+    alone = plain_tail + np.log10(tails.shape[0]) <= np.log10(calibrate.DEFAULT.flag_tail)
+    return np.where(alone, best_plain, winner)
 
 
 def valid_from(features: tuple[str, ...]) -> list[int]:

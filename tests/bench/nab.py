@@ -175,7 +175,7 @@ def strengths(series: Series) -> np.ndarray:
 def flags(series: Series, rows: list[int], calibration: Calibration, log10_p=None):
     """The points the CLI would mark as anomalies with these constants."""
     if log10_p is None:
-        tails = calibrate.log10_tail(strengths(series)[rows], 0, calibration, VALID_FROM[rows])
+        tails = calibrate.block_tails(strengths(series)[rows], 0, calibration, VALID_FROM[rows])
         log10_p, _winner = calibrate.combine(tails)
     return calibrate.first_alarms(calibrate.score(log10_p, calibration), calibration)
 
@@ -211,7 +211,7 @@ def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibr
         base = Calibration(short=short, long_blocks=long_blocks, min_blocks=min_blocks)
         tails = [
             calibrate.combine(
-                calibrate.log10_tail(strengths(one)[rows], 0, base, VALID_FROM[rows])
+                calibrate.block_tails(strengths(one)[rows], 0, base, VALID_FROM[rows])
             )[0]
             for one in data
         ]
