@@ -227,3 +227,44 @@ def test_a_line_still_being_written_counts_once_when_complete(run_nodus, tmp_pat
     assert _current(run_nodus) == {next(iter(_current(run_nodus))): 2}
     again = run_nodus("-q", "ingest", str(path))
     assert again.returncode == 0 and sum(_current(run_nodus).values()) == 2
+
+
+def test_detect_finds_a_burst_in_a_patterns_rate(run_nodus, tmp_path):
+    rng = random.Random(3)
+    rows = []
+    burst_minute = 2 * 1440 + 600
+    for minute in range(3 * 1440):
+        lines = 60 if minute == burst_minute else rng.choice((3, 4, 5, 6, 7))
+        for second in range(lines):
+            ts = f"2026-11-{1 + minute // 1440:02d}T{minute % 1440 // 60:02d}:{minute % 60:02d}:"
+            rows.append(
+                (f"{ts}{second % 60:02d}Z", "warn", f"retrying upload {rng.randrange(9999)}")
+            )
+        rows.append((f"{ts}30Z", "info", f"heartbeat from node{rng.randrange(99)}"))
+    path = _log(tmp_path / "burst.jsonl", rows)
+    assert run_nodus("-q", "ingest", str(path)).returncode == 0
+    listed = json.loads(run_nodus("patterns", "--format", "json").stdout)
+    (retry,) = [p["id"] for p in listed if p["template"].startswith("retrying upload")]
+    done = run_nodus("detect", "--pattern", retry[:8], "--bucket", "1m", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)  # the anomalies, one row each
+    assert any(a["timestamp"].startswith("2026-11-03T10:00") and a["value"] == 60 for a in found)
+    # --patterns scores every pattern; the heartbeat's rate never misbehaves
+    every = run_nodus("detect", "--patterns", "--from-scratch", "--bucket", "1m", "-f", "csv")
+    assert every.returncode == 0, every.stderr
+    flagged = {line.split(",")[0] for line in every.stdout.splitlines()[1:]}
+    assert f"pattern:{retry}/60s" in flagged, every.stdout + every.stderr
+
+
+def test_a_pattern_first_seen_in_the_window_is_an_anomaly(run_nodus, tmp_path):
+    old = _day(tmp_path, "old.jsonl", 1, seed=1)
+    fresh = _log(
+        tmp_path / "new.jsonl",
+        [("2026-11-02T10:00:00Z", "error", f"disk full on /dev/sd{c}") for c in "abcdef"],
+    )
+    assert run_nodus("-q", "ingest", str(old), str(fresh)).returncode == 0
+    done = run_nodus("detect", "--patterns", "--since", "2026-11-02T00:00:00Z", "--fail-on-anomaly")
+    assert done.returncode == 1, done.stderr
+    assert "first seen: disk full on <*>" in done.stderr
+    saved = run_nodus("query", "SELECT reason FROM anomalies WHERE score = 1", "-f", "csv")
+    assert "first seen: disk full on <*>" in saved.stdout
