@@ -476,6 +476,15 @@ def seal(
         ),
     ],
     output: OutputOption = None,
+    armor: Annotated[
+        bool,
+        typer.Option(
+            "--armor",
+            "-a",
+            help="Write the ASCII-armored form (-----BEGIN AGE ENCRYPTED FILE-----), "
+            "as 'age -a' does.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Encrypt files to the age v1 format with post-quantum mlkem768x25519 recipients.
@@ -498,7 +507,7 @@ def seal(
             _output(target) as sink,
             _progress_for(source_path, "sealing") as advance,
         ):
-            size = age.seal(source, sink, resolved, advance)
+            size = age.seal(source, sink, resolved, advance, armor=armor)
         sealed.append(
             {"input": str(source_path), "output": str(target) if target else "-", "bytes": size}
         )

@@ -11,7 +11,8 @@ Recipients and identities:
 A file is the header (version line, stanzas, ``--- MAC``), a 16-byte nonce, and the
 payload in 64 KiB ChaCha20-Poly1305 chunks (STREAM: 11-byte counter and a last-chunk
 flag as nonce). Everything here streams: memory stays flat whatever the file size.
-ASCII-armored files (``-----BEGIN AGE ENCRYPTED FILE-----``) are read, also streaming.
+ASCII-armored files (``-----BEGIN AGE ENCRYPTED FILE-----``) are read and written, also
+streaming.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ MAX_STANZAS = 1024
 ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
 ARMOR_COLUMNS = 64
+ARMOR_LINE_BYTES = 48  # what one full line encodes
+ARMOR_READ_SIZE = 16384 * (ARMOR_COLUMNS + 1)  # whole LF lines per read
+ARMOR_WRITE_SIZE = 16384 * ARMOR_LINE_BYTES
 WHITESPACE = b" \t\r\n"
 ARGUMENT = re.compile(rb"^[\x21-\x7e]+$")
 BASE64_RAW = re.compile(rb"^[A-Za-z0-9+/]*$")
@@ -359,12 +363,19 @@ def parse_identities(text: str, source: str = "identity file") -> list[Identity]
 
 
 class ArmorReader(io.RawIOBase):
-    """Decodes the ASCII armor strictly, one 64-column line at a time."""
+    """Decodes the ASCII armor strictly and fast.
+
+    Runs of full 64-column lines are checked and decoded a block at a time (the line
+    ends sit at fixed strides, so a few C-level operations check a whole block); the
+    last, short line, the END line and anything irregular go line by line.
+    """
 
     def __init__(self, source: IO[bytes]) -> None:
         self._source = source
-        self._pending = b""
+        self._pending = memoryview(b"")
+        self._carry = b""
         self._done = False
+        self._last_short = False
         self._begin()
 
     def readable(self) -> bool:
@@ -377,46 +388,130 @@ class ArmorReader(io.RawIOBase):
         first = first.lstrip(WHITESPACE)
         if _strip_eol(first) != ARMOR_BEGIN:
             raise AgeArmorError("invalid armor: missing or wrong BEGIN line")
-        self._last_short = False
 
-    def _next_line(self) -> None:
-        line = self._source.readline(ARMOR_COLUMNS + 3)
-        stripped = _strip_eol(line)
-        if stripped == ARMOR_END:
-            self._finish()
+    def _refill(self) -> None:
+        chunk = self._source.read(ARMOR_READ_SIZE)
+        data = self._carry + chunk if self._carry else chunk
+        if not data:
+            raise AgeArmorError("invalid armor: the END line is missing (truncated file?)")
+        decoded = None if self._last_short else _decode_full_lines(data)
+        if decoded is not None:
+            self._pending, self._carry = memoryview(decoded[0]), data[decoded[1] :]
             return
+        lines = data.split(b"\n")
+        self._carry = lines.pop() if chunk else b""
+        if not chunk and lines[-1] == b"":
+            lines.pop()  # the file's final newline
+        output = bytearray()
+        for number, line in enumerate(lines):
+            if self._line(line, output):
+                self._finish(b"\n".join(lines[number + 1 :]) + self._carry)
+                break
+        self._pending = memoryview(bytes(output))
+
+    def _line(self, line: bytes, output: bytearray) -> bool:
+        """Decode one line (without its LF) into ``output``; True at the END line."""
+        stripped = line[:-1] if line.endswith(b"\r") else line
+        if stripped == ARMOR_END:
+            return True
         if self._last_short:
             raise AgeArmorError("invalid armor: data after the last line")
-        if not stripped or len(stripped) > ARMOR_COLUMNS or not line.endswith(b"\n"):
-            raise AgeArmorError("invalid armor: bad line length or missing END line")
-        if len(stripped) < ARMOR_COLUMNS:
-            self._last_short = True
-        if b"=" in stripped:
+        if not stripped or len(stripped) > ARMOR_COLUMNS:
+            raise AgeArmorError("invalid armor: bad line length")
+        if len(stripped) < ARMOR_COLUMNS or b"=" in stripped:
             self._last_short = True
         try:
-            data = base64.b64decode(stripped, validate=True)
+            data = binascii.a2b_base64(stripped, strict_mode=True)
         except binascii.Error:
             raise AgeArmorError("invalid armor: bad base64") from None
         if base64.b64encode(data) != stripped:
             raise AgeArmorError("invalid armor: non-canonical base64")
-        self._pending = data
+        output += data
+        return False
 
-    def _finish(self) -> None:
+    def _finish(self, rest: bytes) -> None:
         self._done = True
         while True:
-            rest = self._source.read(65536)
-            if not rest:
-                break
             if rest.strip(WHITESPACE):
                 raise AgeArmorError("invalid armor: data after the END line")
+            rest = self._source.read(ARMOR_READ_SIZE)
+            if not rest:
+                break
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending and not self._done:
-            self._next_line()
+            self._refill()
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
+
+
+def _decode_full_lines(data: bytes) -> tuple[bytes, int] | None:
+    """The decoded bytes of ``data``'s leading run of full 64-column lines (LF or CRLF,
+    no padding) and how many bytes they span; None when ``data`` does not start so."""
+    import numpy as np
+    import pybase64
+
+    end = data.find(b"\n", 0, ARMOR_COLUMNS + 2)
+    if end not in (ARMOR_COLUMNS, ARMOR_COLUMNS + 1):
+        return None
+    width = end + 1
+    count = len(data) // width
+    for mark in (b"=", b"-"):  # padding ends the last line; "-" starts the END line
+        found = data.find(mark, 0, count * width)
+        if found >= 0:
+            count = min(count, found // width - (mark == b"-"))
+    if count <= 0:
+        return None
+    rows = np.frombuffer(data, np.uint8, count * width).reshape(count, width)
+    ends = rows[:, ARMOR_COLUMNS:]  # every line's LF, or CR LF
+    if not (ends == np.frombuffer(b"\r\n"[-ends.shape[1] :], np.uint8)).all():
+        return None  # a line of another length: the careful path will say which
+    try:  # a stray character anywhere in the lines fails the strict decode
+        return pybase64.b64decode(rows[:, :ARMOR_COLUMNS].tobytes(), validate=True), count * width
+    except binascii.Error:
+        raise AgeArmorError("invalid armor: bad base64") from None
+
+
+class ArmorWriter(io.RawIOBase):
+    """Writes the ASCII armor: BEGIN, 64-column base64 lines, and END on ``finish``."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self._buffer = bytearray()
+        self._target.write(ARMOR_BEGIN + b"\n")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._buffer += data
+        if len(self._buffer) >= ARMOR_WRITE_SIZE:
+            whole = len(self._buffer) - len(self._buffer) % ARMOR_LINE_BYTES
+            self._target.write(_armor_lines(bytes(self._buffer[:whole])))
+            del self._buffer[:whole]
+        return len(data)
+
+    def finish(self) -> None:
+        self._target.write(_armor_lines(bytes(self._buffer)) + ARMOR_END + b"\n")
+        self._buffer.clear()
+
+
+def _armor_lines(data: bytes) -> bytes:
+    """``data`` as base64 in 64-column lines, each ending in LF."""
+    import numpy as np
+    import pybase64
+
+    text = pybase64.b64encode(data)
+    full = len(text) // ARMOR_COLUMNS
+    lines = np.empty((full, ARMOR_COLUMNS + 1), np.uint8)
+    lines[:, :ARMOR_COLUMNS] = np.frombuffer(text, np.uint8, full * ARMOR_COLUMNS).reshape(
+        full, ARMOR_COLUMNS
+    )
+    lines[:, ARMOR_COLUMNS] = ord("\n")
+    rest = text[full * ARMOR_COLUMNS :]
+    return lines.tobytes() + (rest + b"\n" if rest else b"")
 
 
 def _strip_eol(line: bytes) -> bytes:
@@ -566,10 +661,18 @@ def seal(
     target: IO[bytes],
     recipients: list[HybridRecipient],
     on_progress: Progress = None,
+    *,
+    armor: bool = False,
 ) -> int:
-    """Encrypt ``source`` to ``target`` for ``recipients``; returns the plaintext size."""
+    """Encrypt ``source`` to ``target`` for ``recipients`` (ASCII-armored with ``armor``);
+    returns the plaintext size."""
     if not recipients:
         raise InputError("no recipient to seal to")
+    if armor:
+        armored = ArmorWriter(target)
+        size = seal(source, armored, recipients, on_progress)  # type: ignore[arg-type]
+        armored.finish()
+        return size
     file_key = os.urandom(FILE_KEY_SIZE)
     target.write(encode_header([r.wrap(file_key) for r in recipients], file_key))
     nonce = os.urandom(NONCE_SIZE)
@@ -656,15 +759,19 @@ def rewrap(
     recipients: list[HybridRecipient],
 ) -> Identity:
     """Re-encrypt only the file key: stanzas any of ``identities`` opens are replaced by
-    stanzas for ``recipients``; others are kept; the payload is copied byte for byte."""
+    stanzas for ``recipients``; others are kept; the payload is copied byte for byte
+    (an armored file stays armored, its decoded payload unchanged)."""
     import shutil
 
-    reader = _buffered(source)
-    if looks_armored(reader):
-        raise InputError("armored files cannot be rewrapped in place; dearmor them first")
+    buffered = _buffered(source)
+    armored = looks_armored(buffered)
+    reader = unarmored(buffered)
     header = read_header(reader)
     file_key, identity = unwrap_file_key(header, identities)
     kept = [s for s in header.stanzas if not any(i.unwrap(s) for i in identities)]
-    target.write(encode_header(kept + [r.wrap(file_key) for r in recipients], file_key))
-    shutil.copyfileobj(reader, target, ENCRYPTED_CHUNK_SIZE)
+    sink = ArmorWriter(target) if armored else target
+    sink.write(encode_header(kept + [r.wrap(file_key) for r in recipients], file_key))
+    shutil.copyfileobj(reader, sink, ARMOR_WRITE_SIZE)
+    if isinstance(sink, ArmorWriter):
+        sink.finish()
     return identity
