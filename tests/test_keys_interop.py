@@ -210,3 +210,19 @@ def test_a_real_nodus_process_and_agejs_round_trip(
     result = run_nodus("keys", "open", str(back), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out").read_bytes() == plain.read_bytes()
+
+
+def test_an_agejs_identity_imported_into_the_keyring_opens_its_files(
+    agejs: AgeJs, ws: Workspace, cli, tmp_path: Path
+) -> None:
+    identity, recipient = agejs.generate()
+    result = cli("keys", "import", str(identity_file(tmp_path, "js.key", identity)), "--json")
+    assert result.exit_code == 0, result.stderr
+    (imported,) = result.json()["imported"]
+    assert (imported["recipient"], imported["state"]) == (recipient, "active")
+    data = os.urandom(10_000)
+    sealed = tmp_path / "js.age"
+    sealed.write_bytes(agejs.encrypt(data, recipient, armor=True))
+    result = cli("keys", "open", str(sealed), "--json", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0 and result.json()["identity"] == imported["id"], result.stderr
+    assert (tmp_path / "out").read_bytes() == data

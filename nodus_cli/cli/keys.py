@@ -420,30 +420,42 @@ def _export_identity(
 
 @keys_app.command("import")
 def import_keys(
-    path: Annotated[Path, typer.Argument(help="A file written by 'nodus keys export'.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A file written by 'nodus keys export', or an age identity file "
+            "(AGE-SECRET-KEY-PQ-1...)."
+        ),
+    ],
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)."""
+    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)
+    and age identities (AGE-SECRET-KEY-PQ-1..., kept sealed as encryption keys)."""
     from nodus_cli.keys import age, signing
+    from nodus_cli.keys.files import read_key_file
     from nodus_cli.keys.keyring import ENCRYPT, SIGN
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
+    text = read_key_file(path, "a public key or age identity file")
     sign_keys = signing.parse_public_keys(text, str(path))
     recipients = [
         age.parse_recipient(line.strip())
         for line in text.splitlines()
         if line.strip().startswith("age1")
     ]
-    if not sign_keys and not recipients:
-        raise InputError(f"{path}: no public key in the file")
+    seeds = age.hybrid_identity_seeds(text, str(path))
+    if not sign_keys and not recipients and not seeds:
+        raise InputError(f"{path}: no public key or age identity in the file")
     unlocked = _unlock(passphrase_file)
-    added = [
+    added = [unlocked.import_identity(seed) for seed in seeds]
+    added += [
         unlocked.import_public(
-            SIGN, k.key_id, k.to_bytes(), created=k.created, not_after=k.not_after
+            SIGN,
+            k.key_id,
+            k.to_bytes(),
+            created=k.created,
+            not_after=k.not_after,
+            revoked_at=k.revoked_at,
         )
         for k in sign_keys
     ]
@@ -562,23 +574,23 @@ def open_sealed(
 ) -> None:
     """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
     from nodus_cli.keys import age
-    from nodus_cli.keys.files import keyring_identities
+    from nodus_cli.keys.files import keyring_identities, naming, read_key_file
 
     if (output is None or str(output) == "-") and as_json:
         raise UsageError("--json needs -o FILE (the plaintext cannot share stdout)")
     if identity is not None:
-        try:
-            text = identity.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{identity}: cannot read ({exc})") from None
+        text = read_key_file(identity, "an age identity file")
         identities = age.parse_identities(text, str(identity))
+        tried = f"the identities in {identity}"
     else:
         identities = keyring_identities(_unlock(passphrase_file))
+        tried = "the keyring's keys"
     target = None if output is None or str(output) == "-" else output
     with (
         _input(file) as source,
         _output(target, 0o600) as sink,
         _progress_for(file, "opening") as advance,
+        naming("stdin" if str(file) == "-" else str(file), tried),
     ):
         used, size = age.open_file(source, sink, identities, advance)
     label = used.label
@@ -642,13 +654,10 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check a detached signature: both halves, and the key's validity at signing time."""
-    from nodus_cli.keys.files import DetachedSignature, verify_stream
+    from nodus_cli.keys.files import DetachedSignature, read_key_file, verify_stream
     from nodus_cli.keys.signing import load_public_keys
 
-    try:
-        text = signature_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{signature_file}: cannot read ({exc})") from None
+    text = read_key_file(signature_file, "a signature file")
     signature = DetachedSignature.parse(text, str(signature_file))
     trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys()
     with _input(file) as source, _progress_for(file, "verifying") as advance:

@@ -36,6 +36,7 @@ from nodus_cli.keys.errors import (
     AgeHmacError,
     AgeNoMatch,
     AgePayloadError,
+    NotAgeFile,
 )
 
 if TYPE_CHECKING:
@@ -337,6 +338,23 @@ def parse_recipient(text: str) -> HybridRecipient:
     return HybridRecipient(data)
 
 
+def _decode_identity(line: str, where: str) -> tuple[str, bytes]:
+    """``(hrp, key bytes)`` of one identity line, checked for type and size."""
+    try:
+        hrp, data = bech32_decode(line)
+    except ValueError:
+        raise InputError(f"{where}: not an age identity (AGE-SECRET-KEY-...)") from None
+    if hrp in (RECIPIENT_HRP, X25519_RECIPIENT_HRP):
+        raise InputError(
+            f"{where}: a recipient (public key), not an identity: give the AGE-SECRET-KEY file"
+        )
+    if hrp == IDENTITY_HRP and len(data) == xwing.SEED_SIZE:
+        return hrp, data
+    if hrp == X25519_IDENTITY_HRP and len(data) == 32:
+        return hrp, data
+    raise InputError(f"{where}: unsupported age identity type")
+
+
 def parse_identities(text: str, source: str = "identity file") -> list[Identity]:
     """``AGE-SECRET-KEY-PQ-1...`` and ``AGE-SECRET-KEY-1...`` lines; ``#`` comments."""
     identities: list[Identity] = []
@@ -344,19 +362,33 @@ def parse_identities(text: str, source: str = "identity file") -> list[Identity]
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        try:
-            hrp, data = bech32_decode(stripped)
-        except ValueError:
-            raise InputError(f"{source}:{number}: not an age identity") from None
-        if hrp == IDENTITY_HRP and len(data) == xwing.SEED_SIZE:
-            identities.append(HybridIdentity(data, f"{source}:{number}"))
-        elif hrp == X25519_IDENTITY_HRP and len(data) == 32:
-            identities.append(X25519Identity(data, f"{source}:{number}"))
+        where = f"{source}:{number}"
+        hrp, data = _decode_identity(stripped, where)
+        if hrp == IDENTITY_HRP:
+            identities.append(HybridIdentity(data, where))
         else:
-            raise InputError(f"{source}:{number}: unsupported age identity type")
+            identities.append(X25519Identity(data, where))
     if not identities:
         raise InputError(f"{source}: no age identity in the file")
     return identities
+
+
+def hybrid_identity_seeds(text: str, source: str = "identity file") -> list[bytes]:
+    """The X-Wing seeds of the ``AGE-SECRET-KEY-PQ-1...`` lines of ``text`` (other lines,
+    such as public keys and comments, are not looked at)."""
+    seeds = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped.upper().startswith(X25519_IDENTITY_HRP):
+            continue
+        hrp, data = _decode_identity(stripped, f"{source}:{number}")
+        if hrp != IDENTITY_HRP:
+            raise InputError(
+                f"{source}:{number}: a classic X25519 identity (AGE-SECRET-KEY-1...): the "
+                "keyring holds post-quantum keys only ('nodus keys open -i' still reads it)"
+            )
+        seeds.append(data)
+    return seeds
 
 
 # --- armor --------------------------------------------------------------------------
@@ -387,6 +419,8 @@ class ArmorReader(io.RawIOBase):
             first = self._source.readline(4096)
         first = first.lstrip(WHITESPACE)
         if _strip_eol(first) != ARMOR_BEGIN:
+            if first.startswith(b"-----BEGIN ") and first[11:14].upper() != b"AGE":
+                raise not_age(first)  # PGP, PEM: another format, not a damaged age armor
             raise AgeArmorError("invalid armor: missing or wrong BEGIN line")
 
     def _refill(self) -> None:
@@ -562,18 +596,52 @@ def header_mac(file_key: bytes, mac_input: bytes) -> bytes:
 
 def _read_line(source: IO[bytes]) -> bytes:
     line = source.readline(MAX_HEADER_LINE)
+    if len(line) == MAX_HEADER_LINE and not line.endswith(b"\n"):
+        raise AgeHeaderError(f"a header line is longer than {MAX_HEADER_LINE} bytes")
     if not line.endswith(b"\n"):
-        raise AgeHeaderError("truncated header or overlong header line")
+        raise AgeHeaderError("the file ends inside the age header: it is truncated")
     return line
+
+
+# What a file given by mistake starts with, to say what it is instead.
+FORMAT_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data", "gunzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data", "unzstd"),
+    (b"\xfd7zXZ\x00", "xz-compressed data", "unxz"),
+    (b"BZh", "bzip2-compressed data", "bunzip2"),
+    (b"PK\x03\x04", "a zip archive", "unzip"),
+)
+
+
+def not_age(start: bytes) -> NotAgeFile:
+    """The error for input that is not an age file, saying what it looks like instead."""
+    if not start:
+        return NotAgeFile("the file is empty, not an age file")
+    for magic, kind, tool in FORMAT_MAGIC:
+        if start.startswith(magic):
+            return NotAgeFile(
+                f"{kind}, not an age file (if the sealed file was compressed, {tool} it first)"
+            )
+    if start.startswith(b"-----BEGIN "):
+        label = start[11:].split(b"-----")[0][:40].decode("ascii", "replace")
+        return NotAgeFile(f"an armored {label!r} file, not an age file")
+    if start.startswith(b"age-encryption.org/"):
+        version = start.split(b"\n")[0][:40].decode("ascii", "replace")
+        return NotAgeFile(f"unsupported age format {version!r} (this nodus reads v1)")
+    return NotAgeFile(f"not an age file: it does not begin with {VERSION_LINE.decode()!r}")
 
 
 def read_header(source: IO[bytes]) -> Header:
     """Parse the header strictly; raises AgeHeaderError (wrong version, bad grammar)."""
     raw = bytearray()
-    first = _read_line(source)
-    raw += first
+    first = source.readline(MAX_HEADER_LINE)
     if first != VERSION_LINE + b"\n":
-        raise AgeHeaderError("not an age v1 file (unknown version line)")
+        if first and (VERSION_LINE + b"\n").startswith(first):
+            raise AgeHeaderError("the file ends inside the age header: it is truncated")
+        if first == VERSION_LINE + b"\r\n":
+            raise AgeHeaderError("the header's line ends were converted to CRLF: it is damaged")
+        raise not_age(first)
+    raw += first
     stanzas: list[Stanza] = []
     line = _read_line(source)
     while line.startswith(b"-> "):
@@ -624,7 +692,17 @@ def unwrap_file_key(header: Header, identities: Iterable[Identity]) -> tuple[byt
                     raise AgeHeaderError("the file key is not 16 bytes")
                 header.check_mac(file_key)
                 return file_key, identity
-    raise AgeNoMatch("no identity matches any recipient of the file")
+    recipients = sealed_to(header.stanzas)
+    raise AgeNoMatch(f"no identity given opens it: {recipients}", recipients=recipients)
+
+
+def sealed_to(stanzas: list[Stanza]) -> str:
+    """Whom a file is sealed to, in words: 'it is sealed to 2 other recipients (...)'."""
+    if any(s.type == SCRYPT_TYPE for s in stanzas):
+        return "it is sealed with a passphrase (scrypt), not to a key"
+    kinds = sorted({s.type[:32] for s in stanzas})[:4]  # the file's words: bounded
+    count = len(stanzas)
+    return f"it is sealed to {count} other recipient{'s' if count > 1 else ''} ({', '.join(kinds)})"
 
 
 # --- payload ------------------------------------------------------------------------
@@ -705,7 +783,7 @@ def decrypt_payload(
 
     nonce = _read_exact(source, NONCE_SIZE)
     if len(nonce) != NONCE_SIZE:
-        raise AgeHeaderError("the payload nonce is missing or short")
+        raise AgeHeaderError("the file ends after its header: the payload is missing (truncated)")
     aead = _payload_aead(file_key, nonce)
     chunks = (
         memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
