@@ -15,6 +15,7 @@ from nodus_cli.cli.output import (
     Format,
     FormatOption,
     JsonOption,
+    dumps,
     emit_json,
     render_rows,
     resolve_format,
@@ -333,31 +334,27 @@ def export(
     Signing keys are exported in every state (they verify old signatures); encryption
     keys only while they may encrypt (primary or active, not expired).
     """
-    from nodus_cli.keys.keyring import SIGN, utc_now
+    from nodus_cli.keys.export import exportable, public_key_text
+    from nodus_cli.keys.keyring import b64, utc_now
 
-    keyring = _keyring()
     if key_id and purpose:
         raise UsageError("give a KEYID or --purpose, not both")
     if identity:
         _export_identity(key_id, output, passphrase_file, as_json)
         return
     now = utc_now()
-    if key_id:
-        records = [keyring.find(key_id)]
-        if records[0].purpose != SIGN and not records[0].can_create(now):
-            raise UsageError(f"key {key_id} can no longer encrypt: export the primary instead")
+    records = exportable(
+        _keyring(),
+        key_id,
+        purpose.value if purpose else None,
+        now,
+        recipients_only=export_format is ExportFormat.age,
+    )
+    if export_format is ExportFormat.json:
+        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
+        text = dumps({"keys": keys}) + "\n"
     else:
-        records = [
-            r
-            for r in keyring.records()
-            if (purpose is None or r.purpose == purpose.value)
-            and (r.purpose == SIGN or r.can_create(now))
-        ]
-    if export_format is ExportFormat.age:
-        records = [r for r in records if r.purpose != SIGN]
-    if not records:
-        raise UsageError("no key to export")
-    text = _export_text(records, export_format, now)
+        text = public_key_text(records)
     if output is not None and str(output) != "-":
         with _output(output) as handle:
             handle.write(text.encode())
@@ -374,31 +371,10 @@ def export(
         )
 
 
-def _export_text(records: "list[KeyRecord]", export_format: ExportFormat, now: dt.datetime) -> str:
-    from nodus_cli.cli.output import dumps
-    from nodus_cli.keys import signing
-    from nodus_cli.keys.keyring import SIGN, b64
-
-    if export_format is ExportFormat.json:
-        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
-        return dumps({"keys": keys}) + "\n"
-    lines = []
-    sign_keys = [r.signing_public_key() for r in records if r.purpose == SIGN]
-    if sign_keys:
-        lines.append(signing.dump_public_keys(sign_keys).decode().rstrip("\n"))
-    for record in records:
-        if record.purpose != SIGN:
-            lines.append(
-                f"# encrypt key {record.key_id} ({record.state}, created {record.created})"
-            )
-            lines.append(record.recipient() or "")
-    return "\n".join(lines) + "\n"
-
-
 def _export_identity(
     key_id: str | None, output: Path | None, passphrase_file: Path | None, as_json: bool
 ) -> None:
-    from nodus_cli.keys import age
+    from nodus_cli.keys.export import identity_text
     from nodus_cli.keys.keyring import ENCRYPT
 
     if not key_id or output is None or str(output) == "-":
@@ -407,8 +383,7 @@ def _export_identity(
     record = unlocked.find(key_id)
     if record.purpose != ENCRYPT:
         raise UsageError(f"key {key_id} is not an encryption key")
-    line = age.encode_identity(unlocked.private_bytes(record))
-    text = f"# nodus encrypt key {record.key_id}\n# recipient: {record.recipient()}\n{line}\n"
+    text = identity_text(record, unlocked.private_bytes(record))
     with _output(output, 0o600) as handle:
         handle.write(text.encode())
     _journal({"exported_identity": record.key_id})
@@ -505,11 +480,12 @@ def seal(
     -o is a directory (default: next to each file), each written as NAME.age.
     """
     from nodus_cli.keys import age
+    from nodus_cli.keys.export import seal_targets
     from nodus_cli.keys.files import resolve_recipients
 
     keyring = _keyring()
     resolved = resolve_recipients(recipients, keyring)
-    targets = _seal_targets(files, output)
+    targets = seal_targets(files, output)
     sealed = []
     for source_path, target in targets:
         if target is None and as_json:
@@ -530,21 +506,6 @@ def seal(
         for item in sealed:
             if item["output"] != "-":
                 say(f"Sealed {item['input']} -> {item['output']}")
-
-
-def _seal_targets(files: list[Path], output: Path | None) -> list[tuple[Path, Path | None]]:
-    if len(files) == 1:
-        source = files[0]
-        if output is not None:
-            return [(source, None if str(output) == "-" else output)]
-        return [(source, None if str(source) == "-" else source.with_name(source.name + ".age"))]
-    if any(str(f) == "-" for f in files):
-        raise UsageError("'-' (stdin) can only be sealed on its own")
-    if output is not None and not output.is_dir():
-        raise UsageError("with several FILEs, -o must be an existing directory")
-    return [
-        (f, (output / (f.name + ".age")) if output else f.with_name(f.name + ".age")) for f in files
-    ]
 
 
 @contextlib.contextmanager
