@@ -14,6 +14,7 @@ from nodus_cli.cli import state
 from nodus_cli.cli.output import (
     FormatOption,
     JsonOption,
+    dumps,
     emit_json,
     render_rows,
     resolve_format,
@@ -23,7 +24,6 @@ from nodus_cli.cli.output import (
 )
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
 from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
-from nodus_cli.fsutil import read_text
 
 if TYPE_CHECKING:
     from nodus_cli.keys.keyring import KeyRecord, Keyring, UnlockedKeyring
@@ -343,31 +343,27 @@ def export(
     Signing keys are exported in every state (they verify old signatures); encryption
     keys only while they may encrypt (primary or active, not expired).
     """
-    from nodus_cli.keys.keyring import SIGN, utc_now
+    from nodus_cli.keys.export import exportable, public_key_text
+    from nodus_cli.keys.keyring import b64, utc_now
 
-    keyring = _keyring()
     if key_id and purpose:
         raise UsageError("give a KEYID or --purpose, not both")
     if identity:
         _export_identity(key_id, output, passphrase_file, as_json)
         return
     now = utc_now()
-    if key_id:
-        records = [keyring.find(key_id)]
-        if records[0].purpose != SIGN and not records[0].can_create(now):
-            raise UsageError(f"key {key_id} can no longer encrypt: export the primary instead")
+    records = exportable(
+        _keyring(),
+        key_id,
+        purpose.value if purpose else None,
+        now,
+        recipients_only=export_format is ExportFormat.age,
+    )
+    if export_format is ExportFormat.json:
+        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
+        text = dumps({"keys": keys}) + "\n"
     else:
-        records = [
-            r
-            for r in keyring.records()
-            if (purpose is None or r.purpose == purpose.value)
-            and (r.purpose == SIGN or r.can_create(now))
-        ]
-    if export_format is ExportFormat.age:
-        records = [r for r in records if r.purpose != SIGN]
-    if not records:
-        raise UsageError("no key to export")
-    text = _export_text(records, export_format, now)
+        text = public_key_text(records)
     if output is not None and str(output) != "-":
         with _output(output) as handle:
             handle.write(text.encode())
@@ -384,31 +380,10 @@ def export(
         )
 
 
-def _export_text(records: "list[KeyRecord]", export_format: ExportFormat, now: dt.datetime) -> str:
-    from nodus_cli.cli.output import dumps
-    from nodus_cli.keys import signing
-    from nodus_cli.keys.keyring import SIGN, b64
-
-    if export_format is ExportFormat.json:
-        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
-        return dumps({"keys": keys}) + "\n"
-    lines = []
-    sign_keys = [r.signing_public_key() for r in records if r.purpose == SIGN]
-    if sign_keys:
-        lines.append(signing.dump_public_keys(sign_keys).decode().rstrip("\n"))
-    for record in records:
-        if record.purpose != SIGN:
-            lines.append(
-                f"# encrypt key {record.key_id} ({record.state}, created {record.created})"
-            )
-            lines.append(record.recipient() or "")
-    return "\n".join(lines) + "\n"
-
-
 def _export_identity(
     key_id: str | None, output: Path | None, passphrase_file: Path | None, as_json: bool
 ) -> None:
-    from nodus_cli.keys import age
+    from nodus_cli.keys.export import identity_text
     from nodus_cli.keys.keyring import ENCRYPT
 
     if not key_id or output is None or str(output) == "-":
@@ -417,8 +392,7 @@ def _export_identity(
     record = unlocked.find(key_id)
     if record.purpose != ENCRYPT:
         raise UsageError(f"key {key_id} is not an encryption key")
-    line = age.encode_identity(unlocked.private_bytes(record))
-    text = f"# nodus encrypt key {record.key_id}\n# recipient: {record.recipient()}\n{line}\n"
+    text = identity_text(record, unlocked.private_bytes(record))
     with _output(output, 0o600) as handle:
         handle.write(text.encode())
     _journal({"exported_identity": record.key_id})
@@ -430,27 +404,42 @@ def _export_identity(
 
 @keys_app.command("import")
 def import_keys(
-    path: Annotated[Path, typer.Argument(help="A file written by 'nodus keys export'.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A file written by 'nodus keys export', or an age identity file "
+            "(AGE-SECRET-KEY-PQ-1...)."
+        ),
+    ],
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)."""
+    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)
+    and age identities (AGE-SECRET-KEY-PQ-1..., kept sealed as encryption keys)."""
     from nodus_cli.keys import age, signing
+    from nodus_cli.keys.files import read_key_file
     from nodus_cli.keys.keyring import ENCRYPT, SIGN
 
-    text = read_text(path, "a public key file")
+    text = read_key_file(path, "a public key or age identity file")
     sign_keys = signing.parse_public_keys(text, str(path))
     recipients = [
         age.parse_recipient(line.strip())
         for line in text.splitlines()
         if line.strip().startswith("age1")
     ]
-    if not sign_keys and not recipients:
-        raise InputError(f"{path}: no public key in the file")
+    seeds = age.hybrid_identity_seeds(text, str(path))
+    if not sign_keys and not recipients and not seeds:
+        raise InputError(f"{path}: no public key or age identity in the file")
     unlocked = _unlock(passphrase_file)
-    added = [
+    added = [unlocked.import_identity(seed) for seed in seeds]
+    added += [
         unlocked.import_public(
-            SIGN, k.key_id, k.to_bytes(), created=k.created, not_after=k.not_after
+            SIGN,
+            k.key_id,
+            k.to_bytes(),
+            created=k.created,
+            not_after=k.not_after,
+            revoked_at=k.revoked_at,
         )
         for k in sign_keys
     ]
@@ -483,6 +472,15 @@ def seal(
         ),
     ],
     output: OutputOption = None,
+    armor: Annotated[
+        bool,
+        typer.Option(
+            "--armor",
+            "-a",
+            help="Write the ASCII-armored form (-----BEGIN AGE ENCRYPTED FILE-----), "
+            "as 'age -a' does.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Encrypt files to the age v1 format with post-quantum mlkem768x25519 recipients.
@@ -491,11 +489,12 @@ def seal(
     -o is a directory (default: next to each file), each written as NAME.age.
     """
     from nodus_cli.keys import age
+    from nodus_cli.keys.export import seal_targets
     from nodus_cli.keys.files import resolve_recipients
 
     keyring = _keyring()
     resolved = resolve_recipients(recipients, keyring)
-    targets = _seal_targets(files, output)
+    targets = seal_targets(files, output)
     sealed = []
     for source_path, target in targets:
         if target is None and as_json:
@@ -505,7 +504,7 @@ def seal(
             _output(target) as sink,
             _progress_for(source_path, "sealing") as advance,
         ):
-            size = age.seal(source, sink, resolved, advance)
+            size = age.seal(source, sink, resolved, advance, armor=armor)
         sealed.append(
             {"input": str(source_path), "output": str(target) if target else "-", "bytes": size}
         )
@@ -516,21 +515,6 @@ def seal(
         for item in sealed:
             if item["output"] != "-":
                 say(f"Sealed {item['input']} -> {item['output']}")
-
-
-def _seal_targets(files: list[Path], output: Path | None) -> list[tuple[Path, Path | None]]:
-    if len(files) == 1:
-        source = files[0]
-        if output is not None:
-            return [(source, None if str(output) == "-" else output)]
-        return [(source, None if str(source) == "-" else source.with_name(source.name + ".age"))]
-    if any(str(f) == "-" for f in files):
-        raise UsageError("'-' (stdin) can only be sealed on its own")
-    if output is not None and not output.is_dir():
-        raise UsageError("with several FILEs, -o must be an existing directory")
-    return [
-        (f, (output / (f.name + ".age")) if output else f.with_name(f.name + ".age")) for f in files
-    ]
 
 
 @contextlib.contextmanager
@@ -561,20 +545,23 @@ def open_sealed(
     """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
     from nodus_cli.keys import age
     from nodus_cli.keys.errors import AgeError
-    from nodus_cli.keys.files import keyring_identities
+    from nodus_cli.keys.files import keyring_identities, naming, read_key_file
 
     if (output is None or str(output) == "-") and as_json:
         raise UsageError("--json needs -o FILE (the plaintext cannot share stdout)")
     if identity is not None:
-        text = read_text(identity, "an age identity file")
+        text = read_key_file(identity, "an age identity file")
         identities = age.parse_identities(text, str(identity))
+        tried = f"the identities in {identity}"
     else:
         identities = keyring_identities(_unlock(passphrase_file))
+        tried = "the keyring's keys"
     target = None if output is None or str(output) == "-" else output
     with (
         _input(file) as source,
         _output(target, 0o600) as sink,
         _progress_for(file, "opening") as advance,
+        naming("stdin" if str(file) == "-" else str(file), tried),
     ):
         try:
             used, size = age.open_file(source, sink, identities, advance)
@@ -642,14 +629,10 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check a detached signature: both halves, and the key's validity at signing time."""
-    from nodus_cli.fsutil import read_bounded
-    from nodus_cli.keys.files import DetachedSignature, verify_stream
+    from nodus_cli.keys.files import DetachedSignature, read_key_file, verify_stream
     from nodus_cli.keys.signing import load_public_keys
 
-    try:
-        text = read_bounded(signature_file, 1 << 20, "the signature").decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{signature_file}: the signature is not UTF-8 text") from None
+    text = read_key_file(signature_file, "a signature file")
     signature = DetachedSignature.parse(text, str(signature_file))
     if trust and trust_root:
         raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")

