@@ -107,7 +107,8 @@ def test_nab_series_with_twins_return_one_row_per_input_row(
     path = shared / "data" / "nab" / "data" / "realKnownCause" / "rogue_agent_key_hold.csv"
     with open_store(Workspace(nodus_home, "test")) as store:
         store.con.execute(
-            "INSERT INTO metrics SELECT timestamp::TIMESTAMPTZ, 'k', '{}', value, 'nab' "
+            "INSERT INTO metrics (time, series, labels, value, source)"
+            " SELECT timestamp::TIMESTAMPTZ, 'k', '{}', value, 'nab' "
             "FROM read_csv(?, header = true)",
             [str(path)],
         )

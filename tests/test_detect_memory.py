@@ -52,7 +52,7 @@ def test_hst_on_200k_points_keeps_memory_bounded_whatever_it_finds(
 ) -> None:
     with open_store(Workspace(nodus_home, "test")) as store:
         store.con.execute(
-            """INSERT INTO metrics
+            """INSERT INTO metrics (time, series, labels, value, source)
             SELECT TIMESTAMPTZ '2026-01-01' + INTERVAL 1 MINUTE * i, 'load', '{}',
                    50 + 20 * sin(2 * pi() * i / 1440) + random(), 'test'
             FROM range(?) AS t(i)""",

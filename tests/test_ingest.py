@@ -78,7 +78,11 @@ def count(store: Store, sql: str, params: list | None = None) -> int:
 
 
 def table(store: Store, name: str) -> list[tuple]:
-    columns = "*" if name != "ingest_files" else "file_id, path, byte_offset, line_no, rows"
+    """A table's content; ``committed_at`` says when a row came, not what it holds."""
+    stamped = name in ("logs", "metrics", "quarantine")
+    columns = "* EXCLUDE (committed_at)" if stamped else "*"
+    if name == "ingest_files":
+        columns = "file_id, path, byte_offset, line_no, rows"
     return store.con.execute(f"SELECT {columns} FROM {name} ORDER BY ALL").fetchall()
 
 

@@ -22,7 +22,7 @@ WINDOW = 4096
 CONTENT = (
     "SELECT time, level, host, app, pid, message, attrs, source, file_id, line_no, byte_offset "
     "FROM logs ORDER BY ALL",
-    "SELECT * FROM quarantine ORDER BY ALL",
+    "SELECT * EXCLUDE (committed_at) FROM quarantine ORDER BY ALL",  # when, not what
     "SELECT file_id, path, fingerprint, byte_offset, line_no, head_hash, format, rows, "
     "quarantined, records, bytes_read FROM ingest_files ORDER BY ALL",
 )

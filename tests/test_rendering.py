@@ -443,11 +443,17 @@ def test_file_errors_in_the_users_terms(run_nodus, tmp_path: Path) -> None:
     binary.write_bytes(b"\x1f\x8b\x08garbage\xff")
     missing = tmp_path / "missing"
     cases = [
-        (["keys", "import", str(binary)], f"{binary}: not a public key file (not UTF-8 text)"),
-        (["keys", "verify", str(binary), str(binary)], f"{binary}: not a nodus signature"),
+        (
+            ["keys", "import", str(binary)],
+            f"{binary}: gzip-compressed data, not a public key or age identity file",
+        ),
+        (
+            ["keys", "verify", str(binary), str(binary)],
+            f"{binary}: gzip-compressed data, not a signature file",
+        ),
         (
             ["keys", "open", str(binary), "-i", str(binary), "-o", str(tmp_path / "o")],
-            f"{binary}: not an age identity file",
+            f"{binary}: gzip-compressed data, not an age identity file",
         ),
         (["keys", "open", str(missing), "-i", str(missing)], f"{missing}: no such file"),
         (["query", f"@{missing}"], f"{missing}: no such file"),
@@ -475,8 +481,8 @@ def test_opening_a_file_that_is_not_age_names_it(run_nodus, tmp_path: Path) -> N
         "--passphrase-file",
         str(tmp_path / "pass"),
     )
-    assert result.returncode == 1
-    assert result.stderr.startswith(f"nodus: error: {binary}: not an age file")
+    assert result.returncode == 2  # not age at all: bad input; a damaged age file is 1
+    assert result.stderr.startswith(f"nodus: error: {binary}: gzip-compressed data, not an age")
     assert result.stderr.count("\n") == 1
 
 

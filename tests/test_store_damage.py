@@ -21,8 +21,9 @@ HINT = "restore it from an export or a backup, or start over with `nodus init --
 
 @pytest.fixture
 def store(run_nodus: Any, nodus_home: Path) -> Path:
-    """A fresh workspace's store, as issue 23 damaged it (after one query)."""
-    assert run_nodus("query", "SELECT 1").returncode == 0
+    """A fresh workspace's store, as issue 23 damaged it (made by ``nodus init``; a
+    query alone no longer creates one)."""
+    assert run_nodus("init").returncode == 0
     return nodus_home / "store.duckdb"
 
 
@@ -109,7 +110,7 @@ def test_damage_anywhere_is_never_an_internal_error(
     store = nodus_home / "store.duckdb"
     pristine = tmp_path / "pristine.duckdb"
     if not pristine.exists():
-        assert cli("info").exit_code == 0 and cli("query", "SELECT 1").exit_code == 0
+        assert cli("init").exit_code == 0 and cli("query", "SELECT 1").exit_code == 0
         pristine.write_bytes(store.read_bytes())
     damaged = bytearray(pristine.read_bytes())
     offset = int(position * (len(damaged) - 8))

@@ -544,7 +544,6 @@ def open_sealed(
 ) -> None:
     """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
     from nodus_cli.keys import age
-    from nodus_cli.keys.errors import AgeError
     from nodus_cli.keys.files import keyring_identities, naming, read_key_file
 
     if (output is None or str(output) == "-") and as_json:
@@ -563,10 +562,7 @@ def open_sealed(
         _progress_for(file, "opening") as advance,
         naming("stdin" if str(file) == "-" else str(file), tried),
     ):
-        try:
-            used, size = age.open_file(source, sink, identities, advance)
-        except AgeError as exc:  # name the file: "FILE: not an age file (...)"
-            raise type(exc)(f"{file}: {exc.message}") from None
+        used, size = age.open_file(source, sink, identities, advance)
     label = used.label
     if as_json:
         emit_json({"input": str(file), "output": str(target), "bytes": size, "identity": label})

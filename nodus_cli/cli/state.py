@@ -64,10 +64,12 @@ def open_store(*, read_only: bool = False) -> Store:
 
 def open_user_sql(allow_files: Sequence[Path] = ()) -> Store:
     """The store sandboxed for SQL a user or a file supplied (read-only, locked down)."""
+    from nodus_cli.cli.output import detail
     from nodus_cli.store import Invocation
     from nodus_cli.store.db import open_user_sql as _open
 
     ws = workspace()
+    detail(f"workspace {ws.root} (found by {ws.found_by}), store {ws.store_path} (sandboxed)")
     invocation = Invocation.from_argv(command_path(), STATE.argv)
     return _open(ws, allow=allow_files, lock_timeout=lock_timeout(ws), invocation=invocation)
 

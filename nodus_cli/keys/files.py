@@ -213,7 +213,9 @@ def naming(name: str, tried: str = "the identities given") -> Iterator[None]:
     try:
         yield
     except AgeNoMatch as exc:
-        raise AgeNoMatch(f"{name}: {tried} cannot open it; {exc.recipients}") from None
+        raise AgeNoMatch(
+            f"{name}: {tried} cannot open it; {exc.recipients}", recipients=exc.recipients
+        ) from None
     except AgeError as exc:
         raise type(exc)(f"{name}: {exc.message}", exit_code=exc.exit_code) from None
 
