@@ -125,7 +125,7 @@ def test_a_wrong_identity_or_key_file_is_one_line(cli, tmp_path: Path, identity:
         "fifo": "not a regular file",  # and no wait for a writer
         "huge": "far too large",
         ".": "is a directory",
-        "missing": "No such file or directory",
+        "missing": "no such file (expected an age identity file)",
     }
     for name, words in cases.items():
         given = tmp_path / name

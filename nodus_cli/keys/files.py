@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import InputError, UsageError, describe_os_error
 from nodus_cli.fsutil import atomic_writer
 from nodus_cli.keys import age, signing
 from nodus_cli.keys.errors import AgeError, AgeNoMatch, SignatureInvalid, UnknownSigner
@@ -51,7 +51,7 @@ def read_key_file(path: Path, what: str) -> str:
     try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror} (expected {what})") from None
+        raise InputError(f"{describe_os_error(exc)} (expected {what})") from None
     try:
         info = os.fstat(descriptor)
         if stat.S_ISDIR(info.st_mode):
@@ -64,7 +64,7 @@ def read_key_file(path: Path, what: str) -> str:
         if len(data) > KEY_FILE_LIMIT:
             raise InputError(f"{path}: far too large for {what}")
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
     finally:
         os.close(descriptor)
     try:
@@ -227,7 +227,7 @@ def check_sealed(path: Path, identities: list[age.Identity]) -> str:
             header = age.read_header(age.unarmored(source))
             return age.unwrap_file_key(header, identities)[1].label
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
 
 
 def rewrap_file(
@@ -244,5 +244,5 @@ def rewrap_file(
         ):
             identity = age.rewrap(source, target, identities, recipients)
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
     return identity.label
