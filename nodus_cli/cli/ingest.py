@@ -91,13 +91,13 @@ def ingest(
         series=series,
     )
     workspace = state.workspace()
-    with state.open_store() as store, progress("ingesting") as advance:
+    with state.open_store() as store, progress("ingesting") as meter:
         report = run_ingest(
             store,
             paths,
             options,
             secret=workspace.secret() if options.redact else None,
-            on_progress=advance,
+            on_progress=meter,
         )
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,12 +35,12 @@ from nodus_cli.ingest.source import (
     skip_to,
     windows,
 )
+from nodus_cli.progress import Progress, ProgressLike, reporter
 from nodus_cli.store import Store
 
 WINDOW_BYTES = 64 << 20
 MEMORY_LIMIT = "256MB"
 WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -122,9 +122,11 @@ def ingest(
     *,
     secret: bytes | None = None,
     stdin: BinaryIO | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> IngestReport:
-    """Ingest every file named by ``paths``; a failing file never stops the others."""
+    """Ingest every file named by ``paths``; a failing file never stops the others.
+
+    ``on_progress`` hears the bytes on disk of all the files and the files done."""
     options = options or IngestOptions()
     if options.format not in formats.FORMATS:
         raise UsageError(f"unknown format {options.format!r} ({', '.join(formats.FORMATS)})")
@@ -142,15 +144,21 @@ def ingest(
         if secret is not None and (kinds or fields):
             for statement in redact.macros(secret, kinds):
                 con.execute(statement)
-        job = _Job(store, options, Path(tmp), kinds, fields, on_progress)
-        for path in expand_paths(paths):
+        job = _Job(store, options, Path(tmp), kinds, fields, reporter(on_progress))
+        expanded = expand_paths(paths)
+        sizes = [_size_on_disk(path) for path in expanded]
+        job.total_bytes = sum(sizes)
+        job.progress.total(job.total_bytes, items=len(expanded))
+        for path, size in zip(expanded, sizes, strict=True):
             result = FileResult(path)
             started = time.monotonic()
+            job.file_budget, job.file_counted = size, 0
             try:
                 source = job.stdin_source(stdin) if path == STDIN else Source.open_path(path)
                 job.ingest_file(source, result)
             except NodusError as exc:
                 result.status, result.error = "failed", exc.message
+            job.progress.advance(job.file_budget - job.file_counted, items=1)
             result.seconds = time.monotonic() - started
             report.files.append(result)
         if job.unfolded:
@@ -158,6 +166,14 @@ def ingest(
             # DuckDB's vacuum, which rewrites every partial row group a window left
             store.checkpoint()
     return report
+
+
+def _size_on_disk(path: str) -> int:
+    """The file's size for the progress total (0 for stdin or what cannot be read)."""
+    try:
+        return 0 if path == STDIN else os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -201,7 +217,7 @@ class _Job:
         tmp: Path,
         kinds: list[str],
         fields: list[str],
-        on_progress: Progress | None,
+        progress: Progress,
     ) -> None:
         self.store = store
         self.con = store.con
@@ -209,15 +225,24 @@ class _Job:
         self.tmp = tmp
         self.kinds = kinds
         self.fields = fields
-        self.on_progress = on_progress
+        self.progress = progress
         self.unfolded = 0  # bytes committed since the last checkpoint
+        self.total_bytes = 0  # of every file on disk, for the progress total
+        # the current file: its bytes on disk, those reported done, where it is read
+        self.file_budget = 0
+        self.file_counted = 0
+        self.file_handle: Any = None
 
     def stdin_source(self, stdin: BinaryIO | None) -> Source:
         spool = self.tmp / "stdin"
         stream = stdin if stdin is not None else sys.stdin.buffer
         with spool.open("wb") as handle:
             shutil.copyfileobj(stream, handle, 1 << 20)
-        return Source.open_path(STDIN, spool)
+        source = Source.open_path(STDIN, spool)
+        self.total_bytes += source.size  # known only now
+        self.file_budget = source.size
+        self.progress.total(self.total_bytes)
+        return source
 
     # --- one file ---------------------------------------------------------------------
 
@@ -227,6 +252,8 @@ class _Job:
             result.status = "unchanged"
             return
         checkpoint, stream = self._resume(source, head)
+        # bytes on disk: a gzip stream reads its compressed file through .fileobj
+        self.file_handle = getattr(stream, "fileobj", stream)
         with stream:
             requested = checkpoint.format if checkpoint.format else self.options.format
             try:
@@ -346,8 +373,13 @@ class _Job:
             result.quarantined += quarantined
             result.records += rows + quarantined
             result.bytes_read += lines.size
-            if self.on_progress:
-                self.on_progress(lines.size)
+            self._count_read()
+
+    def _count_read(self) -> None:
+        """Report the bytes of the file on disk read so far (ahead by a window at most)."""
+        position = min(self.file_handle.tell(), self.file_budget)
+        self.progress.advance(position - self.file_counted)
+        self.file_counted = position
 
     def _register(self, source: Source, file_id: int, head: bytes, detected: Detected) -> None:
         self.con.execute(
