@@ -13,8 +13,11 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class Progress(Protocol):
-    def total(self, amount: float | None, items: int | None = None) -> None:
-        """The whole job: ``amount`` units (bytes, rows, points) and ``items`` (files)."""
+    def total(
+        self, amount: float | None, items: int | None = None, unit: str | None = None
+    ) -> None:
+        """The whole job: ``amount`` units (bytes, rows, points) and ``items`` (files);
+        ``unit`` names the units when the caller cannot know them beforehand."""
 
     def advance(self, amount: float = 0, items: int = 0) -> None:
         """``amount`` more units are done, and ``items`` more whole items."""
@@ -27,7 +30,9 @@ ProgressLike = Progress | Callable[[float], None]
 
 
 class _Silent:
-    def total(self, amount: float | None, items: int | None = None) -> None:
+    def total(
+        self, amount: float | None, items: int | None = None, unit: str | None = None
+    ) -> None:
         pass
 
     def advance(self, amount: float = 0, items: int = 0) -> None:

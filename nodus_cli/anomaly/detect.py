@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 from nodus_cli.anomaly.methods import Method, get_method
 from nodus_cli.anomaly.robust import FEATURE_NAMES, Scores
 from nodus_cli.anomaly.source import Source, read_points
+from nodus_cli.progress import ProgressLike, reporter
 from nodus_cli.store.db import Store
 
 ANOMALY_THRESHOLD = 0.5  # a point whose score reaches this is an anomaly
@@ -110,7 +111,7 @@ def detect(
     since: datetime | None = None,
     until: datetime | None = None,
     from_scratch: bool = False,
-    on_progress: Callable[[float], None] | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> Detection:
     """Score the points after the saved state, then save state and anomalies atomically.
 
@@ -118,6 +119,7 @@ def detect(
     method are dropped first, so the run starts over from the first point.
     """
     method = get_method(method_name)
+    progress = reporter(on_progress)
     summary = {"series": source.key, "method": method.name, "from_scratch": from_scratch}
     with store.change(summary) as details:
         if from_scratch:
@@ -126,11 +128,14 @@ def detect(
                     f"DELETE FROM {table} WHERE series = ? AND method = ?",
                     [source.key, method.name],
                 )
+        progress.stage("reading points")
         state, resumed_after, seen = _load_state(store, source.key, method)
         times_us, values = read_points(store, source, after=resumed_after, since=since, until=until)
+        progress.total(len(values))
+        progress.stage(f"scoring with {method.name}")
         scores, state = method.score(state, times_us, values)
-        if on_progress:
-            on_progress(len(values))
+        progress.advance(len(values))
+        progress.stage("saving")
         found = _anomalies(scores, times_us, values, method.name)
         if found:
             store.con.executemany(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +20,7 @@ from nodus_cli.audit.bundle import (
     NO_PREV,
     Bundle,
     BundleError,
+    FileEntry,
     read_bundle,
 )
 from nodus_cli.audit.seal import hash_file, inside, safe_relative, walk_inputs
@@ -32,6 +33,7 @@ from nodus_cli.errors import (
     NotFoundError,
 )
 from nodus_cli.fsutil import atomic_write
+from nodus_cli.progress import SILENT, Progress, ProgressLike, reporter
 
 if TYPE_CHECKING:
     from nodus_cli.store import Store
@@ -157,13 +159,23 @@ def _check_structure(bundle: Bundle, report: Report) -> None:
             report.problems.append(f"consistency proof to the previous checkpoint fails: {exc}")
 
 
-def _check_files(bundle: Bundle, root: Path | None, report: Report) -> None:
+def _counted(entries: Iterator[FileEntry], progress: Progress) -> Iterator[FileEntry]:
+    """``entries``, reporting each one's bytes and the entry as done once it is checked."""
+    for entry in entries:
+        yield entry
+        progress.advance(entry.size, items=1)
+
+
+def _check_files(
+    bundle: Bundle, root: Path | None, report: Report, progress: Progress = SILENT
+) -> None:
     """Re-hash every file under ``root`` (or the embedded copies) and look for additions."""
     changed: list[str] = []
     missing: list[str] = []
     unsafe: list[str] = []
     recorded: set[str] = set()
-    for entry in bundle.file_entries():
+    progress.total(sum(entry.size for entry in bundle.file_entries()), items=bundle.size)
+    for entry in _counted(bundle.file_entries(), progress):
         recorded.add(entry.path)
         if entry.content is not None and (
             merkle.leaf_hash(entry.content) != entry.leaf or len(entry.content) != entry.size
@@ -202,7 +214,7 @@ def _check_files(bundle: Bundle, root: Path | None, report: Report) -> None:
     report.problems.extend(f"unsafe path (outside the root): {item}" for item in unsafe)
 
 
-def _check_rows(bundle: Bundle, store: Store, report: Report) -> None:
+def _check_rows(bundle: Bundle, store: Store, report: Report, progress: Progress = SILENT) -> None:
     """Compare the embedded rows with the table now: which rows changed or went missing.
 
     Rows appended after the seal (beyond the sealed count) are reported, not failed:
@@ -226,12 +238,14 @@ def _check_rows(bundle: Bundle, store: Store, report: Report) -> None:
     store.con.execute("BEGIN TRANSACTION")
     try:
         count, top = selection.extent()
+        progress.total(count, unit="rows")
         index = 0
         for batch in selection.batches(top):
             for line in batch:
                 if index < len(bundle.entries) and bundle.entries[index] != line:
                     changed.append(str(index))
                 index += 1
+            progress.advance(len(batch))
     finally:
         store.con.execute("ROLLBACK")  # a read-only snapshot: nothing to keep
     missing = [str(i) for i in range(count, len(bundle.entries))]
@@ -275,9 +289,11 @@ def verify_bundle(
     prev: Path | None = None,
     store: Store | None = None,
     files_default_root: bool = True,
+    on_progress: ProgressLike | None = None,
 ) -> Report:
     """Check everything a bundle claims; files are re-hashed under ``root``, rows
-    compared with the table in ``store`` when given."""
+    compared with the table in ``store`` when given (``on_progress`` hears the
+    bytes re-hashed and files done, or the rows compared)."""
     bundle = read_bundle(path, keep_rows=store is not None)
     report = Report(str(path))
     report.details.update(
@@ -294,9 +310,9 @@ def verify_bundle(
     if bundle.kind == "files":
         if root is None and files_default_root and not bundle.header.get("embed"):
             root = Path(".")
-        _check_files(bundle, root, report)
+        _check_files(bundle, root, report, reporter(on_progress))
     elif store is not None:
-        _check_rows(bundle, store, report)
+        _check_rows(bundle, store, report, reporter(on_progress))
     check_signature(bundle.signed, trusted, _created(bundle, report), report)
     if prev is not None:
         _check_link(bundle, read_bundle(prev, keep_entries=False), report)

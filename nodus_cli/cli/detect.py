@@ -85,7 +85,7 @@ def detect(
     else:
         assert series is not None
         source = parse_series(series)
-    with state.open_store() as store, progress("scoring") as advance:
+    with state.open_store() as store, progress("detecting", unit="points") as meter:
         result = run_detect(
             store,
             source,
@@ -93,7 +93,7 @@ def detect(
             since=parse_time(since) if since else None,
             until=parse_time(until) if until else None,
             from_scratch=from_scratch,
-            on_progress=advance,
+            on_progress=meter,
         )
     only_anomalies = points is Points.anomalies
     output = resolve_format(fmt, as_json)

@@ -657,10 +657,13 @@ class _Meter:
         self._bar, self._task = bar, task
         self._items_done = 0
 
-    def total(self, amount: float | None, items: int | None = None) -> None:
+    def total(
+        self, amount: float | None, items: int | None = None, unit: str | None = None
+    ) -> None:
         if self._bar is not None:
-            fields = {} if items is None else {"items_total": items}
-            self._bar.update(self._task, total=amount, **fields)
+            fields = {"items_total": items, "unit": unit}
+            given = {name: value for name, value in fields.items() if value is not None}
+            self._bar.update(self._task, total=amount, **given)
 
     def advance(self, amount: float = 0, items: int = 0) -> None:
         if self._bar is not None:
@@ -681,18 +684,20 @@ def _status_column(unit: str, items_unit: str) -> Any:
     from rich.progress import ProgressColumn
     from rich.text import Text
 
-    def amounts(*values: float) -> str:
-        if unit == "bytes":
+    def amounts(counted: str, *values: float) -> str:
+        if counted == "bytes":
             return "/".join(decimal(int(v)) for v in values)
-        return "/".join(f"{v:,.0f}" for v in values) + f" {unit}"
+        return "/".join(f"{v:,.0f}" for v in values) + f" {counted}"
 
     class Status(ProgressColumn):
         def render(self, task: Any) -> Text:
             parts = []
+            counted = task.fields.get("unit", unit)
             if task.total:
-                parts += [f"{task.percentage:3.0f}%", amounts(task.completed, task.total)]
+                parts.append(f"{task.percentage:3.0f}%")
+                parts.append(amounts(counted, task.completed, task.total))
             elif task.completed:
-                parts.append(amounts(task.completed))
+                parts.append(amounts(counted, task.completed))
             if task.fields.get("items_total"):
                 items = f"{task.fields.get('items_done', 0)}/{task.fields['items_total']}"
                 parts.append(f"{items} {items_unit}")
@@ -708,7 +713,12 @@ def _status_column(unit: str, items_unit: str) -> Any:
 
 @contextlib.contextmanager
 def progress(
-    description: str, total: float | None = None, *, unit: str = "bytes", items_unit: str = "files"
+    description: str,
+    total: float | None = None,
+    *,
+    unit: str = "bytes",
+    items_unit: str = "files",
+    data_on_stdout: bool = False,
 ) -> Iterator[_Meter]:
     """Yield a Progress (see ``nodus_cli.progress``) to hand to the library doing the work.
 
@@ -717,8 +727,10 @@ def progress(
     done, the current stage and the elapsed time; it appears only once the work has
     taken ``PROGRESS_DELAY`` seconds and is erased at the end. In a pipe, a file
     (cron) or with ``-q`` nothing at all is printed. ``NO_COLOR`` only drops colour.
+    Work that writes its data to stdout meanwhile (``data_on_stdout``) shows no bar
+    when stdout is a terminal too: the two would be drawn over each other.
     """
-    if not _shows_progress():
+    if not _shows_progress() or (data_on_stdout and state.stdout_is_terminal()):
         yield _Meter()
         return
     import threading
