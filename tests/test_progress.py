@@ -160,6 +160,69 @@ def test_detect_shows_points(tmp_path: Path) -> None:
     assert re.search(r"100%\s+240/240 points", err), err
 
 
+PASSPHRASE = "progress-test-passphrase"
+
+
+@pytest.fixture
+def keyring(nodus_home: Path) -> dict[str, str]:
+    """A signing and an encryption key in this test's workspace; the env to unlock them."""
+    from nodus_cli.keys.keyring import Keyring
+    from nodus_cli.workspace import Workspace
+
+    unlocked = Keyring(Workspace(nodus_home, "--home").ensure()).unlock(
+        PASSPHRASE.encode(), create=True
+    )
+    unlocked.generate("sign")
+    unlocked.generate("encrypt")
+    unlocked.save()
+    return {**NOW, "NODUS_PASSPHRASE": PASSPHRASE}
+
+
+def test_audit_build_and_verify_show_bytes_and_files(
+    logs: list[Path], keyring: dict[str, str], tmp_path: Path
+) -> None:
+    bundle = tmp_path / "logs.bundle"
+    root = str(tmp_path)
+    built = run_with_terminal_stderr(
+        "audit", "build", *map(str, logs), "--root", root, "-o", str(bundle), env=keyring
+    )
+    assert built[0] == 0, built[2]
+    total = re.escape(_total_text(logs))
+    assert re.search(rf"hashing files.*100%\s+{total}/{total}\s+3/3 files", built[2]), built[2]
+    code, out, err = run_with_terminal_stderr(
+        "audit", "verify", str(bundle), "--root", root, env=keyring
+    )
+    assert code == 0, out + err
+    assert re.search(rf"verifying.*100%\s+{total}/{total}\s+3/3 files", err), err
+
+
+def test_keys_seal_and_open_show_bytes(
+    logs: list[Path], keyring: dict[str, str], tmp_path: Path
+) -> None:
+    sealed = tmp_path / "app0.age"
+    code, _, err = run_with_terminal_stderr(
+        "keys", "seal", str(logs[0]), "-r", "@keyring", "-o", str(sealed), env=keyring
+    )
+    assert code == 0, err
+    size = re.escape(_total_text(logs[:1]))
+    assert re.search(rf"sealing app0.jsonl.*100%\s+{size}/{size}", err), err
+    opened = tmp_path / "app0.out"
+    code, _, err = run_with_terminal_stderr(
+        "keys", "open", str(sealed), "-o", str(opened), env=keyring
+    )
+    assert code == 0, err
+    assert "opening app0.age" in err and opened.read_bytes() == logs[0].read_bytes()
+
+
+def test_export_shows_its_tables_and_stage(logs: list[Path], tmp_path: Path) -> None:
+    run_in_pipe("ingest", *map(str, logs))
+    code, _, err = run_with_terminal_stderr(
+        "export", "logs", "--to", str(tmp_path / "out"), env=NOW
+    )
+    assert code == 0, err
+    assert "exporting" in err and "1/1 tables" in err and "logs: writing 300 rows" in err
+
+
 # --- in a pipe, in a file --------------------------------------------------------------
 
 
@@ -169,6 +232,20 @@ def test_nothing_in_a_pipe(logs: list[Path]) -> None:
     err = result.stderr.decode()
     assert ESC not in err and "ingesting" not in err and "\r" not in err
     assert err.splitlines()[-1] == "3 file(s): 300 rows, 0 quarantined, 0 failed"
+
+
+@pytest.mark.parametrize("command", ["detect", "export"])
+def test_nothing_in_a_pipe_for_other_commands(command: str, logs: list[Path], tmp_path) -> None:
+    run_in_pipe("ingest", *map(str, logs))
+    args = (
+        ["export", "logs", "--to", str(tmp_path / "out")]
+        if command == "export"
+        else ["detect", "--sql", "SELECT time, length(message) AS value FROM logs"]
+    )
+    result = run_in_pipe(*args, env=NOW)
+    assert result.returncode == 0, result.stderr
+    assert ESC.encode() not in result.stderr and b"\r" not in result.stderr
+    assert len(result.stderr.decode().splitlines()) == 1  # the summary line alone
 
 
 def test_nothing_in_a_file_under_cron(logs: list[Path], tmp_path: Path) -> None:
