@@ -678,8 +678,14 @@ class _Meter:
         self.advance(amount)
 
 
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
 def _status_column(unit: str, items_unit: str) -> Any:
-    """The text after the bar: ``45%  1.2 MB/2.7 MB  3/16 files  STAGE  0:05 left``."""
+    """The text after the bar: ``45%  1.2 MB/2.7 MB  3/16 files  STAGE  0:04 (~0:05 left)``,
+    on one line (cut with an ellipsis on a narrow terminal)."""
     from rich.filesize import decimal
     from rich.progress import ProgressColumn
     from rich.text import Text
@@ -703,10 +709,12 @@ def _status_column(unit: str, items_unit: str) -> Any:
                 parts.append(f"{items} {items_unit}")
             if task.fields.get("stage"):
                 parts.append(visible(task.fields["stage"]))
+            clock = _minutes(task.elapsed or 0)
             remaining = task.time_remaining if task.total and not task.finished else None
             if remaining is not None:
-                parts.append("{}:{:02d} left".format(*divmod(int(remaining), 60)))
-            return Text("  ".join(parts))
+                clock += f" (~{_minutes(remaining)} left)"
+            parts.append(clock)
+            return Text("  ".join(parts), no_wrap=True, overflow="ellipsis")
 
     return Status()
 
@@ -724,7 +732,7 @@ def progress(
 
     On a terminal it is a transient line on stderr: spinner, ``description``, bar,
     percentage, amount done of ``total`` in ``unit`` (sizes for bytes), items (files)
-    done, the current stage and the elapsed time; it appears only once the work has
+    done, the current stage, the time elapsed and left; it appears only once the work has
     taken ``PROGRESS_DELAY`` seconds and is erased at the end. In a pipe, a file
     (cron) or with ``-q`` nothing at all is printed. ``NO_COLOR`` only drops colour.
     Work that writes its data to stdout meanwhile (``data_on_stdout``) shows no bar
@@ -735,7 +743,7 @@ def progress(
         return
     import threading
 
-    from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, SpinnerColumn, TextColumn
     from rich.progress import Progress as Bar
 
     # A duplicate of the terminal: the bar stays visible while fd 2 is /dev/null for
@@ -747,9 +755,8 @@ def progress(
     bar = Bar(
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
-        BarColumn(),
+        BarColumn(bar_width=24),
         _status_column(unit, items_unit),
-        TimeElapsedColumn(),
         console=console,
         transient=True,
         redirect_stdout=False,  # data stays on stdout, never in the bar's console
