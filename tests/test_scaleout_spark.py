@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,20 @@ def test_spark_through_the_cli(cli, spark: Any, tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert missing.stderr.startswith("nodus: error: Spark SQL error:")
     assert "nosuch" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+
+def test_spark_stages_reach_the_progress(spark: Any, tpch: tuple[Store, Path]) -> None:
+    """``query --engine spark`` shows its stage (issue 15 item 5): starting, then the
+    stages the status tracker reports, polled from a thread stopped with the block."""
+    from tests.test_progress import Recorder
+
+    _, export = tpch
+    recorder = Recorder()
+    sql = "SELECT l_returnflag, count(*) AS n FROM lineitem GROUP BY 1"
+    with query_export(sql, QueryEngine.spark, export, on_progress=recorder) as result:
+        assert len(list(result.rows)) == 3
+    assert recorder.stages[:2] == ["starting Spark", "reading the export"]
+    assert all(re.fullmatch(r"(stage \d+: \d+/\d+ tasks(, )?)+", s) for s in recorder.stages[2:])
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from nodus_cli.anomaly.methods import Method, get_method
 from nodus_cli.anomaly.reasons import explain, unit_of
 from nodus_cli.anomaly.robust import FEATURE_NAMES, Scores
 from nodus_cli.anomaly.source import Source, read_points
+from nodus_cli.progress import ProgressLike, reporter
 from nodus_cli.store.db import Store
 
 __all__ = ["ANOMALY_THRESHOLD", "Anomaly", "Detection", "detect"]
@@ -135,7 +136,7 @@ def detect(
     since: datetime | None = None,
     until: datetime | None = None,
     from_scratch: bool = False,
-    on_progress: Callable[[float], None] | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> Detection:
     """Score the points after the saved state, then save state and anomalies atomically.
 
@@ -145,6 +146,7 @@ def detect(
     import numpy as np
 
     method = get_method(method_name)
+    progress = reporter(on_progress)
     summary = {"series": source.key, "method": method.name, "from_scratch": from_scratch}
     with store.change(summary) as details:
         if from_scratch:
@@ -153,11 +155,14 @@ def detect(
                     f"DELETE FROM {table} WHERE series = ? AND method = ?",
                     [source.key, method.name],
                 )
+        progress.stage("reading points")
         state, resumed_after, seen = _load_state(store, source.key, method)
         times_us, values = read_points(store, source, after=resumed_after, since=since, until=until)
+        progress.total(len(values))
+        progress.stage(f"scoring with {method.name}")
         scores, state = method.score(state, times_us, values)
-        if on_progress:
-            on_progress(len(values))
+        progress.advance(len(values))
+        progress.stage("saving")
         times_known = state.times_us if len(state.times_us) >= 2 else times_us
         step_s = float(np.median(np.diff(times_known))) / 1e6 if len(times_known) >= 2 else 0.0
         result = Detection(

@@ -8,7 +8,7 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
@@ -24,13 +24,13 @@ from nodus_cli.audit.bundle import (
 )
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.fsutil import atomic_writer
+from nodus_cli.progress import SILENT, Progress, ProgressLike, reporter
 
 if TYPE_CHECKING:
     from nodus_cli.store import Store
 
 CHUNK = 1 << 20
 ROW_BATCH = 1 << 16
-Progress = Callable[[float], None]
 T = TypeVar("T")
 
 
@@ -255,8 +255,11 @@ def _file_member(root: Path, rel: str) -> str:
     return rel
 
 
-def hash_file(path: Path, *, keep: bool = False) -> tuple[bytes, int, bytes | None]:
-    """Leaf hash SHA-256(0x00 || content), size, and the content when ``keep``."""
+def hash_file(
+    path: Path, *, keep: bool = False, progress: Progress = SILENT
+) -> tuple[bytes, int, bytes | None]:
+    """Leaf hash SHA-256(0x00 || content), size, and the content when ``keep``;
+    ``progress`` hears the bytes hashed."""
     digest = hashlib.sha256(b"\x00")
     size = 0
     kept = bytearray() if keep else None
@@ -264,6 +267,7 @@ def hash_file(path: Path, *, keep: bool = False) -> tuple[bytes, int, bytes | No
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            progress.advance(len(chunk))
             if kept is not None:
                 kept += chunk
     return digest.digest(), size, bytes(kept) if kept is not None else None
@@ -278,6 +282,14 @@ def default_root(paths: Sequence[Path]) -> Path:
     return common if common.is_dir() or common not in absolute else common.parent
 
 
+def _size(path: Path) -> int:
+    """The size for the progress total; a file that cannot be read fails when hashed."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def build_files(
     paths: Sequence[Path],
     output: Path,
@@ -287,7 +299,7 @@ def build_files(
     origin: str = "nodus/files",
     prev: PrevLink | None = None,
     embed: bool = False,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> SealResult:
     """Seal files (directories recursively) into a bundle at ``output``.
 
@@ -303,14 +315,15 @@ def build_files(
     files = [f for f in files if os.path.abspath(root / f) != out_rel]
     header = bundle_header("files", origin, len(files), prev, key)
     header.update(inputs=inputs, embed=embed, root=str(root))
+    progress = reporter(on_progress)
+    progress.total(sum(_size(root / rel) for rel in files), items=len(files))
     try:
         with atomic_writer(output) as handle:
             writer = BundleWriter(handle, header)
             for rel in files:
-                leaf, size, content = hash_file(root / rel, keep=embed)
+                leaf, size, content = hash_file(root / rel, keep=embed, progress=progress)
                 writer.add(file_entry(rel, size, leaf, content), leaf)
-                if on_progress:
-                    on_progress(size)
+                progress.advance(items=1)
             result = finish_bundle(
                 writer, kind="files", output=output, origin=origin, prev=prev, key=key
             )
@@ -336,7 +349,7 @@ def seal_rows(
     until: dt.datetime | None = None,
     origin: str | None = None,
     prev: PrevLink | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> SealResult:
     """Seal a table's rows (canonical JSON, storage order) into a self-contained bundle."""
     origin = check_origin(origin or f"nodus/{table}")
@@ -345,6 +358,8 @@ def seal_rows(
     con.execute("BEGIN TRANSACTION")  # one snapshot for the count and every batch
     try:
         count, top = selection.extent()
+        progress = reporter(on_progress)
+        progress.total(count, unit="rows")
         header = bundle_header("rows", origin, count, prev, key)
         header.update(
             table=table,
@@ -363,8 +378,7 @@ def seal_rows(
                 for batch in batches:
                     block, leaves = _encode_batch(batch)
                     writer.add_block(block, leaves, len(batch))
-                    if on_progress:
-                        on_progress(len(batch))
+                    progress.advance(len(batch))
                 if writer.count != count:
                     raise InputError(f"table {table!r} changed while sealing")
                 result = finish_bundle(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +22,7 @@ from nodus_cli.audit.bundle import (
     NO_PREV,
     Bundle,
     BundleError,
+    FileEntry,
     UnknownFormat,
     read_bundle,
 )
@@ -35,6 +36,7 @@ from nodus_cli.errors import (
     NotFoundError,
 )
 from nodus_cli.fsutil import atomic_write, loads_bounded, open_regular, read_bounded
+from nodus_cli.progress import SILENT, Progress, ProgressLike, reporter
 
 if TYPE_CHECKING:
     from nodus_cli.store import Store
@@ -171,13 +173,23 @@ def _check_structure(bundle: Bundle, report: Report) -> None:
             report.problems.append(f"consistency proof to the previous checkpoint fails: {exc}")
 
 
-def _check_files(bundle: Bundle, root: Path | None, report: Report) -> None:
+def _counted(entries: Iterator[FileEntry], progress: Progress) -> Iterator[FileEntry]:
+    """``entries``, reporting each one's bytes and the entry as done once it is checked."""
+    for entry in entries:
+        yield entry
+        progress.advance(entry.size, items=1)
+
+
+def _check_files(
+    bundle: Bundle, root: Path | None, report: Report, progress: Progress = SILENT
+) -> None:
     """Re-hash every file under ``root`` (or the embedded copies) and look for additions."""
     changed: list[str] = []
     missing: list[str] = []
     unsafe: list[str] = []
     recorded: set[str] = set()
-    for entry in bundle.file_entries():
+    progress.total(sum(entry.size for entry in bundle.file_entries()), items=bundle.size)
+    for entry in _counted(bundle.file_entries(), progress):
         recorded.add(entry.path)
         if entry.content is not None and (
             merkle.leaf_hash(entry.content) != entry.leaf or len(entry.content) != entry.size
@@ -216,7 +228,7 @@ def _check_files(bundle: Bundle, root: Path | None, report: Report) -> None:
     report.problems.extend(f"unsafe path (outside the root): {item}" for item in unsafe)
 
 
-def _check_rows(bundle: Bundle, store: Store, report: Report) -> None:
+def _check_rows(bundle: Bundle, store: Store, report: Report, progress: Progress = SILENT) -> None:
     """Compare the sealed rows with the table now, each row by its identity (its content in
     sequence), so one changed and one deleted row are those two, not every row after them.
 
@@ -241,9 +253,11 @@ def _check_rows(bundle: Bundle, store: Store, report: Report) -> None:
     current: list[bytes] = []
     store.con.execute("BEGIN TRANSACTION")
     try:
-        _, top = selection.extent()
+        count, top = selection.extent()
+        progress.total(count, unit="rows")
         for batch in selection.batches(top):
             current.extend(hashlib.sha256(b"\x00" + line).digest() for line in batch)
+            progress.advance(len(batch))
     finally:
         store.con.execute("ROLLBACK")  # a read-only snapshot: nothing to keep
     diff = align_rows(bundle.leaves[:], current)
@@ -328,9 +342,11 @@ def verify_bundle(
     prev: Path | None = None,
     store: Store | None = None,
     files_default_root: bool = True,
+    on_progress: ProgressLike | None = None,
 ) -> Report:
     """Check everything a bundle claims; files are re-hashed under ``root``, rows
-    compared with the table in ``store`` when given."""
+    compared with the table in ``store`` when given (``on_progress`` hears the
+    bytes re-hashed and files done, or the rows compared)."""
     try:
         bundle = read_bundle(path)
     except UnknownFormat as exc:
@@ -351,9 +367,9 @@ def verify_bundle(
             root = recorded_root(bundle)
         if root is not None:
             report.details["files_root"] = str(root)
-        _check_files(bundle, root, report)
+        _check_files(bundle, root, report, reporter(on_progress))
     elif store is not None:
-        _check_rows(bundle, store, report)
+        _check_rows(bundle, store, report, reporter(on_progress))
     check_signature(bundle.signed, trusted, _created(bundle, report), report)
     if prev is not None:
         _check_link(bundle, read_bundle(prev, keep_entries=False), report)

@@ -176,7 +176,7 @@ def build(
     origin = origin or "nodus/files"
     with state.open_store() as store, _interruptible():
         link = _prev(prev, store, origin)
-        with progress("hashing files") as advance:
+        with progress("hashing files") as meter:
             result = build_files(
                 paths,
                 output,
@@ -185,7 +185,7 @@ def build(
                 origin=origin,
                 prev=link,
                 embed=embed,
-                on_progress=advance,
+                on_progress=meter,
             )
         remember(store, result)
     _sealed(result, as_json)
@@ -219,7 +219,7 @@ def seal(
     origin = origin or f"nodus/{table}"
     with state.open_store() as store, _interruptible():
         link = _prev(prev, store, origin)
-        with progress("sealing rows") as advance:
+        with progress("sealing rows", unit="rows") as meter:
             result = seal_rows(
                 store,
                 table,
@@ -229,7 +229,7 @@ def seal(
                 until=end,
                 origin=origin,
                 prev=link,
-                on_progress=advance,
+                on_progress=meter,
             )
         remember(store, result)
     _sealed(result, as_json)
@@ -283,10 +283,14 @@ def verify(
 
     trusted = _trusted(trust, trust_root)
     if not against_store:
-        _finish(verify_bundle(bundle, trusted, root=root, prev=prev), as_json)
+        with progress("verifying") as meter:
+            report = verify_bundle(bundle, trusted, root=root, prev=prev, on_progress=meter)
+        _finish(report, as_json)
         return
-    with state.open_store(read_only=True) as store:
-        report = verify_bundle(bundle, trusted, root=root, prev=prev, store=store)
+    with state.open_store(read_only=True) as store, progress("verifying") as meter:
+        report = verify_bundle(
+            bundle, trusted, root=root, prev=prev, store=store, on_progress=meter
+        )
     _finish(report, as_json)
 
 

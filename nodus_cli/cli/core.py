@@ -4,8 +4,9 @@ import contextlib
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +18,7 @@ from nodus_cli.cli.output import (
     JsonOption,
     child_stderr_quiet,
     emit_json,
+    progress,
     render_rows,
     resolve_format,
     say,
@@ -234,6 +236,8 @@ def query(
         from nodus_cli.scaleout.engines import query_export
 
         with contextlib.ExitStack() as stack:
+            spinner = stack.enter_context(contextlib.ExitStack())
+            meter = spinner.enter_context(progress(f"querying with {engine.value}"))
             with child_stderr_quiet():  # the JVM starts here
                 exported = stack.enter_context(
                     query_export(
@@ -244,12 +248,16 @@ def query(
                         limit=limit,
                         allow_files=allow_files or [],
                         protected=[state.workspace().root],
+                        on_progress=meter,
                     )
                 )
+            rows = exported.rows
+            if state.stdout_is_terminal():  # the rows are drawn where the spinner is
+                rows = _then(rows, spinner.close)
             for message in exported.warnings:
                 warn(message)
             output = resolve_format(fmt, as_json)
-            render_rows(exported.columns, exported.rows, output, types=exported.types)
+            render_rows(exported.columns, rows, output, types=exported.types)
         return
     if as_of is not None and (engine is not QueryEngine.duckdb or data is not None):
         raise UsageError("--as-of reads the store; it does not apply to --data or --engine spark")
@@ -264,6 +272,15 @@ def query(
             result.columns, result.rows, resolve_format(fmt, as_json), types=result.types
         )
         record_query(store.path.parent, text, time.perf_counter() - started, count)
+
+
+def _then(rows: Iterator[Any], first: Callable[[], object]) -> Iterator[Any]:
+    """``rows``, calling ``first`` once the first row is there (or there is none)."""
+    head = next(rows, None)
+    first()
+    if head is not None:
+        yield head
+        yield from rows
 
 
 def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:

@@ -157,7 +157,7 @@ def detect(
         else:
             sources = label_sets(store, source) if each else [source]
         for one in sources:
-            with progress(f"scoring {one.key}") as advance:
+            with progress(f"scoring {one.key}", unit="points") as advance:
                 results.append(
                     run_detect(
                         store,

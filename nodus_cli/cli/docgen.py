@@ -36,7 +36,12 @@ EXIT_STATUS = [
 ENVIRONMENT = [
     ("NODUS_HOME", "Workspace directory; overrides the search for .nodus/."),
     ("XDG_DATA_HOME", "Workspace fallback is $XDG_DATA_HOME/nodus."),
-    ("NO_COLOR", "When set, no colour in any output."),
+    ("NO_COLOR", "When set, no colour in any output (progress bars still show)."),
+    (
+        "NODUS_PROGRESS_DELAY",
+        "Seconds of work before a progress bar appears on a terminal (default 1; "
+        "for tests, which set 0).",
+    ),
 ]
 
 

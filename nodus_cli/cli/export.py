@@ -36,9 +36,12 @@ def export(
     """Write tables as hive-partitioned Parquet, incrementally (see nodus-export(5))."""
     from nodus_cli.scaleout.export import export_tables
 
-    with state.open_store() as store, progress("Exporting") as advance:
+    with (
+        state.open_store() as store,
+        progress("exporting", unit="steps", items_unit="tables") as meter,
+    ):
         results = export_tables(
-            store, tables, to, partition_by=partition_by, full=full, on_progress=advance
+            store, tables, to, partition_by=partition_by, full=full, on_progress=meter
         )
     if as_json:
         emit_json({"to": str(to.absolute()), "tables": [r.to_json() for r in results]})

@@ -117,13 +117,13 @@ def ingest(
     workspace = state.workspace()
     with state.open_store() as store:
         run = JournalRun(_IngestTotals())
-        with store.one_journal_row(run), progress("ingesting") as advance:
+        with store.one_journal_row(run), progress("ingesting") as meter:
             report = run_ingest(
                 store,
                 paths,
                 options,
                 secret=workspace.secret() if options.redact else None,
-                on_progress=advance,
+                on_progress=meter,
             )
         _journal_summary(store, run, report)
         if not no_patterns:

@@ -502,7 +502,7 @@ def seal(
         with (
             _input(source_path) as source,
             _output(target) as sink,
-            _progress_for(source_path, "sealing") as advance,
+            _progress_for(source_path, "sealing", to_stdout=target is None) as advance,
         ):
             size = age.seal(source, sink, resolved, advance, armor=armor)
         sealed.append(
@@ -518,11 +518,11 @@ def seal(
 
 
 @contextlib.contextmanager
-def _progress_for(path: Path, verb: str) -> Iterator[Any]:
+def _progress_for(path: Path, verb: str, *, to_stdout: bool = False) -> Iterator[Any]:
     from nodus_cli.cli.output import progress
 
     total = None if str(path) == "-" else path.stat().st_size
-    with progress(f"{verb} {path.name}", total) as advance:
+    with progress(f"{verb} {path.name}", total, data_on_stdout=to_stdout) as advance:
         yield advance
 
 
@@ -559,7 +559,7 @@ def open_sealed(
     with (
         _input(file) as source,
         _output(target, 0o600) as sink,
-        _progress_for(file, "opening") as advance,
+        _progress_for(file, "opening", to_stdout=target is None) as advance,
         naming("stdin" if str(file) == "-" else str(file), tried),
     ):
         used, size = age.open_file(source, sink, identities, advance)

@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from nodus_cli.ingest.source import (
     skip_to,
     windows,
 )
+from nodus_cli.progress import Progress, ProgressLike, reporter
 from nodus_cli.store import Store
 
 WINDOW_BYTES = 64 << 20
@@ -48,7 +49,6 @@ MEMORY_BYTES = 256 << 20
 MEMORY_PER_BYTE = 4
 WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
 FIELDS_UDF = "nodus_redact_fields"  # JSON text -> the same with --redact fields pseudonymised
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -136,9 +136,11 @@ def ingest(
     *,
     secret: bytes | None = None,
     stdin: BinaryIO | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> IngestReport:
-    """Ingest every file named by ``paths``; a failing file never stops the others."""
+    """Ingest every file named by ``paths``; a failing file never stops the others.
+
+    ``on_progress`` hears the bytes on disk of all the files and the files done."""
     import duckdb
 
     options = options or IngestOptions()
@@ -163,11 +165,16 @@ def ingest(
             stack.callback(con.remove_function, FIELDS_UDF)
             redactor = redact.field_redactor(secret, fields)
             con.create_function(FIELDS_UDF, redactor, ["VARCHAR"], "VARCHAR", side_effects=False)
-        job = _Job(store, options, Path(tmp), kinds, fields, on_progress)
-        for found in expand_paths(paths):
+        job = _Job(store, options, Path(tmp), kinds, fields, reporter(on_progress))
+        expanded = expand_paths(paths)
+        sizes = [_size_on_disk(found.path) for found in expanded]
+        job.total_bytes = sum(sizes)
+        job.progress.total(job.total_bytes, items=len(expanded))
+        for found, size in zip(expanded, sizes, strict=True):
             path = found.path
             result = FileResult(path)
             started = time.monotonic()
+            job.file_budget, job.file_counted = size, 0
             try:
                 if found.error is not None:
                     raise InputError(f"{path}: {found.error}")
@@ -177,6 +184,7 @@ def ingest(
                 result.status, result.error = "failed", exc.message
             except duckdb.Error as exc:  # the window was rolled back; the next file goes on
                 result.status, result.error = "failed", f"{path}: {_store_error(exc)}"
+            job.progress.advance(job.file_budget - job.file_counted, items=1)
             result.seconds = time.monotonic() - started
             report.files.append(result)
         if job.unfolded:
@@ -184,6 +192,14 @@ def ingest(
             # DuckDB's vacuum, which rewrites every partial row group a window left
             store.checkpoint()
     return report
+
+
+def _size_on_disk(path: str) -> int:
+    """The file's size for the progress total (0 for stdin or what cannot be read)."""
+    try:
+        return 0 if path == STDIN else os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -227,7 +243,7 @@ class _Job:
         tmp: Path,
         kinds: list[str],
         fields: list[str],
-        on_progress: Progress | None,
+        progress: Progress,
     ) -> None:
         self.store = store
         self.con = store.con
@@ -235,15 +251,24 @@ class _Job:
         self.tmp = tmp
         self.kinds = kinds
         self.fields = fields
-        self.on_progress = on_progress
+        self.progress = progress
         self.unfolded = 0  # bytes committed since the last checkpoint
+        self.total_bytes = 0  # of every file on disk, for the progress total
+        # the current file: its bytes on disk, those reported done, where it is read
+        self.file_budget = 0
+        self.file_counted = 0
+        self.file_handle: Any = None
 
     def stdin_source(self, stdin: BinaryIO | None) -> Source:
         spool = self.tmp / "stdin"
         stream = stdin if stdin is not None else sys.stdin.buffer
         with spool.open("wb") as handle:
             shutil.copyfileobj(stream, handle, 1 << 20)
-        return Source.open_path(STDIN, spool)
+        source = Source.open_path(STDIN, spool)
+        self.total_bytes += source.size  # known only now
+        self.file_budget = source.size
+        self.progress.total(self.total_bytes)
+        return source
 
     # --- one file ---------------------------------------------------------------------
 
@@ -254,6 +279,8 @@ class _Job:
             return
         stored = self._redacted(source.path)
         checkpoint, stream = self._resume(source, stored, head)
+        # bytes on disk: a gzip stream reads its compressed file through .fileobj
+        self.file_handle = getattr(stream, "fileobj", stream)
         with stream:
             requested = checkpoint.format if checkpoint.format else self.options.format
             try:
@@ -446,8 +473,13 @@ class _Job:
             result.quarantined += quarantined
             result.records += rows + quarantined
             result.bytes_read += lines.size
-            if self.on_progress:
-                self.on_progress(lines.size)
+            self._count_read()
+
+    def _count_read(self) -> None:
+        """Report the bytes of the file on disk read so far (ahead by a window at most)."""
+        position = min(self.file_handle.tell(), self.file_budget)
+        self.progress.advance(position - self.file_counted)
+        self.file_counted = position
 
     def _advance(
         self,

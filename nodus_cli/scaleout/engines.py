@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodus_cli.errors import InputError, UsageError, first_line
+from nodus_cli.progress import SILENT, Progress, ProgressLike, reporter
 from nodus_cli.scaleout import QueryEngine
 from nodus_cli.scaleout.dataset import (
     PARQUET_GLOB,
@@ -79,11 +80,13 @@ def query_export(
     limit: int | None = None,
     allow_files: Sequence[Path] = (),
     protected: Sequence[Path] = (),
+    on_progress: ProgressLike | None = None,
 ) -> Iterator[EngineResult]:
     """Run read-only ``sql`` over the export in ``data``; the result is valid in the block.
 
     On DuckDB the SQL may read the export and ``allow_files`` (never ``protected``).
-    """
+    With Spark, ``on_progress`` hears the stage: starting, then the running stages
+    with their tasks done, until the block ends."""
     if master is not None and engine is not QueryEngine.spark:
         raise UsageError("--master goes with --engine spark")
     if data is None:
@@ -101,9 +104,49 @@ def query_export(
     translated = transpile_for_spark(sql)
     wanted = referenced_tables(translated)
     tables = [t for t in tables if wanted is None or t.name.lower() in wanted]
-    with spark_engine(master) as spark:
+    progress = reporter(on_progress)
+    progress.stage("starting Spark")
+    with spark_engine(master) as spark, _watch_stages(spark, progress):
         json_columns = register_spark_views(spark, tables)
         yield run_spark(spark, translated, json_columns=json_columns, limit=limit)
+
+
+# How often the Spark stages are looked at for the progress line, in seconds.
+STAGE_POLL = 0.25
+
+
+@contextlib.contextmanager
+def _watch_stages(spark: Any, progress: Progress) -> Iterator[None]:
+    """Tell ``progress`` which Spark stages run and their tasks done, from a thread
+    polling the status tracker while the block runs (stopped before Spark is)."""
+    import threading
+
+    if progress is SILENT:
+        yield
+        return
+    tracker = spark.sparkContext.statusTracker()
+    stop = threading.Event()
+
+    def poll() -> None:
+        progress.stage("reading the export")
+        while not stop.wait(STAGE_POLL):
+            try:
+                infos = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+            except Exception:  # py4j gone (Spark stopping): nothing more to tell
+                return
+            running = [
+                f"stage {i.stageId}: {i.numCompletedTasks}/{i.numTasks} tasks" for i in infos if i
+            ]
+            if running:
+                progress.stage(", ".join(running))
+
+    watcher = threading.Thread(target=poll, name="nodus-spark-stages", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 # --- DuckDB over Parquet ------------------------------------------------------------------

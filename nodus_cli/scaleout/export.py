@@ -25,13 +25,14 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.fsutil import fsync_dir
+from nodus_cli.progress import ProgressLike, reporter
 from nodus_cli.scaleout.dataset import (
     STAGING_DIRNAME,
     Manifest,
@@ -39,8 +40,6 @@ from nodus_cli.scaleout.dataset import (
     sql_literal,
 )
 from nodus_cli.store.db import Store
-
-Progress = Callable[[float], None]
 
 DEFAULT_PARTITIONING: dict[str, list[str]] = {
     "logs": ["day(time)", "source"],
@@ -187,9 +186,12 @@ def export_tables(
     *,
     partition_by: str | None = None,
     full: bool = False,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> list[ExportResult]:
-    """Export each table to ``to/<table>/``; finish or clean up interrupted exports first."""
+    """Export each table to ``to/<table>/``; finish or clean up interrupted exports first.
+
+    ``on_progress`` hears the steps of each table (see ``export_table``), the current
+    stage and the tables done."""
     if not tables:
         raise UsageError("name at least one table to export")
     known = {name.lower(): name for name in store.table_names()}
@@ -204,11 +206,18 @@ def export_tables(
         (to / STAGING_DIRNAME).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create {to}: {exc.strerror}") from None
+    progress = reporter(on_progress)
+    progress.total(None, items=len(names))
     recover(store, to)
-    return [
-        export_table(store, name, to, partition_by=partition_by, full=full, on_progress=on_progress)
-        for name in names
-    ]
+    results = []
+    for name in names:
+        results.append(
+            export_table(
+                store, name, to, partition_by=partition_by, full=full, on_progress=progress
+            )
+        )
+        progress.advance(items=1)
+    return results
 
 
 def export_table(
@@ -218,7 +227,7 @@ def export_table(
     *,
     partition_by: str | None = None,
     full: bool = False,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> ExportResult:
     """Write the table's new rows (all rows with ``full``) as Parquet under ``to/<table>/``.
 
@@ -226,7 +235,7 @@ def export_table(
     called when the files are staged, when the batch is committed, and per file
     published.
     """
-    advance = on_progress or (lambda _amount: None)
+    progress = reporter(on_progress)
     columns = _table_columns(store, table)
     target = to / table
     state = _target_state(store, target)
@@ -266,6 +275,7 @@ def export_table(
     try:
         with store.change(summary) as details:
             target_id = state.target_id if state else _next_target_id(store)
+            progress.stage(f"{table}: finding new rows")
             result.rows = _stage_new_rows(store, table, target_id if mode == "append" else None)
             details["rows"] = result.rows
             if result.rows == 0 and mode == "append":
@@ -277,24 +287,26 @@ def export_table(
                 )
             else:
                 result.partitions = _check_partitions(store, keys)
+                progress.stage(f"{table}: writing {result.rows:,} rows")
                 result.files = _write_staging(store, columns, keys, staging, batch)
                 if mode == "full":
                     staging.mkdir(exist_ok=True)
                     Manifest(table, columns, spec_items, [k.name for k in keys]).write(staging)
                 _fsync_tree(staging)
-                advance(1)
+                progress.advance(1)
                 _record_batch(store, target_id, mode, staging, batch, result)
                 _record_target(store, target_id, target, table, spec_items, columns, method)
                 details.update(files=len(result.files), partitions=result.partitions)
         committed = True
-        advance(1)
+        progress.advance(1)
     finally:
         with contextlib.suppress(Exception):
             store.con.execute(f"DROP TABLE IF EXISTS {NEW_ROWS_TABLE}")
         if not committed:
             shutil.rmtree(staging, ignore_errors=True)
     if result.batch is not None:
-        publish(mode, staging, target, advance)
+        progress.stage(f"{table}: publishing {len(result.files):,} files")
+        publish(mode, staging, target, progress)
     result.total_rows = _ledger_size(store, target_id)
     return result
 
@@ -446,13 +458,15 @@ def _record_target(
     )
 
 
-def publish(mode: str, staging: Path, target: Path, advance: Progress | None = None) -> None:
+def publish(
+    mode: str, staging: Path, target: Path, on_progress: ProgressLike | None = None
+) -> None:
     """Move a committed batch's files into place; safe to repeat after a crash.
 
     ``append`` renames each file into its partition folder (file names carry the
     batch id, so nothing is overwritten); ``full`` swaps the whole table folder.
     """
-    step = advance or (lambda _amount: None)
+    step = reporter(on_progress).advance
     if not staging.is_dir():
         return
     if mode == "full":
