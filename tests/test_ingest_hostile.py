@@ -117,13 +117,18 @@ def test_deeply_nested_json_is_ingested_not_a_crash(tmp_path: Path, run_nodus) -
 
 
 def as_other_user() -> list[str]:
-    """A prefix that runs a command as an unprivileged user (root ignores permission bits)."""
+    """A prefix that runs a command without root's power over permission bits.
+
+    Root keeps its uid (so it still reaches the virtualenv and the checkout, which may
+    sit in a folder only root can enter, as CI's does) but drops the capabilities that
+    let it read or search what others own regardless of their mode bits.
+    """
     if os.geteuid() != 0:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.fail("tests run as root need setpriv to drop privileges")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
 
 
 def test_unreadable_directories_are_named_errors_and_the_run_goes_on() -> None:
@@ -138,8 +143,9 @@ def test_unreadable_directories_are_named_errors_and_the_run_goes_on() -> None:
         home = base / "home"
         home.mkdir()
         os.chmod(base, 0o755)
-        for entry in base.rglob("*"):
-            os.chown(entry, 65534, 65534) if os.geteuid() == 0 else None
+        for entry in base.rglob("*"):  # the inputs belong to another user; the workspace not
+            if os.geteuid() == 0 and home not in (entry, *entry.parents):
+                os.chown(entry, 65534, 65534)
         os.chmod(base / "locked", 0o600)  # not searchable: the file inside cannot be reached
         os.chmod(base / "tree" / "sub", 0o000)  # not listable
         env = dict(os.environ, NODUS_HOME=str(home))

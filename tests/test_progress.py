@@ -116,7 +116,7 @@ def test_ingest_bar_reaches_100_percent_with_bytes_and_files(logs: list[Path]) -
     assert "ingesting" in err
     total = _total_text(logs)
     assert re.search(rf"100%\s+{re.escape(total)}/{re.escape(total)}\s+3/3 files", err), err
-    assert "0/3 files" in err or "1/3 files" in err  # it moved: not only the final state
+    assert re.search(r"[0-2]/3 files", err), err  # it moved: not only the final state
     assert "3 file(s): 300 rows" in err
     assert out == ""
 
