@@ -273,12 +273,11 @@ def syslog_sql(mtime_sql: str) -> str:
         line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw,
         CASE WHEN is5 THEN nullif(s5.ts, '-') WHEN is3 THEN s3.ts END AS written_time
       FROM (SELECT *, joined AND (is5 OR is3) AS ok,
-                   regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) AS s5,
-                   regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) AS s3
-            FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5,
-                            NOT regexp_matches(line, {sql_str(SYSLOG_5424)})
-                            AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
-                  FROM records) AS matched) AS extracted""")
+                   CASE WHEN is5 THEN regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) END AS s5,
+                   CASE WHEN is3 THEN regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) END AS s3
+            FROM (SELECT *, NOT is5 AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
+                  FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5
+                        FROM records) AS five) AS matched) AS extracted""")
 
 
 # --- access logs ---------------------------------------------------------------------
