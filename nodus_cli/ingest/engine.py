@@ -584,7 +584,9 @@ class _Job:
         """
         file_id, source_name, stem = names
         ctes = [f"raw AS (SELECT line, line_json, line_no, byte_offset FROM {WINDOW_VIEW})"]
-        if detected.multiline:
+        if detected.multiline and _one_line_records(lines, detected):
+            ctes.append(ONE_LINE_RECORDS)  # nothing to join, here or to an earlier record
+        elif detected.multiline:
             grouped = _records_cte(detected)
             if continues and self._join_to_previous(ctes[0], grouped, detected, file_id):
                 grouped = _records_cte(detected, without_leading=True)
@@ -803,6 +805,22 @@ class _Job:
             assert detected.csv is not None
             return formats.csv_sql(detected.csv, stem, self.options.series)
         raise UsageError(f"unknown format {fmt!r}")
+
+
+# ``records`` of a window whose every line that is not blank starts a record: the
+# grouping below would number them with a window function over the whole window,
+# which runs on one core and cost as much as parsing the lines.
+ONE_LINE_RECORDS = """records AS (SELECT line_no, byte_offset, line, TRUE AS joined
+    FROM raw WHERE nodus_filled(line))"""
+
+
+def _one_line_records(lines: WindowLines, detected: Detected) -> bool:
+    """Whether each line of the window that is not blank starts a record of its own.
+
+    Known from the lines' first bytes for syslog, whose records start with a non-blank
+    (``^\\S``); a plain-text layout would need its regular expression run.
+    """
+    return detected.format == "syslog" and not lines.maybe_continued
 
 
 def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:

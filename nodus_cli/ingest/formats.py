@@ -212,16 +212,25 @@ LOGFMT_PAIR = r'([A-Za-z_@][A-Za-z0-9_.@/\-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)'
 
 
 def logfmt_sql(keys: dict[str, str]) -> str:
+    """The JSON lines parser over each line's pairs as a JSON object text.
+
+    One pass of the pattern yields each pair's key and value (two passes, one per
+    group, cost a quarter of the parse). A quoted value is taken as written, as
+    JSON text: one JSON cannot read leaves the line to quarantine.
+    """
     pair = sql_str(LOGFMT_PAIR)
-    value = "CASE WHEN starts_with(vals[i], '\"') THEN vals[i] ELSE to_json(vals[i]) END"
+    # text either way: a quoted value typed JSON would be cast, and fail the whole window
+    value = (
+        "CASE WHEN starts_with(p.value, '\"') THEN p.value "
+        "ELSE CAST(to_json(p.value) AS VARCHAR) END"
+    )
     build = (
-        f"'{{' || array_to_string(list_transform(keys, lambda k, i: to_json(k) || ':' || "
+        f"'{{' || array_to_string(list_transform(pairs, lambda p: to_json(p.key) || ':' || "
         f"{value}), ',') || '}}'"
     )
     inner = f"""SELECT line_no, byte_offset, record, line,
-          CASE WHEN len(keys) > 0 THEN {build} ELSE line END AS obj
-        FROM (SELECT *, regexp_extract_all(line, {pair}, 1) AS keys,
-                        regexp_extract_all(line, {pair}, 2) AS vals
+          CASE WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
+        FROM (SELECT *, regexp_extract_all(line, {pair}, ['key', 'value']) AS pairs
               FROM (SELECT *, nodus_filled(line) AS record FROM raw))"""
     return _json_parse(inner, keys, "no key=value pairs")
 
@@ -273,12 +282,11 @@ def syslog_sql(mtime_sql: str) -> str:
         line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw,
         CASE WHEN is5 THEN nullif(s5.ts, '-') WHEN is3 THEN s3.ts END AS written_time
       FROM (SELECT *, joined AND (is5 OR is3) AS ok,
-                   regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) AS s5,
-                   regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) AS s3
-            FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5,
-                            NOT regexp_matches(line, {sql_str(SYSLOG_5424)})
-                            AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
-                  FROM records) AS matched) AS extracted""")
+                   CASE WHEN is5 THEN regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) END AS s5,
+                   CASE WHEN is3 THEN regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) END AS s3
+            FROM (SELECT *, NOT is5 AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
+                  FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5
+                        FROM records) AS five) AS matched) AS extracted""")
 
 
 # --- access logs ---------------------------------------------------------------------

@@ -77,6 +77,9 @@ class WindowLines:
     the cast from VARCHAR, which parses every line once more. It may hold any text,
     so only a function that fails softly on bad JSON may see it unguarded.
 
+    ``maybe_blank``: a line may be blank; ``maybe_continued``: a line may start
+    with a blank, so continue a record whose lines start with a non-blank (syslog).
+
     ``offset`` and ``lines_before`` place the window in its file. ``size`` and
     ``last_bytes`` (its final KiB) are what the checkpoint needs of it. With
     ``hold_open``, a window that ends without a newline (a file's end, maybe still
@@ -132,6 +135,9 @@ class WindowLines:
         first_bytes = octets[starts[lengths > 0]]
         # A line that is empty or starts with a blank may hold no record at all.
         self.maybe_blank = bool((lengths == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
+        # A line that starts with what DuckDB's regular expressions take for a blank
+        # (RE2's \s: tab, LF, FF, CR, space) may continue the record above it.
+        self.maybe_continued = bool(np.isin(first_bytes, (9, 10, 12, 13, 32)).any())
         if b"\r" in window:  # a CR before the line's end is not part of the line
             lengths -= (octets[np.maximum(ends - 1, 0)] == 13) & (lengths > 0)
         if max_line is not None and count and int(lengths.max()) > max_line:
@@ -162,6 +168,7 @@ class WindowLines:
         empty = WindowLines(b"", offset, lines_before)
         self.__dict__.update(empty.__dict__)
         self.size, self.count, self.maybe_blank = line.size, 1, True
+        self.maybe_continued = True
         self.last_bytes = self.closed_last_bytes = line.last_bytes
         self.open_at, self.open_lines = line.size, 0
         if hold_open and not line.terminated:
