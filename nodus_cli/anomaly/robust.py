@@ -22,8 +22,8 @@ Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviation
 
 Each feature's strength is then turned into a tail probability against its own
 history by the one calibration every method shares (calibrate.py), and the
-features are combined by a rule fixed up front (the smallest tail times their
-number).
+features are combined by a rule fixed up front (the two most surprising must
+agree: calibrate.combine).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ BUFFER = STRENGTH_HISTORY + calibrate.DEFAULT.history + 64
 FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift", "hst")
 ROBUST_FEATURES = ("local",)
 HST_FEATURES = ("hst",)
-AUTO_FEATURES = FEATURE_NAMES
+AUTO_FEATURES = ("local", "seasonal", "shift", "spread", "drift")  # hst: CV (tests/bench/nab.py)
 
 
 @dataclass
@@ -207,8 +207,6 @@ def score_window(
     strength, signed, expectations = strengths(x, start, season, features)
     tails = calibrate.block_tails(strength, start, valid_from=valid_from(features))
     log10_p, winner = calibrate.combine(tails)
-    if "hst" in features and len(features) > 1:
-        winner = _explainable_winner(tails, winner, features.index("hst"))
     score = calibrate.score(log10_p)
     anomaly = calibrate.first_alarms(score)
 
@@ -225,18 +223,6 @@ def score_window(
     )
     keep = slice(max(0, len(x) - BUFFER), len(x))
     return scores, WindowState(seen, season, all_times[keep].copy(), x[keep].copy())
-
-
-def _explainable_winner(tails: Any, winner: Any, opaque: int) -> Any:
-    """The feature a reason names: half-space trees only when no plainer one alarms alone."""
-    import numpy as np
-
-    plain = tails.copy()
-    plain[opaque] = 0.0
-    best_plain = np.argmin(plain, axis=0)
-    plain_tail = calibrate.point_tail(plain[best_plain, np.arange(tails.shape[1])])
-    alone = plain_tail + np.log10(tails.shape[0]) <= np.log10(calibrate.DEFAULT.flag_tail)
-    return np.where(alone, best_plain, winner)
 
 
 def valid_from(features: tuple[str, ...]) -> list[int]:
