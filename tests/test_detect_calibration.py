@@ -98,8 +98,9 @@ def test_two_detectors_agreeing_is_a_tail_probability(detectors: int) -> None:
 
 
 def test_one_extreme_detector_alarms_alone_and_two_moderate_ones_together() -> None:
-    """A 1-in-10^9 point alarms whatever the others say; 1-in-1,000 needs a second."""
-    quiet, moderate, extreme = 0.5, 1e-3, 1e-9
+    """Far beyond the flag tail a detector alarms alone; five times it needs a second."""
+    flag_tail = calibrate.DEFAULT.flag_tail
+    quiet, moderate, extreme = 0.5, 5 * flag_tail, flag_tail**2
     cases = np.array(
         [
             [extreme, quiet, quiet, quiet, quiet],

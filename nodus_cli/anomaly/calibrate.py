@@ -41,7 +41,7 @@ class Calibration:
 
     short: int = 1  # points in the short-term mean of the strength
     long_blocks: int = 40  # blocks of BLOCK points whose maxima make the long-term tail
-    flag_tail: float = 10.0**-3.75  # the tail probability that maps to the anomaly threshold
+    flag_tail: float = 1e-4  # the tail probability that maps to the anomaly threshold
     suppress: int = 25  # points after an alarm during which no new one is raised
     min_blocks: int = 3  # blocks a series' first tail is fitted on (then up to long_blocks)
 
