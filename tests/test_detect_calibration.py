@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodus_cli.anomaly import reasons, robust
+from nodus_cli.anomaly import calibrate, reasons, robust
 from nodus_cli.anomaly.methods import METHODS
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
@@ -74,6 +74,43 @@ def test_generated_noise_flags_at_most_one_percent(method: str, noise: str) -> N
     times = (np.arange(n) * 60_000_000).astype(np.int64)
     anomalies, high = flag_rate(method, times, values)
     assert anomalies <= MAX_FLAG_RATE and high <= MAX_HIGH_SCORE_RATE, (anomalies, high)
+
+
+def block_log10(point_tails: np.ndarray) -> np.ndarray:
+    """The block tails calibrate.combine takes, from point tails (inverse of point_tail)."""
+    return np.log10(-np.expm1(calibrate.BLOCK * np.log1p(-point_tails)))
+
+
+@pytest.mark.parametrize("detectors", [2, 5])
+def test_two_detectors_agreeing_is_a_tail_probability(detectors: int) -> None:
+    """Independent uniform tails: the combined tail reaches q for a share of about q at most.
+
+    With two detectors the rule is exact (sampling error aside); with more, the
+    count of pairs makes it conservative.
+    """
+    rng = np.random.default_rng(17)
+    uniform = rng.uniform(1e-12, 1.0, (detectors, 400_000))
+    combined, winner = calibrate.combine(block_log10(uniform))
+    surprising = uniform.min(axis=0) < 0.01  # above that, block tails round to 1
+    assert (winner == np.argmin(uniform, axis=0))[surprising].all()
+    for q in (1e-2, 1e-3):
+        assert (combined <= np.log10(q)).mean() <= 1.2 * q
+
+
+def test_one_extreme_detector_alarms_alone_and_two_moderate_ones_together() -> None:
+    """Far beyond the flag tail a detector alarms alone; five times it needs a second."""
+    flag_tail = calibrate.DEFAULT.flag_tail
+    quiet, moderate, extreme = 0.5, 5 * flag_tail, flag_tail**2
+    cases = np.array(
+        [
+            [extreme, quiet, quiet, quiet, quiet],
+            [moderate, moderate, quiet, quiet, quiet],
+            [moderate, quiet, quiet, quiet, quiet],
+        ]
+    ).T
+    combined, _winner = calibrate.combine(block_log10(cases))
+    alarms = calibrate.score(combined) >= calibrate.ANOMALY_THRESHOLD
+    assert alarms.tolist() == [True, True, False]
 
 
 def test_hst_no_longer_flags_most_points_and_finds_a_spike() -> None:

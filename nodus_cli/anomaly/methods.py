@@ -39,7 +39,7 @@ METHODS: dict[str, Method] = {
     for method in (
         _window_method(
             "auto",
-            "all detectors together: level, season, shifts, spread and half-space trees",
+            "all robust detectors together: level, season, shifts, drift and spread",
             robust.AUTO_FEATURES,
         ),
         _window_method(

@@ -5,12 +5,7 @@ from __future__ import annotations
 import math
 
 from nodus_cli.anomaly.hst import LAGS
-from nodus_cli.anomaly.robust import (
-    DRIFT_WINDOW,
-    LEVEL_WINDOW,
-    SHIFT_WINDOW,
-    SPREAD_WINDOW,
-)
+from nodus_cli.anomaly.robust import LEVEL_WINDOW, RECENT_WINDOWS, SPREAD_WINDOW
 
 HUGE_Z = 1e6  # deviations from a level that never moved before
 # Name endings that say what a series counts (Prometheus naming conventions first).
@@ -97,8 +92,8 @@ def explain(
     odds = f" (chance {rarity(log10_tail)} for this series)"
     if feature == "hst":
         return f"{shown}: an unusual pattern of the last {LAGS} values{odds}"
-    if feature in ("shift", "drift"):
-        span = duration(step_s * (SHIFT_WINDOW if feature == "shift" else DRIFT_WINDOW))
+    if feature in RECENT_WINDOWS:
+        span = duration(step_s * RECENT_WINDOWS[feature])
         return (
             f"the level of the last {span} moved {direction} the usual "
             f"{quantity(expected, unit)} to {shown}{odds}"

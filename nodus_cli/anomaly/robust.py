@@ -12,18 +12,19 @@ Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviation
 * ``seasonal``: the value against the recent level plus the usual offset at this
   phase of the season (median over the last three seasons) -- once a season is
   learnt (missing peaks, shifted cycles);
-* ``shift`` and ``drift``: the median of the last few (6) or several (40) points
-  against the longer-run median, or, with a season, against the same phase in the
-  last seasons (level shifts, slow drifts). Windows keep moving, so after a shift
-  the detector learns the new level instead of alarming for ever;
+* ``shift``, ``slide`` and ``drift``: the median of the last few (6), some (15)
+  or several (40) points against the longer-run median, or, with a season,
+  against the same phase in the last seasons (level shifts, slow drifts).
+  Windows keep moving, so after a shift the detector learns the new level
+  instead of alarming for ever;
 * ``spread``: how far points stray from the level lately against how far they
   usually do (a series turning erratic, or suddenly flat);
 * ``hst``: the sparseness of the last few values under half-space trees (hst.py).
 
 Each feature's strength is then turned into a tail probability against its own
 history by the one calibration every method shares (calibrate.py), and the
-features are combined by a rule fixed up front (the smallest tail times their
-number).
+features are combined by a rule fixed up front (the two most surprising must
+agree: calibrate.combine).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ SCALE_WINDOW = 400
 SHIFT_WINDOW = 6
 SPREAD_WINDOW = 60
 DRIFT_WINDOW = 40
+SLIDE_WINDOW = 15  # between shift and drift (their geometric mean): cross-validated
+# Points in the recent median of each level-shift feature.
+RECENT_WINDOWS = {"shift": SHIFT_WINDOW, "slide": SLIDE_WINDOW, "drift": DRIFT_WINDOW}
 SEASON_WARMUP = 600  # points seen before the season is learnt (once, from these points)
 MAX_SEASON = SEASON_WARMUP // 2
 SEASONS_REMEMBERED = 3
@@ -61,10 +65,10 @@ STRENGTH_HISTORY = max(
 # the one a single long run would have used, calibration included.
 BUFFER = STRENGTH_HISTORY + calibrate.DEFAULT.history + 64
 
-FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift", "hst")
+FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift", "slide", "hst")
 ROBUST_FEATURES = ("local",)
 HST_FEATURES = ("hst",)
-AUTO_FEATURES = FEATURE_NAMES
+AUTO_FEATURES = FEATURE_NAMES[:-1]  # without hst, which lowers the CV score (tests/bench/nab.py)
 
 
 @dataclass
@@ -207,8 +211,6 @@ def score_window(
     strength, signed, expectations = strengths(x, start, season, features)
     tails = calibrate.block_tails(strength, start, valid_from=valid_from(features))
     log10_p, winner = calibrate.combine(tails)
-    if "hst" in features and len(features) > 1:
-        winner = _explainable_winner(tails, winner, features.index("hst"))
     score = calibrate.score(log10_p)
     anomaly = calibrate.first_alarms(score)
 
@@ -225,18 +227,6 @@ def score_window(
     )
     keep = slice(max(0, len(x) - BUFFER), len(x))
     return scores, WindowState(seen, season, all_times[keep].copy(), x[keep].copy())
-
-
-def _explainable_winner(tails: Any, winner: Any, opaque: int) -> Any:
-    """The feature a reason names: half-space trees only when no plainer one alarms alone."""
-    import numpy as np
-
-    plain = tails.copy()
-    plain[opaque] = 0.0
-    best_plain = np.argmin(plain, axis=0)
-    plain_tail = calibrate.point_tail(plain[best_plain, np.arange(tails.shape[1])])
-    alone = plain_tail + np.log10(tails.shape[0]) <= np.log10(calibrate.DEFAULT.flag_tail)
-    return np.where(alone, best_plain, winner)
 
 
 def valid_from(features: tuple[str, ...]) -> list[int]:
@@ -287,7 +277,7 @@ def strengths(
             continue
         else:
             shifted = np.concatenate([x[1:], x[-1:]])  # median of x[i-w+1..i]
-            recent = rank(shifted, SHIFT_WINDOW if name == "shift" else DRIFT_WINDOW, 50)
+            recent = rank(shifted, RECENT_WINDOWS[name], 50)
             longer = rank(x, SCALE_WINDOW, 50)
             if season:
                 longer = _same_phase_before(recent, longer, season, start)
