@@ -18,7 +18,12 @@ from nodus_cli.audit.schema import create_audit_tables
 from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
 from nodus_cli.ingest.schema import add_pattern_id, apply_ingest_v2, apply_logs_zstd
 from nodus_cli.patterns import schema as patterns_schema
-from nodus_cli.scaleout.schema import EXPORT_TABLES, create_export_tables
+from nodus_cli.scaleout.schema import (
+    COMMIT_LEDGER,
+    EXPORT_TABLES,
+    create_commit_ledger,
+    create_export_tables,
+)
 from nodus_cli.sqltools.schema import create_query_log
 from nodus_cli.store.asof import add_committed_at
 
@@ -130,6 +135,7 @@ MIGRATIONS: list[Migration] = [
         patterns_schema.TABLES,
     ),
     Migration(12, "store: committed_at on logs, metrics, quarantine, anomalies", add_committed_at),
+    Migration(13, "scaleout: export ledger per commit", create_commit_ledger, (COMMIT_LEDGER,)),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
