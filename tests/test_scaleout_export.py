@@ -417,3 +417,29 @@ def test_commit_tracking_exports_every_row_once(tmp_path: Path, ops: list) -> No
         table = store.con.execute("SELECT message, committed_at FROM logs ORDER BY ALL")
         expected = table.fetchall()
     assert exported(out, "SELECT message, committed_at FROM logs ORDER BY ALL") == expected
+
+
+def test_a_commit_that_shrank_then_grew_brings_its_new_rows(store: Store, tmp_path: Path) -> None:
+    """Deleted rows only lower a commit's count, even all of them: later rows still count."""
+    out = tmp_path / "out"
+    add_logs(store, 0, 10)
+    add_logs(store, 10, 12)
+    export_tables(store, ["logs"], out)
+    [[big], [small]] = store.con.execute(
+        "SELECT committed_at FROM logs GROUP BY 1 ORDER BY count(*) DESC"
+    ).fetchall()
+    with store.change({"test": "delete"}):
+        store.con.execute("DELETE FROM logs WHERE line_no < 3 OR line_no >= 10")
+    assert export_tables(store, ["logs"], out)[0].mode == "unchanged"
+    assert [row[1:] for row in ledger(store)] == [(big, 7, 10), (small, 0, 2)]
+    with store.change({"test": "same commit times"}):
+        store.con.execute(
+            "INSERT INTO logs (message, line_no, committed_at) VALUES ('a', 20, ?), ('b', 21, ?)",
+            [big, small],
+        )
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.rows, result.total_rows) == (2, 14)
+    assert exported(out, "SELECT line_no FROM logs WHERE line_no >= 20 ORDER BY 1") == [
+        (20,),
+        (21,),
+    ]

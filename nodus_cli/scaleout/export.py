@@ -10,12 +10,13 @@ data), and a wall clock can step backwards. It is one of two ledgers:
   export counts the table's rows per ``committed_at`` (one column, no hashing) and
   writes the rows of commit times the ledger has never seen. The order of the values
   plays no part, so a clock stepping back, or a transaction committing after a later
-  one, loses nothing. A commit time whose count changed since the last export (two
+  one, loses nothing. A commit time whose count grew since the last export (two
   commits that started in the same microsecond, rows written with an explicit
-  ``committed_at``, deletes) is settled row by row: its rows' fingerprints against
-  those of its rows already in the export's files. Rows written with an earlier
-  commit's exact ``committed_at`` while as many of that commit's rows are deleted
-  are not seen; nodus never writes ``committed_at`` itself.
+  ``committed_at``) is settled row by row: its rows' fingerprints against those of
+  its rows already in the export's files. Rows written with an earlier commit's
+  exact ``committed_at`` while at least as many of that commit's rows are deleted
+  (between the same two exports) are not seen; nodus only stamps a row with the
+  time of the transaction writing it.
 - By row (every other table): each exported row's fingerprint, the 128-bit
   ``md5_number(to_json(row))``, goes into ``export_rows``; an export writes the rows
   whose fingerprint occurs more often in the table than in the ledger (a multiset
@@ -414,53 +415,83 @@ def _stage_new_commits(
 
     ``COMMITS_TABLE`` gets the commit times whose row count differs from the ledger's
     (all of them without a ``target_id``): a time the ledger lacks brings all its
-    rows; one it has, with another count, brings the rows not yet in the export.
+    rows; one whose count grew brings its rows not yet in the export; one that
+    shrank (deletes, a record regrown under a new commit) only gets its new count.
     """
     con = store.con
     quoted = quote_identifier(table)
     ledger = f"SELECT * FROM {COMMIT_LEDGER} WHERE target_id = ?" if target_id else None
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {COMMITS_TABLE} AS
-        SELECT counted.{COMMITTED_AT}, counted.n, ledger.seen,
+        SELECT coalesce(counted.{COMMITTED_AT}, ledger.{COMMITTED_AT}) AS {COMMITTED_AT},
+               coalesce(counted.n, 0) AS n, ledger.seen,
                coalesce(ledger.exported, 0) AS exported
         FROM (SELECT {COMMITTED_AT}, count(*) AS n FROM {quoted} GROUP BY ALL) AS counted
-        LEFT JOIN ({ledger or f"SELECT * FROM {COMMIT_LEDGER} WHERE false"}) AS ledger
+        FULL JOIN ({ledger or f"SELECT * FROM {COMMIT_LEDGER} WHERE false"}) AS ledger
           ON counted.{COMMITTED_AT} IS NOT DISTINCT FROM ledger.{COMMITTED_AT}
-        WHERE ledger.seen IS DISTINCT FROM counted.n""",
+        WHERE ledger.seen IS DISTINCT FROM coalesce(counted.n, 0)""",
         [target_id] if target_id else [],
     )
-    in_commits = (
-        f"SEMI JOIN {COMMITS_TABLE} AS c "
-        f"ON _row.{COMMITTED_AT} IS NOT DISTINCT FROM c.{COMMITTED_AT} AND c.seen IS {{}} NULL"
-    )
-    fresh = f"SELECT NULL::UHUGEINT AS {FINGERPRINT_COLUMN}, _row.* FROM {quoted} AS _row"
-    query = f"{fresh} {in_commits.format('')}"
-    changed = con.execute(f"SELECT count(*) FROM {COMMITS_TABLE} WHERE seen IS NOT NULL")
-    if changed.fetchone()[0]:
-        current = (
-            f"SELECT md5_number(to_json(_row)) AS {FINGERPRINT_COLUMN}, _row.* "
-            f"FROM {quoted} AS _row {in_commits.format('NOT')}"
-        )
-        done = (
-            f"SELECT md5_number(to_json(_row)) AS fingerprint, count(*) AS copies "
-            f"FROM ({_read_back(target, columns)}) AS _row {in_commits.format('NOT')} "
-            "GROUP BY fingerprint"
-        )
-        query += f" UNION ALL ({_multiset_difference(current, done)})"
+    everything = f"SELECT NULL::UHUGEINT AS {FINGERPRINT_COLUMN}, * FROM {quoted}"
+    if target_id is None:
+        query = everything
+    else:
+        fresh = _in_commits(store, "seen IS NULL")
+        query = " UNION ALL ".join(f"{everything} WHERE {where}" for where in fresh)
+        changed = _in_commits(store, "seen < n")  # a commit that shrank brings no rows
+        if changed:
+            fingerprint = "md5_number(to_json(_row))"
+            current = " UNION ALL ".join(
+                f"SELECT {fingerprint} AS {FINGERPRINT_COLUMN}, * FROM {quoted} AS _row "
+                f"WHERE {where}"
+                for where in changed
+            )
+            done = (
+                f"SELECT {fingerprint} AS fingerprint, count(*) AS copies FROM ("
+                + " UNION ALL ".join(_read_back(target, columns, where) for where in changed)
+                + ") AS _row GROUP BY fingerprint"
+            )
+            difference = _multiset_difference(current, done)
+            query = f"{query} UNION ALL ({difference})" if query else difference
+        query = query or f"{everything} WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW_ROWS_TABLE} AS {query}")
     return int(con.execute(f"SELECT count(*) FROM {NEW_ROWS_TABLE}").fetchone()[0])
 
 
-def _read_back(target: Path, columns: list[tuple[str, str]]) -> str:
-    """A query of the rows in the target's files, typed as in the store (for fingerprints)."""
+def _in_commits(store: Store, which: str) -> list[str]:
+    """Predicates on ``committed_at`` that select the rows of some of ``COMMITS_TABLE``.
+
+    Constants, so that DuckDB skips the row groups (of the table or of Parquet files)
+    whose commit times lie outside them; the NULL time gets a predicate of its own.
+    """
+    times = store.con.execute(
+        f"SELECT CAST({COMMITTED_AT} AS VARCHAR) FROM {COMMITS_TABLE} WHERE {which} ORDER BY 1"
+    ).fetchall()
+    literals = [f"TIMESTAMPTZ {sql_literal(t)}" for (t,) in times if t is not None]
+    predicates = []
+    if literals:
+        predicates.append(
+            f"{COMMITTED_AT} BETWEEN {literals[0]} AND {literals[-1]} "
+            f"AND {COMMITTED_AT} IN ({', '.join(literals)})"
+        )
+    if len(literals) < len(times):
+        predicates.append(f"{COMMITTED_AT} IS NULL")
+    return predicates
+
+
+def _read_back(target: Path, columns: list[tuple[str, str]], where: str) -> str:
+    """The target's exported rows that match ``where``, typed as in the store."""
+    typed = ", ".join(
+        f"CAST({quote_identifier(n)} AS {t}) AS {quote_identifier(n)}" for n, t in columns
+    )
     files = [sql_literal(str(f)) for f in sorted(target.glob(PARQUET_GLOB))]
     if not files:
         nothing = ", ".join(f"NULL::{t} AS {quote_identifier(n)}" for n, t in columns)
         return f"SELECT {nothing} WHERE false"
-    typed = ", ".join(
-        f"CAST({quote_identifier(n)} AS {t}) AS {quote_identifier(n)}" for n, t in columns
+    return (
+        f"SELECT {typed} FROM read_parquet([{', '.join(files)}], hive_partitioning = false) "
+        f"WHERE {where}"
     )
-    return f"SELECT {typed} FROM read_parquet([{', '.join(files)}], hive_partitioning = false)"
 
 
 def _record_commits(store: Store, target_id: int) -> None:

@@ -8,6 +8,9 @@ the row-fingerprint ledger). Then times, in one process:
 - the first export of ``logs`` (full), a second one with no new rows, and one after
   1% new rows in one more commit (tracked by commit);
 - the same three for ``logs_copy`` (tracked by row fingerprints), with ``--rows-too``;
+- by commit, an export after one record grew as ingest grows it when a continuation
+  line arrives (the row gets a new ``committed_at``, so its old commit's count
+  changed and is settled row by row against the files);
 - reference: DuckDB's own ``COPY`` of the same 1% rows to partitioned Parquet, the
   least an export of them can cost.
 
@@ -91,6 +94,14 @@ def main() -> None:
                 work / "out",
                 lambda: _add(store, args.rows, args.rows + new, 1),
             )
+            with store.change({"bench": "grow a record"}):
+                store.con.execute(
+                    "UPDATE logs SET message = message || chr(10) || 'more', "
+                    "committed_at = now() WHERE line_no = ?",
+                    [args.rows // 2],
+                )
+            grew, grown = _timed(lambda: export_tables(store, ["logs"], work / "out")[0])
+            print(f"after one record grew: {grew:.2f} s ({grown.rows} row)")
             copy_to = work / "copy"
             start = time.perf_counter()
             store.con.execute(
