@@ -282,7 +282,11 @@ def test_export_twice_rewrites_nothing(store: Store, tmp_path: Path) -> None:
     assert store.con.execute("SELECT count(*) FROM export_batches").fetchone() == (1,)
 
 
-def test_rows_added_after_an_export_are_exported_exactly_once(store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("listed", [1_000, 0])  # commit times in the SQL text, or not
+def test_rows_added_after_an_export_are_exported_exactly_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: int
+) -> None:
+    monkeypatch.setattr("nodus_cli.scaleout.export.MAX_LISTED_COMMITS", listed)
     out = tmp_path / "out"
     add_logs(store, 0, 5)
     export_tables(store, ["logs"], out)

@@ -82,6 +82,7 @@ COMMITS_TABLE = "_nodus_export_commits"
 FINGERPRINT_COLUMN = "_nodus_fp"
 BY_COMMIT, BY_ROW = "commit", "row"  # how a table's exported rows are tracked
 COMMIT_METHOD = f"rows per {COMMITTED_AT}"
+MAX_LISTED_COMMITS = 1_000  # beyond this, commit times are a subquery, not SQL text
 _SPEC_ITEM = re.compile(r"(?:(?P<fn>[a-z]+)\((?P<arg>[^()]+)\)|(?P<col>[^()]+))")
 
 
@@ -465,14 +466,18 @@ def _in_commits(store: Store, which: str) -> list[str]:
     whose commit times lie outside them; the NULL time gets a predicate of its own.
     """
     times = store.con.execute(
-        f"SELECT CAST({COMMITTED_AT} AS VARCHAR) FROM {COMMITS_TABLE} WHERE {which} ORDER BY 1"
+        f"SELECT CAST({COMMITTED_AT} AS VARCHAR) FROM {COMMITS_TABLE} WHERE {which} "
+        f"ORDER BY {COMMITTED_AT}"
     ).fetchall()
     literals = [f"TIMESTAMPTZ {sql_literal(t)}" for (t,) in times if t is not None]
     predicates = []
     if literals:
+        listed = ", ".join(literals)
+        if len(literals) > MAX_LISTED_COMMITS:
+            listed = f"SELECT {COMMITTED_AT} FROM {COMMITS_TABLE} WHERE {which}"
         predicates.append(
             f"{COMMITTED_AT} BETWEEN {literals[0]} AND {literals[-1]} "
-            f"AND {COMMITTED_AT} IN ({', '.join(literals)})"
+            f"AND {COMMITTED_AT} IN ({listed})"
         )
     if len(literals) < len(times):
         predicates.append(f"{COMMITTED_AT} IS NULL")
