@@ -14,6 +14,9 @@ the row-fingerprint ledger). Then times, in one process:
 - reference: DuckDB's own ``COPY`` of the same 1% rows to partitioned Parquet, the
   least an export of them can cost.
 
+Last, a whole ``nodus export logs`` process with no new rows, against ``nodus tables``
+and a process that only imports DuckDB and opens the store (what any command pays).
+
 Ratios: the 1% export / the reference COPY, and the second export by commit / by row.
 
 Run: python tests/bench/export.py [--rows N] [--commits N] [--rows-too]
@@ -22,7 +25,9 @@ Run: python tests/bench/export.py [--rows N] [--commits N] [--rows-too]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +75,26 @@ def _runs(store: Store, table: str, out: Path, grow: Callable[[], None]) -> list
         f"after {grown.rows:,} new rows: {more:.2f} s"
     )
     return [first, again, more]
+
+
+def _time_processes(work: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    store = work / "ws" / "store.duckdb"
+    opening = f"import duckdb; duckdb.connect({str(store)!r}).execute('SELECT 1')"
+    nodus = ["-m", "nodus_cli", "--home", str(work / "ws")]
+    times = []
+    for command in (
+        ["-c", opening],
+        [*nodus, "tables"],
+        [*nodus, "export", "logs", "--to", str(work / "out")],
+    ):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *command], env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    print(
+        f"process: nodus export logs, no new rows: {times[2]:.2f} s; nodus tables: "
+        f"{times[1]:.2f} s; python + duckdb opening the store: {times[0]:.2f} s"
+    )
 
 
 def main() -> None:
@@ -122,6 +147,7 @@ def main() -> None:
                     ),
                 )
                 print(f"ratio: second export by commit / by row = {by_commit[1] / by_row[1]:.4f}")
+        _time_processes(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
