@@ -295,8 +295,13 @@ def export_table(
     batch = uuid.uuid4().hex
     staging = to / STAGING_DIRNAME / batch
     result = ExportResult(table, str(target), mode, 0, tracking, batch=batch)
-    summary = {"table": table, "to": str(target), "mode": mode, "tracking": tracking}
-    summary["batch"] = batch
+    summary = {
+        "table": table,
+        "to": str(target),
+        "mode": mode,
+        "tracking": tracking,
+        "batch": batch,
+    }
     committed = False
     try:
         with store.change(summary) as details:
@@ -330,9 +335,9 @@ def export_table(
         committed = True
         advance(1)
     finally:
-        with contextlib.suppress(Exception):
-            store.con.execute(f"DROP TABLE IF EXISTS {NEW_ROWS_TABLE}")
-            store.con.execute(f"DROP TABLE IF EXISTS {COMMITS_TABLE}")
+        for scratch in (NEW_ROWS_TABLE, COMMITS_TABLE):
+            with contextlib.suppress(Exception):
+                store.con.execute(f"DROP TABLE IF EXISTS {scratch}")
         if not committed:
             shutil.rmtree(staging, ignore_errors=True)
     if result.batch is not None:
