@@ -446,3 +446,23 @@ def test_a_commit_that_shrank_then_grew_brings_its_new_rows(store: Store, tmp_pa
         (20,),
         (21,),
     ]
+
+
+def test_a_record_that_ingest_grows_is_exported_again(store: Store, tmp_path: Path) -> None:
+    """A continuation line written after an export joins its record: a new row to export."""
+    from nodus_cli.ingest.engine import IngestOptions, ingest
+
+    log = tmp_path / "app.log"
+    log.write_text("2026-01-01 00:00:00,001 ERROR [main] boom\n")
+    out = tmp_path / "out"
+    ingest(store, [str(log)], IngestOptions())
+    export_tables(store, ["logs"], out)
+    with log.open("a") as handle:
+        handle.write("java.lang.IllegalStateException: bad\n")
+    ingest(store, [str(log)], IngestOptions())
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.mode, result.rows, result.total_rows) == ("append", 1, 2)
+    assert exported(out, "SELECT message FROM logs ORDER BY 1") == [
+        ("ERROR [main] boom",),
+        ("ERROR [main] boom\njava.lang.IllegalStateException: bad",),
+    ]
