@@ -47,12 +47,13 @@ def export(
         emit_json({"to": str(to.absolute()), "tables": [r.to_json() for r in results]})
         return
     for r in results:
+        tracked = f"tracked by {r.tracking}"
         if r.mode == "unchanged":
-            say(f"{r.table}: no new rows ({r.total_rows:,} exported) in {r.target}")
+            say(f"{r.table}: no new rows ({r.total_rows:,} exported, {tracked}) in {r.target}")
         else:
             say(
                 f"{r.table}: wrote {r.rows:,} rows in {len(r.files)} files "
-                f"({r.mode}, {r.total_rows:,} exported) to {r.target}"
+                f"({r.mode}, {r.total_rows:,} exported, {tracked}) to {r.target}"
             )
 
 

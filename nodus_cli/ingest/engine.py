@@ -707,15 +707,16 @@ class _Job:
         if line_no is None:
             return False
         tail = "nodus_redact($1)" if self.kinds else "$1"
+        # a new committed_at: to nodus export the grown record is a new row
         if table == "logs":
             joined = formats.continued_message(detected.format, tail)
             statement = (
-                f"UPDATE logs SET message = {joined}, pattern_id = {shape_sql(joined)} "
-                "WHERE file_id = $2 AND line_no = $3"
+                f"UPDATE logs SET message = {joined}, pattern_id = {shape_sql(joined)}, "
+                "committed_at = now() WHERE file_id = $2 AND line_no = $3"
             )
         else:
             statement = (
-                f"UPDATE quarantine SET raw = raw || chr(10) || {tail} "
+                f"UPDATE quarantine SET raw = raw || chr(10) || {tail}, committed_at = now() "
                 "WHERE file_id = $2 AND line_no = $3"
             )
         self.con.execute(statement, [found[0][0], file_id, line_no])

@@ -23,7 +23,12 @@ from nodus_cli.ingest.schema import (
     apply_quarantine_bytes,
 )
 from nodus_cli.patterns import schema as patterns_schema
-from nodus_cli.scaleout.schema import EXPORT_TABLES, create_export_tables
+from nodus_cli.scaleout.schema import (
+    COMMIT_LEDGER,
+    EXPORT_TABLES,
+    create_commit_ledger,
+    create_export_tables,
+)
 from nodus_cli.sqltools.schema import create_query_log
 from nodus_cli.store.asof import add_committed_at
 
@@ -136,6 +141,7 @@ MIGRATIONS: list[Migration] = [
         patterns_schema.TABLES,
     ),
     Migration(13, "store: committed_at on logs, metrics, quarantine, anomalies", add_committed_at),
+    Migration(14, "scaleout: export ledger per commit", create_commit_ledger, (COMMIT_LEDGER,)),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
