@@ -220,7 +220,9 @@ def test_export_shows_its_tables_and_stage(logs: list[Path], tmp_path: Path) -> 
         "export", "logs", "--to", str(tmp_path / "out"), env=NOW
     )
     assert code == 0, err
-    assert "exporting" in err and "1/1 tables" in err and "logs: writing 300 rows" in err
+    assert "exporting" in err and "1/1 tables" in err
+    # the stage shown is the one running at the last redraw (a fast export skips some)
+    assert re.search(r"logs: (finding new rows|writing 300 rows|publishing 3 files)", err), err
 
 
 # --- in a pipe, in a file --------------------------------------------------------------
