@@ -16,6 +16,7 @@ from typing import Any
 from nodus_cli.errors import UsageError
 from nodus_cli.forecast.model import ForecastResult
 from nodus_cli.fsutil import atomic_write
+from nodus_cli.jsonvalues import jsonable
 
 SUFFIXES = (".html", ".md", ".json")
 CREATOR = "nodus"
@@ -156,8 +157,6 @@ def render_markdown(result: ForecastResult, image_name: str) -> bytes:
 
 
 def render_json(result: ForecastResult) -> bytes:
-    from nodus_cli.cli.output import jsonable
-
     document = jsonable(result.document())
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
