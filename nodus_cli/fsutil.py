@@ -19,6 +19,13 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is put back at once)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def temp_prefix(path: Path, tag: str = "") -> str:
     """The name prefix of ``atomic_writer``'s temporary files for ``path``."""
     return f".{Path(path).name}.{tag}"
@@ -31,6 +38,7 @@ def atomic_writer(
     *,
     owner: tuple[int, int] | None = None,
     tag: str = "",
+    follow_umask: bool = False,
 ) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` atomically when the block succeeds.
 
@@ -40,7 +48,11 @@ def atomic_writer(
     ``owner`` (uid, gid) is given to the new file too (PermissionError when this
     process may not). The temporary file is ``temp_prefix(path, tag)`` + random +
     ``.tmp``, so a caller can find the leftovers of a crashed writer by its ``tag``.
+    The file is private (0600) unless ``mode`` is given or ``follow_umask`` asks for
+    what ``open`` would create (0666 less the umask), for files that hold no secret.
     """
+    if follow_umask and mode is None:
+        mode = 0o666 & ~current_umask()
     path = Path(path)
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path, tag), suffix=".tmp", dir=directory)
@@ -62,7 +74,9 @@ def atomic_writer(
     fsync_dir(directory)
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, mode: int | None = None, *, follow_umask: bool = False
+) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new bytes."""
-    with atomic_writer(path, mode) as handle:
+    with atomic_writer(path, mode, follow_umask=follow_umask) as handle:
         handle.write(data)
