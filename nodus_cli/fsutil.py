@@ -37,6 +37,13 @@ def private_umask() -> Iterator[None]:
         os.umask(previous)
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is put back at once)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def temp_prefix(path: Path, tag: str = "") -> str:
     """The name prefix of ``atomic_writer``'s temporary files for ``path``."""
     return f".{Path(path).name}.{tag}"
@@ -88,6 +95,7 @@ def atomic_writer(
     *,
     owner: tuple[int, int] | None = None,
     tag: str = "",
+    follow_umask: bool = False,
 ) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` atomically when the block succeeds.
 
@@ -98,6 +106,8 @@ def atomic_writer(
     0600. ``owner`` (uid, gid) is given to the new file too (PermissionError when this
     process may not). The temporary file is ``temp_prefix(path, tag)`` + random +
     ``.tmp``, so a caller can find the leftovers of a crashed writer by its ``tag``.
+    Without ``mode`` a new file is private (0600) unless ``follow_umask`` asks for what
+    ``open`` would create (0666 less the umask), for files that hold no secret.
 
     Only regular files are replaced: ``-`` is stdout, a symlink's target is replaced
     (the link stays), and a device, FIFO or open descriptor is written in place
@@ -115,6 +125,8 @@ def atomic_writer(
     if mode is None:
         with contextlib.suppress(FileNotFoundError):
             mode = stat.S_IMODE(os.stat(target).st_mode)
+    if follow_umask and mode is None:
+        mode = 0o666 & ~current_umask()
     directory = target.parent
     fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target, tag), suffix=".tmp", dir=directory)
     try:
@@ -135,9 +147,11 @@ def atomic_writer(
     fsync_dir(directory)
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, mode: int | None = None, *, follow_umask: bool = False
+) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new bytes."""
-    with atomic_writer(path, mode) as handle:
+    with atomic_writer(path, mode, follow_umask=follow_umask) as handle:
         handle.write(data)
 
 

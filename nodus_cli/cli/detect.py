@@ -309,6 +309,26 @@ def forecast(
             "FILE.png beside it) or FILE.json.",
         ),
     ] = None,
+    all_steps: Annotated[
+        bool,
+        typer.Option(
+            "--all-steps",
+            help="The report's table lists every step ahead, not only the first crossing, "
+            "the peak and the end of the horizon.",
+        ),
+    ] = False,
+    generated: Annotated[
+        str | None,
+        typer.Option(
+            "--generated",
+            help="The generation time the report states (e.g. now; default: the time of "
+            "the last point, so the same data gives the same report).",
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Show times in this time zone, e.g. Europe/Paris (default UTC)."),
+    ] = None,
     fail_on_breach: Annotated[
         bool,
         typer.Option(
@@ -321,11 +341,15 @@ def forecast(
     """Forecast a series with prediction intervals and the time it crosses a threshold."""
     from nodus_cli.anomaly.source import parse_series
     from nodus_cli.forecast.model import forecast_source
-    from nodus_cli.forecast.report import write_report
+    from nodus_cli.forecast.report import ReportOptions, write_report
 
     span = parse_duration(horizon)
     if span.total_seconds() <= 0:
         raise UsageError("--horizon must be positive")
+    zone = time_zone(tz) if tz else None
+    options = ReportOptions(
+        generated=parse_time(generated) if generated else None, all_steps=all_steps
+    )
     source = parse_series(series)
     with state.open_store(read_only=True) as store:
         result = forecast_source(
@@ -336,8 +360,10 @@ def forecast(
             threshold=threshold,
             direction=direction.value,
         )
+    if zone is not None:
+        result = result.localized(zone)
     if report is not None:
-        written = write_report(result, report)
+        written = write_report(result, report, options)
         with state.open_store() as store:
             store.record("ok", {"series": result.series, "report": [str(p) for p in written]})
         say(f"Wrote {', '.join(str(p) for p in written)}")
@@ -353,6 +379,16 @@ def forecast(
     say(result.summary())
     if fail_on_breach and result.crossing is not None:
         raise CheckFailed(result.summary())
+
+
+def time_zone(name: str) -> Any:
+    """The IANA time zone ``name`` (``--tz``); an unknown name is a usage error."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz {name!r}: unknown time zone (expected e.g. Europe/Paris)") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -12,19 +12,15 @@ and ndjson keep the stored characters exact.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime as dt
 import decimal
 import enum
 import functools
 import json
-import math
 import os
 import re
 import shutil
 import sys
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -32,6 +28,7 @@ import typer
 
 from nodus_cli.cli import state
 from nodus_cli.errors import UsageError
+from nodus_cli.jsonvalues import jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -131,41 +128,6 @@ def write_bytes(content: bytes) -> None:
 
 
 # --- JSON -----------------------------------------------------------------------------
-
-
-def jsonable(value: Any) -> Any:
-    """Convert a DuckDB/Python value into JSON keeping its type where JSON has one."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return _iso_duration(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "to_json"):
-        return value.to_json()
-    return str(value)
-
-
-def _iso_duration(delta: dt.timedelta) -> str:
-    seconds = delta.total_seconds()
-    sign = "-" if seconds < 0 else ""
-    days, rest = divmod(abs(seconds), 86400)
-    text = f"{sign}P{int(days)}DT{rest:g}S" if days else f"{sign}PT{rest:g}S"
-    return text
 
 
 # json.dumps escapes C0 controls but writes C1 controls, DEL, the line separators and
