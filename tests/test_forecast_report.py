@@ -29,7 +29,7 @@ from tests.test_forecast import rising
 def insert_labelled(home: Path, name: str, values, labels: dict[str, str]) -> None:
     with open_store(Workspace(home, "test")) as store:
         store.con.executemany(
-            "INSERT INTO metrics VALUES (?, ?, ?, ?, 'test')",
+            "INSERT INTO metrics (time, series, labels, value, source) VALUES (?, ?, ?, ?, 'test')",
             [[START + i * STEP, name, json.dumps(labels), float(v)] for i, v in enumerate(values)],
         )
 
