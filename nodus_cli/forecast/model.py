@@ -33,6 +33,7 @@ LINEAR_TREND = "linear-trend"  # offered only when the recent history is nearly 
 TREND_R2 = 0.9
 SEASONAL_MEDIAN = "seasonal-median"  # seasonal naive from the median of the last seasons
 BASELINE_SEASONS = 3  # one odd season (a spike, an outage) is not repeated
+SEASONAL_AR = "seasonal-ar"  # the baseline plus its last error, decaying as an AR(1)
 
 
 @dataclass
@@ -203,6 +204,39 @@ def seasonal_naive(train: Any, season: int, steps: int, seasons: int = 1) -> Any
     return np.resize(last, steps)
 
 
+def seasonal_ar(train: Any, season: int, steps: int) -> Any:
+    """The seasonal baseline corrected by its current error, which fades out as an AR(1).
+
+    The baseline (``seasonal_naive`` over ``BASELINE_SEASONS``) misses by an amount
+    that persists from one point to the next (a busier day, a level shift); the
+    lag-1 autocorrelation of its in-sample errors, estimated on the history, says
+    how fast that miss fades. Without a season the baseline is the last value and
+    the errors are the steps, which gives a damped trend.
+    """
+    import numpy as np
+
+    train = np.asarray(train, dtype=float)
+    seasons = min(BASELINE_SEASONS, len(train) // season) if season else 0
+    if seasons:
+        lags = [
+            train[season * (seasons - k) : len(train) - season * k] for k in range(1, seasons + 1)
+        ]
+        errors = train[season * seasons :] - np.median(np.stack(lags), axis=0)
+    else:
+        errors = np.diff(train)
+    errors = errors[-MAX_TRAIN:]
+    base = seasonal_naive(train, season, steps, BASELINE_SEASONS)
+    if len(errors) < MIN_POINTS or not np.any(errors):
+        return base
+    centred = errors - errors.mean()
+    energy = float(centred @ centred)
+    phi = float(centred[1:] @ centred[:-1]) / energy if energy > 0 else 0.0
+    decay = np.clip(phi, 0.0, 0.99) ** np.arange(1, steps + 1)
+    if seasons:
+        return base + errors[-1] * decay
+    return base + errors[-1] * np.cumsum(decay)
+
+
 def _river_forecasts(make: Callable[[], Any], values: Any, origins: list[int], steps: int) -> Any:
     """Forecasts of ``steps`` points from each origin (the last one is ``len(values)``).
 
@@ -320,6 +354,9 @@ def fit_forecast(
         baseline: [seasonal_naive(values[:o], season, holdout, BASELINE_SEASONS) for o in origins]
         + [seasonal_naive(values, season, steps, BASELINE_SEASONS)]
     }
+    forecasts[SEASONAL_AR] = [seasonal_ar(values[:o], season, holdout) for o in origins] + [
+        seasonal_ar(values, season, steps)
+    ]
     trend_window = max(4 * holdout, 2 * season, MIN_POINTS)
     if _trend_explains(values[-trend_window:]):
         forecasts[LINEAR_TREND] = [
