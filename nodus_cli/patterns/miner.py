@@ -14,7 +14,6 @@ The result depends only on the multiset of messages, never on their order.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -126,11 +125,6 @@ class Template:
     text: str
     count: int
     messages: list[str]
-
-    @property
-    def id(self) -> str:
-        """Stable across runs and machines: a hash of the template text."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
 
 
 def mine(

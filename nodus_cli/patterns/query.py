@@ -68,8 +68,8 @@ def list_patterns(con: Any, filters: Filters, top: int | None = None) -> list[tu
     else:
         stats = """SELECT id, count, first_seen, last_seen, levels, sources FROM patterns
             WHERE kind = 'template' AND absorbed_by IS NULL AND count > 0"""
-    sql = f"""SELECT st.id, st.count, t.first_seen AS first_ever, st.first_seen, st.last_seen,
-            st.levels, st.sources, t.template
+    sql = f"""SELECT st.id, st.count, st.first_seen, st.last_seen, st.levels, st.sources,
+            t.template
         FROM ({stats}) AS st JOIN patterns AS t ON t.id = st.id AND t.kind = 'template'
         {"WHERE t.first_seen >= ?" if filters.new_since is not None else ""}
         ORDER BY st.count DESC, t.template, st.id"""
@@ -78,7 +78,7 @@ def list_patterns(con: Any, filters: Filters, top: int | None = None) -> list[tu
     if top is not None:
         sql += f" LIMIT {int(top)}"
     rows = con.execute(sql, params).fetchall()
-    return [(format_id(r[0]), r[1], r[3], r[4], _levels(r[5]), ", ".join(r[6]), r[7]) for r in rows]
+    return [(format_id(r[0]), r[1], r[2], r[3], _levels(r[4]), ", ".join(r[5]), r[6]) for r in rows]
 
 
 def _levels(value: Any) -> str:
