@@ -398,7 +398,9 @@ def test_a_table_whose_headers_do_not_fit_shows_records(run_nodus, shared: Path)
     assert all(_width(line) <= 60 for line in lines)
     labels = {line.split()[0] for line in lines if not line.startswith("─")}
     assert {"fingerprint", "quarantined", "last_ingested", "path"} <= labels
-    assert f"path          {log}" in lines
+    # The record view cuts a value that does not fit with an ellipsis, never wraps it.
+    shown = next(line for line in lines if line.startswith("path ")).split(None, 1)[1]
+    assert shown == str(log) or (shown.endswith("…") and str(log).startswith(shown[:-1]))
 
 
 def test_wide_is_a_global_option_too(run_nodus) -> None:
