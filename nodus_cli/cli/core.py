@@ -42,7 +42,13 @@ def init(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a workspace (store, keyring and nodus.toml): --home or NODUS_HOME, else .nodus/."""
+    """Create a workspace (store, keyring and nodus.toml): --home or NODUS_HOME, else .nodus/.
+
+    Examples:
+
+      nodus init                    # .nodus/ here (nothing to do when it exists)
+      nodus init ops                # a new workspace in ops/.nodus
+    """
     from nodus_cli.store import Invocation, open_store
 
     ws, created = init_workspace(directory, home=state.STATE.home)
@@ -70,7 +76,13 @@ def init(
 
 
 def info(as_json: JsonOption = False) -> None:
-    """Show the workspace paths, store schema version, table row counts and versions."""
+    """Show the workspace paths, store schema version, table row counts and versions.
+
+    Examples:
+
+      nodus info
+      nodus info --json
+    """
     ws = state.workspace()
     document: dict[str, object] = {
         "nodus": __version__,
@@ -164,7 +176,14 @@ def query(
         ),
     ] = None,
 ) -> None:
-    """Run read-only SQL over the store or a Parquet export (statements that write are refused)."""
+    """Run read-only SQL over the store or a Parquet export (statements that write are refused).
+
+    Examples:
+
+      nodus query "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC"
+      nodus query "SELECT series, count(*) AS points FROM metrics GROUP BY series" -f csv
+      echo "SELECT count(*) AS n FROM logs" | nodus query - --json   # SQL from stdin
+    """
     from nodus_cli.sqltools.querylog import record_query
     from nodus_cli.store.query import run_query
 
@@ -188,7 +207,13 @@ def query(
 
 
 def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
-    """List the store's tables with row counts and columns."""
+    """List the store's tables with row counts and columns.
+
+    Examples:
+
+      nodus tables
+      nodus tables -f json
+    """
     from nodus_cli.store.query import list_tables
 
     with state.open_store(read_only=True) as store:
@@ -220,7 +245,13 @@ def load(
     append: Annotated[bool, typer.Option("--append", help="Append to the table.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Load reference data into a table of the store, in one journaled transaction."""
+    """Load reference data into a table of the store, in one journaled transaction.
+
+    Examples:
+
+      nodus load samples/cpu.csv --table cpu_raw            # a new table
+      nodus load samples/cpu.csv --table cpu_raw --replace
+    """
     from nodus_cli.store.query import load_file
 
     if replace and append:
@@ -245,6 +276,11 @@ def journal(
 
     On a terminal the table shows the summary and arguments as short text (host is in
     json/ndjson/csv); secret-looking argument values are always masked.
+
+    Examples:
+
+      nodus journal --since 1d
+      nodus journal -f csv
     """
     since_time = parse_time(since) if since else None
     output = resolve_format(fmt, as_json)

@@ -73,6 +73,13 @@ def detect(
 
     The detector state is saved in the store, so a cron job scores only new points
     and gets the same result as one long run. Anomalies go to the anomalies table.
+
+    Examples:
+
+      nodus detect cpu                          # new anomalies since the last run
+      nodus detect cpu --from-scratch --points all -f csv   # every point's score
+      nodus detect --sql "SELECT time, value FROM metrics WHERE series = 'cpu'" --fail-on-anomaly \\
+        # exit 1: the spike is new to this query
     """
     from nodus_cli.anomaly.detect import detect as run_detect
     from nodus_cli.anomaly.source import parse_series, sql_source
@@ -168,7 +175,14 @@ def forecast(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Forecast a series with prediction intervals and the time it crosses a threshold."""
+    """Forecast a series with prediction intervals and the time it crosses a threshold.
+
+    Examples:
+
+      nodus forecast disk_used_pct --threshold 90 --report disk.html
+      nodus forecast disk_used_pct --horizon 1d --threshold 90 --fail-on-breach \\
+        # exit 1: 90% is crossed within a day
+    """
     from nodus_cli.anomaly.source import parse_series
     from nodus_cli.forecast.model import forecast_source
     from nodus_cli.forecast.report import write_report

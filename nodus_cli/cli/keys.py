@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 keys_app = typer.Typer(
     name="keys",
     help="A keyring of hybrid post-quantum keys (ML-DSA-65+Ed25519 signing, X-Wing "
-    "encryption), its signed key log, and age-compatible sealed files.",
+    "encryption), its signed key log, and age-compatible sealed files.\n\n"
+    "Examples:\n\n"
+    "  nodus keys list\n"
+    "  nodus keys sign samples/cpu.csv && nodus keys verify samples/cpu.csv samples/cpu.csv.sig",
     no_args_is_help=True,
 )
 
@@ -140,6 +143,11 @@ def generate(
 
     The first key of a purpose becomes its primary; later ones are active (use
     'nodus keys rotate' to change the primary). A new keyring asks for its passphrase.
+
+    Examples:
+
+      nodus keys generate                       # one more signing and encryption key
+      nodus keys generate --purpose sign --not-after 365d
     """
     from nodus_cli.keys.keyring import ENCRYPT, SIGN, utc_now
 
@@ -178,7 +186,13 @@ def rotate(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Make a new primary key; the old one keeps verifying or decrypting only."""
+    """Make a new primary key; the old one keeps verifying or decrypting only.
+
+    Examples:
+
+      nodus keys rotate --purpose sign
+      nodus keys rotate --purpose encrypt --rewrap samples/cpu.csv.age
+    """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import check_sealed, keyring_identities, rewrap_file
     from nodus_cli.keys.keyring import ENCRYPT, utc_now
@@ -230,7 +244,13 @@ def list_keys(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the keys: id, purpose, state, dates, and the age1pq1 recipient of encryption keys."""
+    """List the keys: id, purpose, state, dates, and the age1pq1 recipient of encryption keys.
+
+    Examples:
+
+      nodus keys list
+      nodus keys list --purpose encrypt -f csv
+    """
     from nodus_cli.keys.keyring import utc_now
 
     now = utc_now()
@@ -252,7 +272,12 @@ def list_keys(
 
 @keys_app.command()
 def show(key_id: KeyIdArgument, as_json: JsonOption = False) -> None:
-    """Show one key's public details (never its private part)."""
+    """Show one key's public details (never its private part).
+
+    Examples:
+
+      nodus keys show "$(nodus keys list --purpose sign -f csv | sed -n 2p | cut -d, -f1)"
+    """
     summary = _keyring().find(key_id).public_summary()
     if as_json:
         emit_json(summary)
@@ -267,7 +292,12 @@ def revoke(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Revoke a key now: nothing signed after this moment verifies, and it no longer encrypts."""
+    """Revoke a key now: nothing signed after this moment verifies, and it no longer encrypts.
+
+    Examples:
+
+      nodus keys revoke "$(nodus keys list --purpose sign -f csv | sed -n 2p | cut -d, -f1)"
+    """
     unlocked = _unlock(passphrase_file)
     record = unlocked.revoke(key_id)
     unlocked.save()
@@ -285,7 +315,13 @@ def destroy(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Erase a key's private part for good (its public part stays, to verify)."""
+    """Erase a key's private part for good (its public part stays, to verify).
+
+    Examples:
+
+      nodus keys destroy "$(nodus keys list --purpose encrypt -f csv | sed -n 2p | cut -d, -f1)" \\
+        --yes
+    """
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("destroy erases the private key for good: pass --yes to confirm")
@@ -332,6 +368,13 @@ def export(
 
     Signing keys are exported in every state (they verify old signatures); encryption
     keys only while they may encrypt (primary or active, not expired).
+
+    Examples:
+
+      nodus keys export --purpose sign -o team.pub    # for --trust elsewhere
+      nodus keys export --format age -o recipients.txt
+      nodus keys export "$(nodus keys list --purpose encrypt -f csv | sed -n 2p | cut -d, -f1)" \\
+        --identity -o key.txt   # for age -d -i key.txt
     """
     from nodus_cli.keys.keyring import SIGN, utc_now
 
@@ -424,7 +467,12 @@ def import_keys(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)."""
+    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID).
+
+    Examples:
+
+      nodus keys export -o team.pub && nodus keys import team.pub   # keys it has are skipped
+    """
     from nodus_cli.keys import age, signing
     from nodus_cli.keys.keyring import ENCRYPT, SIGN
 
@@ -482,6 +530,11 @@ def seal(
 
     One FILE: -o is the output (default FILE.age, or stdout for '-'). Several FILEs:
     -o is a directory (default: next to each file), each written as NAME.age.
+
+    Examples:
+
+      nodus keys seal samples/syslog.log -r @keyring     # samples/syslog.log.age
+      nodus keys seal samples/app.jsonl samples/node.prom -r @keyring -o .
     """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import resolve_recipients
@@ -551,7 +604,13 @@ def open_sealed(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
+    """Decrypt an age file with the keyring (any key not destroyed) or an identity file.
+
+    Examples:
+
+      nodus keys open samples/cpu.csv.age -o cpu.csv
+      nodus keys open samples/cpu.csv.age | head -3     # to stdout
+    """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import keyring_identities
 
@@ -590,7 +649,13 @@ def sign(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a detached composite signature (default FILE.sig, '-' for stdout)."""
+    """Write a detached composite signature (default FILE.sig, '-' for stdout).
+
+    Examples:
+
+      nodus keys sign samples/cpu.csv                    # samples/cpu.csv.sig
+      nodus keys sign samples/app.jsonl -o - > app.sig
+    """
     from nodus_cli.keys.files import sign_stream
 
     if output is None:
@@ -632,7 +697,14 @@ def verify(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a detached signature: both halves, and the key's validity at signing time."""
+    """Check a detached signature: both halves, and the key's validity at signing time.
+
+    Examples:
+
+      nodus keys sign samples/cpu.csv && nodus keys verify samples/cpu.csv samples/cpu.csv.sig
+      nodus keys export --purpose sign -o team.pub \\
+        && nodus keys verify samples/cpu.csv samples/cpu.csv.sig --trust team.pub
+    """
     from nodus_cli.keys.files import DetachedSignature, verify_stream
     from nodus_cli.keys.signing import load_public_keys
 
@@ -668,7 +740,13 @@ def log(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the key log: every generate, rotate, import, revoke and destroy."""
+    """Show the key log: every generate, rotate, import, revoke and destroy.
+
+    Examples:
+
+      nodus keys log
+      nodus keys log --verify
+    """
     from nodus_cli.keys import keylog
     from nodus_cli.keys.keyring import utc_now
 

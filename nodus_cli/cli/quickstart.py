@@ -16,7 +16,12 @@ def quickstart(
     ] = Path("nodus-quickstart"),
     as_json: JsonOption = False,
 ) -> None:
-    """Make a fresh workspace, load the bundled samples and show what nodus does."""
+    """Make a fresh workspace, load the bundled samples and show what nodus does.
+
+    Examples:
+
+      nodus quickstart              # a fresh workspace in ./nodus-quickstart, on the samples
+    """
     from nodus_cli.quickstart import run_quickstart
     from nodus_cli.store import Invocation
 

@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 sql_app = typer.Typer(
     name="sql",
-    help="Rewrite queries (verified by execution), transpile between dialects, lint, advise.",
+    help="Rewrite queries (verified by execution), transpile between dialects, lint, advise."
+    "\n\nExamples:\n\n"
+    "  nodus sql rules\n"
+    '  echo "SELECT level FROM logs WHERE level = NULL" | nodus sql lint  '
+    "# exit 1: a finding",
     no_args_is_help=True,
 )
 
@@ -113,7 +117,14 @@ def rewrite(
     runs: RunsOption = 7,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a rewritten query; with --verify, proven by execution to be no worse."""
+    """Print a rewritten query; with --verify, proven by execution to be no worse.
+
+    Examples:
+
+      echo "SELECT * FROM (SELECT level FROM logs) WHERE level = 'error'" | nodus sql rewrite
+      echo "SELECT * FROM (SELECT level FROM logs) WHERE level = 'error'" | nodus sql rewrite \\
+        --verify --runs 3
+    """
     from nodus_cli.sqltools.rewrite import resolve_rules, rewrite_sql, verify_rewrite
 
     text = _read_source(source)
@@ -149,7 +160,13 @@ def _say_verdict(report: "RewriteReport") -> None:
 
 @sql_app.command("rules")
 def rules_command(as_json: JsonOption = False, fmt: FormatOption = None) -> None:
-    """List the rewrite and lint rules with their codes and defaults."""
+    """List the rewrite and lint rules with their codes and defaults.
+
+    Examples:
+
+      nodus sql rules
+      nodus sql rules -f csv
+    """
     from nodus_cli.sqltools.lint import LINT_RULES
     from nodus_cli.sqltools.rewrite import RULES
 
@@ -171,7 +188,14 @@ def transpile(
     ] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Translate SQL between dialects; a construct the target lacks is an error (exit 2)."""
+    """Translate SQL between dialects; a construct the target lacks is an error (exit 2).
+
+    Examples:
+
+      echo "SELECT level FROM logs ORDER BY time DESC LIMIT 5" | nodus sql transpile --to tsql
+      echo "SELECT * FROM logs ASOF JOIN metrics ON logs.time >= metrics.time" \\
+        | nodus sql transpile --to postgres   # exit 2: postgres has no ASOF JOIN
+    """
     from nodus_cli.sqltools.transpile import transpile_sql
 
     if not to_dialect:
@@ -212,7 +236,14 @@ def lint(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Find real bugs and slow patterns in SQL; exit 1 when findings remain."""
+    """Find real bugs and slow patterns in SQL; exit 1 when findings remain.
+
+    Examples:
+
+      echo "SELECT app FROM logs WHERE level = NULL" | nodus sql lint \\
+        # exit 1: level = NULL is never true
+      echo "SELECT app FROM logs WHERE level = NULL" | nodus sql lint --fix   # fixed SQL on stdout
+    """
     from nodus_cli.fsutil import atomic_write
     from nodus_cli.sqltools.lint import LintResult, fix_source, lint_source
 
@@ -275,7 +306,13 @@ def advise(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the slowest queries from the query log, each with a verified faster rewrite."""
+    """List the slowest queries from the query log, each with a verified faster rewrite.
+
+    Examples:
+
+      nodus sql advise
+      nodus sql advise --limit 3 --runs 3
+    """
     from nodus_cli.sqltools.advise import advise as advise_slowest
     from nodus_cli.sqltools.rewrite import resolve_rules
 
