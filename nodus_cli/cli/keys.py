@@ -191,7 +191,7 @@ def rotate(
     Examples:
 
       nodus keys rotate --purpose sign
-      nodus keys rotate --purpose encrypt --rewrap samples/cpu.csv.age
+      nodus keys rotate --purpose encrypt --rewrap cpu.csv.age
     """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import check_sealed, keyring_identities, rewrap_file
@@ -533,7 +533,7 @@ def seal(
 
     Examples:
 
-      nodus keys seal samples/syslog.log -r @keyring     # samples/syslog.log.age
+      nodus keys seal samples/syslog.log -r @keyring -o syslog.log.age
       nodus keys seal samples/app.jsonl samples/node.prom -r @keyring -o .
     """
     from nodus_cli.keys import age
@@ -608,8 +608,8 @@ def open_sealed(
 
     Examples:
 
-      nodus keys open samples/cpu.csv.age -o cpu.csv
-      nodus keys open samples/cpu.csv.age | head -3     # to stdout
+      nodus keys open cpu.csv.age -o cpu.csv
+      nodus keys open cpu.csv.age | head -3              # to stdout
     """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import keyring_identities

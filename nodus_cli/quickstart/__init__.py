@@ -118,11 +118,11 @@ def keys_seal_and_open(ctx: Context) -> StepResult:
     records = [unlocked.generate(SIGN), unlocked.generate(ENCRYPT)]
     unlocked.save()
     sample = ctx.samples / "cpu.csv"
-    sealed = sample.with_name("cpu.csv.age")
+    sealed = ctx.directory / "cpu.csv.age"  # beside samples/, which stays ingestible
     recipient = age.HybridRecipient(unlocked.encryption_recipient().public)
     with sample.open("rb") as source, sealed.open("wb") as target:
         age.seal(source, target, [recipient])
-    opened = sealed.with_name("cpu.opened.csv")
+    opened = ctx.directory / "cpu.opened.csv"
     with sealed.open("rb") as source, opened.open("wb") as target:
         age.open_file(source, target, keyring_identities(unlocked))
     same = opened.read_bytes() == sample.read_bytes()
@@ -130,7 +130,7 @@ def keys_seal_and_open(ctx: Context) -> StepResult:
     return StepResult(
         "Keep hybrid post-quantum keys, seal and open a file",
         "NODUS_PASSPHRASE=nodus-quickstart-demo nodus keys generate; nodus keys seal "
-        "samples/cpu.csv -r @keyring; nodus keys open samples/cpu.csv.age -o ... "
+        "samples/cpu.csv -r @keyring -o cpu.csv.age; nodus keys open cpu.csv.age -o ... "
         f"(this demo keyring's passphrase is 'nodus-quickstart-demo'; the opened copy "
         f"{'matches' if same else 'DIFFERS FROM'} the original).",
         ["key", "purpose", "state", "algorithm"],
