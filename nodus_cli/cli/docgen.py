@@ -62,6 +62,11 @@ ENVIRONMENT: list[tuple[str, str, tuple[str, ...]]] = [
         ("nodus query",),
     ),
     (
+        "SPARK_LOCAL_IP",
+        "The local Spark driver's address; nodus sets 127.0.0.1 unless it is set.",
+        ("nodus query",),
+    ),
+    (
         "OPENBLAS_NUM_THREADS",
         "BLAS threads for NumPy; nodus sets 1 unless it is set.",
         ("nodus detect", "nodus forecast"),
