@@ -314,8 +314,8 @@ def show(
 
     Examples:
 
-      nodus config apply service.toml --set pool.max=600 && nodus config show service.toml -g 0 \\
-        # before the change
+      nodus config apply service.toml --set pool.max=600 && \\
+        nodus config show service.toml -g 0    # before the change
       nodus config show service.toml --at now
     """
     from nodus_cli.confops.history import (

@@ -78,8 +78,8 @@ def detect(
 
       nodus detect cpu                          # new anomalies since the last run
       nodus detect cpu --from-scratch --points all -f csv   # every point's score
-      nodus detect --sql "SELECT time, value FROM metrics WHERE series = 'cpu'" --fail-on-anomaly \\
-        # exit 1: the spike is new to this query
+      nodus detect --sql "SELECT time, value FROM metrics WHERE series = 'cpu'" \\
+        --fail-on-anomaly                         # exit 1: the spike is new to this query
     """
     from nodus_cli.anomaly.detect import detect as run_detect
     from nodus_cli.anomaly.source import parse_series, sql_source
@@ -180,8 +180,8 @@ def forecast(
     Examples:
 
       nodus forecast disk_used_pct --threshold 90 --report disk.html
-      nodus forecast disk_used_pct --horizon 1d --threshold 90 --fail-on-breach \\
-        # exit 1: 90% is crossed within a day
+      nodus forecast disk_used_pct --horizon 1d --threshold 90 \\
+        --fail-on-breach                          # exit 1: 90% is crossed within a day
     """
     from nodus_cli.anomaly.source import parse_series
     from nodus_cli.forecast.model import forecast_source

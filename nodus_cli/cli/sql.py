@@ -240,8 +240,7 @@ def lint(
 
     Examples:
 
-      echo "SELECT app FROM logs WHERE level = NULL" | nodus sql lint \\
-        # exit 1: level = NULL is never true
+      echo "SELECT app FROM logs WHERE level = NULL" | nodus sql lint  # exit 1: = NULL
       echo "SELECT app FROM logs WHERE level = NULL" | nodus sql lint --fix   # fixed SQL on stdout
     """
     from nodus_cli.fsutil import atomic_write
