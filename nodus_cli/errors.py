@@ -18,6 +18,34 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# What went wrong with a file, in a user's words, by errno (os.strerror is close but
+# says "No such file or directory" of a missing file).
+_OS_ERRORS = {
+    "ENOENT": "no such file",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "EISDIR": "is a directory",
+    "ENOTDIR": "a part of the path is not a directory",
+    "ENOSPC": "no space left on the device",
+    "EDQUOT": "disk quota exceeded",
+    "EROFS": "read-only file system",
+    "EEXIST": "already exists",
+    "ELOOP": "too many levels of symbolic links",
+    "ENAMETOOLONG": "name too long",
+    "EMFILE": "too many open files",
+    "EIO": "input/output error",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: no such file``: an OSError as one line in the user's terms."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = _OS_ERRORS.get(name) or (exc.strerror or type(exc).__name__).lower()
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+
+
 class NodusError(Exception):
     """Base class: a message for the user and the exit code it maps to."""
 

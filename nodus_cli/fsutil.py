@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -34,6 +35,13 @@ def private_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is put back at once)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def temp_prefix(path: Path, tag: str = "") -> str:
@@ -87,6 +95,7 @@ def atomic_writer(
     *,
     owner: tuple[int, int] | None = None,
     tag: str = "",
+    follow_umask: bool = False,
 ) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` atomically when the block succeeds.
 
@@ -97,6 +106,8 @@ def atomic_writer(
     0600. ``owner`` (uid, gid) is given to the new file too (PermissionError when this
     process may not). The temporary file is ``temp_prefix(path, tag)`` + random +
     ``.tmp``, so a caller can find the leftovers of a crashed writer by its ``tag``.
+    Without ``mode`` a new file is private (0600) unless ``follow_umask`` asks for what
+    ``open`` would create (0666 less the umask), for files that hold no secret.
 
     Only regular files are replaced: ``-`` is stdout, a symlink's target is replaced
     (the link stays), and a device, FIFO or open descriptor is written in place
@@ -114,6 +125,8 @@ def atomic_writer(
     if mode is None:
         with contextlib.suppress(FileNotFoundError):
             mode = stat.S_IMODE(os.stat(target).st_mode)
+    if follow_umask and mode is None:
+        mode = 0o666 & ~current_umask()
     directory = target.parent
     fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target, tag), suffix=".tmp", dir=directory)
     try:
@@ -134,7 +147,87 @@ def atomic_writer(
     fsync_dir(directory)
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, mode: int | None = None, *, follow_umask: bool = False
+) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new bytes."""
-    with atomic_writer(path, mode) as handle:
+    with atomic_writer(path, mode, follow_umask=follow_umask) as handle:
         handle.write(data)
+
+
+def read_text(path: Path, kind: str) -> str:
+    """A small UTF-8 file's text; a failure as one line in the user's words
+    (``FILE: no such file``, ``FILE: not an age identity file``)."""
+    from nodus_cli.errors import InputError, describe_os_error
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not {kind} (not UTF-8 text)") from None
+
+
+# --- bounded reads of untrusted inputs --------------------------------------------------
+# Bundles, proofs, keys, signatures and trust files come from anywhere: a device, a FIFO
+# or a file that never ends must give one clear error, not a hang or a MemoryError.
+
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def open_regular(path: Path | str, what: str) -> BinaryIO:
+    """Open ``path`` for reading only when it is a regular file (never blocks on a FIFO)."""
+    from nodus_cli.errors import InputError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: {what} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: Path | str, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (InputError otherwise)."""
+    from nodus_cli.errors import InputError
+
+    with open_regular(path, what) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"{path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InputError(f"{path}: {what} is larger than {limit} bytes")
+    return data
+
+
+def json_depth_exceeds(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects deeper than ``limit`` (strings skipped)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def loads_bounded(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` that refuses nesting deeper than ``limit`` with ValueError."""
+    import json
+
+    if json_depth_exceeds(data, limit):
+        raise ValueError(f"JSON nested deeper than {limit} levels")
+    return json.loads(data)

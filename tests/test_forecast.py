@@ -103,3 +103,20 @@ def test_forecast_table_output(cli, nodus_home: Path) -> None:
     result = cli("forecast", "disk", "--horizon", "30m", "--format", "csv")
     assert result.stdout.splitlines()[0] == "timestamp,forecast,lower,upper"
     assert len(result.stdout.splitlines()) == 7  # 30 minutes of 5-minute steps
+
+
+def test_seasonal_ar_carries_the_baselines_current_miss_and_lets_it_fade() -> None:
+    from nodus_cli.forecast.model import seasonal_ar, seasonal_naive
+
+    rng = np.random.default_rng(11)
+    season = 48
+    noise = np.zeros(20 * season)
+    for i in range(1, len(noise)):  # errors that persist from one point to the next
+        noise[i] = 0.9 * noise[i - 1] + rng.normal(0, 1)
+    values = 10 * np.sin(2 * np.pi * np.arange(len(noise)) / season) + noise
+    values[-1] += 8  # the baseline misses the last point by a lot
+    corrected = seasonal_ar(values, season, 2 * season) - seasonal_naive(
+        values, season, 2 * season, 3
+    )
+    assert corrected[0] > 3  # most of the miss is carried into the next step
+    assert abs(corrected[-1]) < 0.1 * abs(corrected[0])  # and fades out

@@ -22,7 +22,7 @@ WINDOW = 4096
 CONTENT = (
     "SELECT time, level, host, app, pid, message, attrs, source, file_id, line_no, byte_offset "
     "FROM logs ORDER BY ALL",
-    "SELECT * FROM quarantine ORDER BY ALL",
+    "SELECT * EXCLUDE (committed_at) FROM quarantine ORDER BY ALL",  # when, not what
     "SELECT file_id, path, fingerprint, byte_offset, line_no, head_hash, format, rows, "
     "quarantined, records, bytes_read FROM ingest_files ORDER BY ALL",
 )
@@ -75,6 +75,25 @@ def run_child(home: Path, paths: list[str], progress_fd: int | None = None) -> i
         os._exit(code)
 
 
+def kill_after_windows(home: Path, paths: list[str], windows: int, rng: random.Random) -> bool:
+    """Run an ingest child, SIGKILL it after about ``windows`` windows; True if it died of it."""
+    read_end, write_end = os.pipe()
+    pid = run_child(home, paths, write_end)
+    os.close(write_end)
+    seen = 0
+    while seen < windows:
+        ready, _, _ = select.select([read_end], [], [], 60)
+        chunk = os.read(read_end, 64) if ready else b""
+        if not chunk:
+            break
+        seen += len(chunk)
+    time.sleep(rng.random() * 0.02)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(read_end)
+    return os.WIFSIGNALED(status)
+
+
 def wait_ok(pid: int) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -98,22 +117,7 @@ def test_sigkill_at_random_points_then_rerun_equals_one_clean_run(tmp_path: Path
     for trial in range(8):
         home = tmp_path / f"trial{trial}"
         for _kill in range(rng.randint(1, 3)):
-            read_end, write_end = os.pipe()
-            pid = run_child(home, paths, write_end)
-            os.close(write_end)
-            wanted = rng.randint(0, windows)
-            seen = 0
-            while seen < wanted:
-                ready, _, _ = select.select([read_end], [], [], 60)
-                chunk = os.read(read_end, 64) if ready else b""
-                if not chunk:
-                    break
-                seen += len(chunk)
-            time.sleep(rng.random() * 0.02)
-            os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-            interrupted += os.WIFSIGNALED(status)
-            os.close(read_end)
+            interrupted += kill_after_windows(home, paths, rng.randint(0, windows), rng)
         if snapshot(home)[0] != reference[0]:
             partial += 1
         wait_ok(run_child(home, paths))

@@ -323,7 +323,8 @@ def test_rotate_rewrap_replaces_only_the_wrapped_key(ws: Workspace, cli, tmp_pat
     assert cli("keys", "export", old_id, "--identity", "-o", str(identity)).exit_code == 0
     assert identity.stat().st_mode & 0o777 == 0o600
     result = cli("keys", "rotate", "--purpose", "encrypt", "--rewrap", str(sealed), str(secret))
-    assert result.exit_code == 1 and one_error_line(result.stderr)  # not sealed: nothing done
+    assert result.exit_code == 2 and one_error_line(result.stderr)  # not sealed: nothing done
+    assert "not an age file" in result.stderr
     assert len(Keyring(ws).records()) == 2 and sealed.read_bytes() == before
     result = cli("keys", "rotate", "--purpose", "encrypt", "--rewrap", str(sealed), "--json")
     assert result.exit_code == 0, result.stderr
@@ -473,7 +474,8 @@ def test_a_damaged_sealed_file_is_exit_1_through_the_cli(
     assert not out.exists()  # no partial plaintext
     (tmp_path / "junk").write_bytes(b"not an age file")
     result = cli("keys", "open", str(tmp_path / "junk"), "-o", str(out))
-    assert result.exit_code == 1 and one_error_line(result.stderr)
+    assert result.exit_code == 2 and one_error_line(result.stderr)  # bad input, not damage
+    assert "not an age file" in result.stderr
 
 
 class _Zeros(io.RawIOBase):

@@ -115,7 +115,7 @@ def test_tables_lists_rows_and_columns(cli, tmp_path: Path) -> None:
     assert by_name["logs"]["owner"] == "nodus"
     assert [c["name"] for c in by_name["logs"]["columns"]][:3] == ["time", "level", "host"]
     csv_out = cli("tables", "--format", "csv").stdout
-    assert csv_out.startswith("table,rows,owner,columns")
+    assert csv_out.startswith("table,rows,owner,as_of,columns")
 
 
 def test_load_create_replace_append_and_clash(cli, tmp_path: Path, shared: Path) -> None:

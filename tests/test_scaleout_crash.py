@@ -24,9 +24,13 @@ from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
 
 ROWS_PER_ROUND = 300
-INSERT = """INSERT INTO logs (time, level, message, source, line_no)
+INSERT = """INSERT INTO logs (time, level, message, source, line_no, committed_at)
 SELECT TIMESTAMPTZ '2026-05-01 00:00:00+00' + to_minutes((i * 37 % 4000)::BIGINT),
-       'info', repeat('x', 40) || i, 'src' || (i % 3), i FROM range(?, ?) t(i)"""
+       'info', repeat('x', 40) || i, 'src' || (i % 3), i,
+       coalesce(CAST(? AS TIMESTAMPTZ), now()) FROM range(?, ?) t(i)"""
+# Every third round's rows share one early commit time, as after a clock step back:
+# from the second such round on, the export settles that commit row by row.
+STEPPED_BACK = "2001-01-01 00:00:00+00"
 
 
 def _export_child(home: str, out: str, full: bool, kill_at_step: int | None) -> None:
@@ -51,8 +55,9 @@ def forkserver() -> multiprocessing.context.BaseContext:
 
 
 def _add_rows(home: Path, start: int) -> int:
+    stamp = STEPPED_BACK if start // ROWS_PER_ROUND % 3 == 2 else None
     with open_store(Workspace(home, "--home")) as store, store.change({"test": "rows"}):
-        store.con.execute(INSERT, [start, start + ROWS_PER_ROUND])
+        store.con.execute(INSERT, [stamp, start, start + ROWS_PER_ROUND])
     return start + ROWS_PER_ROUND
 
 

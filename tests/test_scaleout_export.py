@@ -223,12 +223,13 @@ def test_export_cli_json_and_journal(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["to"] == str(out)
-    assert [(t["table"], t["mode"], t["rows"]) for t in doc["tables"]] == [
-        ("logs", "full", 12),
-        ("metrics", "full", 0),
+    assert [(t["table"], t["mode"], t["tracking"], t["rows"]) for t in doc["tables"]] == [
+        ("logs", "full", "commit", 12),
+        ("metrics", "full", "commit", 0),
     ]
     again = cli("export", "logs", "--to", str(out))
     assert again.exit_code == 0 and "no new rows" in again.stderr
+    assert "tracked by commit" in again.stderr
     journal = cli("journal", "--json").json()
     exports = [
         json.loads(e["summary"]) if isinstance(e["summary"], str) else e["summary"]
@@ -246,3 +247,222 @@ def cli_home() -> str:
     import os
 
     return os.environ["NODUS_HOME"]
+
+
+# --- tracking by commit (tables stamped with committed_at) ---------------------------
+
+
+def ledger(store: Store) -> list[tuple]:
+    return store.con.execute("SELECT * FROM export_commits ORDER BY ALL").fetchall()
+
+
+def export_is_the_table(store: Store, out: Path) -> bool:
+    everything = "SELECT * FROM logs ORDER BY ALL"
+    return exported(out, everything) == store.con.execute(everything).fetchall()
+
+
+def snapshot(out: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+
+def test_export_twice_rewrites_nothing(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    add_logs(store, 0, 10)
+    add_logs(store, 10, 20)
+    [first] = export_tables(store, ["logs"], out)
+    assert (first.mode, first.tracking, first.rows) == ("full", "commit", 20)
+    assert [row[2:] for row in ledger(store)] == [(10, 10), (10, 10)]
+    assert store.con.execute("SELECT count(*) FROM export_rows").fetchone() == (0,)
+    files, commits = snapshot(out), ledger(store)
+    [again] = export_tables(store, ["logs"], out)
+    assert (again.mode, again.tracking, again.rows, again.total_rows) == (
+        "unchanged",
+        "commit",
+        0,
+        20,
+    )
+    assert again.batch is None and again.files == []
+    assert snapshot(out) == files
+    assert ledger(store) == commits
+    assert store.con.execute("SELECT count(*) FROM export_batches").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("listed", [1_000, 0])  # commit times in the SQL text, or not
+def test_rows_added_after_an_export_are_exported_exactly_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: int
+) -> None:
+    monkeypatch.setattr("nodus_cli.scaleout.export.MAX_LISTED_COMMITS", listed)
+    out = tmp_path / "out"
+    add_logs(store, 0, 5)
+    export_tables(store, ["logs"], out)
+    for start in (5, 9, 30):
+        add_logs(store, start, start + 4)
+        add_logs(store, start + 100, start + 101)
+        [result] = export_tables(store, ["logs"], out)
+        assert (result.mode, result.rows) == ("append", 5)
+        [again] = export_tables(store, ["logs"], out)
+        assert again.mode == "unchanged"
+    assert exported(out, "SELECT count(*), count(DISTINCT line_no) FROM logs") == [(20, 20)]
+    assert export_is_the_table(store, out)
+
+
+def test_a_commit_time_before_the_last_export_is_still_exported(
+    store: Store, tmp_path: Path
+) -> None:
+    """A wall clock stepping back stamps new rows earlier than rows already exported."""
+    out = tmp_path / "out"
+    add_logs(store, 0, 10)
+    export_tables(store, ["logs"], out)
+    with store.change({"test": "clock stepped back"}):
+        store.con.execute(
+            "INSERT INTO logs (message, line_no, source, committed_at) "
+            "VALUES ('late', 100, 'syslog', TIMESTAMPTZ '2001-01-01 00:00:00+00')"
+        )
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.mode, result.rows, result.total_rows) == ("append", 1, 11)
+    assert exported(out, "SELECT line_no FROM logs WHERE message = 'late'") == [(100,)]
+    assert export_tables(store, ["logs"], out)[0].mode == "unchanged"
+
+
+def test_rows_sharing_an_exported_commit_time_are_settled_row_by_row(
+    store: Store, tmp_path: Path
+) -> None:
+    """Same committed_at as exported rows (or none, as rows from before migration 12)."""
+    out = tmp_path / "out"
+    add_logs(store, 0, 6)
+    store.con.execute("INSERT INTO logs (message, line_no, committed_at) VALUES ('old', 50, NULL)")
+    export_tables(store, ["logs"], out)
+    [[stamp]] = store.con.execute(
+        "SELECT DISTINCT committed_at FROM logs WHERE line_no < 6"
+    ).fetchall()
+    with store.change({"test": "same commit time"}):
+        store.con.execute(
+            "INSERT INTO logs (time, level, message, attrs, source, line_no, committed_at) "
+            "SELECT time, level, message, attrs, source, line_no, committed_at FROM logs "
+            "WHERE line_no IN (1, 2)"  # identical rows: counted, not merged
+        )
+        store.con.execute(
+            "INSERT INTO logs (message, line_no, committed_at) VALUES ('new', 7, ?), "
+            "('older', 51, NULL)",
+            [stamp],
+        )
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.rows, result.total_rows) == (4, 11)
+    assert export_is_the_table(store, out)
+    assert export_tables(store, ["logs"], out)[0].mode == "unchanged"
+
+
+def test_deletes_and_regrown_records(store: Store, tmp_path: Path) -> None:
+    """A deleted row stays exported; a record that ingest grows (new committed_at) is new."""
+    out = tmp_path / "out"
+    add_logs(store, 0, 10)
+    export_tables(store, ["logs"], out)
+    with store.change({"test": "delete and grow"}):
+        store.con.execute("DELETE FROM logs WHERE line_no < 3")
+        store.con.execute(
+            "UPDATE logs SET message = message || chr(10) || 'more', committed_at = now() "
+            "WHERE line_no = 9"
+        )
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.mode, result.rows, result.total_rows) == ("append", 1, 11)
+    assert exported(out, "SELECT message FROM logs WHERE line_no = 9 ORDER BY 1") == [
+        ("message 9",),
+        ("message 9\nmore",),
+    ]
+    assert [row[2:] for row in ledger(store)] == [(6, 10), (1, 1)]  # seen, exported
+    assert export_tables(store, ["logs"], out)[0].mode == "unchanged"
+
+
+def test_user_tables_are_tracked_by_row(store: Store, tmp_path: Path) -> None:
+    store.con.execute("CREATE TABLE logs_copy AS SELECT 1 AS a, now() AS committed_at")
+    [result] = export_tables(store, ["logs_copy"], tmp_path / "out")
+    assert result.tracking == "row"
+    assert store.con.execute("SELECT count(*) FROM export_rows").fetchone() == (1,)
+
+
+stamp = st.sampled_from([None, "null", "2001-01-01", "2030-01-01"])  # None: the default
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("insert"), st.lists(st.tuples(st.integers(0, 3), stamp), max_size=4)),
+            st.tuples(st.just("export"), st.booleans()),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_commit_tracking_exports_every_row_once(tmp_path: Path, ops: list) -> None:
+    """Without deletes the export ends equal to the table, whatever the commit times."""
+    import uuid
+
+    home = tmp_path / uuid.uuid4().hex
+    out = home / "out"
+    with open_store(Workspace(home / "ws", "--home")) as store:
+        for kind, arg in [*ops, ("export", False)]:
+            if kind == "export":
+                assert export_tables(store, ["logs"], out, full=arg)[0].tracking == "commit"
+                continue
+            with store.change({"test": "insert"}):
+                for value, when in arg:
+                    stamped = "now()" if when is None else f"CAST({when!r} AS TIMESTAMPTZ)"
+                    if when == "null":
+                        stamped = "NULL"
+                    store.con.execute(
+                        "INSERT INTO logs (message, line_no, committed_at) "
+                        f"VALUES ('v' || ?, ?, {stamped})",
+                        [value, value],
+                    )
+        table = store.con.execute("SELECT message, committed_at FROM logs ORDER BY ALL")
+        expected = table.fetchall()
+    assert exported(out, "SELECT message, committed_at FROM logs ORDER BY ALL") == expected
+
+
+def test_a_commit_that_shrank_then_grew_brings_its_new_rows(store: Store, tmp_path: Path) -> None:
+    """Deleted rows only lower a commit's count, even all of them: later rows still count."""
+    out = tmp_path / "out"
+    add_logs(store, 0, 10)
+    add_logs(store, 10, 12)
+    export_tables(store, ["logs"], out)
+    [[big], [small]] = store.con.execute(
+        "SELECT committed_at FROM logs GROUP BY 1 ORDER BY count(*) DESC"
+    ).fetchall()
+    with store.change({"test": "delete"}):
+        store.con.execute("DELETE FROM logs WHERE line_no < 3 OR line_no >= 10")
+    assert export_tables(store, ["logs"], out)[0].mode == "unchanged"
+    assert [row[1:] for row in ledger(store)] == [(big, 7, 10), (small, 0, 2)]
+    with store.change({"test": "same commit times"}):
+        store.con.execute(
+            "INSERT INTO logs (message, line_no, committed_at) VALUES ('a', 20, ?), ('b', 21, ?)",
+            [big, small],
+        )
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.rows, result.total_rows) == (2, 14)
+    assert exported(out, "SELECT line_no FROM logs WHERE line_no >= 20 ORDER BY 1") == [
+        (20,),
+        (21,),
+    ]
+
+
+def test_a_record_that_ingest_grows_is_exported_again(store: Store, tmp_path: Path) -> None:
+    """A continuation line written after an export joins its record: a new row to export."""
+    from nodus_cli.ingest.engine import IngestOptions, ingest
+
+    log = tmp_path / "app.log"
+    log.write_text("2026-01-01 00:00:00,001 ERROR [main] boom\n")
+    out = tmp_path / "out"
+    ingest(store, [str(log)], IngestOptions())
+    export_tables(store, ["logs"], out)
+    with log.open("a") as handle:
+        handle.write("java.lang.IllegalStateException: bad\n")
+    ingest(store, [str(log)], IngestOptions())
+    [result] = export_tables(store, ["logs"], out)
+    assert (result.mode, result.rows, result.total_rows) == ("append", 1, 2)
+    assert exported(out, "SELECT message FROM logs ORDER BY 1") == [
+        ("ERROR [main] boom",),
+        ("ERROR [main] boom\njava.lang.IllegalStateException: bad",),
+    ]

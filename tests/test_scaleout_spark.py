@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from nodus_cli.scaleout.engines import (
 )
 from nodus_cli.scaleout.export import export_tables
 from nodus_cli.store import Store, open_store
+from nodus_cli.store.db import open_user_sql
 from nodus_cli.store.query import load_file, run_query
 from nodus_cli.workspace import Workspace
 
@@ -48,11 +50,13 @@ def spark() -> Iterator[Any]:
 def tpch(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Path]]:
     """A store with the small TPC-H tables (nodus load) and their Parquet export."""
     root = tmp_path_factory.mktemp("tpch")
-    with open_store(Workspace(root / "ws", "--home")) as store:
+    workspace = Workspace(root / "ws", "--home")
+    with open_store(workspace) as store:
         for table in TPCH_TABLES:
             load_file(store, shared / "data" / "tpch" / f"{table}.csv.gz", table)
         export_tables(store, list(TPCH_TABLES), root / "export")
-        yield store, root / "export"
+    with open_user_sql(workspace) as sandbox:  # the queries run where user SQL runs
+        yield sandbox, root / "export"
 
 
 def _comparable(value: Any) -> Any:
@@ -144,6 +148,20 @@ def test_spark_through_the_cli(cli, spark: Any, tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert missing.stderr.startswith("nodus: error: Spark SQL error:")
     assert "nosuch" in missing.stderr and len(missing.stderr.splitlines()) == 1
+
+
+def test_spark_stages_reach_the_progress(spark: Any, tpch: tuple[Store, Path]) -> None:
+    """``query --engine spark`` shows its stage (issue 15 item 5): starting, then the
+    stages the status tracker reports, polled from a thread stopped with the block."""
+    from tests.test_progress import Recorder
+
+    _, export = tpch
+    recorder = Recorder()
+    sql = "SELECT l_returnflag, count(*) AS n FROM lineitem GROUP BY 1"
+    with query_export(sql, QueryEngine.spark, export, on_progress=recorder) as result:
+        assert len(list(result.rows)) == 3
+    assert recorder.stages[:2] == ["starting Spark", "reading the export"]
+    assert all(re.fullmatch(r"(stage \d+: \d+/\d+ tasks(, )?)+", s) for s in recorder.stages[2:])
 
 
 @pytest.mark.slow

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nodus_cli.anomaly.calibrate import ANOMALY_THRESHOLD
 from nodus_cli.anomaly.methods import Method, get_method
+from nodus_cli.anomaly.reasons import explain, unit_of
 from nodus_cli.anomaly.robust import FEATURE_NAMES, Scores
 from nodus_cli.anomaly.source import Source, read_points
+from nodus_cli.progress import ProgressLike, reporter
 from nodus_cli.store.db import Store
 
-ANOMALY_THRESHOLD = 0.5  # a point whose score reaches this is an anomaly
-HUGE_Z = 1e6
+__all__ = ["ANOMALY_THRESHOLD", "Anomaly", "Detection", "detect"]
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INSERT_BATCH = 5000  # anomalies written per statement, so memory does not grow with them
 
 
 @dataclass
@@ -28,7 +32,11 @@ class Anomaly:
 
 @dataclass
 class Detection:
-    """The outcome of one run: what was scored and which new anomalies were found."""
+    """The outcome of one run: what was scored and which points are new anomalies.
+
+    Anomalies are kept as indices into the scored arrays; their rows and reasons
+    are built as they are read, so a run with many of them costs no more memory.
+    """
 
     series: str
     method: str
@@ -36,60 +44,78 @@ class Detection:
     times_us: Any
     values: Any
     scores: Scores
-    anomalies: list[Anomaly]
+    flagged: Any  # indices of the new anomalies
+    step_s: float
+    season_s: float
 
     @property
     def scored(self) -> int:
         return len(self.values)
 
     @property
+    def found(self) -> int:
+        return len(self.flagged)
+
+    @property
     def last_time(self) -> datetime | None:
         return to_datetime(int(self.times_us[-1])) if len(self.times_us) else None
+
+    @property
+    def anomalies(self) -> list[Anomaly]:
+        return list(self.iter_anomalies())
+
+    def iter_anomalies(self) -> Iterator[Anomaly]:
+        for index in self.flagged.tolist():
+            yield Anomaly(
+                to_datetime(int(self.times_us[index])),
+                float(self.values[index]),
+                _rounded(float(self.scores.score[index])),
+                self.reason(index),
+            )
+
+    def reason(self, index: int) -> str:
+        return explain(
+            FEATURE_NAMES[int(self.scores.feature[index])],
+            float(self.values[index]),
+            float(self.scores.z[index]),
+            float(self.scores.expected[index]),
+            float(self.scores.log10_tail[index]),
+            unit=unit_of(self.series),
+            step_s=self.step_s,
+            season_s=self.season_s,
+        )
 
     def points(self, only_anomalies: bool) -> Iterator[tuple[datetime, float, float, bool, str]]:
         """(time, value, score, anomaly, reason) per scored point, or per anomaly."""
         if only_anomalies:
-            for found in self.anomalies:
+            for found in self.iter_anomalies():
                 yield found.time, found.value, found.score, True, found.reason
             return
-        flagged = {found.time: found.reason for found in self.anomalies}
-        for t_us, value, score in zip(
-            self.times_us.tolist(), self.values.tolist(), self.scores.score.tolist(), strict=True
+        flags = self.scores.anomaly.tolist()
+        for index, (t_us, value, score) in enumerate(
+            zip(
+                self.times_us.tolist(),
+                self.values.tolist(),
+                self.scores.score.tolist(),
+                strict=True,
+            )
         ):
-            when = to_datetime(t_us)
-            reason = flagged.get(when)
-            yield when, value, round(score, 6), reason is not None, reason or ""
+            anomaly = flags[index]
+            yield (
+                to_datetime(t_us),
+                value,
+                _rounded(score),
+                anomaly,
+                self.reason(index) if anomaly else "",
+            )
+
+
+def _rounded(score: float) -> float:
+    return round(score, 6) if math.isfinite(score) else 1.0
 
 
 def to_datetime(epoch_us: int) -> datetime:
     return EPOCH + timedelta(microseconds=epoch_us)
-
-
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def explain(scores: Scores, index: int, value: float, method: str) -> str:
-    """A short sentence saying why a point is anomalous."""
-    if method == "hst":
-        return f"HalfSpaceTrees score {scores.score[index]:.2f} (value {_number(value)})"
-    z = float(scores.z[index])
-    expected = float(scores.expected[index])
-    feature = FEATURE_NAMES[int(scores.feature[index])]
-    direction = "above" if z >= 0 else "below"
-    if feature in ("shift", "drift"):
-        what = f"the level moved {direction} the usual level {_number(expected)}"
-        return f"{what}: value {_number(value)}"
-    if feature == "spread":
-        change = "more erratic" if z >= 0 else "unusually steady"
-        return f"the series turned {change} around value {_number(value)}"
-    against = "the seasonal expectation" if feature == "seasonal" else "the recent level"
-    if abs(z) >= HUGE_Z:
-        return f"value {_number(value)} departs from a flat level at {_number(expected)}"
-    return (
-        f"value {_number(value)} is {abs(z):.1f} robust deviations {direction} "
-        f"{against} ({_number(expected)})"
-    )
 
 
 def _load_state(store: Store, series: str, method: Method) -> tuple[Any, datetime | None, int]:
@@ -110,14 +136,17 @@ def detect(
     since: datetime | None = None,
     until: datetime | None = None,
     from_scratch: bool = False,
-    on_progress: Callable[[float], None] | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> Detection:
     """Score the points after the saved state, then save state and anomalies atomically.
 
     With ``from_scratch`` the saved state and the anomalies of this series and
     method are dropped first, so the run starts over from the first point.
     """
+    import numpy as np
+
     method = get_method(method_name)
+    progress = reporter(on_progress)
     summary = {"series": source.key, "method": method.name, "from_scratch": from_scratch}
     with store.change(summary) as details:
         if from_scratch:
@@ -126,18 +155,28 @@ def detect(
                     f"DELETE FROM {table} WHERE series = ? AND method = ?",
                     [source.key, method.name],
                 )
+        progress.stage("reading points")
         state, resumed_after, seen = _load_state(store, source.key, method)
         times_us, values = read_points(store, source, after=resumed_after, since=since, until=until)
+        progress.total(len(values))
+        progress.stage(f"scoring with {method.name}")
         scores, state = method.score(state, times_us, values)
-        if on_progress:
-            on_progress(len(values))
-        found = _anomalies(scores, times_us, values, method.name)
-        if found:
-            store.con.executemany(
-                "INSERT INTO anomalies (series, time, value, score, method, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [[source.key, a.time, a.value, a.score, method.name, a.reason] for a in found],
-            )
+        progress.advance(len(values))
+        progress.stage("saving")
+        times_known = state.times_us if len(state.times_us) >= 2 else times_us
+        step_s = float(np.median(np.diff(times_known))) / 1e6 if len(times_known) >= 2 else 0.0
+        result = Detection(
+            source.key,
+            method.name,
+            resumed_after,
+            times_us,
+            values,
+            scores,
+            np.nonzero(scores.anomaly)[0],
+            step_s,
+            step_s * (state.season or 0),
+        )
+        _save_anomalies(store, result)
         if len(values):
             store.con.execute(
                 "INSERT OR REPLACE INTO detector_state "
@@ -150,24 +189,36 @@ def detect(
                     method.dump(state),
                 ],
             )
-        details.update(scored=len(values), anomalies=len(found))
-    return Detection(source.key, method.name, resumed_after, times_us, values, scores, found)
+        details.update(scored=len(values), anomalies=result.found)
+    return result
 
 
-def _anomalies(scores: Scores, times_us: Any, values: Any, method: str) -> list[Anomaly]:
-    import numpy as np
-
-    flagged = np.nonzero(scores.score >= ANOMALY_THRESHOLD)[0]
-    found = []
-    for index in flagged.tolist():
-        value = float(values[index])
-        score = float(scores.score[index])
-        found.append(
-            Anomaly(
-                to_datetime(int(times_us[index])),
-                value,
-                round(score, 6) if math.isfinite(score) else 1.0,
-                explain(scores, index, value, method),
-            )
+def _save_anomalies(store: Store, result: Detection) -> None:
+    batch: list[list[Any]] = []
+    for found in result.iter_anomalies():
+        batch.append(
+            [result.series, found.time, found.value, found.score, result.method, found.reason]
         )
-    return found
+        if len(batch) >= INSERT_BATCH:
+            _insert(store, batch)
+            batch = []
+    if batch:
+        _insert(store, batch)
+
+
+def _insert(store: Store, batch: list[list[Any]]) -> None:
+    store.con.executemany(
+        "INSERT INTO anomalies (series, time, value, score, method, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        batch,
+    )
+
+
+def record_first_seen(store: Store, found: list[tuple[Any, ...]], method: str) -> None:
+    """Save "first seen" anomalies (key, time, value, reason) not saved before."""
+    for key, time, value, reason in found:
+        exists = store.con.execute(
+            "SELECT count(*) FROM anomalies WHERE series = ? AND reason = ?", [key, reason]
+        ).fetchone()[0]
+        if not exists:
+            _insert(store, [[key, time, value, 1.0, method, reason]])

@@ -4,7 +4,7 @@ Every statistic is an order statistic (median, percentile, maximum) over a windo
 of past points or an element-wise expression of them, so the score of a point is
 a pure function of the points before it. Keeping the last ``BUFFER`` points as
 state therefore makes an incremental run give bit-for-bit the scores of one long
-run, and numpy/scipy filters keep it fast (well over 100,000 points per second).
+run, and numpy/scipy filters keep it fast (well over 200,000 points per second).
 
 Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviations):
 
@@ -12,17 +12,19 @@ Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviation
 * ``seasonal``: the value against the recent level plus the usual offset at this
   phase of the season (median over the last three seasons) -- once a season is
   learnt (missing peaks, shifted cycles);
-* ``shift`` and ``drift``: the median of the last few (6) or several (40) points
-  against the longer-run median, or, with a season, against the same phase in the
-  last seasons (level shifts, slow drifts). Windows keep moving, so after a shift
-  the detector learns the new level instead of alarming for ever;
+* ``shift``, ``slide`` and ``drift``: the median of the last few (6), some (15)
+  or several (40) points against the longer-run median, or, with a season,
+  against the same phase in the last seasons (level shifts, slow drifts).
+  Windows keep moving, so after a shift the detector learns the new level
+  instead of alarming for ever;
 * ``spread``: how far points stray from the level lately against how far they
-  usually do (a series turning erratic, or suddenly flat).
+  usually do (a series turning erratic, or suddenly flat);
+* ``hst``: the sparseness of the last few values under half-space trees (hst.py).
 
-Each feature is then calibrated against its own history in the series: divided by
-a high percentile of its recent values, and counted only at a new local maximum,
-so each incident scores high once and noisy series do not flood. The point's
-score comes from the most novel feature, again only at a new local maximum.
+Each feature's strength is then turned into a tail probability against its own
+history by the one calibration every method shares (calibrate.py), and the
+features are combined by a rule fixed up front (the two most surprising must
+agree: calibrate.combine).
 """
 
 from __future__ import annotations
@@ -34,40 +36,39 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodus_cli.anomaly import calibrate, hst
+
 LEVEL_WINDOW = 8
 SCALE_WINDOW = 400
 SHIFT_WINDOW = 6
 SPREAD_WINDOW = 60
 DRIFT_WINDOW = 40
-CALIBRATION_WINDOW = 2000
-CALIBRATION_PERCENTILE = 99.9
-NOVELTY_WINDOW = 100
+SLIDE_WINDOW = 15  # between shift and drift (their geometric mean): cross-validated
+# Points in the recent median of each level-shift feature.
+RECENT_WINDOWS = {"shift": SHIFT_WINDOW, "slide": SLIDE_WINDOW, "drift": DRIFT_WINDOW}
 SEASON_WARMUP = 600  # points seen before the season is learnt (once, from these points)
 MAX_SEASON = SEASON_WARMUP // 2
 SEASONS_REMEMBERED = 3
 PHASE_WINDOW = 5
 SPAN_FLOOR = 0.1  # a deviation is never measured against less than 10% of the 5-95% span
-# Enough past points that every window of every new point is full and identical to
-# the one a single long run would have used.
-BUFFER = (
-    CALIBRATION_WINDOW
-    + 2 * NOVELTY_WINDOW
-    + 2 * SCALE_WINDOW
+MAX_Z = 1e12
+# Past points whose strengths are exact: every window of every feature is full.
+STRENGTH_HISTORY = max(
+    2 * SCALE_WINDOW
     + SPREAD_WINDOW
     + SEASONS_REMEMBERED * MAX_SEASON
     + PHASE_WINDOW
-    + 2 * LEVEL_WINDOW
-    + 64
+    + 2 * LEVEL_WINDOW,
+    hst.HISTORY,
 )
-CALIBRATION_FLOOR = 3.0  # deviations below this many robust sigmas are never novel
-HALF_SCORE_NOVELTY = 1.17  # calibrated novelty that maps to score 0.5
-MAX_Z = 1e12
-MIN_HISTORY = 200  # points learnt from before anything is scored
-CALIBRATION_START = 30  # strengths before this are too rough even to calibrate with
+# Enough past points that every window of every new point is full and identical to
+# the one a single long run would have used, calibration included.
+BUFFER = STRENGTH_HISTORY + calibrate.DEFAULT.history + 64
 
-FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift")
+FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift", "slide", "hst")
 ROBUST_FEATURES = ("local",)
-AUTO_FEATURES = FEATURE_NAMES
+HST_FEATURES = ("hst",)
+AUTO_FEATURES = FEATURE_NAMES[:-1]  # without hst, which lowers the CV score (tests/bench/nab.py)
 
 
 @dataclass
@@ -109,11 +110,13 @@ class WindowState:
 
 @dataclass
 class Scores:
-    """Per new point: score in [0, 1], the winning feature, its signed z and expectation."""
+    """Per new point: calibrated score in [0, 1], whether it raises an alarm, and why."""
 
     score: Any
-    z: Any
-    expected: Any
+    log10_tail: Any  # log10 of the tail probability behind the score
+    anomaly: Any  # bool: reaches the threshold, first in its incident
+    z: Any  # the winning feature's signed strength
+    expected: Any  # what that feature expected the value to be
     feature: Any  # index into FEATURE_NAMES
 
 
@@ -142,17 +145,6 @@ def _causal_percentile(x: Any, window: int, percentile: float, at_origin: bool =
             out[i] = seen[int(np.floor((i - 1) * percentile / 100.0 + 1e-9))]
     out[0] = x[0]
     return out
-
-
-def _previous_max(x: Any, window: int) -> Any:
-    """y[i] = max of x[i-window:i], 0 before the first point."""
-    import numpy as np
-    from scipy import ndimage
-
-    running = ndimage.maximum_filter1d(
-        x, window, origin=(window - 1) // 2, mode="constant", cval=0.0
-    )
-    return np.concatenate([[0.0], running[:-1]])
 
 
 def _robust_z(rank: Callable[..., Any], deviation: Any, values: Any, level: Any) -> Any:
@@ -199,21 +191,6 @@ def _same_phase_before(recent: Any, fallback: Any, season: int, start: int) -> A
     return np.where(usable, np.median(lagged, axis=0), fallback)
 
 
-def _novelty(rank: Callable[..., Any], strength: Any, start: int) -> Any:
-    """Strength over a high percentile of its recent values, when a new local maximum."""
-    import numpy as np
-
-    strength = strength.copy()
-    strength[: max(0, CALIBRATION_START - start)] = 0.0
-    calibration = rank(
-        np.concatenate([[0.0], strength[:-1]]), CALIBRATION_WINDOW, CALIBRATION_PERCENTILE
-    )
-    novelty = strength / np.maximum(calibration, CALIBRATION_FLOOR)
-    novelty = np.where(strength > _previous_max(strength, NOVELTY_WINDOW), novelty, 0.0)
-    novelty[: max(0, MIN_HISTORY - start)] = 0.0
-    return novelty
-
-
 def score_window(
     state: WindowState,
     times_us: Any,
@@ -223,8 +200,6 @@ def score_window(
     """Score new points (in time order) after those the state remembers."""
     import numpy as np
 
-    from nodus_cli.forecast.season import detect_season
-
     new = len(values)
     all_times = np.concatenate([state._times(), np.asarray(times_us, dtype=np.int64)])
     x = np.concatenate([state._values(), np.asarray(values, dtype=float)])
@@ -232,14 +207,60 @@ def score_window(
     seen = state.seen + new
     season = state.season
     if season is None and seen >= SEASON_WARMUP and start == 0:
-        season = detect_season(all_times[:SEASON_WARMUP] / 1e6, x[:SEASON_WARMUP])
-        season = min(season, MAX_SEASON)
+        season = learn_season(all_times, x)
+    strength, signed, expectations = strengths(x, start, season, features)
+    tails = calibrate.block_tails(strength, start, valid_from=valid_from(features))
+    log10_p, winner = calibrate.combine(tails)
+    score = calibrate.score(log10_p)
+    anomaly = calibrate.first_alarms(score)
+
+    tail = slice(len(x) - new, len(x))
+    columns = np.arange(len(x))
+    feature_index = np.array([FEATURE_NAMES.index(name) for name in features])
+    scores = Scores(
+        score=score[tail],
+        log10_tail=log10_p[tail],
+        anomaly=anomaly[tail],
+        z=signed[winner, columns][tail],
+        expected=expectations[winner, columns][tail],
+        feature=feature_index[winner[tail]],
+    )
+    keep = slice(max(0, len(x) - BUFFER), len(x))
+    return scores, WindowState(seen, season, all_times[keep].copy(), x[keep].copy())
+
+
+def valid_from(features: tuple[str, ...]) -> list[int]:
+    """Per feature, the first point whose strength is more than its warm-up."""
+    return [hst.WINDOW if name == "hst" else 0 for name in features]
+
+
+def learn_season(times_us: Any, x: Any) -> int:
+    """The season in points, learnt once from the first SEASON_WARMUP points."""
+    from nodus_cli.forecast.season import detect_season
+
+    season = detect_season(times_us[:SEASON_WARMUP] / 1e6, x[:SEASON_WARMUP])
+    return min(season, MAX_SEASON)
+
+
+def strengths(
+    x: Any, start: int, season: int | None, features: tuple[str, ...]
+) -> tuple[Any, Any, Any]:
+    """(unsigned strength, signed z, expected value) per feature and point of ``x``.
+
+    ``x[0]`` is point ``start`` of the series; strengths of the first
+    STRENGTH_HISTORY points are exact only when ``start`` is 0.
+    """
+    import numpy as np
 
     rank = functools.partial(_causal_percentile, at_origin=start == 0)
     level = rank(x, LEVEL_WINDOW, 50)
     zs: list[Any] = []
     expectations: list[Any] = []
     for name in features:
+        if name == "hst":
+            zs.append(hst.strength(rank, x, start))
+            expectations.append(level)
+            continue
         if name == "local":
             expected = level
         elif name == "seasonal":
@@ -256,7 +277,7 @@ def score_window(
             continue
         else:
             shifted = np.concatenate([x[1:], x[-1:]])  # median of x[i-w+1..i]
-            recent = rank(shifted, SHIFT_WINDOW if name == "shift" else DRIFT_WINDOW, 50)
+            recent = rank(shifted, RECENT_WINDOWS[name], 50)
             longer = rank(x, SCALE_WINDOW, 50)
             if season:
                 longer = _same_phase_before(recent, longer, season, start)
@@ -265,25 +286,5 @@ def score_window(
             continue
         zs.append(_robust_z(rank, x - expected, x, level))
         expectations.append(expected)
-
-    # Each feature is calibrated against its own history: a feature that is
-    # usually quiet (the daily shape of a steady cycle) speaks up at a smaller z.
-    novelties = np.vstack([_novelty(rank, np.abs(z), start) for z in zs])
-    winner = np.argmax(novelties, axis=0)
-    novelty = novelties[winner, np.arange(len(x))]
-    # One incident, one alarm: only a new maximum across all features counts.
-    novelty = np.where(novelty > _previous_max(novelty, NOVELTY_WINDOW), novelty, 0.0)
-    score = novelty / (novelty + HALF_SCORE_NOVELTY)
-
-    tail = slice(len(x) - new, len(x))
-    signed = np.vstack(zs)[winner, np.arange(len(x))]
-    expected_all = np.vstack(expectations)[winner, np.arange(len(x))]
-    feature_index = np.array([FEATURE_NAMES.index(features[w]) for w in range(len(features))])
-    scores = Scores(
-        score=score[tail],
-        z=signed[tail],
-        expected=expected_all[tail],
-        feature=feature_index[winner[tail]],
-    )
-    keep = slice(max(0, len(x) - BUFFER), len(x))
-    return scores, WindowState(seen, season, all_times[keep].copy(), x[keep].copy())
+    signed = np.vstack(zs)
+    return np.abs(signed), signed, np.vstack(expectations)

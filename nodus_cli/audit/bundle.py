@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,23 +29,39 @@ from pathlib import Path
 from typing import IO, Any
 
 from nodus_cli.audit import merkle, note
-from nodus_cli.errors import CannotVerify, InputError
+from nodus_cli.errors import CannotVerify, CheckFailed, InputError
+from nodus_cli.fsutil import loads_bounded, open_regular
 
 MAGIC = b"nodus-bundle/v1\n"
 MAGIC_PREFIX = b"nodus-bundle/"
+VERSION_LINE = re.compile(rb"nodus-bundle/v[0-9]+\n")
 KINDS = ("files", "rows")
 HASH_ALGORITHM = "sha256"
 EXT_MANIFEST = "nodus-manifest"
 EXT_PREV = "nodus-prev"
+EXT_KIND = "nodus-kind"
 NO_PREV = "none"
+MAX_HEADER_LINE = 16 << 20  # the header lists the inputs; a trailer holds <= 64 hashes
+MAX_CHECKPOINT = 1 << 20
 
 
 class BundleError(InputError):
     """The bundle cannot be read: not a bundle, truncated, malformed (exit 2)."""
 
 
+class BundleDamaged(CheckFailed):
+    """The bundle was altered or damaged in transit (exit 1): not a format we cannot read."""
+
+
 class UnknownFormat(CannotVerify):
-    """A newer bundle version or an unknown hash algorithm (exit 3)."""
+    """An intact bundle of a newer version, hash algorithm or entry kind (exit 3).
+
+    ``signed`` is the bundle's checkpoint note when it could be read, so a verifier
+    can still tell a bad signature (exit 1) from a format it does not know."""
+
+    def __init__(self, message: str, *, signed: note.Note | None = None) -> None:
+        super().__init__(message)
+        self.signed = signed
 
 
 def canonical_json(document: Any) -> bytes:
@@ -73,7 +90,7 @@ class FileEntry:
 
 def parse_file_entry(line: bytes, index: int) -> FileEntry:
     try:
-        data = json.loads(line)
+        data = loads_bounded(line)
         path, size, leaf = data["path"], data["size"], bytes.fromhex(data["leaf"])
         content = note.strict_b64decode(data["content"]) if "content" in data else None
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
@@ -166,11 +183,13 @@ class _Background:
             raise self._error
 
 
-def checkpoint_for(origin: str, leaves: merkle.PackedLeaves, manifest: str, prev: str) -> str:
+def checkpoint_for(
+    origin: str, leaves: merkle.PackedLeaves, manifest: str, prev: str, kind: str
+) -> str:
+    """The checkpoint body; the entry kind is signed too, since it fixes how a leaf is hashed."""
     root = merkle.root_hash(leaves)
-    return note.Checkpoint(
-        origin, len(leaves), root, (f"{EXT_MANIFEST} {manifest}", f"{EXT_PREV} {prev}")
-    ).body()
+    extensions = (f"{EXT_MANIFEST} {manifest}", f"{EXT_PREV} {prev}", f"{EXT_KIND} {kind}")
+    return note.Checkpoint(origin, len(leaves), root, extensions).body()
 
 
 @dataclass
@@ -219,23 +238,23 @@ def read_bundle(path: Path, *, keep_entries: bool = True, keep_rows: bool = Fals
     Entry lines are kept for files bundles (``keep_entries``); the lines of a rows
     bundle only with ``keep_rows``, so verifying millions of rows stays flat.
 
-    Raises BundleError (exit 2) for anything that is not a well-formed bundle and
-    UnknownFormat (exit 3) for a later format version.
+    Raises BundleError (exit 2) for anything that is not a well-formed bundle,
+    BundleDamaged (exit 1) for one altered in transit (line endings converted, a
+    header field edited) and UnknownFormat (exit 3) for an intact later format.
     """
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise BundleError(f"{path}: {exc.strerror}") from None
+        handle = open_regular(path, "the bundle")
+    except InputError as exc:
+        raise BundleError(exc.message) from None
     with handle:
-        magic = handle.readline()
-        if magic != MAGIC:
-            if magic.startswith(MAGIC_PREFIX):
-                raise UnknownFormat(f"{path}: unknown bundle version {magic.strip()!r}")
-            raise BundleError(f"{path}: not a nodus bundle")
+        magic = handle.readline(MAX_HEADER_LINE)
+        _check_magic(path, magic)
         manifest = hashlib.sha256(magic)
-        header_line = handle.readline()
+        header_line = handle.readline(MAX_HEADER_LINE)
         manifest.update(header_line)
-        header = _parse_header(path, header_line)
+        header, unknown = _parse_header(path, header_line)
+        if unknown:
+            _judge_unknown(path, handle, manifest, header["entries"], unknown)
         kind, count = header["kind"], header["entries"]
         keep = keep_rows if kind == "rows" else keep_entries
         leaves = merkle.PackedLeaves()
@@ -253,16 +272,10 @@ def read_bundle(path: Path, *, keep_entries: bool = True, keep_rows: bool = Fals
                 leaves.append(parse_file_entry(body, index).leaf)
             if keep:
                 entries.append(body)
-        trailer_line = handle.readline()
+        trailer_line = handle.readline(MAX_HEADER_LINE)
         manifest.update(trailer_line)
         trailer = _parse_trailer(path, trailer_line)
-        rest = handle.read()
-    try:
-        checkpoint_text = rest.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BundleError(f"{path}: the checkpoint is not UTF-8") from None
-    parsed = note.parse_note(checkpoint_text)
-    checkpoint = note.parse_checkpoint(parsed.text)
+        checkpoint_text, parsed, checkpoint = _read_checkpoint(path, handle)
     return Bundle(
         path,
         header,
@@ -276,9 +289,55 @@ def read_bundle(path: Path, *, keep_entries: bool = True, keep_rows: bool = Fals
     )
 
 
+def _check_magic(path: Path, magic: bytes) -> None:
+    """v1; a later version (exit 3); a damaged v1 line, e.g. CRLF (exit 1); else exit 2."""
+    if magic == MAGIC:
+        return
+    if VERSION_LINE.fullmatch(magic):
+        raise UnknownFormat(f"{path}: unknown bundle version {magic.strip().decode()!r}")
+    if magic.rstrip(b"\r\n") == MAGIC[:-1]:
+        raise BundleDamaged(f"{path}: the bundle's line endings were changed (CRLF or CR)")
+    if magic.startswith(MAGIC_PREFIX):
+        raise BundleDamaged(f"{path}: the bundle's first line is damaged")
+    raise BundleError(f"{path}: not a nodus bundle")
+
+
+def _read_checkpoint(path: Path, handle: IO[bytes]) -> tuple[str, note.Note, note.Checkpoint]:
+    rest = handle.read(MAX_CHECKPOINT + 1)
+    if len(rest) > MAX_CHECKPOINT:
+        raise BundleError(f"{path}: malformed checkpoint (longer than {MAX_CHECKPOINT} bytes)")
+    try:
+        text = rest.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: the checkpoint is not UTF-8") from None
+    parsed = note.parse_note(text)
+    return text, parsed, note.parse_checkpoint(parsed.text)
+
+
+def _judge_unknown(path: Path, handle: IO[bytes], manifest: Any, count: int, unknown: str) -> None:
+    """An unknown hash or kind: exit 3 when the signed checkpoint covers these very bytes
+    (a format this nodus does not know), exit 1 when it does not (the header was edited)."""
+    for index in range(count):
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            raise BundleError(f"{path}: truncated after {index} of {count} entries")
+        manifest.update(line)
+    manifest.update(handle.readline(MAX_HEADER_LINE))
+    try:
+        _, signed, checkpoint = _read_checkpoint(path, handle)
+    except InputError:
+        signed, checkpoint = None, None
+    if checkpoint is not None and checkpoint.extension(EXT_MANIFEST) == manifest.hexdigest():
+        raise UnknownFormat(f"{path}: {unknown}", signed=signed)
+    raise BundleDamaged(
+        f"{path}: the header was altered ({unknown}, and the manifest does not match "
+        "the signed checkpoint)"
+    )
+
+
 def _parse_trailer(path: Path, line: bytes) -> dict[str, Any]:
     try:
-        trailer = json.loads(line)
+        trailer = loads_bounded(line)
         proof = trailer["consistency"]
         if proof is not None:
             trailer["consistency"] = [bytes.fromhex(item) for item in proof]
@@ -289,23 +348,30 @@ def _parse_trailer(path: Path, line: bytes) -> dict[str, Any]:
     return dict(trailer)
 
 
-def _parse_header(path: Path, line: bytes) -> dict[str, Any]:
+def _parse_header(path: Path, line: bytes) -> tuple[dict[str, Any], str | None]:
+    """The header, and what in it this nodus does not know (judged by ``_judge_unknown``)."""
     try:
-        header = json.loads(line)
+        header = loads_bounded(line)
     except ValueError:
         raise BundleError(f"{path}: the header is not JSON") from None
     if not isinstance(header, dict) or not line.endswith(b"\n"):
         raise BundleError(f"{path}: malformed header")
-    if header.get("hash") != HASH_ALGORITHM:
-        raise UnknownFormat(f"{path}: unknown hash algorithm {header.get('hash')!r}")
-    if header.get("kind") not in KINDS:
-        raise UnknownFormat(f"{path}: unknown entry kind {header.get('kind')!r}")
     count = header.get("entries")
     if not isinstance(count, int) or count < 0 or isinstance(count, bool):
         raise BundleError(f"{path}: malformed entry count")
+    if header.get("hash") != HASH_ALGORITHM:
+        return header, f"unknown hash algorithm {_shown(header.get('hash'))}"
+    if header.get("kind") not in KINDS:
+        return header, f"unknown entry kind {_shown(header.get('kind'))}"
     if not _well_typed(header):
         raise BundleError(f"{path}: malformed header")
-    return header
+    return header, None
+
+
+def _shown(value: Any) -> str:
+    """A header value for a message: short, quoted, never markup or control characters."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _is_hex(value: Any, size: int) -> bool:
@@ -333,6 +399,8 @@ def _well_typed(header: dict[str, Any]) -> bool:
         return False
     texts = ("origin", "created", "signer") + (("table",) if header["kind"] == "rows" else ())
     if not all(isinstance(header.get(name), str) for name in texts):
+        return False
+    if not isinstance(header.get("root"), str | None):
         return False
     if header["kind"] == "rows":
         return all(isinstance(header.get(n), str | None) for n in ("since", "until"))

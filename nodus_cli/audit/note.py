@@ -321,12 +321,16 @@ class Checkpoint:
 
 
 def parse_uint64(text: str, what: str) -> int:
-    if not re.fullmatch(r"[0-9]+", text) or (len(text) > 1 and text[0] == "0"):
-        raise NoteError(f"{what} {text!r} is not a valid uint64")
-    value = int(text)
-    if value > MAX_UINT64:
-        raise NoteError(f"{what} {text!r} is not a valid uint64")
-    return value
+    """A decimal uint64; the length is checked first, so a huge number is cheap to refuse."""
+    shown = repr(text) if len(text) <= 24 else repr(text[:20] + "...")
+    if (
+        len(text) > len(str(MAX_UINT64))
+        or not re.fullmatch(r"[0-9]+", text)
+        or (len(text) > 1 and text[0] == "0")
+        or int(text) > MAX_UINT64
+    ):
+        raise NoteError(f"{what} {shown} is not a valid uint64")
+    return int(text)
 
 
 def parse_checkpoint(body: str) -> Checkpoint:

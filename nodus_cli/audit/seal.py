@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
@@ -23,13 +24,13 @@ from nodus_cli.audit.bundle import (
 )
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.fsutil import atomic_writer
+from nodus_cli.progress import SILENT, Progress, ProgressLike, reporter
 
 if TYPE_CHECKING:
     from nodus_cli.store import Store
 
 CHUNK = 1 << 20
 ROW_BATCH = 1 << 16
-Progress = Callable[[float], None]
 T = TypeVar("T")
 
 
@@ -69,6 +70,7 @@ class SealResult:
     prev: PrevLink | None
     extends: bool
     key_id: str
+    files_root: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class SealResult:
             "prev": self.prev.to_json() if self.prev else None,
             "extends_prev": self.extends,
             "key_id": self.key_id,
+            **({"files_root": str(self.files_root)} if self.files_root else {}),
         }
 
 
@@ -153,7 +156,7 @@ def finish_bundle(
     proof = _consistency(prev, writer.leaves)
     trailer = {"consistency": None if proof is None else [p.hex() for p in proof]}
     manifest = writer.close_manifest(trailer)
-    body = checkpoint_for(origin, writer.leaves, manifest, prev.digest if prev else NO_PREV)
+    body = checkpoint_for(origin, writer.leaves, manifest, prev.digest if prev else NO_PREV, kind)
     signed = sign_checkpoint(body, key)
     writer.finish(signed)
     checkpoint = note.parse_checkpoint(body)
@@ -252,8 +255,11 @@ def _file_member(root: Path, rel: str) -> str:
     return rel
 
 
-def hash_file(path: Path, *, keep: bool = False) -> tuple[bytes, int, bytes | None]:
-    """Leaf hash SHA-256(0x00 || content), size, and the content when ``keep``."""
+def hash_file(
+    path: Path, *, keep: bool = False, progress: Progress = SILENT
+) -> tuple[bytes, int, bytes | None]:
+    """Leaf hash SHA-256(0x00 || content), size, and the content when ``keep``;
+    ``progress`` hears the bytes hashed."""
     digest = hashlib.sha256(b"\x00")
     size = 0
     kept = bytearray() if keep else None
@@ -261,47 +267,69 @@ def hash_file(path: Path, *, keep: bool = False) -> tuple[bytes, int, bytes | No
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            progress.advance(len(chunk))
             if kept is not None:
                 kept += chunk
     return digest.digest(), size, bytes(kept) if kept is not None else None
+
+
+def default_root(paths: Sequence[Path]) -> Path:
+    """The directory itself for one directory, else the deepest common parent directory."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    if len(absolute) == 1 and absolute[0].is_dir():
+        return absolute[0]
+    common = Path(os.path.commonpath(absolute))
+    return common if common.is_dir() or common not in absolute else common.parent
+
+
+def _size(path: Path) -> int:
+    """The size for the progress total; a file that cannot be read fails when hashed."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def build_files(
     paths: Sequence[Path],
     output: Path,
     *,
-    root: Path,
+    root: Path | None = None,
     key: CompositeKey,
     origin: str = "nodus/files",
     prev: PrevLink | None = None,
     embed: bool = False,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> SealResult:
-    """Seal files (directories recursively) into a bundle at ``output``."""
+    """Seal files (directories recursively) into a bundle at ``output``.
+
+    Paths are recorded relative to ``root`` (default: ``default_root``), whose absolute
+    path the header keeps so that verify finds the files from any directory."""
     check_origin(origin)
     if not paths:
         raise UsageError("nothing to seal: give at least one PATH")
+    root = Path(os.path.abspath(root if root is not None else default_root(paths)))
     inputs = sorted({relative_input(root, Path(p)) for p in paths})
     files = walk_inputs(root, inputs)
     out_rel = os.path.abspath(output)
     files = [f for f in files if os.path.abspath(root / f) != out_rel]
-    if not files:
-        raise InputError("nothing to seal: no regular files under the given paths")
     header = bundle_header("files", origin, len(files), prev, key)
-    header.update(inputs=inputs, embed=embed)
+    header.update(inputs=inputs, embed=embed, root=str(root))
+    progress = reporter(on_progress)
+    progress.total(sum(_size(root / rel) for rel in files), items=len(files))
     try:
         with atomic_writer(output) as handle:
             writer = BundleWriter(handle, header)
             for rel in files:
-                leaf, size, content = hash_file(root / rel, keep=embed)
+                leaf, size, content = hash_file(root / rel, keep=embed, progress=progress)
                 writer.add(file_entry(rel, size, leaf, content), leaf)
-                if on_progress:
-                    on_progress(size)
-            return finish_bundle(
+                progress.advance(items=1)
+            result = finish_bundle(
                 writer, kind="files", output=output, origin=origin, prev=prev, key=key
             )
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
+    return dataclasses.replace(result, files_root=root)
 
 
 # --- store rows -------------------------------------------------------------------------
@@ -321,7 +349,7 @@ def seal_rows(
     until: dt.datetime | None = None,
     origin: str | None = None,
     prev: PrevLink | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> SealResult:
     """Seal a table's rows (canonical JSON, storage order) into a self-contained bundle."""
     origin = check_origin(origin or f"nodus/{table}")
@@ -330,6 +358,8 @@ def seal_rows(
     con.execute("BEGIN TRANSACTION")  # one snapshot for the count and every batch
     try:
         count, top = selection.extent()
+        progress = reporter(on_progress)
+        progress.total(count, unit="rows")
         header = bundle_header("rows", origin, count, prev, key)
         header.update(
             table=table,
@@ -348,8 +378,7 @@ def seal_rows(
                 for batch in batches:
                     block, leaves = _encode_batch(batch)
                     writer.add_block(block, leaves, len(batch))
-                    if on_progress:
-                        on_progress(len(batch))
+                    progress.advance(len(batch))
                 if writer.count != count:
                     raise InputError(f"table {table!r} changed while sealing")
                 result = finish_bundle(

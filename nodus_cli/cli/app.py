@@ -6,29 +6,39 @@ cheap to import: heavy engines are imported inside the functions that use them.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click import Context, Parameter
 from typer._click import exceptions as click_exceptions
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from nodus_cli import __version__
-from nodus_cli.cli import audit, core, export, ingest, keys, quickstart, state
+from nodus_cli.cli import audit, core, export, ingest, keys, patterns, quickstart, state, timeline
 from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
-from nodus_cli.cli.output import error_line
+from nodus_cli.cli.output import Format, detail, error_line, visible
 from nodus_cli.cli.sql import sql_app
-from nodus_cli.errors import NodusError
+from nodus_cli.errors import EXIT_USAGE, NodusError, describe_os_error
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in nodus, never a user's mistake
 EXIT_INTERRUPTED = 130
 
+# The engines whose versions -v shows (those installed).
+ENGINES_SHOWN = ("duckdb", "sqlglot", "river", "pyspark")
+
 
 class NodusGroup(TyperGroup):
     """Turns every error into one ``nodus: error:`` line and its documented exit code."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _add_wide_option(self)
 
     def main(  # type: ignore[override]
         self,
@@ -40,10 +50,19 @@ class NodusGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         state.reset(argv)
+        started = time.perf_counter()
         code = self._run(argv, prog_name or "nodus", complete_var, extra)
+        detail(f"nodus: exit {code} after {time.perf_counter() - started:.2f} s")
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # before typer's own handler, which exits 1
+            _reader_gone()
+            return 0
 
     def _run(
         self, argv: list[str], prog_name: str, complete_var: str | None, extra: dict[str, Any]
@@ -52,9 +71,23 @@ class NodusGroup(TyperGroup):
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except NodusError as exc:
             error_line(exc.message)
-            if state.STATE.verbose > 1:
-                _print_traceback()
+            _print_traceback()
             return exc.exit_code
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                _reader_gone()
+                return 0
+            error_line(describe_os_error(exc))  # a file nodus was given or made
+            _print_traceback()
+            return EXIT_USAGE
+        except UnicodeDecodeError:
+            error_line("an input is not UTF-8 text")
+            _print_traceback()
+            return EXIT_USAGE
+        except UnicodeEncodeError as exc:
+            error_line(f"cannot write text as {exc.encoding}: use a UTF-8 locale (LANG=C.UTF-8)")
+            _print_traceback()
+            return EXIT_USAGE
         except click_exceptions.NoArgsIsHelpError as exc:
             sys.stderr.write(exc.format_message())  # rich help has already been printed
             return exc.exit_code
@@ -64,21 +97,101 @@ class NodusGroup(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             error_line("interrupted")
             return EXIT_INTERRUPTED
-        except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (| head): not an error
-            return 0
         except Exception as exc:
-            error_line(f"internal error: {type(exc).__name__}: {exc} (please report this)")
-            if state.STATE.verbose:
-                _print_traceback()
+            error_line(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(please report this, with the traceback -vv prints)"
+            )
+            _print_traceback()
             return EXIT_INTERNAL
         return result if isinstance(result, int) else 0
 
 
 def _print_traceback() -> None:
-    import traceback
+    """With ``-vv``, the traceback of the error being handled."""
+    if state.STATE.verbose > 1:
+        import traceback
 
-    traceback.print_exc()
+        traceback.print_exc()
+
+
+def _reader_gone() -> None:
+    """The reader of stdout went away (``| head``): not an error. stdout is pointed at
+    /dev/null so that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _quiet_libraries() -> None:
+    """Third-party warnings (sqlglot's "Falling back to parsing as a 'Command'") reach
+    stderr only with ``-v``, escaped like every message; without a handler of its own,
+    Python's last-resort handler would print them always."""
+    import logging
+
+    class EscapingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return visible(super().format(record), keep="\n")  # tracebacks keep their lines
+
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "name", None) == "nodus"]:
+        root.removeHandler(handler)
+    ours = logging.StreamHandler(sys.stderr) if state.STATE.verbose else logging.NullHandler()
+    ours.set_name("nodus")
+    ours.setFormatter(EscapingFormatter("nodus: %(name)s: %(message)s"))
+    root.addHandler(ours)
+
+
+def _engine_versions() -> str:
+    from importlib import metadata
+
+    versions = []
+    for name in ENGINES_SHOWN:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(versions)
+
+
+def _set_wide(_ctx: Context, _param: Parameter, value: bool) -> bool:
+    if value:
+        state.STATE.wide = True
+    return value
+
+
+def _add_wide_option(group: TyperGroup) -> None:
+    """Every command that prints a table (it takes ``--format table|json|...``) also
+    takes ``--wide``: on a terminal, show every cell whole instead of fitting the width."""
+    for command in group.commands.values():
+        if isinstance(command, TyperGroup):
+            _add_wide_option(command)
+        elif isinstance(command, TyperCommand) and _prints_tables(command):
+            if any("--wide" in getattr(p, "opts", ()) for p in command.params):
+                continue
+            command.params.append(
+                TyperOption(
+                    param_decls=["--wide"],
+                    is_flag=True,
+                    default=False,
+                    expose_value=False,
+                    callback=_set_wide,
+                    help="On a terminal, show every cell whole (a pipe always does).",
+                )
+            )
+
+
+def _prints_tables(command: TyperCommand) -> bool:
+    table_choices = {f.value for f in Format}
+    for param in command.params:
+        choices = getattr(param.type, "choices", None)
+        if "--format" in getattr(param, "opts", ()) and choices is not None:
+            return {str(getattr(c, "value", c)) for c in choices} == table_choices
+    return False
 
 
 def _usage_message(exc: click_exceptions.ClickException) -> str:
@@ -138,8 +251,20 @@ def global_options(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr.")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",
+            show_default=False,
+            help="Say what nodus does (files, timings, engine versions); -vv adds tracebacks.",
+        ),
     ] = 0,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="Tables show every cell whole, even on a terminal."),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -153,10 +278,15 @@ def global_options(
     current.no_color = no_color
     current.quiet = quiet
     current.verbose = verbose
+    current.wide = wide
+    _quiet_libraries()
+    detail(f"nodus {__version__}, Python {sys.version.split()[0]}, {_engine_versions()}")
 
 
 core.register(app)
 ingest.register(app)
+patterns.register(app)
+timeline.register(app)
 detect_commands.register(app)
 keys.register(app)
 app.add_typer(audit.app)

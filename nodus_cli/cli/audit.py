@@ -1,13 +1,16 @@
 """``nodus audit``: seal files or store rows into signed, chained bundles; verify them."""
 
-import sys
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.output import JsonOption, emit_json, progress, say
+from nodus_cli.cli.keys import TrustRootOption
+from nodus_cli.cli.output import JsonOption, emit_json, progress, say, write_text
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
 from nodus_cli.timeparse import parse_time
 
@@ -52,7 +55,7 @@ TrustOption = Annotated[
     typer.Option(
         "--trust",
         help="Public key file written by 'nodus keys export --purpose sign' (repeatable; "
-        "default: this workspace's signing keys).",
+        "default: the signing keys this workspace's key log vouches for).",
         show_default=False,
         dir_okay=False,
     ),
@@ -71,8 +74,9 @@ RootOption = Annotated[
     Path | None,
     typer.Option(
         "--root",
-        help="Directory the bundle's file paths are relative to (default: the current "
-        "directory, or only the embedded copies when the bundle has them).",
+        help="Directory the bundle's file paths are relative to (default: the root the "
+        "bundle records when its files are there, else the current directory; only the "
+        "embedded copies when the bundle has them).",
         show_default=False,
         file_okay=False,
     ),
@@ -82,17 +86,37 @@ RootOption = Annotated[
 def _signing_key(passphrase_file: Path | None) -> "SigningKey":
     from nodus_cli.keys.keyring import Keyring
 
-    return Keyring(state.workspace()).primary_signing_key(read_passphrase(passphrase_file))
+    keyring = Keyring(state.workspace())
+    keyring.check_can_sign()  # before any passphrase prompt
+    return keyring.primary_signing_key(read_passphrase(passphrase_file))
 
 
-def _trusted(files: list[Path] | None) -> "list[SigningPublicKey]":
+def _trusted(files: list[Path] | None, trust_root: str | None) -> "list[SigningPublicKey]":
     from nodus_cli.keys.keyring import Keyring
     from nodus_cli.keys.signing import load_public_keys
 
     if files:
+        if trust_root is not None:
+            from nodus_cli.errors import UsageError
+
+            raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
         return [key for path in files for key in load_public_keys(path)]
-    keyring = Keyring(state.workspace())
-    return keyring.public_signing_keys() if keyring.exists else []
+    return Keyring(state.workspace()).public_signing_keys(trust_root)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a build like Ctrl-C, so its temporary file is removed."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _prev(path: Path | None, store: Any, origin: str) -> "PrevLink | None":
@@ -117,9 +141,10 @@ def _sealed(result: "SealResult", as_json: bool) -> None:
         link = "extends" if result.extends else "follows (no consistency proof)"
         link += f" {result.prev.digest[:16]}"
     if str(result.path) != "-":  # '-o -': the bundle itself went to stdout
-        sys.stdout.write(f"{result.path}\n")
+        write_text(f"{result.path}\n")
+    where = f" under {result.files_root}" if result.files_root else ""
     say(
-        f"Sealed {result.size} {result.kind} as {result.origin} "
+        f"Sealed {result.size} {result.kind}{where} as {result.origin} "
         f"(root {result.root.hex()[:16]}, {link}), signed by {result.key_id}."
     )
 
@@ -129,11 +154,16 @@ def build(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories to seal.")],
     output: OutputOption,
     root: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--root", help="Directory the recorded paths are relative to.", file_okay=False
+            "--root",
+            help="Directory the recorded paths are relative to (default: the directory "
+            "itself when one is given, else the deepest common parent of the PATHS); "
+            "recorded in the bundle.",
+            file_okay=False,
+            show_default=False,
         ),
-    ] = Path("."),
+    ] = None,
     embed: Annotated[
         bool, typer.Option("--embed", help="Also embed every file's content in the bundle.")
     ] = False,
@@ -153,9 +183,9 @@ def build(
 
     key = _signing_key(passphrase_file)
     origin = origin or "nodus/files"
-    with state.open_store() as store:
+    with state.open_store() as store, _interruptible():
         link = _prev(prev, store, origin)
-        with progress("hashing files") as advance:
+        with progress("hashing files") as meter:
             result = build_files(
                 paths,
                 output,
@@ -164,7 +194,7 @@ def build(
                 origin=origin,
                 prev=link,
                 embed=embed,
-                on_progress=advance,
+                on_progress=meter,
             )
         remember(store, result)
     _sealed(result, as_json)
@@ -202,9 +232,9 @@ def seal(
     end = parse_time(until) if until else None
     key = _signing_key(passphrase_file)
     origin = origin or f"nodus/{table}"
-    with state.open_store() as store:
+    with state.open_store() as store, _interruptible():
         link = _prev(prev, store, origin)
-        with progress("sealing rows") as advance:
+        with progress("sealing rows", unit="rows") as meter:
             result = seal_rows(
                 store,
                 table,
@@ -214,7 +244,7 @@ def seal(
                 until=end,
                 origin=origin,
                 prev=link,
-                on_progress=advance,
+                on_progress=meter,
             )
         remember(store, result)
     _sealed(result, as_json)
@@ -225,9 +255,11 @@ def _finish(report: "Report", as_json: bool) -> None:
         emit_json(report.to_json())
     else:
         verdict = {0: "ok", 1: "FAILED", 3: "UNDECIDED"}[report.exit_code]
-        sys.stdout.write(f"{verdict}: {report.subject}\n")
+        size = report.details.get("size")
+        counted = f" ({size} {'entry' if size == 1 else 'entries'})" if size is not None else ""
+        write_text(f"{verdict}: {report.subject}{counted}\n")
         for line in [*report.problems, *report.undecided]:
-            sys.stdout.write(f"  {line}\n")
+            write_text(f"  {line}\n")
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -237,6 +269,7 @@ def verify(
     bundle: Annotated[Path, typer.Argument(help="The bundle to verify.", dir_okay=False)],
     root: RootOption = None,
     trust: TrustOption = None,
+    trust_root: TrustRootOption = None,
     prev: Annotated[
         Path | None,
         typer.Option(
@@ -270,12 +303,16 @@ def verify(
     """
     from nodus_cli.audit.verify import verify_bundle
 
-    trusted = _trusted(trust)
+    trusted = _trusted(trust, trust_root)
     if not against_store:
-        _finish(verify_bundle(bundle, trusted, root=root, prev=prev), as_json)
+        with progress("verifying") as meter:
+            report = verify_bundle(bundle, trusted, root=root, prev=prev, on_progress=meter)
+        _finish(report, as_json)
         return
-    with state.open_store(read_only=True) as store:
-        report = verify_bundle(bundle, trusted, root=root, prev=prev, store=store)
+    with state.open_store(read_only=True) as store, progress("verifying") as meter:
+        report = verify_bundle(
+            bundle, trusted, root=root, prev=prev, store=store, on_progress=meter
+        )
     _finish(report, as_json)
 
 
@@ -284,6 +321,7 @@ def chain(
     bundles: Annotated[list[Path], typer.Argument(help="Bundles of one origin, oldest first.")],
     root: ChainRootOption = None,
     trust: TrustOption = None,
+    trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify a whole history: every bundle and every link between neighbours.
@@ -295,7 +333,7 @@ def chain(
     """
     from nodus_cli.audit.verify import verify_chain
 
-    _finish(verify_chain(bundles, _trusted(trust), root=root), as_json)
+    _finish(verify_chain(bundles, _trusted(trust, trust_root), root=root), as_json)
 
 
 @app.command()
@@ -310,7 +348,7 @@ def prove(
     Examples:
 
       nodus audit build samples/ -o samples.bundle \\
-        && nodus audit prove samples.bundle samples/cpu.csv -o cpu.proof
+        && nodus audit prove samples.bundle cpu.csv -o cpu.proof
     """
     from nodus_cli.audit.verify import prove as write_proof
 
@@ -318,7 +356,7 @@ def prove(
     if as_json:
         emit_json(result)
     else:
-        sys.stdout.write(f"{output}\n")
+        write_text(f"{output}\n")
         say(f"Entry {result['index']} of {result['size']}: {result['hashes']} proof hashes.")
 
 
@@ -327,6 +365,7 @@ def verify_proof(
     proof: Annotated[Path, typer.Argument(help="A proof written by 'nodus audit prove'.")],
     entry_file: Annotated[Path, typer.Argument(help="The entry's bytes (the file, or the row).")],
     trust: TrustOption = None,
+    trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check that ENTRY_FILE is in the signed checkpoint's tree.
@@ -334,9 +373,9 @@ def verify_proof(
     Examples:
 
       nodus audit build samples/ -o samples.bundle \\
-        && nodus audit prove samples.bundle samples/cpu.csv -o cpu.proof \\
+        && nodus audit prove samples.bundle cpu.csv -o cpu.proof \\
         && nodus audit verify-proof cpu.proof samples/cpu.csv
     """
     from nodus_cli.audit.verify import verify_proof as check
 
-    _finish(check(proof, entry_file, _trusted(trust)), as_json)
+    _finish(check(proof, entry_file, _trusted(trust, trust_root)), as_json)

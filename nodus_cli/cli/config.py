@@ -2,7 +2,6 @@
 
 import contextlib
 import enum
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,8 +17,10 @@ from nodus_cli.cli.output import (
     resolve_format,
     say,
     warn,
+    write_bytes,
+    write_text,
 )
-from nodus_cli.errors import CheckFailed, InputError, UsageError
+from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
 
 if TYPE_CHECKING:
     from nodus_cli.confops.apply import ApplyResult, Settled
@@ -129,9 +130,9 @@ def diff(
         )
     elif fmt is DiffFormat.unified:
         text = unified(decode(old_bytes, str(old)), decode(new_bytes, str(new)), str(old), str(new))
-        sys.stdout.write(text if show_secrets else mask_unified(text))
+        write_text(text if show_secrets else mask_unified(text))
     else:
-        sys.stdout.write(render_text(shown))
+        write_text(render_text(shown))
     if exit_code and changes:
         raise typer.Exit(1)
 
@@ -271,7 +272,6 @@ def history(
                     document["diff"] = [mask_change_json(change) for change in document["diff"]]
         emit_json({"target": key, "generations": documents})
         return
-    short = output is Format.table
     render_rows(
         ["generation", "time", "user", "source", "status", "sha256", "size", "changes", "check"],
         (
@@ -281,7 +281,7 @@ def history(
                 g.user,
                 g.source,
                 g.status,
-                g.sha256[:12] if short else g.sha256,
+                g.sha256,
                 g.size,
                 len(g.diff) if g.diff is not None else None,
                 g.check_outcome,
@@ -289,7 +289,7 @@ def history(
             for g in generations
         ),
         output,
-        title=key if short else None,
+        title=key if output is Format.table else None,
     )
 
 
@@ -347,9 +347,7 @@ def show(
         document["content"] = content.decode("utf-8", errors="replace")
         emit_json(document)
         return
-    sys.stdout.flush()
-    sys.stdout.buffer.write(content)
-    sys.stdout.flush()
+    write_bytes(content)
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -358,10 +356,8 @@ def show(
 def _read_new(path: Path) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
 
 
 class _MergedSteps:
@@ -426,8 +422,7 @@ def _render(result: "ApplyResult", as_json: bool, show_secrets: bool) -> None:
     if as_json:
         emit_json(result.to_json(show_secrets=show_secrets))
     else:
-        sys.stdout.write(render_text(plan.changes if show_secrets else mask_secrets(plan.changes)))
-        sys.stdout.flush()
+        write_text(render_text(plan.changes if show_secrets else mask_secrets(plan.changes)))
     counts = summarize(plan.changes)
     what = f"{counts['changed']} changed, {counts['added']} added, {counts['removed']} removed"
     if result.dry_run:

@@ -1,10 +1,12 @@
 """Workspace and store commands: init, info, query, tables, load, journal."""
 
+import contextlib
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,16 +16,20 @@ from nodus_cli.cli.output import (
     Format,
     FormatOption,
     JsonOption,
+    child_stderr_quiet,
     emit_json,
+    progress,
     render_rows,
     resolve_format,
     say,
     warn,
+    write_text,
 )
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import UsageError
+from nodus_cli.fsutil import read_text
 from nodus_cli.scaleout import QueryEngine
 from nodus_cli.timeparse import parse_time
-from nodus_cli.workspace import init_workspace
+from nodus_cli.workspace import Workspace, init_workspace
 
 if TYPE_CHECKING:
     from nodus_cli.store.query import LoadMode
@@ -40,6 +46,15 @@ def init(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Start the store over: move the existing one aside (kept as "
+            "store.duckdb.broken-TIME) and create an empty one; keys and settings stay. "
+            "Without DIRECTORY, the workspace the other commands use.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace (store, keyring and nodus.toml): --home or NODUS_HOME, else .nodus/.
@@ -50,26 +65,39 @@ def init(
       nodus init ops                # a new workspace in ops/.nodus
     """
     from nodus_cli.store import Invocation, open_store
+    from nodus_cli.store.db import set_aside
 
-    ws, created = init_workspace(directory, home=state.STATE.home)
-    named = state.workspace()
-    if directory is not None and named.found_by in ("--home", "NODUS_HOME"):
-        warn(
-            f"{named.found_by} names {named.root}: other commands use that workspace, not this one"
-        )
+    if force and directory is None:
+        ws, created = state.workspace().ensure(), False
+    else:
+        ws, created = init_workspace(directory, home=state.STATE.home)
+        named = state.workspace()
+        if directory is not None and named.found_by in ("--home", "NODUS_HOME"):
+            warn(
+                f"{named.found_by} names {named.root}: other commands use that workspace, "
+                "not this one"
+            )
+    kept = set_aside(ws.store_path) if force else None
     invocation = Invocation.from_argv("init", state.STATE.argv)
     with open_store(ws, lock_timeout=state.lock_timeout(ws), invocation=invocation) as store:
-        if created:
-            store.record("ok", {"workspace": str(ws.root)})
+        if created or kept:
+            summary = {"workspace": str(ws.root)}
+            if kept:
+                summary["set_aside"] = str(kept)
+            store.record("ok", summary)
         version = store.schema_version
     document = {
         "workspace": str(ws.root),
         "created": created,
         "store": str(ws.store_path),
         "schema_version": version,
+        "set_aside": str(kept) if kept else None,
     }
     if as_json:
         emit_json(document)
+        return
+    if kept:
+        say(f"Moved the old store aside to {kept}; started a new one in {ws.root}")
     else:
         verb = "Initialised" if created else "Already initialised:"
         say(f"{verb} workspace {ws.root}")
@@ -95,6 +123,7 @@ def info(as_json: JsonOption = False) -> None:
             "store": str(ws.store_path),
             "keyring": str(ws.keyring_dir),
             "settings": str(ws.settings_path),
+            "trust_root": _trust_root(ws),
         },
     }
     if ws.store_path.exists():
@@ -107,21 +136,32 @@ def info(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(document)
         return
-    out = sys.stdout
     workspace_doc = document["workspace"]
     assert isinstance(workspace_doc, dict)
-    out.write(f"nodus {__version__} (Python {document['python']})\n")
-    out.write(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
+    write_text(f"nodus {__version__} (Python {document['python']})\n")
+    write_text(f"workspace:  {workspace_doc['root']}  (found by {ws.found_by})\n")
     for key in ("store", "keyring", "settings"):
-        out.write(f"{key + ':':<11} {workspace_doc[key]}\n")
-    out.write(f"schema:     {document['schema_version'] or 'no store yet'}\n")
+        write_text(f"{key + ':':<11} {workspace_doc[key]}\n")
+    write_text(f"trust root: {workspace_doc['trust_root'] or 'no signing key yet'}\n")
+    write_text(f"schema:     {document['schema_version'] or 'no store yet'}\n")
     tables = document["tables"]
     assert isinstance(tables, dict)
     for name, count in tables.items():
-        out.write(f"  {name:<20} {count:>12,} rows\n")
+        write_text(f"  {name:<20} {count:>12,} rows\n")
     engines = document["engines"]
     assert isinstance(engines, dict)
-    out.write("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
+    write_text("engines:    " + ", ".join(f"{k} {v}" for k, v in engines.items()) + "\n")
+
+
+def _trust_root(ws: Workspace) -> str | None:
+    """The fingerprint of the key log's first key, to pin with ``--trust-root``."""
+    from nodus_cli.errors import NodusError
+    from nodus_cli.keys.keyring import Keyring
+
+    try:
+        return Keyring(ws).root_fingerprint()
+    except NodusError:
+        return None
 
 
 def _version(distribution: str) -> str | None:
@@ -138,15 +178,24 @@ def read_sql_argument(sql: str) -> str:
     if sql == "-":
         text = sys.stdin.read()
     elif sql.startswith("@"):
-        try:
-            text = Path(sql[1:]).read_text()
-        except OSError as exc:
-            raise InputError(f"{sql[1:]}: {exc.strerror}") from None
+        text = read_text(Path(sql[1:]), "an SQL file")
     else:
         text = sql
     if not text.strip():
         raise UsageError("no SQL given")
     return text
+
+
+AllowFilesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-files",
+        metavar="PATH",
+        help="Let the SQL read this file or directory (repeatable); without it SQL reads "
+        "only the store. The workspace's own files are never readable.",
+        show_default=False,
+    ),
+]
 
 
 def query(
@@ -175,14 +224,28 @@ def query(
             show_default=False,
         ),
     ] = None,
+    allow_files: AllowFilesOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="TIME",
+            help="Read the store as it was known at TIME: rows committed after it are hidden "
+            "(nodus tables says which tables can be read so).",
+        ),
+    ] = None,
 ) -> None:
     """Run read-only SQL over the store or a Parquet export (statements that write are refused).
+
+    The SQL runs on a read-only connection that cannot reach files, the network or
+    extensions, nor change its settings (see nodus-security(7)).
 
     Examples:
 
       nodus query "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC"
-      nodus query "SELECT series, count(*) AS points FROM metrics GROUP BY series" -f csv
-      echo "SELECT count(*) AS n FROM logs" | nodus query - --json   # SQL from stdin
+      nodus query "SELECT count(*) AS n FROM read_csv('samples/cpu.csv')" \\
+        --allow-files samples/cpu.csv             # your own file, beside the store
+      echo "SELECT count(*) AS n FROM logs" | nodus query - --as-of "1h ago" --json
     """
     from nodus_cli.sqltools.querylog import record_query
     from nodus_cli.store.query import run_query
@@ -191,13 +254,37 @@ def query(
     if engine is not QueryEngine.duckdb or data is not None or master is not None:
         from nodus_cli.scaleout.engines import query_export
 
-        with query_export(text, engine, data, master=master, limit=limit) as exported:
+        with contextlib.ExitStack() as stack:
+            spinner = stack.enter_context(contextlib.ExitStack())
+            meter = spinner.enter_context(progress(f"querying with {engine.value}"))
+            with child_stderr_quiet():  # the JVM starts here
+                exported = stack.enter_context(
+                    query_export(
+                        text,
+                        engine,
+                        data,
+                        master=master,
+                        limit=limit,
+                        allow_files=allow_files or [],
+                        protected=[state.workspace().root],
+                        on_progress=meter,
+                    )
+                )
+            rows = exported.rows
+            if state.stdout_is_terminal():  # the rows are drawn where the spinner is
+                rows = _then(rows, spinner.close)
             for message in exported.warnings:
                 warn(message)
             output = resolve_format(fmt, as_json)
-            render_rows(exported.columns, exported.rows, output, types=exported.types)
+            render_rows(exported.columns, rows, output, types=exported.types)
         return
-    with state.open_store(read_only=True) as store:
+    if as_of is not None and (engine is not QueryEngine.duckdb or data is not None):
+        raise UsageError("--as-of reads the store; it does not apply to --data or --engine spark")
+    with state.open_user_sql(allow_files or []) as store:
+        if as_of is not None:
+            from nodus_cli.store.asof import shadow_as_of
+
+            shadow_as_of(store.con, parse_time(as_of))
         started = time.perf_counter()
         result = run_query(store, text, limit=limit)
         count = render_rows(
@@ -206,8 +293,20 @@ def query(
         record_query(store.path.parent, text, time.perf_counter() - started, count)
 
 
+def _then(rows: Iterator[Any], first: Callable[[], object]) -> Iterator[Any]:
+    """``rows``, calling ``first`` once the first row is there (or there is none)."""
+    head = next(rows, None)
+    first()
+    if head is not None:
+        yield head
+        yield from rows
+
+
 def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
     """List the store's tables with row counts and columns.
+
+    as_of names the column query --as-of cuts a table on; "-": the table is read as it
+    is now (tables loaded with nodus load, nodus's bookkeeping).
 
     Examples:
 
@@ -225,6 +324,7 @@ def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
                     "table": t.name,
                     "rows": t.rows,
                     "owner": t.owner,
+                    "as_of": t.as_of,
                     "columns": [{"name": n, "type": ty} for n, ty in t.columns],
                 }
                 for t in infos
@@ -232,8 +332,11 @@ def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
         )
         return
     render_rows(
-        ["table", "rows", "owner", "columns"],
-        ((t.name, t.rows, t.owner, ", ".join(f"{n} {ty}" for n, ty in t.columns)) for t in infos),
+        ["table", "rows", "owner", "as_of", "columns"],
+        (
+            (t.name, t.rows, t.owner, t.as_of or "-", ", ".join(f"{n} {ty}" for n, ty in t.columns))
+            for t in infos
+        ),
         resolve_format(fmt, as_json),
     )
 

@@ -44,7 +44,14 @@ EXIT_STATUS = [
 ENVIRONMENT: list[tuple[str, str, tuple[str, ...]]] = [
     ("NODUS_HOME", "Workspace directory; overrides the search for .nodus/ (--home wins).", ()),
     ("XDG_DATA_HOME", "The fallback workspace is $XDG_DATA_HOME/nodus.", ()),
-    ("NO_COLOR", "When set, no colour in any output.", ()),
+    ("NO_COLOR", "When set, no colour in any output (progress bars still show).", ()),
+    (
+        "NODUS_PROGRESS_DELAY",
+        "Seconds of work before a progress bar appears on a terminal (default 1; "
+        "for tests, which set 0).",
+        (),
+    ),
+    ("TERM", "TERM=dumb: no progress bar (the terminal cannot redraw a line).", ()),
     (
         "NODUS_PASSPHRASE",
         "The keyring passphrase (else --passphrase-file, else a prompt on a terminal).",

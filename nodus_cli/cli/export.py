@@ -42,20 +42,24 @@ def export(
     """
     from nodus_cli.scaleout.export import export_tables
 
-    with state.open_store() as store, progress("Exporting") as advance:
+    with (
+        state.open_store() as store,
+        progress("exporting", unit="steps", items_unit="tables") as meter,
+    ):
         results = export_tables(
-            store, tables, to, partition_by=partition_by, full=full, on_progress=advance
+            store, tables, to, partition_by=partition_by, full=full, on_progress=meter
         )
     if as_json:
         emit_json({"to": str(to.absolute()), "tables": [r.to_json() for r in results]})
         return
     for r in results:
+        tracked = f"tracked by {r.tracking}"
         if r.mode == "unchanged":
-            say(f"{r.table}: no new rows ({r.total_rows:,} exported) in {r.target}")
+            say(f"{r.table}: no new rows ({r.total_rows:,} exported, {tracked}) in {r.target}")
         else:
             say(
                 f"{r.table}: wrote {r.rows:,} rows in {len(r.files)} files "
-                f"({r.mode}, {r.total_rows:,} exported) to {r.target}"
+                f"({r.mode}, {r.total_rows:,} exported, {tracked}) to {r.target}"
             )
 
 

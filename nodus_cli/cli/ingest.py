@@ -11,12 +11,13 @@ from nodus_cli.cli.output import (
     FormatOption,
     JsonOption,
     emit_json,
+    error_line,
     progress,
     render_rows,
     resolve_format,
     say,
 )
-from nodus_cli.errors import InputError
+from nodus_cli.errors import EXIT_USAGE
 from nodus_cli.timeparse import parse_time
 
 if TYPE_CHECKING:
@@ -79,6 +80,20 @@ def ingest(
     series: Annotated[
         str | None, typer.Option("--series", help="CSV: series name instead of the file stem.")
     ] = None,
+    max_line: Annotated[
+        str,
+        typer.Option(
+            "--max-line",
+            help="Quarantine lines longer than this as too long (bytes; KiB, MiB, GiB suffixes).",
+        ),
+    ] = "64MiB",
+    no_patterns: Annotated[
+        bool,
+        typer.Option(
+            "--no-patterns",
+            help="Do not learn log patterns now (the next ingest or nodus patterns does).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest log and metric files into the store, exactly once (re-runs add only new lines).
@@ -91,6 +106,8 @@ def ingest(
     """
     from nodus_cli.ingest.engine import IngestOptions
     from nodus_cli.ingest.engine import ingest as run_ingest
+    from nodus_cli.ingest.source import parse_size
+    from nodus_cli.patterns.learn import learn_pending
 
     options = IngestOptions(
         format=fmt.value,
@@ -100,42 +117,49 @@ def ingest(
         at=parse_time(at) if at else None,
         time_column=time_column,
         series=series,
+        max_line=parse_size(max_line, "--max-line"),
     )
     from nodus_cli.store.db import JournalRun
 
     workspace = state.workspace()
     with state.open_store() as store:
         run = JournalRun(_IngestTotals())
-        with store.one_journal_row(run), progress("ingesting") as advance:
+        with store.one_journal_row(run), progress("ingesting") as meter:
             report = run_ingest(
                 store,
                 paths,
                 options,
                 secret=workspace.secret() if options.redact else None,
-                on_progress=advance,
+                on_progress=meter,
             )
         _journal_summary(store, run, report)
+        if not no_patterns:
+            learn_pending(store)
     if as_json:
         emit_json({"files": [f.as_dict() for f in report.files], "totals": report.totals()})
-    else:
-        for result in report.files:
-            if result.status == "failed":
-                say(f"{result.path}: failed: {result.error}")
-            else:
-                layout = f" ({result.layout})" if result.layout else ""
-                say(
-                    f"{result.path}: {result.format}{layout}, {result.records:,} records, "
-                    f"{result.rows:,} rows, {result.quarantined:,} quarantined, "
-                    f"{result.skipped:,} lines already ingested, {result.seconds:.2f} s"
-                )
+    for result in report.files:
+        if result.status == "failed":
+            error_line(_failure(result.path, result.error or "failed"))
+        elif not as_json:
+            layout = f" ({result.layout})" if result.layout else ""
+            say(
+                f"{result.path}: {result.format}{layout}, {result.records:,} records, "
+                f"{result.rows:,} rows, {result.quarantined:,} quarantined, "
+                f"{result.skipped:,} lines already ingested, {result.seconds:.2f} s"
+            )
+    if not as_json:
         totals = report.totals()
         say(
             f"{totals['files']} file(s): {totals['rows']:,} rows, "
             f"{totals['quarantined']:,} quarantined, {totals['failed']} failed"
         )
     if report.failed:
-        names = ", ".join(f.path for f in report.failed)
-        raise InputError(f"{len(report.failed)} file(s) failed: {names}")
+        raise typer.Exit(EXIT_USAGE)  # each failed file has had its one error line
+
+
+def _failure(path: str, error: str) -> str:
+    """``PATH: REASON``, naming the file once even when the reason already does."""
+    return error if error.startswith(f"{path}: ") else f"{path}: {error}"
 
 
 class _IngestTotals:

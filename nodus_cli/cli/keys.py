@@ -12,16 +12,18 @@ import typer
 
 from nodus_cli.cli import state
 from nodus_cli.cli.output import (
-    Format,
     FormatOption,
     JsonOption,
+    dumps,
     emit_json,
     render_rows,
     resolve_format,
     say,
+    visible,
+    write_text,
 )
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
-from nodus_cli.errors import CheckFailed, InputError, UsageError
+from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
 
 if TYPE_CHECKING:
     from nodus_cli.keys.keyring import KeyRecord, Keyring, UnlockedKeyring
@@ -62,6 +64,15 @@ NotAfterOption = Annotated[
     ),
 ]
 KeyIdArgument = Annotated[str, typer.Argument(help="The key id (see 'nodus keys list').")]
+TrustRootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-root",
+        help="Trust the workspace keyring only when its key log starts at the key with "
+        "this fingerprint ('nodus info' shows it; exit 3 otherwise).",
+        show_default=False,
+    ),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write here ('-' for stdout).", show_default=False),
@@ -111,7 +122,7 @@ def _input(path: Path) -> Iterator[IO[bytes]]:
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
     with handle:
         yield handle
 
@@ -129,7 +140,7 @@ def _output(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
         with atomic_writer(path, mode) as handle:
             yield handle
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
 
 
 @keys_app.command()
@@ -264,10 +275,7 @@ def list_keys(
         emit_json({"keys": keys})
         return
     rows = [[key.get(column) for column in LIST_COLUMNS] for key in keys]
-    if output is Format.table:  # a recipient is ~1950 characters: abbreviate it on screen
-        for row in rows:
-            row[-1] = f"{row[-1][:24]}...{row[-1][-8:]}" if row[-1] else None
-    render_rows(LIST_COLUMNS, rows, output)
+    render_rows(LIST_COLUMNS, rows, output)  # a terminal cuts the ~1950-character recipient
 
 
 @keys_app.command()
@@ -283,7 +291,7 @@ def show(key_id: KeyIdArgument, as_json: JsonOption = False) -> None:
         emit_json(summary)
         return
     for name, value in summary.items():
-        sys.stdout.write(f"{name + ':':<14}{'' if value is None else value}\n")
+        write_text(f"{name + ':':<14}{'' if value is None else value}\n")
 
 
 @keys_app.command()
@@ -325,7 +333,9 @@ def destroy(
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("destroy erases the private key for good: pass --yes to confirm")
-        typer.confirm(f"Erase the private part of key {key_id} for good?", abort=True, err=True)
+        typer.confirm(
+            f"Erase the private part of key {visible(key_id)} for good?", abort=True, err=True
+        )
     unlocked = _unlock(passphrase_file)
     record = unlocked.destroy(key_id)
     unlocked.save()
@@ -376,36 +386,32 @@ def export(
       nodus keys export "$(nodus keys list --purpose encrypt -f csv | sed -n 2p | cut -d, -f1)" \\
         --identity -o key.txt   # for age -d -i key.txt
     """
-    from nodus_cli.keys.keyring import SIGN, utc_now
+    from nodus_cli.keys.export import exportable, public_key_text
+    from nodus_cli.keys.keyring import b64, utc_now
 
-    keyring = _keyring()
     if key_id and purpose:
         raise UsageError("give a KEYID or --purpose, not both")
     if identity:
         _export_identity(key_id, output, passphrase_file, as_json)
         return
     now = utc_now()
-    if key_id:
-        records = [keyring.find(key_id)]
-        if records[0].purpose != SIGN and not records[0].can_create(now):
-            raise UsageError(f"key {key_id} can no longer encrypt: export the primary instead")
+    records = exportable(
+        _keyring(),
+        key_id,
+        purpose.value if purpose else None,
+        now,
+        recipients_only=export_format is ExportFormat.age,
+    )
+    if export_format is ExportFormat.json:
+        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
+        text = dumps({"keys": keys}) + "\n"
     else:
-        records = [
-            r
-            for r in keyring.records()
-            if (purpose is None or r.purpose == purpose.value)
-            and (r.purpose == SIGN or r.can_create(now))
-        ]
-    if export_format is ExportFormat.age:
-        records = [r for r in records if r.purpose != SIGN]
-    if not records:
-        raise UsageError("no key to export")
-    text = _export_text(records, export_format, now)
+        text = public_key_text(records)
     if output is not None and str(output) != "-":
         with _output(output) as handle:
             handle.write(text.encode())
     elif not as_json:
-        sys.stdout.write(text)
+        write_text(text)
     if as_json:
         emit_json(
             {
@@ -417,31 +423,10 @@ def export(
         )
 
 
-def _export_text(records: "list[KeyRecord]", export_format: ExportFormat, now: dt.datetime) -> str:
-    from nodus_cli.cli.output import dumps
-    from nodus_cli.keys import signing
-    from nodus_cli.keys.keyring import SIGN, b64
-
-    if export_format is ExportFormat.json:
-        keys = [{**r.public_summary(now), "public": b64(r.public)} for r in records]
-        return dumps({"keys": keys}) + "\n"
-    lines = []
-    sign_keys = [r.signing_public_key() for r in records if r.purpose == SIGN]
-    if sign_keys:
-        lines.append(signing.dump_public_keys(sign_keys).decode().rstrip("\n"))
-    for record in records:
-        if record.purpose != SIGN:
-            lines.append(
-                f"# encrypt key {record.key_id} ({record.state}, created {record.created})"
-            )
-            lines.append(record.recipient() or "")
-    return "\n".join(lines) + "\n"
-
-
 def _export_identity(
     key_id: str | None, output: Path | None, passphrase_file: Path | None, as_json: bool
 ) -> None:
-    from nodus_cli.keys import age
+    from nodus_cli.keys.export import identity_text
     from nodus_cli.keys.keyring import ENCRYPT
 
     if not key_id or output is None or str(output) == "-":
@@ -450,8 +435,7 @@ def _export_identity(
     record = unlocked.find(key_id)
     if record.purpose != ENCRYPT:
         raise UsageError(f"key {key_id} is not an encryption key")
-    line = age.encode_identity(unlocked.private_bytes(record))
-    text = f"# nodus encrypt key {record.key_id}\n# recipient: {record.recipient()}\n{line}\n"
+    text = identity_text(record, unlocked.private_bytes(record))
     with _output(output, 0o600) as handle:
         handle.write(text.encode())
     _journal({"exported_identity": record.key_id})
@@ -463,35 +447,47 @@ def _export_identity(
 
 @keys_app.command("import")
 def import_keys(
-    path: Annotated[Path, typer.Argument(help="A file written by 'nodus keys export'.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A file written by 'nodus keys export', or an age identity file "
+            "(AGE-SECRET-KEY-PQ-1...)."
+        ),
+    ],
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID).
+    """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)
+    and age identities (AGE-SECRET-KEY-PQ-1..., kept sealed as encryption keys).
 
     Examples:
 
       nodus keys export -o team.pub && nodus keys import team.pub   # keys it has are skipped
     """
     from nodus_cli.keys import age, signing
+    from nodus_cli.keys.files import read_key_file
     from nodus_cli.keys.keyring import ENCRYPT, SIGN
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
+    text = read_key_file(path, "a public key or age identity file")
     sign_keys = signing.parse_public_keys(text, str(path))
     recipients = [
         age.parse_recipient(line.strip())
         for line in text.splitlines()
         if line.strip().startswith("age1")
     ]
-    if not sign_keys and not recipients:
-        raise InputError(f"{path}: no public key in the file")
+    seeds = age.hybrid_identity_seeds(text, str(path))
+    if not sign_keys and not recipients and not seeds:
+        raise InputError(f"{path}: no public key or age identity in the file")
     unlocked = _unlock(passphrase_file)
-    added = [
+    added = [unlocked.import_identity(seed) for seed in seeds]
+    added += [
         unlocked.import_public(
-            SIGN, k.key_id, k.to_bytes(), created=k.created, not_after=k.not_after
+            SIGN,
+            k.key_id,
+            k.to_bytes(),
+            created=k.created,
+            not_after=k.not_after,
+            revoked_at=k.revoked_at,
         )
         for k in sign_keys
     ]
@@ -524,6 +520,15 @@ def seal(
         ),
     ],
     output: OutputOption = None,
+    armor: Annotated[
+        bool,
+        typer.Option(
+            "--armor",
+            "-a",
+            help="Write the ASCII-armored form (-----BEGIN AGE ENCRYPTED FILE-----), "
+            "as 'age -a' does.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Encrypt files to the age v1 format with post-quantum mlkem768x25519 recipients.
@@ -537,11 +542,12 @@ def seal(
       nodus keys seal samples/app.jsonl samples/node.prom -r @keyring -o .
     """
     from nodus_cli.keys import age
+    from nodus_cli.keys.export import seal_targets
     from nodus_cli.keys.files import resolve_recipients
 
     keyring = _keyring()
     resolved = resolve_recipients(recipients, keyring)
-    targets = _seal_targets(files, output)
+    targets = seal_targets(files, output)
     sealed = []
     for source_path, target in targets:
         if target is None and as_json:
@@ -549,9 +555,9 @@ def seal(
         with (
             _input(source_path) as source,
             _output(target) as sink,
-            _progress_for(source_path, "sealing") as advance,
+            _progress_for(source_path, "sealing", to_stdout=target is None) as advance,
         ):
-            size = age.seal(source, sink, resolved, advance)
+            size = age.seal(source, sink, resolved, advance, armor=armor)
         sealed.append(
             {"input": str(source_path), "output": str(target) if target else "-", "bytes": size}
         )
@@ -564,27 +570,12 @@ def seal(
                 say(f"Sealed {item['input']} -> {item['output']}")
 
 
-def _seal_targets(files: list[Path], output: Path | None) -> list[tuple[Path, Path | None]]:
-    if len(files) == 1:
-        source = files[0]
-        if output is not None:
-            return [(source, None if str(output) == "-" else output)]
-        return [(source, None if str(source) == "-" else source.with_name(source.name + ".age"))]
-    if any(str(f) == "-" for f in files):
-        raise UsageError("'-' (stdin) can only be sealed on its own")
-    if output is not None and not output.is_dir():
-        raise UsageError("with several FILEs, -o must be an existing directory")
-    return [
-        (f, (output / (f.name + ".age")) if output else f.with_name(f.name + ".age")) for f in files
-    ]
-
-
 @contextlib.contextmanager
-def _progress_for(path: Path, verb: str) -> Iterator[Any]:
+def _progress_for(path: Path, verb: str, *, to_stdout: bool = False) -> Iterator[Any]:
     from nodus_cli.cli.output import progress
 
     total = None if str(path) == "-" else path.stat().st_size
-    with progress(f"{verb} {path.name}", total) as advance:
+    with progress(f"{verb} {path.name}", total, data_on_stdout=to_stdout) as advance:
         yield advance
 
 
@@ -612,23 +603,23 @@ def open_sealed(
       nodus keys open cpu.csv.age | head -3              # to stdout
     """
     from nodus_cli.keys import age
-    from nodus_cli.keys.files import keyring_identities
+    from nodus_cli.keys.files import keyring_identities, naming, read_key_file
 
     if (output is None or str(output) == "-") and as_json:
         raise UsageError("--json needs -o FILE (the plaintext cannot share stdout)")
     if identity is not None:
-        try:
-            text = identity.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{identity}: cannot read ({exc})") from None
+        text = read_key_file(identity, "an age identity file")
         identities = age.parse_identities(text, str(identity))
+        tried = f"the identities in {identity}"
     else:
         identities = keyring_identities(_unlock(passphrase_file))
+        tried = "the keyring's keys"
     target = None if output is None or str(output) == "-" else output
     with (
         _input(file) as source,
         _output(target, 0o600) as sink,
-        _progress_for(file, "opening") as advance,
+        _progress_for(file, "opening", to_stdout=target is None) as advance,
+        naming("stdin" if str(file) == "-" else str(file), tried),
     ):
         used, size = age.open_file(source, sink, identities, advance)
     label = used.label
@@ -691,10 +682,11 @@ def verify(
         typer.Option(
             "--trust",
             help="Public key file (from 'nodus keys export --purpose sign'); "
-            "default: the workspace keyring's signing keys.",
+            "default: the signing keys the workspace's key log vouches for.",
             show_default=False,
         ),
     ] = None,
+    trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a detached signature: both halves, and the key's validity at signing time.
@@ -705,15 +697,14 @@ def verify(
       nodus keys export --purpose sign -o team.pub \\
         && nodus keys verify samples/cpu.csv samples/cpu.csv.sig --trust team.pub
     """
-    from nodus_cli.keys.files import DetachedSignature, verify_stream
+    from nodus_cli.keys.files import DetachedSignature, read_key_file, verify_stream
     from nodus_cli.keys.signing import load_public_keys
 
-    try:
-        text = signature_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{signature_file}: cannot read ({exc})") from None
+    text = read_key_file(signature_file, "a signature file")
     signature = DetachedSignature.parse(text, str(signature_file))
-    trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys()
+    if trust and trust_root:
+        raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
+    trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys(trust_root)
     with _input(file) as source, _progress_for(file, "verifying") as advance:
         key = verify_stream(source, signature, trusted, advance)
     if as_json:

@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import UsageError
 
 PASSPHRASE_ENV = "NODUS_PASSPHRASE"
+MAX_PASSPHRASE_FILE = 64 << 10
 
 PassphraseFileOption = Annotated[
     Path | None,
@@ -38,10 +39,9 @@ def _prompt(text: str) -> bytes:
 def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> bytes:
     """The passphrase as bytes; ``confirm`` asks twice when prompting (new keyrings)."""
     if passphrase_file is not None:
-        try:
-            text = Path(passphrase_file).read_bytes()
-        except OSError as exc:
-            raise InputError(f"{passphrase_file}: {exc.strerror}") from None
+        from nodus_cli.fsutil import read_bounded
+
+        text = read_bounded(passphrase_file, MAX_PASSPHRASE_FILE, "the passphrase file")
         passphrase = text.splitlines()[0] if text.strip() else b""
     elif os.environ.get(PASSPHRASE_ENV):
         passphrase = os.environ[PASSPHRASE_ENV].encode()

@@ -59,11 +59,13 @@ def quickstart(
                 }
             )
     if not as_json:
-        say(f"\nDone. Try: cd {directory} && nodus tables")
+        say("")
+        say(f"Done. Try: cd {directory} && nodus tables")
 
 
 def _print_step(number: int, step: "StepResult", directory: Path) -> None:
-    say(f"\n[{number}] {step.title}" + (f"  (in {directory}/)" if number == 1 else ""))
+    say("")
+    say(f"[{number}] {step.title}" + (f"  (in {directory}/)" if number == 1 else ""))
     for run in step.runs:
         say(f"$ {run.command.shown}")
         sys.stderr.flush()

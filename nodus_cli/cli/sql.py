@@ -18,9 +18,12 @@ from nodus_cli.cli.output import (
     render_rows,
     resolve_format,
     say,
+    visible,
     warn,
+    write_text,
 )
-from nodus_cli.errors import CheckFailed, InputError, UsageError
+from nodus_cli.errors import UsageError
+from nodus_cli.fsutil import read_text
 
 if TYPE_CHECKING:
     from nodus_cli.sqltools.catalog import Catalog
@@ -57,13 +60,7 @@ RunsOption = Annotated[
 
 
 def _read_source(source: str) -> str:
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = Path(source).read_text()
-        except OSError as exc:
-            raise InputError(f"{source}: {exc.strerror}") from None
+    text = sys.stdin.read() if source == "-" else read_text(Path(source), "an SQL file")
     if not text.strip():
         raise UsageError(f"{'stdin' if source == '-' else source}: no SQL given")
     return text
@@ -84,7 +81,7 @@ def _database(db: Path | None, *, needed: bool) -> Iterator[Any]:
     if not needed and not state.workspace().store_path.exists():
         yield None
         return
-    with state.open_store(read_only=True) as store:
+    with state.open_user_sql() as store:
         yield store.con
 
 
@@ -114,7 +111,21 @@ def rewrite(
         ),
     ] = False,
     db: DbOption = None,
-    runs: RunsOption = 7,
+    runs: Annotated[
+        int,
+        typer.Option(
+            "--runs", min=1, help="Interleaved timing pairs before the interval is first looked at."
+        ),
+    ] = 6,
+    budget: Annotated[
+        float,
+        typer.Option(
+            "--budget",
+            min=0.0,
+            help="Seconds of timing at most: the verdict is taken when the time ratio's "
+            "interval is narrow or decided, or when they are spent.",
+        ),
+    ] = 5.0,
     as_json: JsonOption = False,
 ) -> None:
     """Print a rewritten query; with --verify, proven by execution to be no worse.
@@ -132,19 +143,26 @@ def rewrite(
     with _database(db, needed=verify) as con:
         report = rewrite_sql(text, dialect=dialect, rules=names, con=con)
         if verify:
-            verify_rewrite(report, con, runs=runs, on_progress=detail)
+            verify_rewrite(report, con, runs=runs, budget=budget, on_progress=detail)
     if as_json:
         emit_json({"original": report.original, **report.as_dict()})
         return
-    sys.stdout.write(report.rewritten.rstrip() + "\n")
+    write_text(report.rewritten.rstrip() + "\n")
     if verify:
         _say_verdict(report)
 
 
 def _say_verdict(report: "RewriteReport") -> None:
     if report.kept:
-        ratio = report.time_ratio
-        timing = f", {ratio:.2f}x the original's time" if ratio is not None else ""
+        ratio, low, high = report.time_ratio, report.ratio_low, report.ratio_high
+        timing = ""
+        if report.same_plan:
+            timing = ", the same DuckDB plan as the original (not slower; not timed)"
+        elif ratio is not None and low is not None and high is not None:
+            timing = (
+                f", {ratio:.2f}x the original's time (95% interval {low:.2f}-{high:.2f}, "
+                f"{report.runs} interleaved pairs)"
+            )
         say(f"verified: same {report.rows} rows{timing}")
     else:
         say(f"kept the original: {report.reason}")
@@ -186,6 +204,14 @@ def transpile(
     to_dialect: Annotated[
         str, typer.Option("--to", help="Dialect to write (sqlglot name).", show_default=False)
     ] = "",
+    allow_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unverified",
+            help="Write functions and constructs the target is not known to have, with a "
+            "warning for each, instead of refusing them (exit 2).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Translate SQL between dialects; a construct the target lacks is an error (exit 2).
@@ -200,7 +226,9 @@ def transpile(
 
     if not to_dialect:
         raise UsageError("--to is required (the dialect to write)")
-    result = transpile_sql(_read_source(source), from_dialect, to_dialect)
+    result = transpile_sql(
+        _read_source(source), from_dialect, to_dialect, allow_unverified=allow_unverified
+    )
     if as_json:
         emit_json(
             {
@@ -214,7 +242,7 @@ def transpile(
         return
     for message in result.warnings:
         warn(message)
-    sys.stdout.write(result.sql.rstrip() + ";\n")
+    write_text(result.sql.rstrip() + ";\n")
 
 
 @sql_app.command("lint")
@@ -226,17 +254,29 @@ def lint(
         bool,
         typer.Option(
             "--fix",
-            help="Apply the safe fixes (files in place, rewritten in sqlglot's layout; stdin "
-            "fixed to stdout). A fix that would change the output columns or their order is "
-            "never applied.",
+            help="Apply the safe fixes: files in place, stdin fixed to stdout. A fix edits "
+            "only the text it changes; one that would change the output columns or their "
+            "order is never applied.",
         ),
     ] = False,
+    diff: Annotated[
+        bool,
+        typer.Option("--diff", help="Print the fixes as a unified diff instead of applying them."),
+    ] = False,
     dialect: DialectOption = "duckdb",
-    db: DbOption = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="DuckDB file the SQL runs on: its schema informs the rules and fixes are "
+            "checked by execution on it (every table the SQL reads must be there).",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Find real bugs and slow patterns in SQL; exit 1 when findings remain.
+    """Find real bugs and slow patterns in SQL; findings on stdout, exit 1 when any remain.
 
     Examples:
 
@@ -247,12 +287,14 @@ def lint(
     from nodus_cli.sqltools.lint import LintResult, fix_source, lint_source
 
     names = sources or ["-"]
+    fixing = fix or diff
     results: list[LintResult] = []
+    texts: dict[str, str] = {}
     with _database(db, needed=False) if db is not None else contextlib.nullcontext() as con:
         catalog = _catalog(con)
         for name in names:
-            text = _read_source(name)
-            if fix:
+            text = texts[name] = _read_source(name)
+            if fixing:
                 result = fix_source(text, name, dialect=dialect, catalog=catalog, con=con)
             else:
                 result = lint_source(text, name, dialect=dialect, catalog=catalog)
@@ -260,37 +302,58 @@ def lint(
     findings = [f for result in results for f in result.findings]
     remaining = [f for f in findings if not f.fixed]
     output = resolve_format(fmt, as_json)
-    # Fixed SQL from stdin goes to stdout, so the findings then go to stderr as lines.
-    sql_to_stdout = fix and output is Format.table and any(r.file == "-" for r in results)
+    # stdout carries the fixed SQL from stdin, or the diff: the findings then go to stderr.
+    sql_to_stdout = diff or (fix and output is Format.table and "-" in names)
     for result in results:
         for refused in result.refused_fixes:
             warn(f"fix not applied: {refused}")
         if result.fixed_sql is None:
             continue
-        if result.file != "-":
+        if diff:
+            write_text(_unified_diff(texts[result.file], result.fixed_sql, result.file))
+        elif result.file != "-":
             atomic_write(Path(result.file), result.fixed_sql.encode())
         elif sql_to_stdout:
-            sys.stdout.write(result.fixed_sql)
-    if as_json and fmt is None:
+            write_text(result.fixed_sql)
+    if as_json and fmt is None and not sql_to_stdout:
         emit_json(
             {
                 "findings": [f.as_dict() for f in findings],
-                "fixed": sum(f.fixed for f in findings),
+                "fixed": sum(f.fixed for f in findings) if not diff else 0,
+                "fixable": sum(f.fixed for f in findings) if diff else 0,
                 "remaining": len(remaining),
                 "fixed_sql": {r.file: r.fixed_sql for r in results if r.fixed_sql},
             }
         )
-    elif sql_to_stdout:
+    elif output is Format.table or sql_to_stdout:
+        stream = sys.stderr if sql_to_stdout else sys.stdout
         for f in findings:
-            say(f"{f.file}:{f.line}:{f.column}: {f.code} {f.message}{' (fixed)' * f.fixed}")
+            state_note = (" (fixable)" if diff else " (fixed)") if f.fixed else ""
+            line = f"{f.file}:{f.line}:{f.column}: {f.code} {f.message}{state_note}"
+            stream.write(visible(line) + "\n")  # one line each, whatever the file name holds
     else:
         render_rows(
             ["file", "line", "column", "code", "rule", "message", "fixed"],
             ((f.file, f.line, f.column, f.code, f.name, f.message, f.fixed) for f in findings),
             output,
         )
-    if remaining:
-        raise CheckFailed(f"{len(remaining)} finding(s) in {len(names)} file(s)")
+    if remaining or (diff and findings):
+        count = len(findings) if diff else len(remaining)
+        say(f"{count} finding(s) in {len(names)} file(s)")
+        raise typer.Exit(1)
+
+
+def _unified_diff(before: str, after: str, name: str) -> str:
+    import difflib
+
+    label = "stdin" if name == "-" else name
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=label,
+        tofile=label,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 @sql_app.command("advise")
@@ -313,13 +376,14 @@ def advise(
       nodus sql advise --limit 3 --runs 3
     """
     from nodus_cli.sqltools.advise import advise as advise_slowest
+    from nodus_cli.sqltools.advise import slowest_queries
     from nodus_cli.sqltools.rewrite import resolve_rules
 
     names = resolve_rules(rules)
     with state.open_store() as store:
-        folded, advice = advise_slowest(
-            store, limit=limit, rules=names, runs=runs, on_progress=detail
-        )
+        folded, slow = slowest_queries(store, limit)
+    with state.open_user_sql() as sandbox:
+        advice = advise_slowest(sandbox, slow, rules=names, runs=runs, on_progress=detail)
     if folded.skipped_lines:
         warn(f"skipped {folded.skipped_lines} unreadable line(s) of the query spool")
     if as_json and fmt is None:

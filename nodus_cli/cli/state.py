@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nodus_cli.workspace import Workspace, find_workspace
 
@@ -21,7 +23,11 @@ class CliState:
     no_color: bool = False
     quiet: bool = False
     verbose: int = 0
+    wide: bool = False  # tables show every cell whole, even on a terminal
     argv: list[str] = field(default_factory=list)
+    # the output options as parsed, to refuse --json with another --format
+    format_given: Any = None
+    json_given: bool = False
 
 
 STATE = CliState()
@@ -46,12 +52,26 @@ def lock_timeout(ws: Workspace) -> float:
 
 def open_store(*, read_only: bool = False) -> Store:
     """Open the current workspace's store, journaling as the running command."""
+    from nodus_cli.cli.output import detail
     from nodus_cli.store import Invocation
     from nodus_cli.store import open_store as _open
 
     ws = workspace()
+    detail(f"workspace {ws.root} (found by {ws.found_by}), store {ws.store_path}")
     invocation = Invocation.from_argv(command_path(), STATE.argv)
     return _open(ws, read_only=read_only, lock_timeout=lock_timeout(ws), invocation=invocation)
+
+
+def open_user_sql(allow_files: Sequence[Path] = ()) -> Store:
+    """The store sandboxed for SQL a user or a file supplied (read-only, locked down)."""
+    from nodus_cli.cli.output import detail
+    from nodus_cli.store import Invocation
+    from nodus_cli.store.db import open_user_sql as _open
+
+    ws = workspace()
+    detail(f"workspace {ws.root} (found by {ws.found_by}), store {ws.store_path} (sandboxed)")
+    invocation = Invocation.from_argv(command_path(), STATE.argv)
+    return _open(ws, allow=allow_files, lock_timeout=lock_timeout(ws), invocation=invocation)
 
 
 def command_path() -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from nodus_cli.anomaly.source import Source, read_points
+from nodus_cli.anomaly.source import Source, one_label_set, read_points
 from nodus_cli.errors import InputError
 from nodus_cli.forecast.season import detect_season, median_step_seconds
 from nodus_cli.store.db import Store
@@ -33,6 +33,7 @@ LINEAR_TREND = "linear-trend"  # offered only when the recent history is nearly 
 TREND_R2 = 0.9
 SEASONAL_MEDIAN = "seasonal-median"  # seasonal naive from the median of the last seasons
 BASELINE_SEASONS = 3  # one odd season (a spike, an outage) is not repeated
+SEASONAL_AR = "seasonal-ar"  # the baseline plus its last error, decaying as an AR(1)
 
 
 @dataclass
@@ -61,6 +62,37 @@ class ForecastResult:
     direction: str = "above"
     crossing: Crossing | None = None
     anomalies: list[tuple[datetime, float]] = field(default_factory=list)
+    anomaly_method: str | None = None  # the detector whose anomalies these are
+    window: tuple[datetime, datetime] | None = None  # first and last point read
+    points: int = 0  # points read in that window
+    host: str | None = None  # the series' host (or instance) label
+
+    def localized(self, zone: tzinfo) -> ForecastResult:
+        """The same forecast with every time shown in ``zone``."""
+
+        def shift(times: list[datetime]) -> list[datetime]:
+            return [t.astimezone(zone) for t in times]
+
+        crossing = self.crossing
+        if crossing is not None:
+            crossing = replace(
+                crossing,
+                expected=crossing.expected.astimezone(zone),
+                earliest=crossing.earliest.astimezone(zone),
+                latest=crossing.latest.astimezone(zone) if crossing.latest else None,
+            )
+        return replace(
+            self,
+            history_times=shift(self.history_times),
+            times=shift(self.times),
+            crossing=crossing,
+            anomalies=[(t.astimezone(zone), v) for t, v in self.anomalies],
+            window=(
+                (self.window[0].astimezone(zone), self.window[1].astimezone(zone))
+                if self.window
+                else None
+            ),
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         return [
@@ -101,6 +133,13 @@ class ForecastResult:
             "step_seconds": self.step_seconds,
             "horizon_seconds": self.horizon.total_seconds(),
             "history_end": self.history_times[-1] if self.history_times else None,
+            "window": (
+                {"start": self.window[0], "end": self.window[1], "points": self.points}
+                if self.window
+                else None
+            ),
+            "host": self.host,
+            "anomaly_method": self.anomaly_method,
             "holdout_mae": {k: _round(v) for k, v in sorted(self.holdout_mae.items())},
             "threshold": self.threshold,
             "direction": self.direction if self.threshold is not None else None,
@@ -163,6 +202,39 @@ def seasonal_naive(train: Any, season: int, steps: int, seasons: int = 1) -> Any
     count = min(seasons, len(train) // season)
     last = np.median(train[len(train) - count * season :].reshape(count, season), axis=0)
     return np.resize(last, steps)
+
+
+def seasonal_ar(train: Any, season: int, steps: int) -> Any:
+    """The seasonal baseline corrected by its current error, which fades out as an AR(1).
+
+    The baseline (``seasonal_naive`` over ``BASELINE_SEASONS``) misses by an amount
+    that persists from one point to the next (a busier day, a level shift); the
+    lag-1 autocorrelation of its in-sample errors, estimated on the history, says
+    how fast that miss fades. Without a season the baseline is the last value and
+    the errors are the steps, which gives a damped trend.
+    """
+    import numpy as np
+
+    train = np.asarray(train, dtype=float)
+    seasons = min(BASELINE_SEASONS, len(train) // season) if season else 0
+    if seasons:
+        lags = [
+            train[season * (seasons - k) : len(train) - season * k] for k in range(1, seasons + 1)
+        ]
+        errors = train[season * seasons :] - np.median(np.stack(lags), axis=0)
+    else:
+        errors = np.diff(train)
+    errors = errors[-MAX_TRAIN:]
+    base = seasonal_naive(train, season, steps, BASELINE_SEASONS)
+    if len(errors) < MIN_POINTS or not np.any(errors):
+        return base
+    centred = errors - errors.mean()
+    energy = float(centred @ centred)
+    phi = float(centred[1:] @ centred[:-1]) / energy if energy > 0 else 0.0
+    decay = np.clip(phi, 0.0, 0.99) ** np.arange(1, steps + 1)
+    if seasons:
+        return base + errors[-1] * decay
+    return base + errors[-1] * np.cumsum(decay)
 
 
 def _river_forecasts(make: Callable[[], Any], values: Any, origins: list[int], steps: int) -> Any:
@@ -282,6 +354,9 @@ def fit_forecast(
         baseline: [seasonal_naive(values[:o], season, holdout, BASELINE_SEASONS) for o in origins]
         + [seasonal_naive(values, season, steps, BASELINE_SEASONS)]
     }
+    forecasts[SEASONAL_AR] = [seasonal_ar(values[:o], season, holdout) for o in origins] + [
+        seasonal_ar(values, season, steps)
+    ]
     trend_window = max(4 * holdout, 2 * season, MIN_POINTS)
     if _trend_explains(values[-trend_window:]):
         forecasts[LINEAR_TREND] = [
@@ -357,6 +432,8 @@ def forecast_source(
 
     from nodus_cli.anomaly.detect import to_datetime
 
+    if source.sql is None:
+        source = one_label_set(store, source)
     times_us, values = read_points(store, source, until=until)
     if len(values) < MIN_POINTS:
         raise InputError(
@@ -368,9 +445,9 @@ def forecast_source(
     steps = max(1, math.ceil(horizon.total_seconds() / step))
     fitted = fit_forecast(regular, steps, times_s=grid)
     future = [to_datetime(round((grid[-1] + step * (i + 1)) * 1e6)) for i in range(steps)]
-    mean = fitted.mean
-    lower = mean - Z95 * fitted.sigma
-    upper = mean + Z95 * fitted.sigma
+    mean, lower, upper = clip_to_range(
+        values, fitted.mean, fitted.mean - Z95 * fitted.sigma, fitted.mean + Z95 * fitted.sigma
+    )
     keep = max(3 * steps, 2 * fitted.season, 48)
     history_times = [to_datetime(int(t)) for t in times_us[-keep:].tolist()]
     history_values = [float(v) for v in values[-keep:].tolist()]
@@ -382,10 +459,11 @@ def forecast_source(
             crossing = Crossing(history_times[-1], history_times[-1], history_times[-1], True)
         else:
             crossing = find_crossing(future, mean, lower, upper, threshold, direction)
+    method = method_in_use(store, source.key)
     anomalies = store.con.execute(
         "SELECT epoch_us(time), any_value(value) FROM anomalies WHERE series = ? "
-        "AND time >= ? AND time <= ? GROUP BY time ORDER BY time",
-        [source.key, history_times[0], history_times[-1]],
+        "AND method = ? AND time >= ? AND time <= ? GROUP BY time ORDER BY time",
+        [source.key, method, history_times[0], history_times[-1]],
     ).fetchall()
     return ForecastResult(
         series=source.key,
@@ -404,4 +482,46 @@ def forecast_source(
         direction=direction,
         crossing=crossing,
         anomalies=[(to_datetime(int(t)), float(v)) for t, v in anomalies],
+        anomaly_method=method,
+        window=(to_datetime(int(times_us[0])), to_datetime(int(times_us[-1]))),
+        points=len(values),
+        host=_host_label(source),
     )
+
+
+def clip_to_range(history: Any, mean: Any, lower: Any, upper: Any) -> tuple[Any, Any, Any]:
+    """Keep the forecast where the series can go: never below zero if it never was.
+
+    A count, a size or a utilisation that was never negative in its history does
+    not become negative in the future; a symmetric interval would say it might.
+    """
+    import numpy as np
+
+    if len(history) and float(np.min(history)) >= 0:
+        mean, lower, upper = (np.maximum(np.asarray(a, float), 0.0) for a in (mean, lower, upper))
+    return mean, lower, upper
+
+
+def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
+    """The share of actual values inside their interval (how honest a 95% interval is)."""
+    import numpy as np
+
+    actual = np.asarray(actual, dtype=float)
+    if not len(actual):
+        return math.nan
+    inside = (actual >= np.asarray(lower, float)) & (actual <= np.asarray(upper, float))
+    return float(np.mean(inside))
+
+
+def method_in_use(store: Store, series: str) -> str | None:
+    """The detector last run on ``series`` (its anomalies are the ones to show)."""
+    row = store.con.execute(
+        "SELECT method FROM detector_state WHERE series = ? ORDER BY updated DESC, method LIMIT 1",
+        [series],
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def _host_label(source: Source) -> str | None:
+    labels = dict(source.labels)  # a resolved source carries its whole label set
+    return labels.get("host") or labels.get("instance")

@@ -9,12 +9,13 @@ committed window; the next run resumes there.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from nodus_cli.errors import InputError, NodusError, UsageError
 from nodus_cli.ingest import formats, redact
 from nodus_cli.ingest.formats import Detected, sql_str
 from nodus_cli.ingest.lines import WindowLines, numbered
+from nodus_cli.ingest.schema import shape_sql
 from nodus_cli.ingest.source import (
     HEAD_BYTES,
     SNIFF_BYTES,
@@ -35,12 +37,18 @@ from nodus_cli.ingest.source import (
     skip_to,
     windows,
 )
+from nodus_cli.progress import Progress, ProgressLike, reporter
 from nodus_cli.store import Store
 
 WINDOW_BYTES = 64 << 20
+MAX_LINE = 64 << 20  # a longer line is quarantined as too long, not read whole
 MEMORY_LIMIT = "256MB"
+MEMORY_BYTES = 256 << 20
+# DuckDB's working memory for a window is about this many times its longest value (a
+# line, or a multi-line record): copies for the parse, the columns and the insert
+MEMORY_PER_BYTE = 4
 WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
-Progress = Callable[[int], None]
+FIELDS_UDF = "nodus_redact_fields"  # JSON text -> the same with --redact fields pseudonymised
 
 
 @dataclass
@@ -53,6 +61,7 @@ class IngestOptions:
     time_column: str | None = None
     series: str | None = None
     window_bytes: int = WINDOW_BYTES
+    max_line: int = MAX_LINE
 
 
 @dataclass
@@ -65,6 +74,7 @@ class FileResult:
     rows: int = 0
     quarantined: int = 0
     skipped: int = 0  # lines already ingested by earlier runs
+    replaced: int = 0  # records an earlier run stored while their last line was unfinished
     bytes_read: int = 0
     seconds: float = 0.0
     error: str | None = None
@@ -80,6 +90,7 @@ class FileResult:
             "rows": self.rows,
             "quarantined": self.quarantined,
             "skipped": self.skipped,
+            "replaced": self.replaced,
             "bytes_read": self.bytes_read,
             "seconds": round(self.seconds, 3),
             "error": self.error,
@@ -113,6 +124,9 @@ class _Checkpoint:
     format: str | None
     new: bool
     tail: bytes = b""  # the KiB before byte_offset
+    size: int | None = None  # the file's size and modification time at the last ingest
+    mtime: datetime | None = None
+    held: int = 0  # records stored past byte_offset (an open record: see open_record)
 
 
 def ingest(
@@ -122,9 +136,13 @@ def ingest(
     *,
     secret: bytes | None = None,
     stdin: BinaryIO | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> IngestReport:
-    """Ingest every file named by ``paths``; a failing file never stops the others."""
+    """Ingest every file named by ``paths``; a failing file never stops the others.
+
+    ``on_progress`` hears the bytes on disk of all the files and the files done."""
+    import duckdb
+
     options = options or IngestOptions()
     if options.format not in formats.FORMATS:
         raise UsageError(f"unknown format {options.format!r} ({', '.join(formats.FORMATS)})")
@@ -136,21 +154,37 @@ def ingest(
     with (
         _session(con, options.tz),
         tempfile.TemporaryDirectory(prefix="nodus-ingest-") as tmp,
+        contextlib.ExitStack() as stack,
     ):
         for statement in formats.MACROS:
             con.execute(statement)
         if secret is not None and (kinds or fields):
             for statement in redact.macros(secret, kinds):
                 con.execute(statement)
-        job = _Job(store, options, Path(tmp), kinds, fields, on_progress)
-        for path in expand_paths(paths):
+        if secret is not None and fields:
+            stack.callback(con.remove_function, FIELDS_UDF)
+            redactor = redact.field_redactor(secret, fields)
+            con.create_function(FIELDS_UDF, redactor, ["VARCHAR"], "VARCHAR", side_effects=False)
+        job = _Job(store, options, Path(tmp), kinds, fields, reporter(on_progress))
+        expanded = expand_paths(paths)
+        sizes = [_size_on_disk(found.path) for found in expanded]
+        job.total_bytes = sum(sizes)
+        job.progress.total(job.total_bytes, items=len(expanded))
+        for found, size in zip(expanded, sizes, strict=True):
+            path = found.path
             result = FileResult(path)
             started = time.monotonic()
+            job.file_budget, job.file_counted = size, 0
             try:
+                if found.error is not None:
+                    raise InputError(f"{path}: {found.error}")
                 source = job.stdin_source(stdin) if path == STDIN else Source.open_path(path)
                 job.ingest_file(source, result)
             except NodusError as exc:
                 result.status, result.error = "failed", exc.message
+            except duckdb.Error as exc:  # the window was rolled back; the next file goes on
+                result.status, result.error = "failed", f"{path}: {_store_error(exc)}"
+            job.progress.advance(job.file_budget - job.file_counted, items=1)
             result.seconds = time.monotonic() - started
             report.files.append(result)
         if job.unfolded:
@@ -158,6 +192,14 @@ def ingest(
             # DuckDB's vacuum, which rewrites every partial row group a window left
             store.checkpoint()
     return report
+
+
+def _size_on_disk(path: str) -> int:
+    """The file's size for the progress total (0 for stdin or what cannot be read)."""
+    try:
+        return 0 if path == STDIN else os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -201,7 +243,7 @@ class _Job:
         tmp: Path,
         kinds: list[str],
         fields: list[str],
-        on_progress: Progress | None,
+        progress: Progress,
     ) -> None:
         self.store = store
         self.con = store.con
@@ -209,15 +251,24 @@ class _Job:
         self.tmp = tmp
         self.kinds = kinds
         self.fields = fields
-        self.on_progress = on_progress
+        self.progress = progress
         self.unfolded = 0  # bytes committed since the last checkpoint
+        self.total_bytes = 0  # of every file on disk, for the progress total
+        # the current file: its bytes on disk, those reported done, where it is read
+        self.file_budget = 0
+        self.file_counted = 0
+        self.file_handle: Any = None
 
     def stdin_source(self, stdin: BinaryIO | None) -> Source:
         spool = self.tmp / "stdin"
         stream = stdin if stdin is not None else sys.stdin.buffer
         with spool.open("wb") as handle:
             shutil.copyfileobj(stream, handle, 1 << 20)
-        return Source.open_path(STDIN, spool)
+        source = Source.open_path(STDIN, spool)
+        self.total_bytes += source.size  # known only now
+        self.file_budget = source.size
+        self.progress.total(self.total_bytes)
+        return source
 
     # --- one file ---------------------------------------------------------------------
 
@@ -226,12 +277,18 @@ class _Job:
         if not head:
             result.status = "unchanged"
             return
-        checkpoint, stream = self._resume(source, head)
+        stored = self._redacted(source.path)
+        checkpoint, stream = self._resume(source, stored, head)
+        # bytes on disk: a gzip stream reads its compressed file through .fileobj
+        self.file_handle = getattr(stream, "fileobj", stream)
         with stream:
             requested = checkpoint.format if checkpoint.format else self.options.format
             try:
                 detected = formats.detect(
-                    _decode(head), requested, time_column=self.options.time_column
+                    _decode(head),
+                    requested,
+                    time_column=self.options.time_column,
+                    cut=len(head) == SNIFF_BYTES,
                 )
             except NodusError as exc:
                 raise InputError(f"{source.path}: {exc.message}") from None
@@ -240,35 +297,90 @@ class _Job:
             result.skipped = checkpoint.line_no
             if detected.layout is not None:
                 result.layout = detected.layout.name
-            cut = windows(stream, self.options.window_bytes, detected.record_start())
-            prepared = numbered(cut, checkpoint.byte_offset, checkpoint.line_no)
+            if not checkpoint.new:
+                checkpoint.held = self._held(checkpoint.file_id, checkpoint.line_no)
+            unchanged = (source.size, source.mtime) == (checkpoint.size, checkpoint.mtime)
+            if checkpoint.held and unchanged:
+                result.status = "unchanged"  # the held record's file has not changed since
+                return
+            max_line = self.options.max_line
+            cut = windows(stream, self.options.window_bytes, detected.record_start(), max_line)
+            prepared = numbered(
+                cut,
+                checkpoint.byte_offset,
+                checkpoint.line_no,
+                hold_open=_may_grow(source, detected),
+                record_start=detected.record_start(),
+                max_line=max_line,
+            )
             # Closed before the file, even on an error: the reader thread stops first.
             with contextlib.closing(prepared):
-                self._windows(source, head, detected, checkpoint, prepared, result)
-        if result.records == 0 and not checkpoint.new:
+                self._windows(source, stored, head, detected, checkpoint, prepared, result)
+            if checkpoint.held and not result.replaced:  # the file now ends at the checkpoint
+                with self.store.change({"path": stored, "file_id": checkpoint.file_id}) as details:
+                    result.replaced = details["replaced"] = self._drop_held(checkpoint)
+        if result.records == 0 and not result.replaced and not checkpoint.new:
             result.status = "unchanged"
 
-    def _resume(self, source: Source, head: bytes) -> tuple[_Checkpoint, BinaryIO]:
+    def _held(self, file_id: int, line_no: int) -> int:
+        """How many records of the file lie past its checkpoint (held: see ``open_record``)."""
+        return _count(
+            self.con.execute(
+                """SELECT (SELECT count(*) FROM logs WHERE file_id = $1 AND line_no > $2)
+                + (SELECT count(*) FROM quarantine WHERE file_id = $1 AND line_no > $2)""",
+                [file_id, line_no],
+            )
+        )
+
+    def _drop_held(self, checkpoint: _Checkpoint) -> int:
+        """Delete the records held past the checkpoint, which is about to read them again."""
+        params = [checkpoint.file_id, checkpoint.line_no]
+        rows = len(
+            self.con.execute(
+                "DELETE FROM logs WHERE file_id = ? AND line_no > ? RETURNING 1", params
+            ).fetchall()
+        )
+        quarantined = len(
+            self.con.execute(
+                "DELETE FROM quarantine WHERE file_id = ? AND line_no > ? RETURNING 1", params
+            ).fetchall()
+        )
+        self.con.execute(
+            """UPDATE ingest_files SET rows = rows - ?, quarantined = quarantined - ?,
+                records = records - ? WHERE file_id = ?""",
+            [rows, quarantined, rows + quarantined, checkpoint.file_id],
+        )
+        return rows + quarantined
+
+    def _redacted(self, text: str) -> str:
+        """``text`` (a path, a name) as the store keeps it: the ``--redact`` kinds pseudonymised."""
+        if not self.kinds:
+            return text
+        return str(self.con.execute("SELECT nodus_redact(?)", [text]).fetchall()[0][0])
+
+    def _resume(self, source: Source, stored: str, head: bytes) -> tuple[_Checkpoint, BinaryIO]:
         """Find the checkpoint this file continues (same first KiB and fingerprint).
 
-        Candidates are earlier files at the same path, and files elsewhere with the
-        same first KiB whose old path no longer holds them (a rotation by rename).
+        Candidates are earlier files at the same path (``stored``, the path as the store
+        keeps it), and files elsewhere with the same first KiB whose old path no longer
+        holds them (a rotation by rename).
         """
         rows = self.con.execute(
-            "SELECT file_id, path, byte_offset, line_no, fingerprint, format, head_hash "
-            "FROM ingest_files WHERE path = ? OR head_hash = ? "
+            "SELECT file_id, path, byte_offset, line_no, fingerprint, format, head_hash, size, "
+            "mtime FROM ingest_files WHERE path = ? OR head_hash = ? "
             "ORDER BY (path = ?) DESC, file_id DESC",
-            [source.path, head_hash(head), source.path],
+            [stored, head_hash(head), stored],
         ).fetchall()
-        for file_id, path, offset, line_no, stored_fp, fmt, stored_head in rows:
+        for file_id, path, offset, line_no, stored_fp, fmt, stored_head, size, mtime in rows:
             if head_hash(head, offset) != stored_head:
                 continue
-            if path != source.path and _still_there(path, stored_head, offset):
+            if path != stored and _still_there(path, stored_head, offset):
                 continue  # another file with the same start, still in place: not a rename
             stream = source.open()
             tail = skip_to(stream, offset)
             if tail is not None and fingerprint(head, tail, offset) == stored_fp:
-                return _Checkpoint(file_id, offset, line_no, fmt, False, tail), stream
+                found = _Checkpoint(file_id, offset, line_no, fmt, False, tail, size, mtime)
+                return found, stream
             stream.close()
         next_id = self.con.execute(
             "SELECT coalesce(max(file_id), 0) + 1 FROM ingest_files"
@@ -278,62 +390,77 @@ class _Job:
     def _windows(
         self,
         source: Source,
+        stored: str,
         head: bytes,
         detected: Detected,
         checkpoint: _Checkpoint,
         prepared: Iterator[WindowLines],
         result: FileResult,
     ) -> None:
-        """One transaction per window: its rows, its quarantine and the new checkpoint."""
+        """One transaction per window: its rows, its quarantine and the new checkpoint.
+
+        A window that runs out of memory is rolled back and tried once more with a
+        budget for a record as long as the window.
+        """
+        import duckdb
+
         offset, line_no, tail = checkpoint.byte_offset, checkpoint.line_no, checkpoint.tail
-        source_name = self.options.source or _default_source(source.path)
+        source_name = self._redacted(self.options.source or _default_source(source.path))
         mtime_sql = f"TIMESTAMPTZ {sql_str(source.mtime.isoformat())}"
         first = checkpoint.new
+        held = checkpoint.held > 0
         for lines in prepared:
-            tail = (tail + lines.last_bytes)[-HEAD_BYTES:]
+            tail = (tail + lines.closed_last_bytes)[-HEAD_BYTES:]
             summary = {
-                "path": source.path,
+                "path": stored,
                 "file_id": checkpoint.file_id,
                 "format": detected.format,
                 "lines": [line_no + 1, line_no + lines.count],
             }
-            with self.store.change(summary) as details:
-                if first:
-                    self._register(source, checkpoint.file_id, head, detected)
-                    first = False
-                with self._window_view(lines):
-                    rows, quarantined = self._load_window(
-                        lines,
-                        detected,
-                        (checkpoint.file_id, source_name, _stem(source.path)),
-                        mtime_sql,
-                        continues=line_no > 0,
-                    )
-                offset += lines.size
-                line_no += lines.count
-                self.con.execute(
-                    """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
-                        byte_offset = ?, line_no = ?, rows = rows + ?,
-                        quarantined = quarantined + ?, records = records + ?,
-                        bytes_read = bytes_read + ?, source = ?, mtime = ?,
-                        last_ingested = now() WHERE file_id = ?""",
-                    [
-                        source.path,
-                        fingerprint(head, tail, offset),
-                        head_hash(head, offset),
-                        source.size,
-                        offset,
-                        line_no,
-                        rows,
-                        quarantined,
-                        rows + quarantined,
-                        lines.size,
-                        source_name,
-                        source.mtime,
-                        checkpoint.file_id,
-                    ],
-                )
-                details.update(rows=rows, quarantined=quarantined, byte_offset=offset)
+            # an open record (see open_record) is stored, the checkpoint stays before it
+            after = (offset + lines.open_at, line_no + lines.count - lines.open_lines)
+            budget = MEMORY_BYTES + MEMORY_PER_BYTE * lines.longest
+            while True:
+                try:
+                    with self._memory(budget), self.store.change(summary) as details:
+                        if first:
+                            self._register(source, stored, checkpoint.file_id, head, detected)
+                        if held:
+                            details["replaced"] = self._drop_held(checkpoint)
+                        with self._window_view(lines):
+                            rows, quarantined = self._load_window(
+                                lines,
+                                detected,
+                                (
+                                    checkpoint.file_id,
+                                    source_name,
+                                    self._redacted(_stem(source.path)),
+                                ),
+                                mtime_sql,
+                                continues=line_no > 0,
+                            )
+                        self._advance(
+                            checkpoint.file_id,
+                            stored,
+                            source,
+                            source_name,
+                            (head, tail),
+                            after,
+                            (rows, quarantined, lines.size),
+                        )
+                        details.update(rows=rows, quarantined=quarantined, byte_offset=after[0])
+                    break
+                except duckdb.OutOfMemoryException:
+                    # a multi-line record may be far longer than any of its lines: once,
+                    # with room for a record as long as the window
+                    retry = MEMORY_BYTES + MEMORY_PER_BYTE * lines.size
+                    if budget >= retry:
+                        raise
+                    budget = retry
+            first = False
+            if held:
+                result.replaced, held = details["replaced"], False
+            offset, line_no = after
             # Fold each big window into the database file: the checkpoint at close would
             # otherwise hold every window of the run in memory at once. Small files share
             # a checkpoint (each costs ~15 ms with its guard). A window cut back to a
@@ -346,16 +473,74 @@ class _Job:
             result.quarantined += quarantined
             result.records += rows + quarantined
             result.bytes_read += lines.size
-            if self.on_progress:
-                self.on_progress(lines.size)
+            self._count_read()
 
-    def _register(self, source: Source, file_id: int, head: bytes, detected: Detected) -> None:
+    def _count_read(self) -> None:
+        """Report the bytes of the file on disk read so far (ahead by a window at most)."""
+        position = min(self.file_handle.tell(), self.file_budget)
+        self.progress.advance(position - self.file_counted)
+        self.file_counted = position
+
+    def _advance(
+        self,
+        file_id: int,
+        stored: str,
+        source: Source,
+        source_name: str,
+        ends: tuple[bytes, bytes],
+        after: tuple[int, int],
+        counts: tuple[int, int, int],
+    ) -> None:
+        """Move the file's checkpoint to ``after`` (byte offset, line) and add ``counts``.
+
+        ``ends``: the file's first KiB and the KiB before the new offset; ``counts``:
+        the window's rows, quarantined records and bytes.
+        """
+        (head, tail), (offset, line_no), (rows, quarantined, size) = ends, after, counts
+        self.con.execute(
+            """UPDATE ingest_files SET path = ?, fingerprint = ?, head_hash = ?, size = ?,
+                byte_offset = ?, line_no = ?, rows = rows + ?,
+                quarantined = quarantined + ?, records = records + ?,
+                bytes_read = bytes_read + ?, source = ?, mtime = ?,
+                last_ingested = now() WHERE file_id = ?""",
+            [
+                stored,
+                fingerprint(head, tail, offset),
+                head_hash(head, offset),
+                source.size,
+                offset,
+                line_no,
+                rows,
+                quarantined,
+                rows + quarantined,
+                size,
+                source_name,
+                source.mtime,
+                file_id,
+            ],
+        )
+
+    @contextlib.contextmanager
+    def _memory(self, budget: int) -> Iterator[None]:
+        """DuckDB's memory limit raised to ``budget`` bytes for the block, when above the usual."""
+        if budget <= MEMORY_BYTES:
+            yield
+            return
+        self.con.execute(f"SET memory_limit = '{budget // (1 << 20)}MB'")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET memory_limit = {sql_str(MEMORY_LIMIT)}")
+
+    def _register(
+        self, source: Source, stored: str, file_id: int, head: bytes, detected: Detected
+    ) -> None:
         self.con.execute(
             """INSERT INTO ingest_files (file_id, path, fingerprint, size, head_hash, format,
                 compression, first_ingested) VALUES (?, ?, '', ?, ?, ?, ?, now())""",
             [
                 file_id,
-                source.path,
+                stored,
                 source.size,
                 head_hash(head),
                 detected.format,
@@ -368,11 +553,17 @@ class _Job:
     @contextlib.contextmanager
     def _window_view(self, lines: WindowLines) -> Iterator[None]:
         """``lines`` readable as the view ``WINDOW_VIEW`` while the block runs."""
+        import duckdb
+
         self.con.register(WINDOW_VIEW, lines)
         try:
             yield
-        finally:
-            self.con.unregister(WINDOW_VIEW)
+        except BaseException:
+            # an aborted transaction refuses even this; the next window's view replaces it
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister(WINDOW_VIEW)
+            raise
+        self.con.unregister(WINDOW_VIEW)
 
     def _load_window(
         self,
@@ -393,7 +584,9 @@ class _Job:
         """
         file_id, source_name, stem = names
         ctes = [f"raw AS (SELECT line, line_json, line_no, byte_offset FROM {WINDOW_VIEW})"]
-        if detected.multiline:
+        if detected.multiline and _one_line_records(lines, detected):
+            ctes.append(ONE_LINE_RECORDS)  # nothing to join, here or to an earlier record
+        elif detected.multiline:
             grouped = _records_cte(detected)
             if continues and self._join_to_previous(ctes[0], grouped, detected, file_id):
                 grouped = _records_cte(detected, without_leading=True)
@@ -426,7 +619,65 @@ class _Job:
                 FROM {relation} AS parsed WHERE record AND NOT ok{header} ORDER BY line_no""",
                 [file_id],
             ).fetchall()
-        return rows, quarantined
+            if lines.original is not None and not (self.kinds or self.fields):
+                self._keep_exact_bytes(lines, file_id, multiline=detected.multiline)
+        if lines.too_long:
+            self._quarantine_too_long(lines, file_id)
+        return rows, quarantined + len(lines.too_long)
+
+    def _quarantine_too_long(self, lines: WindowLines, file_id: int) -> None:
+        """Quarantine the lines longer than ``--max-line``: place, length and first KiB."""
+        raw = "?"
+        if self.kinds or self.fields:
+            raw = "nodus_pseudonym(?)" if self.fields else "nodus_redact(?)"
+        exact = "NULL" if self.kinds or self.fields else "?"
+        self.con.executemany(
+            f"INSERT INTO quarantine (file_id, line_no, byte_offset, raw, reason, raw_bytes) "
+            f"VALUES (?, ?, ?, {raw}, ?, {exact})",
+            [
+                [
+                    file_id,
+                    line_no,
+                    byte_offset,
+                    _decode(head),
+                    f"line too long ({length:,} bytes, over --max-line {self.options.max_line:,});"
+                    " its first KiB is kept",
+                    *([] if self.kinds or self.fields else [head]),
+                ]
+                for line_no, byte_offset, length, head in lines.too_long
+            ],
+        )
+
+    def _keep_exact_bytes(self, lines: WindowLines, file_id: int, *, multiline: bool) -> None:
+        """Fill ``raw_bytes`` of the window's quarantined lines whose text is not as read.
+
+        A multi-line record runs to the next record of the window (either table).
+        """
+        window = [file_id, lines.offset, lines.offset + lines.size]
+        found = self.con.execute(
+            "SELECT line_no, byte_offset, raw FROM quarantine "
+            "WHERE file_id = ? AND byte_offset >= ? AND byte_offset < ? ORDER BY byte_offset",
+            window,
+        ).fetchall()
+        ends: dict[int, int] = {}
+        if multiline:
+            starts = self.con.execute(
+                "SELECT byte_offset FROM quarantine WHERE file_id = $1 AND byte_offset >= $2 "
+                "AND byte_offset < $3 UNION SELECT byte_offset FROM logs WHERE file_id = $1 "
+                "AND byte_offset >= $2 AND byte_offset < $3 ORDER BY 1",
+                window,
+            ).fetchall()
+            offsets = [row[0] for row in starts] + [lines.offset + lines.size]
+            ends = dict(itertools.pairwise(offsets))
+        exact = [
+            (data, file_id, line_no)
+            for line_no, byte_offset, raw in found
+            if (data := lines.exact_bytes(byte_offset, raw, ends.get(byte_offset))) is not None
+        ]
+        if exact:
+            self.con.executemany(
+                "UPDATE quarantine SET raw_bytes = ? WHERE file_id = ? AND line_no = ?", exact
+            )
 
     def _join_to_previous(self, raw: str, grouped: str, detected: Detected, file_id: int) -> bool:
         """Append the window's leading continuation lines to the file's last record.
@@ -456,12 +707,16 @@ class _Job:
         if line_no is None:
             return False
         tail = "nodus_redact($1)" if self.kinds else "$1"
+        # a new committed_at: to nodus export the grown record is a new row
         if table == "logs":
             joined = formats.continued_message(detected.format, tail)
-            statement = f"UPDATE logs SET message = {joined} WHERE file_id = $2 AND line_no = $3"
+            statement = (
+                f"UPDATE logs SET message = {joined}, pattern_id = {shape_sql(joined)}, "
+                "committed_at = now() WHERE file_id = $2 AND line_no = $3"
+            )
         else:
             statement = (
-                f"UPDATE quarantine SET raw = raw || chr(10) || {tail} "
+                f"UPDATE quarantine SET raw = raw || chr(10) || {tail}, committed_at = now() "
                 "WHERE file_id = $2 AND line_no = $3"
             )
         self.con.execute(statement, [found[0][0], file_id, line_no])
@@ -470,7 +725,7 @@ class _Job:
     def _insert_rows(self, good: str, detected: Detected, source_name: str, file_id: int) -> int:
         """Insert the window's good records (the query ``good``); return how many."""
         if detected.format == "csv":
-            labels = self._json_column("labels", metrics=True)
+            labels = self._json_column("labels")
             self.con.execute(
                 f"""INSERT INTO metrics (time, series, labels, value, source)
                 SELECT time, point.series, {labels}, point.value, ? FROM (
@@ -480,7 +735,7 @@ class _Job:
             )
             return _count(self.con.execute(f"SELECT count(*) FROM ({good}) AS g"))
         if detected.is_metrics:
-            labels = self._json_column("labels", metrics=True)
+            labels = self._json_column("labels")
             cursor = self.con.execute(
                 f"""INSERT INTO metrics (time, series, labels, value, source)
                 SELECT time, series, {labels}, value, ? FROM ({good}) AS g""",
@@ -488,33 +743,47 @@ class _Job:
             )
             return _count(cursor)
         order = " ORDER BY line_no" if detected.multiline else ""
-        columns = {name: name for name in ("host", "app", "message")}
+        columns = {name: name for name in redact.LOG_COLUMNS}
         if self.kinds or self.fields:
+            named = {field.lower() for field in self.fields}
             for name in columns:
-                if name in self.fields:
+                written = {name, detected.keys.get(name, name).lower()}
+                if written & named:
                     columns[name] = f"nodus_pseudonym({name})"
-                elif name != "app":
+                elif self.kinds:
                     columns[name] = f"nodus_redact({name})"
-        attrs = self._json_column("attrs", metrics=False)
+        attrs = self._json_column("attrs")
+        # The shape is taken of the message as stored (after redaction).
         cursor = self.con.execute(
             f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
-                file_id, line_no, byte_offset)
-            SELECT time, level, {columns["host"]}, {columns["app"]}, pid,
-                {columns["message"]}, {attrs}, ?, ?, line_no, byte_offset
-            FROM ({good}) AS g{order}""",
+                file_id, line_no, byte_offset, pattern_id)
+            SELECT *, {shape_sql("message")} FROM (
+              SELECT time, level, {columns["host"]} AS host, {columns["app"]} AS app, pid,
+                {columns["message"]} AS message, {attrs} AS attrs, ? AS source,
+                ? AS file_id, line_no, byte_offset
+              FROM ({good}) AS g) AS r{order}""",
             [source_name, file_id],
         )
         return _count(cursor)
 
-    def _json_column(self, column: str, *, metrics: bool) -> str:
-        """``attrs``/``labels`` with the requested values pseudonymised."""
-        expression = column
+    def _json_column(self, column: str) -> str:
+        """``attrs``/``labels`` with the requested values pseudonymised.
+
+        Named fields first (their pseudonyms are those of the clear values, as in the
+        columns), then the kinds over the whole text.
+        """
+        if not (self.kinds or self.fields):
+            return column
+        expression = f"CAST({column} AS VARCHAR)"
+        if self.fields:
+            hint = sql_str(redact.may_hold_field(self.fields))
+            expression = (
+                f"CASE WHEN regexp_matches({expression}, {hint}) "
+                f"THEN {FIELDS_UDF}({expression}) ELSE {expression} END"
+            )
         if self.kinds:
-            expression = f"CAST(nodus_redact(CAST({expression} AS VARCHAR)) AS JSON)"
-        for name in self.fields:
-            if metrics or name not in redact.LOG_COLUMNS:
-                expression = redact.field_update(expression, name)
-        return expression
+            expression = f"nodus_redact({expression})"
+        return f"CAST({expression} AS JSON)"
 
     def _parser(self, detected: Detected, mtime_sql: str, stem: str) -> str:
         fmt = detected.format
@@ -539,6 +808,22 @@ class _Job:
         raise UsageError(f"unknown format {fmt!r}")
 
 
+# ``records`` of a window whose every line that is not blank starts a record: the
+# grouping below would number them with a window function over the whole window,
+# which runs on one core and cost as much as parsing the lines.
+ONE_LINE_RECORDS = """records AS (SELECT line_no, byte_offset, line, TRUE AS joined
+    FROM raw WHERE nodus_filled(line))"""
+
+
+def _one_line_records(lines: WindowLines, detected: Detected) -> bool:
+    """Whether each line of the window that is not blank starts a record of its own.
+
+    Known from the lines' first bytes for syslog, whose records start with a non-blank
+    (``^\\S``); a plain-text layout would need its regular expression run.
+    """
+    return detected.format == "syslog" and not lines.maybe_continued
+
+
 def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:
     """``records``: a multi-line format's lines grouped into numbered records.
 
@@ -551,6 +836,27 @@ def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:
           FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                   OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
                 FROM raw WHERE nodus_filled(line)) GROUP BY grp{having})"""
+
+
+def _store_error(exc: Exception) -> str:
+    """A DuckDB error in the user's terms."""
+    import duckdb
+
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return (
+            "a record needs more memory than ingest gives a window; split the file, "
+            "or lower --max-line to quarantine its longest lines"
+        )
+    return f"the store refused the data: {str(exc).splitlines()[0]}"
+
+
+def _may_grow(source: Source, detected: Detected) -> bool:
+    """Whether an unterminated last line may still be being written, so is held open.
+
+    Not for stdin or gzip (read once, whole), nor for metrics, whose rows name no file
+    or line by which a later run could replace them: their last line is final.
+    """
+    return source.path != STDIN and source.compression is None and not detected.is_metrics
 
 
 def _plain_records(lines: WindowLines, detected: Detected) -> int | None:

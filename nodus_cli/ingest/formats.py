@@ -92,17 +92,26 @@ FILLED_MACRO = """CREATE OR REPLACE TEMP MACRO nodus_filled(line) AS (CASE
             OR ends_with(line, chr(9))) THEN true
   ELSE trim(line, ' ' || chr(9)) <> '' END)"""
 
+# A time with an offset is read by DuckDB's cast, which takes any two-digit hour
+# (+25:00): an offset beyond the real ones (-12:00 .. +14:00, minutes below 60) makes
+# the time unreadable instead. Times ending in Z skip the check.
+BAD_OFFSET = r":\d\d(?:[.,]\d+)?\s*[+-](?:1[5-9]|[2-9]\d|\d\d:?[6-9]\d)(?::?\d\d)?$"
+TSTZ_MACRO = f"""CREATE OR REPLACE TEMP MACRO nodus_tstz(x) AS (CASE
+  WHEN ends_with(x, 'Z') OR NOT regexp_matches(x, {sql_str(BAD_OFFSET)})
+  THEN try_cast(x AS TIMESTAMPTZ) END)"""
+
 # A time written as text: ISO 8601 (naive means the session time zone, i.e. --tz),
-# or epoch seconds / milliseconds / nanoseconds.
+# or epoch seconds / milliseconds / microseconds / nanoseconds.
 TIME_MACRO = r"""CREATE OR REPLACE TEMP MACRO nodus_time(x) AS (
   CASE
     WHEN x IS NULL OR x = '' THEN NULL
     WHEN regexp_full_match(x, '\d{9,10}(\.\d+)?') THEN to_timestamp(CAST(x AS DOUBLE))
     WHEN regexp_full_match(x, '\d{12,13}') THEN make_timestamptz(CAST(x AS BIGINT) * 1000)
+    WHEN regexp_full_match(x, '\d{15,16}') THEN make_timestamptz(CAST(x AS BIGINT))
     WHEN regexp_full_match(x, '\d{18,19}') THEN make_timestamptz(CAST(x AS BIGINT) // 1000)
-    ELSE try_cast(replace(x, ',', '.') AS TIMESTAMPTZ) END)"""
+    ELSE nodus_tstz(replace(x, ',', '.')) END)"""
 
-MACROS = (LEVEL_MACRO, TIME_MACRO, FILLED_MACRO)
+MACROS = (LEVEL_MACRO, TSTZ_MACRO, TIME_MACRO, FILLED_MACRO)
 
 
 def year_fix(expr: str, mtime_sql: str) -> str:
@@ -148,7 +157,9 @@ def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
 
     ``obj`` may be typed JSON without having been validated (``line_json``), and
     DuckDB may evaluate a CASE branch on rows the condition rejects: the key
-    removal only ever sees an object that parsed (``ok``) or ``{}``.
+    removal only ever sees an object that parsed (``ok``) or ``{}``. A key moves
+    from ``attrs`` to its column only when its value could be read: a time, level
+    or pid nodus cannot read (``2026-02-30``, ``1e40``) stays in ``attrs`` as written.
     """
     roles = list(keys)
     paths = ", ".join(sql_str(f'$."{keys[role]}"') for role in roles) or sql_str("$.__none")
@@ -156,22 +167,37 @@ def _json_parse(obj: str, keys: dict[str, str], reason: str) -> str:
     def pick(role: str) -> str:
         return f"v[{roles.index(role) + 1}]" if role in keys else "NULL"
 
+    typed = ("time", "level", "pid")  # columns that must read their value; the same names
+    checked = [role for role in typed if role in keys]
     drop = json.dumps(dict.fromkeys(keys.values()), separators=(",", ":"))
     parsed = "CASE WHEN ok THEN obj ELSE JSON '{}' END"
-    attrs = f"json_merge_patch({parsed}, {sql_str(drop)})" if keys else "obj"
+    patch = sql_str(drop)
+    if checked:
+        read = " AND ".join(f"({pick(role)} IS NULL OR {role} IS NOT NULL)" for role in checked)
+        removals = [
+            sql_str(json.dumps(key) + ":null") for role, key in keys.items() if role not in typed
+        ]
+        removals += [
+            f"CASE WHEN {role} IS NOT NULL THEN {sql_str(json.dumps(keys[role]) + ':null')} END"
+            for role in checked
+        ]
+        some = f"'{{' || concat_ws(',', {', '.join(removals)}) || '}}'"
+        patch = f"CASE WHEN {read} THEN {patch} ELSE {some} END"
+    attrs = f"json_merge_patch({parsed}, {patch})" if keys else "obj"
     return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE {sql_str(reason)} END AS reason,
-        CASE WHEN ok THEN coalesce(try_cast(tv AS TIMESTAMPTZ), nodus_time(tv)) END AS time,
-        nodus_level({pick("level")}) AS level,
-        {pick("host")} AS host, {pick("app")} AS app, try_cast({pick("pid")} AS BIGINT) AS pid,
+        time, level, {pick("host")} AS host, {pick("app")} AS app, pid,
         {pick("message")} AS message,
         CASE WHEN ok THEN CAST({attrs} AS JSON) END AS attrs,
         line_no, byte_offset, record, CASE WHEN ok THEN NULL ELSE line END AS raw
+      FROM (SELECT *,
+              CASE WHEN ok THEN coalesce(nodus_tstz(tv), nodus_time(tv)) END AS time,
+              nodus_level({pick("level")}) AS level, try_cast({pick("pid")} AS BIGINT) AS pid
       FROM (SELECT *, {pick("time")} AS tv,
                    CASE WHEN NOT record OR v IS NULL THEN false
                         WHEN starts_with(obj, '{{') THEN true
                         ELSE starts_with(ltrim(obj), '{{') END AS ok
             FROM (SELECT *, try(json_extract_string(obj, [{paths}])) AS v
-                  FROM ({obj}) AS src) AS extracted) AS picked"""
+                  FROM ({obj}) AS src) AS extracted) AS picked) AS typed"""
 
 
 def jsonl_sql(keys: dict[str, str]) -> str:
@@ -186,16 +212,25 @@ LOGFMT_PAIR = r'([A-Za-z_@][A-Za-z0-9_.@/\-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)'
 
 
 def logfmt_sql(keys: dict[str, str]) -> str:
+    """The JSON lines parser over each line's pairs as a JSON object text.
+
+    One pass of the pattern yields each pair's key and value (two passes, one per
+    group, cost a quarter of the parse). A quoted value is taken as written, as
+    JSON text: one JSON cannot read leaves the line to quarantine.
+    """
     pair = sql_str(LOGFMT_PAIR)
-    value = "CASE WHEN starts_with(vals[i], '\"') THEN vals[i] ELSE to_json(vals[i]) END"
+    # text either way: a quoted value typed JSON would be cast, and fail the whole window
+    value = (
+        "CASE WHEN starts_with(p.value, '\"') THEN p.value "
+        "ELSE CAST(to_json(p.value) AS VARCHAR) END"
+    )
     build = (
-        f"'{{' || array_to_string(list_transform(keys, lambda k, i: to_json(k) || ':' || "
+        f"'{{' || array_to_string(list_transform(pairs, lambda p: to_json(p.key) || ':' || "
         f"{value}), ',') || '}}'"
     )
     inner = f"""SELECT line_no, byte_offset, record, line,
-          CASE WHEN len(keys) > 0 THEN {build} ELSE line END AS obj
-        FROM (SELECT *, regexp_extract_all(line, {pair}, 1) AS keys,
-                        regexp_extract_all(line, {pair}, 2) AS vals
+          CASE WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
+        FROM (SELECT *, regexp_extract_all(line, {pair}, ['key', 'value']) AS pairs
               FROM (SELECT *, nodus_filled(line) AS record FROM raw))"""
     return _json_parse(inner, keys, "no key=value pairs")
 
@@ -219,12 +254,13 @@ def syslog_sql(mtime_sql: str) -> str:
     bsd = (
         f"try_strptime({year} || ' ' || regexp_replace(s3.ts, ' +', ' ', 'g'), '%Y %b %d %H:%M:%S')"
     )
-    t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN try_cast(s3.ts AS TIMESTAMPTZ)
+    t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN nodus_tstz(s3.ts)
             ELSE {year_fix(f"CAST({bsd} AS TIMESTAMPTZ)", mtime_sql)} END"""
     severity = "CAST(try_cast({0} AS INTEGER) % 8 AS VARCHAR)"
-    return f"""SELECT ok, CASE WHEN ok THEN NULL WHEN joined THEN 'not a syslog line'
+    return _keep_unread_time(f"""SELECT ok, CASE WHEN ok THEN NULL
+            WHEN joined THEN 'not a syslog line'
             ELSE 'continuation lines without a record to join' END AS reason,
-        CASE WHEN is5 THEN (CASE WHEN s5.ts = '-' THEN NULL ELSE try_cast(s5.ts AS TIMESTAMPTZ) END)
+        CASE WHEN is5 THEN (CASE WHEN s5.ts = '-' THEN NULL ELSE nodus_tstz(s5.ts) END)
              WHEN is3 THEN {t3} END AS time,
         CASE WHEN is5 AND s5.pri <> '' THEN nodus_level({severity.format("s5.pri")})
              WHEN is3 AND s3.pri <> '' THEN nodus_level({severity.format("s3.pri")}) END AS level,
@@ -243,14 +279,14 @@ def syslog_sql(mtime_sql: str) -> str:
              WHEN is3 AND s3.pri <> '' THEN CAST(json_object(
                  'facility', CAST(s3.pri AS INTEGER) // 8) AS JSON)
              END AS attrs,
-        line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw
+        line_no, byte_offset, TRUE AS record, CASE WHEN ok THEN NULL ELSE line END AS raw,
+        CASE WHEN is5 THEN nullif(s5.ts, '-') WHEN is3 THEN s3.ts END AS written_time
       FROM (SELECT *, joined AND (is5 OR is3) AS ok,
-                   regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) AS s5,
-                   regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) AS s3
-            FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5,
-                            NOT regexp_matches(line, {sql_str(SYSLOG_5424)})
-                            AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
-                  FROM records) AS matched) AS extracted"""
+                   CASE WHEN is5 THEN regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) END AS s5,
+                   CASE WHEN is3 THEN regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) END AS s3
+            FROM (SELECT *, NOT is5 AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
+                  FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5
+                        FROM records) AS five) AS matched) AS extracted""")
 
 
 # --- access logs ---------------------------------------------------------------------
@@ -393,16 +429,30 @@ def text_sql(layout: Layout, mtime_sql: str) -> str:
     if layout.yearless:
         time_sql = year_fix(time_sql, mtime_sql)
     start = sql_str("(?s)" + layout.start)
-    return f"""SELECT joined AS ok, CASE WHEN joined THEN NULL ELSE
+    return _keep_unread_time(f"""SELECT joined AS ok, CASE WHEN joined THEN NULL ELSE
             'continuation lines without a record to join' END AS reason,
         {time_sql} AS time, {layout.level_sql()} AS level,
         NULL AS host, NULL AS app, NULL::BIGINT AS pid,
         CASE WHEN joined THEN trim(rest, ' ') END AS message,
         NULL::JSON AS attrs, line_no, byte_offset, TRUE AS record,
-        CASE WHEN joined THEN NULL ELSE line END AS raw
+        CASE WHEN joined THEN NULL ELSE line END AS raw, t AS written_time
       FROM (SELECT *, regexp_extract(line, {start}, 1) AS t,
                    substr(line, strlen(regexp_extract(line, {start}, 0)) + 1) AS rest
-            FROM records) AS extracted"""
+            FROM records) AS extracted""")
+
+
+def _keep_unread_time(parser: str) -> str:
+    """``parser`` with a time it could not read kept in ``attrs`` (key ``time``) as written.
+
+    ``parser`` yields the time's text as ``written_time``; a time that is there but
+    unreadable (Feb 30, an offset of +25:00) would otherwise vanish from the row.
+    """
+    keep = "json_object('time', written_time)"
+    return f"""SELECT * EXCLUDE (written_time) REPLACE (
+        CASE WHEN ok AND time IS NULL AND written_time <> ''
+             THEN CAST(json_merge_patch(coalesce(attrs, JSON '{{}}'), {keep}) AS JSON)
+             ELSE attrs END AS attrs)
+      FROM ({parser}) AS unread"""
 
 
 def continued_message(fmt: str, tail: str) -> str:
@@ -554,13 +604,25 @@ _LOGFMT_LINE = re.compile(r"^\s*(?:" + LOGFMT_PAIR + r"\s*){2,}$")
 _TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "@timestamp", "_time", "t")
 
 
-def _is_json_object(line: str) -> bool:
+def _json_object(line: str) -> dict[str, object] | None:
+    """The JSON object a sample line holds, or None.
+
+    An object nested deeper than Python's parser recurses counts as an object
+    without keys: DuckDB, which parses the lines for real, has no such limit.
+    """
     if not _JSON_START.match(line):
-        return False
+        return None
     try:
-        return isinstance(json.loads(line), dict)
+        value = json.loads(line)
+    except RecursionError:
+        return {} if line.rstrip().endswith("}") else None
     except ValueError:
-        return False
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_json_object(line: str) -> bool:
+    return _json_object(line) is not None
 
 
 def _looks_like_time(value: str) -> bool:
@@ -637,13 +699,24 @@ def _best_layout(lines: list[str]) -> tuple[Layout | None, int]:
     return best
 
 
-def detect(sample: str, requested: str = "auto", *, time_column: str | None = None) -> Detected:
-    """Choose the format from the first lines (``requested`` forces it)."""
+def detect(
+    sample: str, requested: str = "auto", *, time_column: str | None = None, cut: bool = False
+) -> Detected:
+    """Choose the format from the first lines (``requested`` forces it).
+
+    ``cut``: the sample stops inside the file, so its last line may be cut short;
+    it is left out unless it is the only line (one line longer than the sample),
+    which is then judged by how it starts.
+    """
     lines = [line.rstrip("\r") for line in sample.split("\n")]
+    partial = lines.pop() if cut and len(lines) > 1 else None
     lines = [line for line in lines if line.strip()][:200]
+    if cut and partial is None and lines and requested == "auto" and _JSON_START.match(lines[0]):
+        return Detected("jsonl")  # one line longer than the sample, starting like JSON
     detected = _choose(lines, requested, time_column)
     if detected.format == "jsonl":
-        detected.keys = choose_keys([json.loads(line) for line in lines if _is_json_object(line)])
+        objects = [_json_object(line) for line in lines]
+        detected.keys = choose_keys([obj for obj in objects if obj is not None])
     elif detected.format == "logfmt":
         pairs = re.compile(LOGFMT_PAIR)
         detected.keys = choose_keys([dict(pairs.findall(line)) for line in lines])

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import codecs
 import queue
+import re
 import threading
 from collections.abc import Generator, Iterator
 from typing import Any
 
 from nodus_cli.errors import InputError
-from nodus_cli.ingest.source import HEAD_BYTES
+from nodus_cli.ingest.source import HEAD_BYTES, LongLine, record_boundary
 
 # Rows per Arrow batch: each batch is one unit of parallel work for DuckDB's scan.
 BATCH_ROWS = 16_384
@@ -34,14 +35,24 @@ def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("nodus-same-length", _same_length_replace)
 
 
+NUL_LINE = re.compile(rb"(?m)^\0+(?=\r?$)")
+NUL_MARK = b"\x1a"  # ASCII SUB: a line of NUL bytes is a record, not a blank line
+
+
 def _valid_text(window: bytes | bytearray) -> bytes | bytearray:
-    """The window as valid UTF-8 without NUL bytes, every byte offset unchanged."""
+    """The window as valid UTF-8 without NUL bytes, every byte offset unchanged.
+
+    A NUL inside a line becomes a space; a line of nothing but NULs (a file's
+    preallocated or crash-zeroed blocks) becomes SUB characters, so that it is still
+    a record, quarantined like any line that does not parse.
+    """
     if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
         try:
             window.decode("utf-8")
         except UnicodeDecodeError:
             window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
     if b"\0" in window:
+        window = NUL_LINE.sub(lambda run: NUL_MARK * len(run[0]), window)
         window = window.replace(b"\0", b" ")
     return window
 
@@ -66,22 +77,51 @@ class WindowLines:
     the cast from VARCHAR, which parses every line once more. It may hold any text,
     so only a function that fails softly on bad JSON may see it unguarded.
 
+    ``maybe_blank``: a line may be blank; ``maybe_continued``: a line may start
+    with a blank, so continue a record whose lines start with a non-blank (syslog).
+
     ``offset`` and ``lines_before`` place the window in its file. ``size`` and
-    ``last_bytes`` (its final KiB) are what the checkpoint needs of it. The lines
+    ``last_bytes`` (its final KiB) are what the checkpoint needs of it. With
+    ``hold_open``, a window that ends without a newline (a file's end, maybe still
+    being written) says where its open record starts (``open_at``; ``size`` when
+    there is none), how many lines that record has (``open_lines``) and the KiB
+    before it (``closed_last_bytes``): see ``open_record``. The lines
     point into ``window``, which must not change while they are scanned. Every
     export of the Arrow stream is a fresh stream, so one window can be scanned
     several times.
     """
 
-    def __init__(self, window: bytes | bytearray, offset: int, lines_before: int) -> None:
+    def __init__(
+        self,
+        window: bytes | bytearray | LongLine,
+        offset: int,
+        lines_before: int,
+        *,
+        hold_open: bool = False,
+        record_start: re.Pattern[str] | None = None,
+        max_line: int | None = None,
+    ) -> None:
         import numpy as np
 
+        # lines longer than max_line: (line_no, byte_offset, length, first KiB), and not
+        # shown to DuckDB (an empty line in their place, which no parser takes as a record)
+        self.too_long: list[tuple[int, int, int, bytes]] = []
+        if isinstance(window, LongLine):
+            self._long_line(window, offset, lines_before, hold_open=hold_open)
+            return
         self.size = len(window)
         if self.size > MAX_WINDOW:
             start = offset + window.rfind(b"\n", 0, self.size - 1) + 1
             raise InputError(f"the line at byte {start} is longer than nodus can read (2 GiB)")
         self.last_bytes = bytes(window[-HEAD_BYTES:])
-        window = _valid_text(window)
+        self.open_at = open_record(window, record_start) if hold_open else self.size
+        self.open_lines = window.count(b"\n", self.open_at) + 1 if self.open_at < self.size else 0
+        self.closed_last_bytes = bytes(window[max(0, self.open_at - HEAD_BYTES) : self.open_at])
+        self.offset = offset
+        text = _valid_text(window)
+        # the bytes as read, when the lines DuckDB sees differ from them (see exact_bytes)
+        self.original = None if text is window else bytes(window)
+        window = text
         octets = np.frombuffer(window, np.uint8)
         ends = _newlines(octets)
         if window and not window.endswith(b"\n"):
@@ -95,8 +135,21 @@ class WindowLines:
         first_bytes = octets[starts[lengths > 0]]
         # A line that is empty or starts with a blank may hold no record at all.
         self.maybe_blank = bool((lengths == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
+        # A line that starts with what DuckDB's regular expressions take for a blank
+        # (RE2's \s: tab, LF, FF, CR, space) may continue the record above it.
+        self.maybe_continued = bool(np.isin(first_bytes, (9, 10, 12, 13, 32)).any())
         if b"\r" in window:  # a CR before the line's end is not part of the line
             lengths -= (octets[np.maximum(ends - 1, 0)] == 13) & (lengths > 0)
+        if max_line is not None and count and int(lengths.max()) > max_line:
+            for index in np.flatnonzero(lengths > max_line).tolist():
+                start = int(starts[index])
+                length = int(lengths[index])
+                read = window if self.original is None else self.original  # bytes as read
+                head = bytes(read[start : start + min(length, HEAD_BYTES)])
+                self.too_long.append((lines_before + index + 1, offset + start, length, head))
+            lengths = np.where(lengths > max_line, 0, lengths)
+            self.maybe_blank = True
+        self.longest = int(lengths.max()) if count else 0
         self.count = count
         self._arrow: Any = _arrow_batches(
             window,
@@ -104,6 +157,44 @@ class WindowLines:
             np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64),
             starts + offset,
         )
+
+    def _long_line(
+        self, line: LongLine, offset: int, lines_before: int, *, hold_open: bool
+    ) -> None:
+        """A window of one line too long to read whole: only its place and first KiB.
+
+        Held open like any unterminated last line, so that it is one record once complete.
+        """
+        empty = WindowLines(b"", offset, lines_before)
+        self.__dict__.update(empty.__dict__)
+        self.size, self.count, self.maybe_blank = line.size, 1, True
+        self.maybe_continued = True
+        self.last_bytes = self.closed_last_bytes = line.last_bytes
+        self.open_at, self.open_lines = line.size, 0
+        if hold_open and not line.terminated:
+            self.open_at, self.open_lines, self.closed_last_bytes = 0, 1, b""
+        length = line.size - 1 if line.terminated else line.size
+        if line.terminated and line.last_bytes.endswith(b"\r\n"):
+            length -= 1  # the CR of a CRLF line end, as for any other line
+        self.too_long = [(lines_before + 1, offset, length, line.head[:length])]
+
+    def exact_bytes(self, byte_offset: int, text: str, end: int | None = None) -> bytes | None:
+        """The bytes read for the record at ``byte_offset`` whose text is ``text``.
+
+        The record is one line, or runs to ``end`` (the next record's offset) for a
+        multi-line format. None when ``text`` already is those bytes. The final line
+        end is left out as in the text; CRs, NULs and undecodable bytes are as read.
+        """
+        if self.original is None:
+            return None
+        start = byte_offset - self.offset
+        if end is None:
+            found = self.original.find(b"\n", start)
+            stop = found if found >= 0 else len(self.original)
+        else:
+            stop = end - self.offset
+        exact = self.original[start:stop].rstrip(b"\n").removesuffix(b"\r")
+        return None if exact == text.encode("utf-8") else exact
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         if self._arrow is None:
@@ -113,6 +204,35 @@ class WindowLines:
     def release(self) -> None:
         """Drop the Arrow batches, the last views into the window's buffer."""
         self._arrow = None
+
+
+def open_record(window: bytes | bytearray, record_start: re.Pattern[str] | None) -> int:
+    """Where the record an unterminated last line belongs to starts (``len(window)``: none).
+
+    A writer may be in the middle of that line: its record is stored, but the
+    checkpoint stays before it, so a later run reads it again whole and replaces it.
+    For a multi-line format (``record_start``) the record may span several lines; one
+    that started before this window (a record longer than a window, continuation
+    lines appended later) is not held: it was already joined to an earlier record.
+    """
+    size = len(window)
+    if not size or window.endswith(b"\n"):
+        return size
+    last = window.rfind(b"\n") + 1
+    if record_start is None:
+        return last
+    if _starts_record(window, last, record_start):
+        return last
+    start = record_boundary(window, last, record_start)
+    if start > 0 or _starts_record(window, 0, record_start):
+        return start
+    return size
+
+
+def _starts_record(window: bytes | bytearray, start: int, record_start: re.Pattern[str]) -> bool:
+    end = window.find(b"\n", start)
+    line = window[start : end if end >= 0 else len(window)].decode("utf-8", "replace")
+    return record_start.match(line.rstrip("\r")) is not None
 
 
 def _string_views(window: bytes | bytearray, starts: Any, lengths: Any) -> Any:
@@ -179,9 +299,17 @@ def _import_splitters() -> None:
 
 
 def numbered(
-    windows: Iterator[bytes | bytearray], offset: int, lines_before: int
+    windows: Iterator[bytes | bytearray | LongLine],
+    offset: int,
+    lines_before: int,
+    *,
+    hold_open: bool = False,
+    record_start: re.Pattern[str] | None = None,
+    max_line: int | None = None,
 ) -> Generator[WindowLines, None, None]:
     """The lines of each window, prepared one window ahead on another thread.
+
+    ``hold_open``, ``record_start`` and ``max_line``: see ``WindowLines``.
 
     Reading and splitting the next window (NumPy and file reads release the GIL)
     overlaps with DuckDB parsing the current one. Only one window is read ahead,
@@ -206,7 +334,14 @@ def numbered(
                 if window is None:
                     ready.put(None)
                     return
-                lines = WindowLines(window, position, count)
+                lines = WindowLines(
+                    window,
+                    position,
+                    count,
+                    hold_open=hold_open,
+                    record_start=record_start,
+                    max_line=max_line,
+                )
                 position, count = position + lines.size, count + lines.count
                 ready.put(lines)
         except BaseException as exc:  # raised again on the consumer's side

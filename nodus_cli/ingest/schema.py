@@ -1,4 +1,6 @@
-"""Ingest's migrations: bookkeeping columns (2) and how ``logs`` stores its text (9).
+"""Ingest's migrations: bookkeeping columns (2), how ``logs`` stores its text (9) and
+the exact bytes of quarantined lines (10) and each row's shape for ``nodus patterns``
+(11).
 
 ``logs``, ``metrics``, ``quarantine`` and ``ingest_files`` come from migration 1
 (their columns are an interface other packages rely on); these only add what the
@@ -50,3 +52,29 @@ def apply_logs_zstd(con: Any) -> None:
     con.execute("INSERT INTO logs_v9 SELECT * FROM logs")
     con.execute("DROP TABLE logs")
     con.execute("ALTER TABLE logs_v9 RENAME TO logs")
+
+
+# The raw text of a quarantined line is valid UTF-8 (undecodable bytes read as '?',
+# NULs as spaces): the bytes as read are kept beside it whenever they differ.
+QUARANTINE_BYTES = "ALTER TABLE quarantine ADD COLUMN raw_bytes BLOB"
+
+
+def apply_quarantine_bytes(con: Any) -> None:
+    con.execute(QUARANTINE_BYTES)
+
+
+# A row's shape (``logs.pattern_id``): its message with every digit turned into 0,
+# hashed. One digit or several stays visible (the pattern masks need to know), the
+# values do not, so the lines of one kind share a few thousand shapes at most. Chained
+# replace() costs DuckDB less than translate() or a regular expression.
+def shape_sql(message: str) -> str:
+    """The SQL expression of a row's shape id over the ``message`` expression."""
+    expr = f"coalesce({message}, '')"
+    for digit in "123456789":
+        expr = f"replace({expr}, '{digit}', '0')"
+    return f"hash({expr})"
+
+
+def add_pattern_id(con: Any) -> None:
+    con.execute("ALTER TABLE logs ADD COLUMN pattern_id UBIGINT")
+    con.execute(f"UPDATE logs SET pattern_id = {shape_sql('message')}")

@@ -7,19 +7,22 @@ window can be parsed and committed on its own together with its checkpoint.
 
 from __future__ import annotations
 
+import errno
 import functools
 import glob
 import gzip
 import hashlib
 import os
 import re
+import stat
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from nodus_cli.errors import InputError
+from nodus_cli.errors import InputError, UsageError, describe_os_error
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 1024  # the "first KiB" whose hash identifies a file across renames
@@ -27,39 +30,92 @@ SNIFF_BYTES = 64 * 1024
 STDIN = "-"
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Files, directories (recursively, hidden entries skipped), globs, or ``-``."""
-    found: list[str] = []
+@dataclass(frozen=True)
+class Found:
+    """A file to ingest, or a path that cannot be listed or reached (``error`` says why)."""
+
+    path: str
+    error: str | None = None
+
+
+_SIZE = re.compile(r"(\d+)\s*(|B|KiB|MiB|GiB|K|M|G)", re.IGNORECASE)
+_UNITS = {"": 0, "b": 0, "k": 10, "kib": 10, "m": 20, "mib": 20, "g": 30, "gib": 30}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``64MiB``, ``512K``, ``1048576``: a positive number of bytes (binary units)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise UsageError(f"{option} {text!r}: not a size (e.g. 1048576, 512KiB, 64MiB)")
+    return int(match[1]) << _UNITS[match[2].lower()]
+
+
+def expand_paths(paths: list[str]) -> list[Found]:
+    """Files, directories (recursively, hidden entries skipped), globs, or ``-``.
+
+    A directory that cannot be listed and a path that cannot be reached are
+    returned with their error, in their place, so the rest of the run goes on.
+    """
+    found: list[Found] = []
     for raw in paths:
         if raw == STDIN:
-            found.append(STDIN)
+            found.append(Found(STDIN))
             continue
         path = Path(raw).expanduser()
-        if path.is_dir():
-            found.extend(str(p) for p in _walk(path))
-        elif not path.exists() and glob.has_magic(raw):
+        kind = _kind(path)
+        if isinstance(kind, Found):
+            found.append(Found(raw, kind.error))
+        elif kind == "dir":
+            found.extend(_walk(path))
+        elif kind == "missing" and glob.has_magic(raw):
             matches = sorted(glob.glob(str(path), recursive=True))
             for match in matches:
-                if Path(match).is_dir():
-                    found.extend(str(p) for p in _walk(Path(match)))
+                if _kind(Path(match)) == "dir":
+                    found.extend(_walk(Path(match)))
                 elif not Path(match).name.startswith("."):
-                    found.append(match)
+                    found.append(Found(match))
             if not matches:
-                found.append(raw)  # reported as not found
+                found.append(Found(raw))  # reported as not found
         else:
-            found.append(raw)
-    unique: dict[str, None] = {}
+            found.append(Found(raw))
+    unique: dict[str, Found] = {}
     for item in found:
-        unique.setdefault(item if item == STDIN else str(Path(item).absolute()), None)
-    return list(unique)
+        key = item.path if item.path == STDIN else str(Path(item.path).absolute())
+        unique.setdefault(key, Found(key, item.error))
+    return list(unique.values())
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(directory):
+def _kind(path: Path) -> str | Found:
+    """'dir', 'missing' or 'other'; a Found with the error when the path cannot be reached."""
+    try:
+        return "dir" if stat.S_ISDIR(path.stat().st_mode) else "other"
+    except FileNotFoundError:
+        return "missing"
+    except PermissionError:
+        return Found(str(path), "permission denied (a directory on the way cannot be searched)")
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
+            return "missing"
+        return Found(str(path), f"cannot reach: {exc.strerror}")
+
+
+def _walk(directory: Path) -> Iterator[Found]:
+    """The files under ``directory``; a directory that cannot be listed is named, not skipped."""
+    errors: list[OSError] = []
+    walker = os.walk(directory, onerror=errors.append)
+    while True:
+        step = next(walker, None)
+        for failed in errors:
+            reason = failed.strerror or str(failed)
+            yield Found(str(failed.filename or directory), f"cannot list the directory: {reason}")
+        errors.clear()
+        if step is None:
+            return
+        root, dirs, files = step
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
-                yield Path(root) / name
+                yield Found(str(Path(root) / name))
 
 
 @dataclass(frozen=True)
@@ -76,7 +132,7 @@ class Source:
     def open_path(cls, path: str, local: Path | None = None) -> Source:
         target = local or Path(path)
         try:
-            stat = target.stat()
+            info = target.stat()
             if not target.is_file():
                 raise InputError(f"{path}: not a regular file")
             with target.open("rb") as handle:
@@ -90,8 +146,8 @@ class Source:
         return cls(
             path=path,
             local=target,
-            size=stat.st_size,
-            mtime=datetime.fromtimestamp(stat.st_mtime, UTC),
+            size=info.st_size,
+            mtime=datetime.fromtimestamp(info.st_mtime, UTC),
             compression="gzip" if magic == GZIP_MAGIC else None,
         )
 
@@ -144,10 +200,29 @@ def skip_to(stream: BinaryIO, offset: int) -> bytes | None:
     return tail if len(tail) == offset - start else None
 
 
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than ``max_line``, read past without being kept whole."""
+
+    head: bytes  # its first KiB
+    size: int  # its bytes, newline included
+    last_bytes: bytes  # the KiB that ends it (for the checkpoint's fingerprint)
+    terminated: bool  # False: the file ended inside it
+
+
 def windows(
-    stream: BinaryIO, size: int, record_start: re.Pattern[str] | None
-) -> Iterator[bytes | bytearray]:
+    stream: BinaryIO,
+    size: int,
+    record_start: re.Pattern[str] | None,
+    max_line: int | None = None,
+) -> Iterator[bytes | bytearray | LongLine]:
     """Yield windows of about ``size`` bytes that end on a record boundary.
+
+    A line found longer than ``max_line`` before its end was read is yielded as a
+    ``LongLine``: its bytes are read past, so no line makes memory grow beyond
+    ``size + max_line``. A record (lines from one record start to the next) longer
+    than two windows is cut at a line boundary: the rest continues it in the next
+    window (see the engine's ``_join_to_previous``).
 
     The lines of a window point into its buffer while DuckDB scans them, as the next
     window is being read. A buffer is read into again only once nothing points into
@@ -163,7 +238,8 @@ def windows(
         others = [earlier for earlier in spare if earlier is not chunk]
         spare = [*others[-1:], chunk]
         if record_start is None and len(chunk) == size and not chunk.endswith(b"\n"):
-            chunk += stream.readline()  # end on the line's end (grows in place, no copy)
+            # end on the line's end (grows in place, no copy), at most max_line further
+            chunk += stream.readline(-1 if max_line is None else max_line + 1)
         buffer = leftover + chunk if leftover else chunk
         if not buffer:
             return
@@ -171,8 +247,12 @@ def windows(
             yield buffer
             return
         cut = buffer.rfind(b"\n") + 1
-        if cut and record_start is not None and len(buffer) < 8 * size:
-            cut = _record_boundary(buffer, cut, record_start)
+        if cut and record_start is not None and len(buffer) < 2 * size:
+            cut = record_boundary(buffer, cut, record_start)
+        if cut == 0 and max_line is not None and len(buffer) > max_line and b"\n" not in buffer:
+            long_line, leftover = _read_past(stream, buffer, size)
+            yield long_line
+            continue
         if cut == 0:  # one line (or record) longer than the window: read on
             leftover = bytes(buffer)
             continue
@@ -182,6 +262,22 @@ def windows(
         else:
             yield buffer[:cut]
             leftover = bytes(buffer[cut:])
+
+
+def _read_past(stream: BinaryIO, start: bytes | bytearray, size: int) -> tuple[LongLine, bytes]:
+    """Read to the end of the line that ``start`` begins; return it and the bytes after it."""
+    head, total, last = bytes(start[:HEAD_BYTES]), len(start), bytes(start[-HEAD_BYTES:])
+    while chunk := _read_up_to(stream, size):
+        end = chunk.find(b"\n")
+        piece = chunk if end < 0 else chunk[:end]
+        head = (head + piece[: HEAD_BYTES - len(head)]) if len(head) < HEAD_BYTES else head
+        if end >= 0:
+            total += end + 1
+            last = (last + chunk[: end + 1])[-HEAD_BYTES:]
+            return LongLine(head, total, last, terminated=True), bytes(chunk[end + 1 :])
+        total += len(chunk)
+        last = (last + chunk)[-HEAD_BYTES:]
+    return LongLine(head, total, last, terminated=False), b""
 
 
 def _reusable(buffer: bytearray, size: int) -> bool:
@@ -212,8 +308,12 @@ def _read_up_to(stream: BinaryIO, size: int, buffer: bytearray | None = None) ->
                 if not count:
                     break
                 filled += count
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read: {exc}") from None
+    except EOFError:
+        raise InputError("cannot read: the compressed data ends early (truncated?)") from None
+    except (gzip.BadGzipFile, zlib.error):
+        raise InputError("cannot read: damaged gzip data") from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {describe_os_error(exc)}") from None
     del buffer[filled:]
     return buffer
 
@@ -240,7 +340,7 @@ def _uninitialised(size: int) -> bytearray:
     return bytearray(size) if make is None else make(None, size)
 
 
-def _record_boundary(buffer: bytes | bytearray, cut: int, record_start: re.Pattern[str]) -> int:
+def record_boundary(buffer: bytes | bytearray, cut: int, record_start: re.Pattern[str]) -> int:
     """Move ``cut`` back to the start of the last line that starts a record (0: none)."""
     position = cut
     while position > 0:

@@ -11,7 +11,8 @@ Recipients and identities:
 A file is the header (version line, stanzas, ``--- MAC``), a 16-byte nonce, and the
 payload in 64 KiB ChaCha20-Poly1305 chunks (STREAM: 11-byte counter and a last-chunk
 flag as nonce). Everything here streams: memory stays flat whatever the file size.
-ASCII-armored files (``-----BEGIN AGE ENCRYPTED FILE-----``) are read, also streaming.
+ASCII-armored files (``-----BEGIN AGE ENCRYPTED FILE-----``) are read and written, also
+streaming.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import binascii
 import hashlib
 import hmac
 import io
+import itertools
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -35,6 +37,7 @@ from nodus_cli.keys.errors import (
     AgeHmacError,
     AgeNoMatch,
     AgePayloadError,
+    NotAgeFile,
 )
 
 if TYPE_CHECKING:
@@ -63,6 +66,9 @@ MAX_STANZAS = 1024
 ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
 ARMOR_COLUMNS = 64
+ARMOR_LINE_BYTES = 48  # what one full line encodes
+ARMOR_READ_SIZE = 16384 * (ARMOR_COLUMNS + 1)  # whole LF lines per read
+ARMOR_WRITE_SIZE = 16384 * ARMOR_LINE_BYTES
 WHITESPACE = b" \t\r\n"
 ARGUMENT = re.compile(rb"^[\x21-\x7e]+$")
 BASE64_RAW = re.compile(rb"^[A-Za-z0-9+/]*$")
@@ -333,6 +339,23 @@ def parse_recipient(text: str) -> HybridRecipient:
     return HybridRecipient(data)
 
 
+def _decode_identity(line: str, where: str) -> tuple[str, bytes]:
+    """``(hrp, key bytes)`` of one identity line, checked for type and size."""
+    try:
+        hrp, data = bech32_decode(line)
+    except ValueError:
+        raise InputError(f"{where}: not an age identity (AGE-SECRET-KEY-...)") from None
+    if hrp in (RECIPIENT_HRP, X25519_RECIPIENT_HRP):
+        raise InputError(
+            f"{where}: a recipient (public key), not an identity: give the AGE-SECRET-KEY file"
+        )
+    if hrp == IDENTITY_HRP and len(data) == xwing.SEED_SIZE:
+        return hrp, data
+    if hrp == X25519_IDENTITY_HRP and len(data) == 32:
+        return hrp, data
+    raise InputError(f"{where}: unsupported age identity type")
+
+
 def parse_identities(text: str, source: str = "identity file") -> list[Identity]:
     """``AGE-SECRET-KEY-PQ-1...`` and ``AGE-SECRET-KEY-1...`` lines; ``#`` comments."""
     identities: list[Identity] = []
@@ -340,31 +363,52 @@ def parse_identities(text: str, source: str = "identity file") -> list[Identity]
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        try:
-            hrp, data = bech32_decode(stripped)
-        except ValueError:
-            raise InputError(f"{source}:{number}: not an age identity") from None
-        if hrp == IDENTITY_HRP and len(data) == xwing.SEED_SIZE:
-            identities.append(HybridIdentity(data, f"{source}:{number}"))
-        elif hrp == X25519_IDENTITY_HRP and len(data) == 32:
-            identities.append(X25519Identity(data, f"{source}:{number}"))
+        where = f"{source}:{number}"
+        hrp, data = _decode_identity(stripped, where)
+        if hrp == IDENTITY_HRP:
+            identities.append(HybridIdentity(data, where))
         else:
-            raise InputError(f"{source}:{number}: unsupported age identity type")
+            identities.append(X25519Identity(data, where))
     if not identities:
         raise InputError(f"{source}: no age identity in the file")
     return identities
+
+
+def hybrid_identity_seeds(text: str, source: str = "identity file") -> list[bytes]:
+    """The X-Wing seeds of the ``AGE-SECRET-KEY-PQ-1...`` lines of ``text`` (other lines,
+    such as public keys and comments, are not looked at)."""
+    seeds = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped.upper().startswith(X25519_IDENTITY_HRP):
+            continue
+        hrp, data = _decode_identity(stripped, f"{source}:{number}")
+        if hrp != IDENTITY_HRP:
+            raise InputError(
+                f"{source}:{number}: a classic X25519 identity (AGE-SECRET-KEY-1...): the "
+                "keyring holds post-quantum keys only ('nodus keys open -i' still reads it)"
+            )
+        seeds.append(data)
+    return seeds
 
 
 # --- armor --------------------------------------------------------------------------
 
 
 class ArmorReader(io.RawIOBase):
-    """Decodes the ASCII armor strictly, one 64-column line at a time."""
+    """Decodes the ASCII armor strictly and fast.
+
+    Runs of full 64-column lines are checked and decoded a block at a time (the line
+    ends sit at fixed strides, so a few C-level operations check a whole block); the
+    last, short line, the END line and anything irregular go line by line.
+    """
 
     def __init__(self, source: IO[bytes]) -> None:
         self._source = source
-        self._pending = b""
+        self._pending = memoryview(b"")
+        self._carry = b""
         self._done = False
+        self._last_short = False
         self._begin()
 
     def readable(self) -> bool:
@@ -376,47 +420,157 @@ class ArmorReader(io.RawIOBase):
             first = self._source.readline(4096)
         first = first.lstrip(WHITESPACE)
         if _strip_eol(first) != ARMOR_BEGIN:
+            if first.startswith(b"-----BEGIN ") and first[11:14].upper() != b"AGE":
+                raise not_age(first)  # PGP, PEM: another format, not a damaged age armor
             raise AgeArmorError("invalid armor: missing or wrong BEGIN line")
-        self._last_short = False
 
-    def _next_line(self) -> None:
-        line = self._source.readline(ARMOR_COLUMNS + 3)
-        stripped = _strip_eol(line)
-        if stripped == ARMOR_END:
-            self._finish()
+    def _refill(self) -> None:
+        chunk = self._source.read(ARMOR_READ_SIZE)
+        data = self._carry + chunk if self._carry else chunk
+        if not data:
+            raise AgeArmorError("invalid armor: the END line is missing (truncated file?)")
+        decoded = None if self._last_short else _decode_full_lines(data)
+        if decoded is not None:
+            self._pending, self._carry = memoryview(decoded[0]), data[decoded[1] :]
             return
+        lines = data.split(b"\n")
+        self._carry = lines.pop() if chunk else b""
+        if not chunk and lines[-1] == b"":
+            lines.pop()  # the file's final newline
+        output = bytearray()
+        for number, line in enumerate(lines):
+            if self._line(line, output):
+                self._finish(b"\n".join(lines[number + 1 :]) + self._carry)
+                break
+        self._pending = memoryview(bytes(output))
+
+    def _line(self, line: bytes, output: bytearray) -> bool:
+        """Decode one line (without its LF) into ``output``; True at the END line."""
+        stripped = line[:-1] if line.endswith(b"\r") else line
+        if stripped == ARMOR_END:
+            return True
         if self._last_short:
             raise AgeArmorError("invalid armor: data after the last line")
-        if not stripped or len(stripped) > ARMOR_COLUMNS or not line.endswith(b"\n"):
-            raise AgeArmorError("invalid armor: bad line length or missing END line")
-        if len(stripped) < ARMOR_COLUMNS:
-            self._last_short = True
-        if b"=" in stripped:
+        if not stripped or len(stripped) > ARMOR_COLUMNS:
+            raise AgeArmorError("invalid armor: bad line length")
+        if len(stripped) < ARMOR_COLUMNS or b"=" in stripped:
             self._last_short = True
         try:
-            data = base64.b64decode(stripped, validate=True)
+            data = binascii.a2b_base64(stripped, strict_mode=True)
         except binascii.Error:
             raise AgeArmorError("invalid armor: bad base64") from None
         if base64.b64encode(data) != stripped:
             raise AgeArmorError("invalid armor: non-canonical base64")
-        self._pending = data
+        output += data
+        return False
 
-    def _finish(self) -> None:
+    def _finish(self, rest: bytes) -> None:
         self._done = True
         while True:
-            rest = self._source.read(65536)
-            if not rest:
-                break
             if rest.strip(WHITESPACE):
                 raise AgeArmorError("invalid armor: data after the END line")
+            rest = self._source.read(ARMOR_READ_SIZE)
+            if not rest:
+                break
+
+    def blocks(self) -> Iterator[memoryview]:
+        """The rest of the decoded data, a block at a time, without a copy."""
+        while True:
+            if self._pending:
+                block, self._pending = self._pending, memoryview(b"")
+                yield block
+            if self._done:
+                return
+            self._refill()
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending and not self._done:
-            self._next_line()
+            self._refill()
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
+
+
+def _decode_full_lines(data: bytes) -> tuple[bytes, int] | None:
+    """The decoded bytes of ``data``'s leading run of full 64-column lines (LF or CRLF,
+    no padding) and how many bytes they span; None when ``data`` does not start so."""
+    end = data.find(b"\n", 0, ARMOR_COLUMNS + 2)
+    if end not in (ARMOR_COLUMNS, ARMOR_COLUMNS + 1):
+        return None
+    width = end + 1
+    count = len(data) // width
+    decoded = _decode_lines(data, width, count)  # every line full: all blocks but the last
+    if decoded is not None:
+        return decoded
+    for mark in (b"=", b"-"):  # padding ends the last line; "-" starts the END line
+        found = data.find(mark, 0, count * width)
+        if found >= 0:
+            count = min(count, found // width - (mark == b"-"))
+    return _decode_lines(data, width, count)  # None: the careful path says what is wrong
+
+
+def _decode_lines(data: bytes, width: int, count: int) -> tuple[bytes, int] | None:
+    """``count`` full lines of ``width`` bytes decoded, or None when a line has another
+    length, a character is not base64, or the run ends in padding (the careful path
+    checks that the last line is canonical)."""
+    import numpy as np
+    import pybase64
+
+    if count <= 0:
+        return None
+    for offset, end_byte in enumerate(b"\r\n"[-(width - ARMOR_COLUMNS) :]):
+        if data[ARMOR_COLUMNS + offset : count * width : width] != bytes([end_byte]) * count:
+            return None
+    # Each line a record: the copy of the 64-byte text fields runs at memcpy speed.
+    line = np.dtype([("text", f"V{ARMOR_COLUMNS}"), ("end", f"V{width - ARMOR_COLUMNS}")])
+    text = np.frombuffer(data, line, count)["text"].tobytes()
+    if text.endswith(b"="):
+        return None
+    try:
+        return pybase64.b64decode(text, validate=True), count * width
+    except binascii.Error:
+        return None
+
+
+class ArmorWriter(io.RawIOBase):
+    """Writes the ASCII armor: BEGIN, 64-column base64 lines, and END on ``finish``."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self._buffer = bytearray()
+        self._target.write(ARMOR_BEGIN + b"\n")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._buffer += data
+        if len(self._buffer) >= ARMOR_WRITE_SIZE:
+            whole = len(self._buffer) - len(self._buffer) % ARMOR_LINE_BYTES
+            self._target.write(_armor_lines(bytes(self._buffer[:whole])))
+            del self._buffer[:whole]
+        return len(data)
+
+    def finish(self) -> None:
+        self._target.write(_armor_lines(bytes(self._buffer)) + ARMOR_END + b"\n")
+        self._buffer.clear()
+
+
+def _armor_lines(data: bytes) -> bytes:
+    """``data`` as base64 in 64-column lines, each ending in LF."""
+    import numpy as np
+    import pybase64
+
+    text = pybase64.b64encode(data)
+    full = len(text) // ARMOR_COLUMNS
+    lines = np.empty((full, ARMOR_COLUMNS + 1), np.uint8)
+    lines[:, :ARMOR_COLUMNS] = np.frombuffer(text, np.uint8, full * ARMOR_COLUMNS).reshape(
+        full, ARMOR_COLUMNS
+    )
+    lines[:, ARMOR_COLUMNS] = ord("\n")
+    rest = text[full * ARMOR_COLUMNS :]
+    return lines.tobytes() + (rest + b"\n" if rest else b"")
 
 
 def _strip_eol(line: bytes) -> bytes:
@@ -467,18 +621,52 @@ def header_mac(file_key: bytes, mac_input: bytes) -> bytes:
 
 def _read_line(source: IO[bytes]) -> bytes:
     line = source.readline(MAX_HEADER_LINE)
+    if len(line) == MAX_HEADER_LINE and not line.endswith(b"\n"):
+        raise AgeHeaderError(f"a header line is longer than {MAX_HEADER_LINE} bytes")
     if not line.endswith(b"\n"):
-        raise AgeHeaderError("truncated header or overlong header line")
+        raise AgeHeaderError("the file ends inside the age header: it is truncated")
     return line
+
+
+# What a file given by mistake starts with, to say what it is instead.
+FORMAT_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data", "gunzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data", "unzstd"),
+    (b"\xfd7zXZ\x00", "xz-compressed data", "unxz"),
+    (b"BZh", "bzip2-compressed data", "bunzip2"),
+    (b"PK\x03\x04", "a zip archive", "unzip"),
+)
+
+
+def not_age(start: bytes) -> NotAgeFile:
+    """The error for input that is not an age file, saying what it looks like instead."""
+    if not start:
+        return NotAgeFile("the file is empty, not an age file")
+    for magic, kind, tool in FORMAT_MAGIC:
+        if start.startswith(magic):
+            return NotAgeFile(
+                f"{kind}, not an age file (if the sealed file was compressed, {tool} it first)"
+            )
+    if start.startswith(b"-----BEGIN "):
+        label = start[11:].split(b"-----")[0][:40].decode("ascii", "replace")
+        return NotAgeFile(f"an armored {label!r} file, not an age file")
+    if start.startswith(b"age-encryption.org/"):
+        version = start.split(b"\n")[0][:40].decode("ascii", "replace")
+        return NotAgeFile(f"unsupported age format {version!r} (this nodus reads v1)")
+    return NotAgeFile(f"not an age file: it does not begin with {VERSION_LINE.decode()!r}")
 
 
 def read_header(source: IO[bytes]) -> Header:
     """Parse the header strictly; raises AgeHeaderError (wrong version, bad grammar)."""
     raw = bytearray()
-    first = _read_line(source)
-    raw += first
+    first = source.readline(MAX_HEADER_LINE)
     if first != VERSION_LINE + b"\n":
-        raise AgeHeaderError("not an age v1 file (unknown version line)")
+        if first and (VERSION_LINE + b"\n").startswith(first):
+            raise AgeHeaderError("the file ends inside the age header: it is truncated")
+        if first == VERSION_LINE + b"\r\n":
+            raise AgeHeaderError("the header's line ends were converted to CRLF: it is damaged")
+        raise not_age(first)
+    raw += first
     stanzas: list[Stanza] = []
     line = _read_line(source)
     while line.startswith(b"-> "):
@@ -529,7 +717,17 @@ def unwrap_file_key(header: Header, identities: Iterable[Identity]) -> tuple[byt
                     raise AgeHeaderError("the file key is not 16 bytes")
                 header.check_mac(file_key)
                 return file_key, identity
-    raise AgeNoMatch("no identity matches any recipient of the file")
+    recipients = sealed_to(header.stanzas)
+    raise AgeNoMatch(f"no identity given opens it: {recipients}", recipients=recipients)
+
+
+def sealed_to(stanzas: list[Stanza]) -> str:
+    """Whom a file is sealed to, in words: 'it is sealed to 2 other recipients (...)'."""
+    if any(s.type == SCRYPT_TYPE for s in stanzas):
+        return "it is sealed with a passphrase (scrypt), not to a key"
+    kinds = sorted({s.type[:32] for s in stanzas})[:4]  # the file's words: bounded
+    count = len(stanzas)
+    return f"it is sealed to {count} other recipient{'s' if count > 1 else ''} ({', '.join(kinds)})"
 
 
 # --- payload ------------------------------------------------------------------------
@@ -566,10 +764,18 @@ def seal(
     target: IO[bytes],
     recipients: list[HybridRecipient],
     on_progress: Progress = None,
+    *,
+    armor: bool = False,
 ) -> int:
-    """Encrypt ``source`` to ``target`` for ``recipients``; returns the plaintext size."""
+    """Encrypt ``source`` to ``target`` for ``recipients`` (ASCII-armored with ``armor``);
+    returns the plaintext size."""
     if not recipients:
         raise InputError("no recipient to seal to")
+    if armor:
+        armored = ArmorWriter(target)
+        size = seal(source, armored, recipients, on_progress)  # type: ignore[arg-type]
+        armored.finish()
+        return size
     file_key = os.urandom(FILE_KEY_SIZE)
     target.write(encode_header([r.wrap(file_key) for r in recipients], file_key))
     nonce = os.urandom(NONCE_SIZE)
@@ -602,38 +808,76 @@ def decrypt_payload(
 
     nonce = _read_exact(source, NONCE_SIZE)
     if len(nonce) != NONCE_SIZE:
-        raise AgeHeaderError("the payload nonce is missing or short")
+        raise AgeHeaderError("the file ends after its header: the payload is missing (truncated)")
     aead = _payload_aead(file_key, nonce)
-    chunks = (
-        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
-        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
-    )
     plain = memoryview(bytearray(CHUNK_SIZE))
-    counter, total = 0, 0
-    size = _fill(source, chunks[0])
-    while True:
+    total = 0
+    for counter, (chunk, last) in enumerate(_with_last(_payload_chunks(source))):
+        size = len(chunk)
         if size < TAG_SIZE:
             raise AgePayloadError("the payload is truncated")
-        following = _fill(source, chunks[1 - counter % 2]) if size == ENCRYPTED_CHUNK_SIZE else 0
-        last = following == 0
         if last and counter > 0 and size == TAG_SIZE:
             raise AgePayloadError("the payload ends with an empty chunk")
         try:
-            aead.decrypt_into(
-                _chunk_nonce(counter, last),
-                chunks[counter % 2][:size],
-                None,
-                plain[: size - TAG_SIZE],
-            )
+            aead.decrypt_into(_chunk_nonce(counter, last), chunk, None, plain[: size - TAG_SIZE])
         except InvalidTag:
             raise AgePayloadError(f"payload chunk {counter} fails authentication") from None
         target.write(plain[: size - TAG_SIZE])
         total += size - TAG_SIZE
         if on_progress:
             on_progress(size)
-        if last:
-            return total
-        size, counter = following, counter + 1
+    return total
+
+
+def _with_last(chunks: Iterator[memoryview]) -> Iterator[tuple[memoryview, bool]]:
+    """Each chunk and whether it is the last: the next one is read ahead to know.
+    A payload without a single chunk is one empty (truncated) chunk."""
+    current = next(chunks, memoryview(b""))
+    for following in chunks:
+        yield current, False
+        current = following
+    yield current, True
+
+
+def _payload_chunks(source: IO[bytes]) -> Iterator[memoryview]:
+    """The encrypted chunks: full ones, then the shorter last one."""
+    raw = getattr(source, "raw", None)
+    if isinstance(raw, ArmorReader):
+        yield from _armored_chunks(source, raw)
+        return
+    buffers = (  # two: a chunk is still being decrypted while the next is read
+        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
+        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
+    )
+    for counter in itertools.count():
+        buffer = buffers[counter % 2]
+        size = _fill(source, buffer)
+        if size:
+            yield buffer[:size]
+        if size < ENCRYPTED_CHUNK_SIZE:
+            return
+
+
+def _armored_chunks(source: IO[bytes], raw: ArmorReader) -> Iterator[memoryview]:
+    """Chunks cut straight out of the decoded armor blocks (a copy only for the chunk
+    that spans two blocks)."""
+    leftover = source.read1(ENCRYPTED_CHUNK_SIZE)  # type: ignore[attr-defined]
+    pending = memoryview(b"")
+    for block in itertools.chain([memoryview(leftover)], raw.blocks()):
+        view = block
+        if pending:
+            needed = ENCRYPTED_CHUNK_SIZE - len(pending)
+            pending = memoryview(bytes(pending) + bytes(view[:needed]))
+            view = view[needed:]
+            if len(pending) < ENCRYPTED_CHUNK_SIZE:
+                continue
+            yield pending
+        while len(view) >= ENCRYPTED_CHUNK_SIZE:
+            yield view[:ENCRYPTED_CHUNK_SIZE]
+            view = view[ENCRYPTED_CHUNK_SIZE:]
+        pending = view
+    if pending:
+        yield pending
 
 
 def open_file(
@@ -656,15 +900,19 @@ def rewrap(
     recipients: list[HybridRecipient],
 ) -> Identity:
     """Re-encrypt only the file key: stanzas any of ``identities`` opens are replaced by
-    stanzas for ``recipients``; others are kept; the payload is copied byte for byte."""
+    stanzas for ``recipients``; others are kept; the payload is copied byte for byte
+    (an armored file stays armored, its decoded payload unchanged)."""
     import shutil
 
-    reader = _buffered(source)
-    if looks_armored(reader):
-        raise InputError("armored files cannot be rewrapped in place; dearmor them first")
+    buffered = _buffered(source)
+    armored = looks_armored(buffered)
+    reader = unarmored(buffered)
     header = read_header(reader)
     file_key, identity = unwrap_file_key(header, identities)
     kept = [s for s in header.stanzas if not any(i.unwrap(s) for i in identities)]
-    target.write(encode_header(kept + [r.wrap(file_key) for r in recipients], file_key))
-    shutil.copyfileobj(reader, target, ENCRYPTED_CHUNK_SIZE)
+    sink = ArmorWriter(target) if armored else target
+    sink.write(encode_header(kept + [r.wrap(file_key) for r in recipients], file_key))
+    shutil.copyfileobj(reader, sink, ARMOR_WRITE_SIZE)
+    if isinstance(sink, ArmorWriter):
+        sink.finish()
     return identity

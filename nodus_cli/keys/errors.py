@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nodus_cli.errors import CannotVerify, CheckFailed, InputError, UsageError
+from nodus_cli.errors import EXIT_USAGE, CannotVerify, CheckFailed, InputError, UsageError
 
 
 class WrongPassphrase(InputError):
@@ -35,10 +35,20 @@ class AgeHeaderError(AgeError):
     """The header is malformed or a stanza is invalid."""
 
 
+class NotAgeFile(AgeHeaderError):
+    """The input is not an age file at all (empty, compressed, another format): exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
 class AgeNoMatch(AgeError):
-    """No identity matches any recipient stanza."""
+    """No identity matches any recipient stanza; ``recipients`` says whom the file is for."""
 
     kind = "no match"
+
+    def __init__(self, message: str, *, recipients: str = "") -> None:
+        super().__init__(message)
+        self.recipients = recipients
 
 
 class AgeHmacError(AgeError):

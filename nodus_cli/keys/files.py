@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from nodus_cli.errors import InputError, UsageError
+from nodus_cli.errors import InputError, UsageError, describe_os_error
 from nodus_cli.fsutil import atomic_writer
 from nodus_cli.keys import age, signing
-from nodus_cli.keys.errors import SignatureInvalid, UnknownSigner
+from nodus_cli.keys.errors import AgeError, AgeNoMatch, SignatureInvalid, UnknownSigner
 from nodus_cli.keys.keyring import (
     ENCRYPT,
     Keyring,
@@ -38,6 +41,39 @@ from nodus_cli.keys.keyring import (
 
 SIGNATURE_TAG = "nodus-signature-v1"
 READ_SIZE = 1 << 20
+KEY_FILE_LIMIT = 1 << 20  # keys, identities, recipients and signatures are far smaller
+
+
+def read_key_file(path: Path, what: str) -> str:
+    """The text of a small file (a key, identity, recipients or signature file), checked
+    before it is read: a directory, a device or FIFO, a huge or a binary file is an
+    InputError that says so."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"{describe_os_error(exc)} (expected {what})") from None
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{path}: is a directory (expected {what})")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a regular file (expected {what})")
+        if info.st_size > KEY_FILE_LIMIT:
+            raise InputError(f"{path}: {info.st_size} bytes is far too large for {what}")
+        data = os.read(descriptor, KEY_FILE_LIMIT + 1)
+        if len(data) > KEY_FILE_LIMIT:
+            raise InputError(f"{path}: far too large for {what}")
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
+    finally:
+        os.close(descriptor)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        kind = next((k for magic, k, _ in age.FORMAT_MAGIC if data.startswith(magic)), None)
+        if data.startswith(age.VERSION_LINE):
+            kind = "an age-encrypted file"
+        raise InputError(f"{path}: {kind or 'binary data'}, not {what}") from None
 
 
 def file_digest(source: IO[bytes], on_progress: Callable[[int], None] | None = None) -> bytes:
@@ -149,7 +185,7 @@ def resolve_recipients(specs: list[str], keyring: Keyring | None) -> list[age.Hy
             if keyring is None:
                 raise UsageError("no keyring for @ recipients")
             key_id = None if spec == "@keyring" else spec[1:]
-            record = select_creating_key(keyring.records(), ENCRYPT, key_id, now)
+            record = select_creating_key(keyring.vouched_records(), ENCRYPT, key_id, now)
             recipients.append(age.HybridRecipient(record.public))
         elif spec.startswith("age1"):
             recipients.append(age.parse_recipient(spec))
@@ -159,14 +195,7 @@ def resolve_recipients(specs: list[str], keyring: Keyring | None) -> list[age.Hy
 
 
 def _recipients_file(path: Path) -> list[age.HybridRecipient]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"{path}: {exc.strerror} (expected a recipient or a recipients file)"
-        ) from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a recipients file") from None
+    text = read_key_file(path, "a recipient or a recipients file")
     lines = [line.strip() for line in text.splitlines()]
     recipients = [age.parse_recipient(line) for line in lines if line.startswith("age1")]
     if not recipients:
@@ -178,14 +207,27 @@ def keyring_identities(unlocked: UnlockedKeyring) -> list[age.Identity]:
     return [age.HybridIdentity(seed, record.key_id) for record, seed in unlocked.decryption_seeds()]
 
 
+@contextlib.contextmanager
+def naming(name: str, tried: str = "the identities given") -> Iterator[None]:
+    """Age errors say which file they are about, and a no-match says what was tried."""
+    try:
+        yield
+    except AgeNoMatch as exc:
+        raise AgeNoMatch(
+            f"{name}: {tried} cannot open it; {exc.recipients}", recipients=exc.recipients
+        ) from None
+    except AgeError as exc:
+        raise type(exc)(f"{name}: {exc.message}", exit_code=exc.exit_code) from None
+
+
 def check_sealed(path: Path, identities: list[age.Identity]) -> str:
     """The label of the identity that opens ``path``'s header (payload not read)."""
     try:
-        with path.open("rb") as source:
+        with path.open("rb") as source, naming(str(path), "the keyring's keys"):
             header = age.read_header(age.unarmored(source))
             return age.unwrap_file_key(header, identities)[1].label
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
 
 
 def rewrap_file(
@@ -198,8 +240,9 @@ def rewrap_file(
         with (
             path.open("rb") as source,
             atomic_writer(path, mode=path.stat().st_mode & 0o777) as target,
+            naming(str(path), "the keyring's keys"),
         ):
             identity = age.rewrap(source, target, identities, recipients)
     except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        raise InputError(describe_os_error(exc)) from None
     return identity.label

@@ -6,6 +6,11 @@ SHA-256 of the previous line (``prev``), carries the key's public part, and is s
 force; a new signing key signs its own entry only when no other is in force. The
 keyring records the head (entry count and hash of the last line), so truncation is
 detected too. ``verify_log`` replays the log and compares it with the keyring.
+
+Trust comes from the log, not from the keyring file: the keyring's checksum is
+unkeyed, so anyone who can write it can list a key there. A key is *vouched for*
+when it is the log's first key (the root, whose fingerprint ``nodus info`` shows
+so it can be pinned) or was introduced by an entry signed by a vouched key.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodus_cli.errors import InputError
-from nodus_cli.fsutil import fsync_dir
+from nodus_cli.fsutil import fsync_dir, loads_bounded, read_bounded
 from nodus_cli.keys import signing
 
 if TYPE_CHECKING:
@@ -42,6 +47,7 @@ COMPARED_FIELDS = (
     "destroyed_at",
 )
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+MAX_LOG_BYTES = 64 << 20  # about 10,000 entries of 6 KiB
 
 
 def canonical(document: Any) -> bytes:
@@ -117,12 +123,21 @@ class ReplayedKey:
     not_after: dt.datetime | None
     revoked_at: dt.datetime | None = None
     destroyed_at: dt.datetime | None = None
+    vouched: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.public).hexdigest()
 
 
 @dataclass
 class LogReport:
+    """The replay: entries read, problems found, and the keys of the entries that verified."""
+
     entries: list[dict[str, Any]]
     problems: list[str]
+    keys: dict[str, ReplayedKey] = field(default_factory=dict)
+    root: ReplayedKey | None = None
 
     @property
     def ok(self) -> bool:
@@ -130,12 +145,9 @@ class LogReport:
 
 
 def read_entries(path: Path) -> list[bytes]:
-    try:
-        return path.read_bytes().splitlines()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return []
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+    return read_bounded(path, MAX_LOG_BYTES, "the key log").splitlines()
 
 
 def verify_log(
@@ -153,7 +165,7 @@ def verify_log(
     for number, line in enumerate(lines, 1):
         where = f"entry {number}"
         try:
-            entry = json.loads(line)
+            entry = loads_bounded(line)
             if canonical(entry) != line:
                 raise ValueError("not in canonical form")
             time = dt.datetime.fromisoformat(entry["time"])
@@ -170,9 +182,9 @@ def verify_log(
             break
         entries.append(entry)
         try:
-            problem = _check_entry(entry, number, time, prev_hash, prev_time, keys, now)
+            problem, vouched = _check_entry(entry, number, time, prev_hash, prev_time, keys, now)
             if problem is None:
-                _apply(entry, time, keys)
+                _apply(entry, time, keys, vouched)
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             problem = f"malformed ({exc})"
         if problem:
@@ -188,7 +200,8 @@ def verify_log(
             )
         else:
             problems.extend(_compare(keys, records))
-    return LogReport(entries, problems)
+    root = next(iter(keys.values()), None)
+    return LogReport(entries, problems, keys, root)
 
 
 def _check_entry(
@@ -199,21 +212,22 @@ def _check_entry(
     prev_time: dt.datetime | None,
     keys: dict[str, ReplayedKey],
     now: dt.datetime,
-) -> str | None:
+) -> tuple[str | None, bool]:
+    """The entry's problem (None when it holds) and whether its signer is vouched for."""
     if entry.get("seq") != seq:
-        return f"sequence number {entry.get('seq')} where {seq} was expected (reordered)"
+        return f"sequence number {entry.get('seq')} where {seq} was expected (reordered)", False
     if entry.get("prev") != prev_hash:
-        return "does not chain to the previous entry (edited, deleted or reordered)"
+        return "does not chain to the previous entry (edited, deleted or reordered)", False
     if prev_time is not None and time < prev_time:
-        return "dated before the previous entry (back-dated)"
+        return "dated before the previous entry (back-dated)", False
     if time > now + FUTURE_TOLERANCE:
-        return "dated in the future"
+        return "dated in the future", False
     event, key_id = entry.get("event"), entry.get("key")
     if event not in EVENTS:
-        return f"unknown event {event!r}"
+        return f"unknown event {event!r}", False
     introduces = event in INTRODUCING
     if introduces == (key_id in keys):
-        return f"{event} of {'a known' if introduces else 'an unknown'} key {key_id}"
+        return f"{event} of {'a known' if introduces else 'an unknown'} key {key_id}", False
     signer_id = entry.get("signer")
     in_force = [
         k
@@ -223,6 +237,7 @@ def _check_entry(
     signer = next((k for k in in_force if k.key_id == signer_id), None)
     if signer is not None:
         public = signer.public
+        entry_vouched = signer.vouched
     elif (
         event in ("generate", "rotate")
         and signer_id == key_id
@@ -230,17 +245,18 @@ def _check_entry(
         and not in_force
     ):
         public = _b64(entry.get("public"))
+        entry_vouched = seq == 1  # only the root may introduce itself
     else:
-        return f"signed by {signer_id}, which is not the signing key in force"
+        return f"signed by {signer_id}, which is not the signing key in force", False
     try:
         verifier = signing.SigningPublicKey.from_bytes(str(signer_id), public)
         signature = _b64(entry.get("signature"))
     except (InputError, ValueError, binascii.Error):
-        return "unreadable signer key or signature"
+        return "unreadable signer key or signature", False
     unsigned = {name: value for name, value in entry.items() if name != "signature"}
     if not verifier.verify(canonical(unsigned), signature, CONTEXT):
-        return "signature does not verify (the entry was edited)"
-    return None
+        return "signature does not verify (the entry was edited)", False
+    return None, entry_vouched
 
 
 def _b64(value: Any) -> bytes:
@@ -253,7 +269,9 @@ def _expired(key: ReplayedKey, when: dt.datetime) -> bool:
     return key.not_after is not None and when >= key.not_after
 
 
-def _apply(entry: dict[str, Any], time: dt.datetime, keys: dict[str, ReplayedKey]) -> None:
+def _apply(
+    entry: dict[str, Any], time: dt.datetime, keys: dict[str, ReplayedKey], vouched: bool
+) -> None:
     event, key_id, purpose = entry["event"], entry["key"], entry["purpose"]
     if event in INTRODUCING:
         has_primary = any(k.purpose == purpose and k.state == "primary" for k in keys.values())
@@ -265,10 +283,21 @@ def _apply(entry: dict[str, Any], time: dt.datetime, keys: dict[str, ReplayedKey
             keys[retired].state = "retired"
         created = dt.datetime.fromisoformat(entry["created"])
         keys[key_id] = ReplayedKey(
-            key_id, purpose, _b64(entry["public"]), state, created, not_after
+            key_id,
+            purpose,
+            _b64(entry["public"]),
+            state,
+            created,
+            not_after,
+            vouched=vouched,
         )
-    elif event == "revoke":
-        keys[key_id].state, keys[key_id].revoked_at = "revoked", time
+        if entry.get("revoked_at"):  # an imported key its owner had revoked
+            keys[key_id].state = "revoked"
+            keys[key_id].revoked_at = dt.datetime.fromisoformat(entry["revoked_at"])
+    elif event == "revoke":  # an imported revocation keeps its owner's time
+        revoked_at = entry.get("revoked_at")
+        keys[key_id].state = "revoked"
+        keys[key_id].revoked_at = dt.datetime.fromisoformat(revoked_at) if revoked_at else time
     elif event == "destroy":
         keys[key_id].state, keys[key_id].destroyed_at = "destroyed", time
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodus_cli.errors import InputError, NotFoundError, UsageError
-from nodus_cli.fsutil import atomic_write
+from nodus_cli.errors import CannotVerify, NotFoundError, UsageError
+from nodus_cli.fsutil import atomic_write, loads_bounded, read_bounded
 from nodus_cli.keys import keylog, signing, xwing
 from nodus_cli.keys.errors import KeyringTampered, KeyUnusable, WrongPassphrase
 from nodus_cli.workspace import Workspace
@@ -50,6 +51,9 @@ SCRYPT_MIN_LOG2_N = 17  # about 0.35 s on a 2020s laptop core
 SCRYPT_MAX_LOG2_N = 22  # refuse files that would make an unlock take minutes
 MIN_UNLOCK_SECONDS = 0.25
 VERIFIER_PLAINTEXT = b"nodus-keyring/v1 passphrase verifier"
+MAX_KEYRING_BYTES = 16 << 20
+MIN_PINNED_DIGITS = 16
+NO_SIGNING_KEY = "no signing key: run `nodus keys generate --purpose sign`"
 
 
 def utc_now() -> dt.datetime:
@@ -228,16 +232,13 @@ class Keyring:
         return self._document
 
     def _read(self) -> KeyringDocument:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        if not os.path.lexists(self.path):
             raise NotFoundError(
                 f"no keyring in {self.directory} (create one with 'nodus keys generate')"
-            ) from None
-        except OSError as exc:
-            raise InputError(f"{self.path}: {exc.strerror}") from None
+            )
+        raw = read_bounded(self.path, MAX_KEYRING_BYTES, "the keyring")
         try:
-            data = json.loads(raw)
+            data = loads_bounded(raw)
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError("not a nodus keyring")
             if canonical_json(data) + b"\n" != raw:
@@ -267,8 +268,69 @@ class Keyring:
                 return record
         raise NotFoundError(f"no key {key_id!r} in the keyring")
 
-    def public_signing_keys(self) -> list[signing.SigningPublicKey]:
-        return [r.signing_public_key() for r in self.records() if r.purpose == SIGN]
+    def public_signing_keys(
+        self, trust_root: str | None = None, now: dt.datetime | None = None
+    ) -> list[signing.SigningPublicKey]:
+        """The signing keys this workspace trusts: those the signed key log vouches for,
+        back to its first key (``trust_root`` pins that key's fingerprint, or a prefix of
+        at least 16 hex digits). A key listed in the keyring but not vouched for by the
+        log is left out, so its signatures are "not trusted" (exit 3). States and dates
+        come from the log too, never from the unkeyed keyring file."""
+        if not self.exists:
+            if trust_root is not None:
+                raise CannotVerify(f"no keyring in {self.directory} to check --trust-root against")
+            return []
+        return [
+            record.signing_public_key()
+            for record in self.vouched_records(trust_root, now)
+            if record.purpose == SIGN
+        ]
+
+    def vouched_records(
+        self, trust_root: str | None = None, now: dt.datetime | None = None
+    ) -> list[KeyRecord]:
+        """The keyring's keys that the key log vouches for, with the log's states and dates;
+        what every command that does not unlock the keyring may rely on."""
+        report = self.log_report(now)
+        if trust_root is not None:
+            check_pinned_root(report, trust_root)
+        vouched = []
+        for record in self.records():
+            key = report.keys.get(record.key_id)
+            if key is None or not key.vouched:
+                continue
+            if (key.purpose, key.public) != (record.purpose, record.public):
+                continue
+            vouched.append(
+                dataclasses.replace(
+                    record,
+                    state=key.state,
+                    created=key.created,
+                    not_after=key.not_after,
+                    revoked_at=key.revoked_at,
+                    destroyed_at=key.destroyed_at,
+                )
+            )
+        return vouched
+
+    def log_report(self, now: dt.datetime | None = None) -> keylog.LogReport:
+        """The key log replayed against this keyring (``nodus keys log --verify``)."""
+        document = self.document()
+        return keylog.verify_log(self.log_path, document.log_head, document.keys, now or utc_now())
+
+    def root_fingerprint(self) -> str | None:
+        """SHA-256 of the key log's first key: what ``--trust-root`` pins."""
+        if not self.exists:
+            return None
+        root = self.log_report().root
+        return root.fingerprint if root is not None else None
+
+    def check_can_sign(self, now: dt.datetime | None = None) -> None:
+        """Before asking for the passphrase: is there a signing key to unlock at all?"""
+        records = self.records()
+        if not any(r.purpose == SIGN and r.state in (PRIMARY, ACTIVE) for r in records):
+            raise KeyUnusable(NO_SIGNING_KEY)
+        select_creating_key(records, SIGN, None, now or utc_now())
 
     def unlock(
         self,
@@ -309,6 +371,24 @@ class Keyring:
     def primary_signing_key(self, passphrase: bytes) -> signing.SigningKey:
         """The workspace's primary signing key (refused when expired)."""
         return self.unlock(passphrase).signing_key()
+
+
+def check_pinned_root(report: keylog.LogReport, pinned: str) -> None:
+    """The log's root key must be the pinned one (exit 3 otherwise: nothing to trust)."""
+    wanted = pinned.strip().lower().removeprefix("sha256:")
+    if len(wanted) < MIN_PINNED_DIGITS or any(c not in "0123456789abcdef" for c in wanted):
+        raise UsageError(
+            f"--trust-root takes a key fingerprint (at least {MIN_PINNED_DIGITS} hex digits; "
+            "'nodus info' shows it)"
+        )
+    root = report.root
+    if root is None:
+        raise CannotVerify("the key log has no verifiable first key to compare with --trust-root")
+    if not root.fingerprint.startswith(wanted):
+        raise CannotVerify(
+            f"the keyring's root key {root.fingerprint[:16]} is not the pinned {wanted[:16]}: "
+            "this keyring was replaced or is another workspace's"
+        )
 
 
 def select_creating_key(
@@ -537,15 +617,17 @@ class UnlockedKeyring:
         *,
         created: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
+        revoked_at: dt.datetime | None = None,
         now: dt.datetime | None = None,
     ) -> KeyRecord | None:
         """Add someone's public key (to verify with, or seal to by id). Logged.
 
-        None when the keyring already has this public key (nothing to do)."""
+        A key revoked by its owner stays revoked from that time (``revoked_at``), also when
+        the keyring already has it. None when there is nothing to do."""
         now = now or utc_now()
         for record in self.document.keys:
             if record.public == public:
-                return None
+                return self._import_revocation(record, revoked_at, now)
             if record.key_id == key_id:
                 raise UsageError(f"another key with id {key_id} is already in the keyring")
         if purpose == SIGN:
@@ -553,6 +635,40 @@ class UnlockedKeyring:
         else:
             xwing.public_key(public)
         record = KeyRecord(key_id, purpose, ACTIVE, created or now, public, not_after=not_after)
+        if revoked_at is not None:
+            record.state, record.revoked_at = REVOKED, revoked_at
+        self.document.keys.append(record)
+        self._log("import", record, now, revoked_at=_iso(revoked_at))
+        return record
+
+    def _import_revocation(
+        self, record: KeyRecord, revoked_at: dt.datetime | None, now: dt.datetime
+    ) -> KeyRecord | None:
+        """A known key's revocation, learnt from its owner's export: the earlier time holds."""
+        known = record.revoked_at
+        if revoked_at is None or (known is not None and known <= revoked_at):
+            return None
+        if record.state == DESTROYED:
+            raise UsageError(f"key {record.key_id} is destroyed: its revocation is not imported")
+        self._log("revoke", record, now, revoked_at=_iso(revoked_at))
+        record.state, record.revoked_at = REVOKED, revoked_at
+        return record
+
+    def import_identity(self, seed: bytes, *, now: dt.datetime | None = None) -> KeyRecord | None:
+        """Add an age ``AGE-SECRET-KEY-PQ-1`` identity as an active encryption key, its seed
+        sealed like every private key. Logged. None when the keyring already holds it."""
+        now = now or utc_now()
+        public = xwing.public_bytes(seed)
+        for record in self.document.keys:
+            if record.public == public:
+                if record.sealed is not None:
+                    return None
+                if record.state == DESTROYED:
+                    raise UsageError(f"key {record.key_id} was destroyed: it is not brought back")
+                record.sealed = self._seal(record, seed)  # its public part was imported before
+                return record
+        record = KeyRecord(signing.new_key_id(), ENCRYPT, ACTIVE, now, public)
+        record.sealed = self._seal(record, seed)
         self.document.keys.append(record)
         self._log("import", record, now)
         return record

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -50,11 +51,22 @@ SIGNATURE_SIZE = MLDSA_SIGNATURE_SIZE + ED25519_SIGNATURE_SIZE
 PUBLIC_LINE_TAG = "nodus-sign-v1"
 KEY_ID_PATTERN = re.compile(r"^[0-9a-z][0-9a-z_-]{0,63}$")
 VALIDITY_FIELDS = ("created", "not_after", "revoked_at")
+MAX_KEY_FILE = 16 << 20  # about 5,000 keys
 
 
 def new_key_id() -> str:
     """A random key id: 16 lowercase hex digits."""
     return secrets.token_hex(8)
+
+
+@functools.cache
+def _verify_failures() -> tuple[type[Exception], ...]:
+    """What a failed verify raises. An import statement in the verify itself cost 6% of a
+    composite verify (measured by tests/bench/keys.py): the import machinery runs cold
+    between two signature checks."""
+    from cryptography.exceptions import InvalidSignature
+
+    return (InvalidSignature, ValueError)
 
 
 def message_representative(message_digest: bytes, context: bytes = b"") -> bytes:
@@ -103,15 +115,13 @@ class SigningPublicKey:
 
     def verify_digest(self, message_digest: bytes, signature: bytes, context: bytes = b"") -> bool:
         """``verify`` given ``SHA-512(message)``."""
-        from cryptography.exceptions import InvalidSignature
-
         if len(signature) != SIGNATURE_SIZE:
             return False
         representative = message_representative(message_digest, context)
         try:
             self.mldsa.verify(signature[:MLDSA_SIGNATURE_SIZE], representative, LABEL)
             self.ed25519.verify(signature[MLDSA_SIGNATURE_SIZE:], representative)
-        except (InvalidSignature, ValueError):
+        except _verify_failures():  # looked up only on failure: no import per verify
             return False
         return True
 
@@ -231,10 +241,10 @@ def parse_public_keys(text: str, source: str = "public keys") -> list[SigningPub
 
 def load_public_keys(path: Path | str) -> list[SigningPublicKey]:
     """Read a public key file written by ``nodus keys export --purpose sign``."""
+    from nodus_cli.fsutil import read_bounded
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+        text = read_bounded(path, MAX_KEY_FILE, "the public key file").decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file") from None
     keys = parse_public_keys(text, str(path))

@@ -114,6 +114,9 @@ SAMPLE_FILES_MADE = {"service.toml": SAMPLE_SERVICE, "query.sql": SAMPLE_QUERY}
 HEALTH_CHECK = 'grep -q "max = 500" "$NODUS_CONFIG_TARGET"'
 
 
+SAMPLE_INCIDENT = "2026-11-20T14:17"  # the cpu spike of the samples
+
+
 def _nodus(*args: str, expect: int = 0, keyring: bool = False) -> Command:
     return Command(tuple(args), expect, DEMO_KEYRING if keyring else ())
 
@@ -123,6 +126,12 @@ STEPS: list[Step] = [
         "Ingest the sample logs and metrics",
         (_nodus("ingest", "samples/"),),
         "Each file's format is sniffed; rows + quarantined = records.",
+    ),
+    Step(
+        "What kinds of log line are there?",
+        (_nodus("patterns", "--top", "8"),),
+        "Every row of logs has a pattern_id; nodus patterns show ID gives example lines "
+        "and counts over time.",
     ),
     Step(
         "Which hours had the most errors?",
@@ -221,6 +230,11 @@ STEPS: list[Step] = [
         ),
         "Add --engine spark to run the same SQL on Apache Spark.",
         ("export",),
+    ),
+    Step(
+        "What happened around the cpu spike?",
+        (_nodus("timeline", "--around", SAMPLE_INCIDENT, "--window", "1h"),),
+        "The events on one clock, then those before the spike, most likely related first.",
     ),
 ]
 

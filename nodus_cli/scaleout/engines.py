@@ -14,12 +14,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodus_cli.errors import InputError, UsageError, first_line
+from nodus_cli.progress import SILENT, Progress, ProgressLike, reporter
 from nodus_cli.scaleout import QueryEngine
 from nodus_cli.scaleout.dataset import (
     PARQUET_GLOB,
@@ -28,8 +29,10 @@ from nodus_cli.scaleout.dataset import (
     quote_identifier,
     sql_literal,
 )
-from nodus_cli.store.db import CONNECTION_CONFIG, Invocation, Store
+from nodus_cli.store.db import Invocation, Store
 from nodus_cli.store.query import QueryResult, run_query
+from nodus_cli.store.sandbox import SANDBOX_CONFIG, FileAllowance, check_read_only, lock_down
+from nodus_cli.store.sandbox import allow_files as allow_files_for_sql
 
 if TYPE_CHECKING:
     from nodus_cli.sqltools.transpile import TranspileResult
@@ -75,8 +78,15 @@ def query_export(
     *,
     master: str | None = None,
     limit: int | None = None,
+    allow_files: Sequence[Path] = (),
+    protected: Sequence[Path] = (),
+    on_progress: ProgressLike | None = None,
 ) -> Iterator[EngineResult]:
-    """Run read-only ``sql`` over the export in ``data``; the result is valid in the block."""
+    """Run read-only ``sql`` over the export in ``data``; the result is valid in the block.
+
+    On DuckDB the SQL may read the export and ``allow_files`` (never ``protected``).
+    With Spark, ``on_progress`` hears the stage: starting, then the running stages
+    with their tasks done, until the block ends."""
     if master is not None and engine is not QueryEngine.spark:
         raise UsageError("--master goes with --engine spark")
     if data is None:
@@ -86,41 +96,82 @@ def query_export(
         )
     tables = exported_tables(Path(data))
     if engine is QueryEngine.duckdb:
-        with _duckdb_over(tables) as store:
+        allowance = allow_files_for_sql([Path(data), *allow_files], protected=protected)
+        with _duckdb_over(tables, allowance) as store:
             result = run_query(store, sql, limit=limit)
             yield EngineResult(result.columns, result.types, result.rows)
         return
     translated = transpile_for_spark(sql)
     wanted = referenced_tables(translated)
     tables = [t for t in tables if wanted is None or t.name.lower() in wanted]
-    with spark_engine(master) as spark:
+    progress = reporter(on_progress)
+    progress.stage("starting Spark")
+    with spark_engine(master) as spark, _watch_stages(spark, progress):
         json_columns = register_spark_views(spark, tables)
         yield run_spark(spark, translated, json_columns=json_columns, limit=limit)
+
+
+# How often the Spark stages are looked at for the progress line, in seconds.
+STAGE_POLL = 0.25
+
+
+@contextlib.contextmanager
+def _watch_stages(spark: Any, progress: Progress) -> Iterator[None]:
+    """Tell ``progress`` which Spark stages run and their tasks done, from a thread
+    polling the status tracker while the block runs (stopped before Spark is)."""
+    import threading
+
+    if progress is SILENT:
+        yield
+        return
+    tracker = spark.sparkContext.statusTracker()
+    stop = threading.Event()
+
+    def poll() -> None:
+        progress.stage("reading the export")
+        while not stop.wait(STAGE_POLL):
+            try:
+                infos = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+            except Exception:  # py4j gone (Spark stopping): nothing more to tell
+                return
+            running = [
+                f"stage {i.stageId}: {i.numCompletedTasks}/{i.numTasks} tasks" for i in infos if i
+            ]
+            if running:
+                progress.stage(", ".join(running))
+
+    watcher = threading.Thread(target=poll, name="nodus-spark-stages", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 # --- DuckDB over Parquet ------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _memory_store() -> Iterator[Store]:
-    """An in-memory DuckDB dressed as a read-only store, for the store's query functions."""
+def _duckdb_over(tables: list[ExportedTable], allowance: FileAllowance) -> Iterator[Store]:
+    """An in-memory DuckDB whose views read the exported tables, locked down for user SQL.
+
+    Its catalog is writable (it lives and dies with this run), so the statement check
+    is what keeps a COPY from writing into the allowed export directory.
+    """
     import duckdb
 
-    con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
+    con = duckdb.connect(":memory:", config=SANDBOX_CONFIG)
     try:
-        yield Store(con, Path(":memory:"), read_only=True, invocation=Invocation("query"))
-    finally:
-        con.close()
-
-
-@contextlib.contextmanager
-def _duckdb_over(tables: list[ExportedTable]) -> Iterator[Store]:
-    """An in-memory DuckDB whose views read the exported tables."""
-    with _memory_store() as store:
         for table in tables:
             name = quote_identifier(table.name)
-            store.con.execute(f"CREATE VIEW {name} AS {_duckdb_source(table)}")
-        yield store
+            con.execute(f"CREATE VIEW {name} AS {_duckdb_source(table)}")
+        lock_down(con, allowance)
+        yield Store(
+            con, Path(":memory:"), read_only=True, invocation=Invocation("query"), sandboxed=True
+        )
+    finally:
+        con.close()
 
 
 def _duckdb_source(table: ExportedTable) -> str:
@@ -140,10 +191,13 @@ def _duckdb_source(table: ExportedTable) -> str:
 
 def _check_read_only(sql: str) -> None:
     """The same refusal of writes as on the store, decided by DuckDB's parser."""
-    from nodus_cli.store.query import check_read_only
+    import duckdb
 
-    with _memory_store() as store:
-        check_read_only(store, sql)
+    con = duckdb.connect(":memory:", config=SANDBOX_CONFIG)
+    try:
+        check_read_only(con, sql)
+    finally:
+        con.close()
 
 
 # --- Spark --------------------------------------------------------------------------------

@@ -1,16 +1,34 @@
 """``nodus export``: store tables to hive-partitioned Parquet, incremental and crash-safe.
 
-The high-water mark is a ledger of row fingerprints, not a row id or a timestamp:
-DuckDB row ids change when deleted rows are vacuumed, and ``time`` is not insertion
-order (late and backfilled data). Each exported row's fingerprint, the 128-bit
-``md5_number(to_json(row))``, goes into ``export_rows``; an export writes the rows
-whose fingerprint occurs more often in the table than in the ledger (a multiset
-difference, so identical rows are counted, not merged). It survives deletes,
-updates (the new version is a new row) and any insert order; rows deleted from the
-store stay in the export, which is append-only until ``--full`` rewrites it.
+The high-water mark is not a row id or a timestamp watermark: DuckDB row ids change
+when deleted rows are vacuumed, ``time`` is not insertion order (late and backfilled
+data), and a wall clock can step backwards. It is one of two ledgers:
+
+- By commit (``logs``, ``metrics``, ``quarantine``, ``anomalies``, whose rows carry
+  ``committed_at``, the start time of the transaction that wrote them): every commit
+  time seen goes into ``export_commits`` with how many rows of it the table held. An
+  export counts the table's rows per ``committed_at`` (one column, no hashing) and
+  writes the rows of commit times the ledger has never seen. The order of the values
+  plays no part, so a clock stepping back, or a transaction committing after a later
+  one, loses nothing. A commit time whose count grew since the last export (two
+  commits that started in the same microsecond, rows written with an explicit
+  ``committed_at``) is settled row by row: its rows' fingerprints against those of
+  its rows already in the export's files. Rows written with an earlier commit's
+  exact ``committed_at`` while at least as many of that commit's rows are deleted
+  (between the same two exports) are not seen; nodus only stamps a row with the
+  time of the transaction writing it.
+- By row (every other table): each exported row's fingerprint, the 128-bit
+  ``md5_number(to_json(row))``, goes into ``export_rows``; an export writes the rows
+  whose fingerprint occurs more often in the table than in the ledger (a multiset
+  difference, so identical rows are counted, not merged). This rehashes the table.
+
+Both survive deletes and any insert order; an update is a new row by row, and by
+commit when it sets a new ``committed_at`` (ingest does, when it appends a
+continuation line to an earlier record). Rows deleted from the store stay in the
+export, which is append-only until ``--full`` rewrites it.
 
 Crash safety: DuckDB writes the new files into ``DIR/.nodus-staging/<batch>/``, they
-are fsynced, then one store transaction records the batch and its fingerprints
+are fsynced, then one store transaction records the batch and its ledger entries
 (the decision point), and only then are the files renamed into place. A crash
 before the decision leaves an invisible staging folder that the next export
 deletes; a crash after it leaves a staging folder that the next export finishes
@@ -25,22 +43,24 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.fsutil import fsync_dir
+from nodus_cli.progress import ProgressLike, reporter
 from nodus_cli.scaleout.dataset import (
+    PARQUET_GLOB,
     STAGING_DIRNAME,
     Manifest,
     quote_identifier,
     sql_literal,
 )
+from nodus_cli.scaleout.schema import COMMIT_LEDGER
+from nodus_cli.store.asof import COMMITTED_AT, STAMPED
 from nodus_cli.store.db import Store
-
-Progress = Callable[[float], None]
 
 DEFAULT_PARTITIONING: dict[str, list[str]] = {
     "logs": ["day(time)", "source"],
@@ -57,7 +77,11 @@ MAX_PARTITIONS = 10_000  # more directories than this is almost surely a wrong c
 FILE_SIZE = "256MB"  # DuckDB starts a new file in a partition beyond this size
 FINGERPRINT = "md5_number(to_json(row))"
 NEW_ROWS_TABLE = "_nodus_export_new"
+COMMITS_TABLE = "_nodus_export_commits"
 FINGERPRINT_COLUMN = "_nodus_fp"
+BY_COMMIT, BY_ROW = "commit", "row"  # how a table's exported rows are tracked
+COMMIT_METHOD = f"rows per {COMMITTED_AT}"
+MAX_LISTED_COMMITS = 1_000  # beyond this, commit times are a subquery, not SQL text
 _SPEC_ITEM = re.compile(r"(?:(?P<fn>[a-z]+)\((?P<arg>[^()]+)\)|(?P<col>[^()]+))")
 
 
@@ -79,6 +103,7 @@ class ExportResult:
     target: str
     mode: str  # "full", "append" or "unchanged"
     rows: int
+    tracking: str = BY_ROW  # BY_COMMIT or BY_ROW
     files: list[str] = field(default_factory=list)
     partitions: int = 0
     batch: str | None = None
@@ -89,6 +114,7 @@ class ExportResult:
             "table": self.table,
             "target": self.target,
             "mode": self.mode,
+            "tracking": self.tracking,
             "rows": self.rows,
             "files": len(self.files),
             "partitions": self.partitions,
@@ -180,6 +206,12 @@ def _fingerprint_method() -> str:
     return f"{FINGERPRINT} duckdb {major_minor}"
 
 
+def _tracking(table: str, columns: list[tuple[str, str]]) -> str:
+    """By commit for the tables nodus stamps with ``committed_at``, by row otherwise."""
+    stamped = table in STAMPED and (COMMITTED_AT, "TIMESTAMP WITH TIME ZONE") in columns
+    return BY_COMMIT if stamped else BY_ROW
+
+
 def export_tables(
     store: Store,
     tables: Sequence[str],
@@ -187,9 +219,12 @@ def export_tables(
     *,
     partition_by: str | None = None,
     full: bool = False,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> list[ExportResult]:
-    """Export each table to ``to/<table>/``; finish or clean up interrupted exports first."""
+    """Export each table to ``to/<table>/``; finish or clean up interrupted exports first.
+
+    ``on_progress`` hears the steps of each table (see ``export_table``), the current
+    stage and the tables done."""
     if not tables:
         raise UsageError("name at least one table to export")
     known = {name.lower(): name for name in store.table_names()}
@@ -204,11 +239,18 @@ def export_tables(
         (to / STAGING_DIRNAME).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create {to}: {exc.strerror}") from None
+    progress = reporter(on_progress)
+    progress.total(None, items=len(names))
     recover(store, to)
-    return [
-        export_table(store, name, to, partition_by=partition_by, full=full, on_progress=on_progress)
-        for name in names
-    ]
+    results = []
+    for name in names:
+        results.append(
+            export_table(
+                store, name, to, partition_by=partition_by, full=full, on_progress=progress
+            )
+        )
+        progress.advance(items=1)
+    return results
 
 
 def export_table(
@@ -218,7 +260,7 @@ def export_table(
     *,
     partition_by: str | None = None,
     full: bool = False,
-    on_progress: Progress | None = None,
+    on_progress: ProgressLike | None = None,
 ) -> ExportResult:
     """Write the table's new rows (all rows with ``full``) as Parquet under ``to/<table>/``.
 
@@ -226,11 +268,12 @@ def export_table(
     called when the files are staged, when the batch is committed, and per file
     published.
     """
-    advance = on_progress or (lambda _amount: None)
+    progress = reporter(on_progress)
     columns = _table_columns(store, table)
     target = to / table
     state = _target_state(store, target)
-    method = _fingerprint_method()
+    tracking = _tracking(table, columns)
+    method = COMMIT_METHOD if tracking == BY_COMMIT else _fingerprint_method()
     spec = partition_by
     if spec is None:
         spec_items = state.partition_by if state else DEFAULT_PARTITIONING.get(table, [])
@@ -260,42 +303,58 @@ def export_table(
             )
     batch = uuid.uuid4().hex
     staging = to / STAGING_DIRNAME / batch
-    result = ExportResult(table, str(target), mode, 0, batch=batch)
-    summary = {"table": table, "to": str(target), "mode": mode, "batch": batch}
+    result = ExportResult(table, str(target), mode, 0, tracking, batch=batch)
+    summary = {
+        "table": table,
+        "to": str(target),
+        "mode": mode,
+        "tracking": tracking,
+        "batch": batch,
+    }
     committed = False
     try:
         with store.change(summary) as details:
             target_id = state.target_id if state else _next_target_id(store)
-            result.rows = _stage_new_rows(store, table, target_id if mode == "append" else None)
+            progress.stage(f"{table}: finding new rows")
+            ledger_id = target_id if mode == "append" else None
+            if tracking == BY_COMMIT:
+                result.rows = _stage_new_commits(store, table, columns, target, ledger_id)
+            else:
+                result.rows = _stage_new_rows(store, table, ledger_id)
             details["rows"] = result.rows
             if result.rows == 0 and mode == "append":
                 result.mode, result.batch = "unchanged", None
                 details["mode"] = "unchanged"
+                if tracking == BY_COMMIT:
+                    _record_commits(store, target_id)
                 store.con.execute(
                     "UPDATE export_targets SET last_export = now() WHERE target_id = ?",
                     [target_id],
                 )
             else:
                 result.partitions = _check_partitions(store, keys)
+                progress.stage(f"{table}: writing {result.rows:,} rows")
                 result.files = _write_staging(store, columns, keys, staging, batch)
                 if mode == "full":
                     staging.mkdir(exist_ok=True)
                     Manifest(table, columns, spec_items, [k.name for k in keys]).write(staging)
                 _fsync_tree(staging)
-                advance(1)
-                _record_batch(store, target_id, mode, staging, batch, result)
+                progress.advance(1)
+                _record_batch(store, target_id, mode, tracking, staging, batch, result)
                 _record_target(store, target_id, target, table, spec_items, columns, method)
                 details.update(files=len(result.files), partitions=result.partitions)
         committed = True
-        advance(1)
+        progress.advance(1)
     finally:
-        with contextlib.suppress(Exception):
-            store.con.execute(f"DROP TABLE IF EXISTS {NEW_ROWS_TABLE}")
+        for scratch in (NEW_ROWS_TABLE, COMMITS_TABLE):
+            with contextlib.suppress(Exception):
+                store.con.execute(f"DROP TABLE IF EXISTS {scratch}")
         if not committed:
             shutil.rmtree(staging, ignore_errors=True)
     if result.batch is not None:
-        publish(mode, staging, target, advance)
-    result.total_rows = _ledger_size(store, target_id)
+        progress.stage(f"{table}: publishing {len(result.files):,} files")
+        publish(mode, staging, target, progress)
+    result.total_rows = _exported_total(store, target_id)
     return result
 
 
@@ -307,31 +366,27 @@ def _next_target_id(store: Store) -> int:
     )
 
 
-def _ledger_size(store: Store, target_id: int) -> int:
+def _exported_total(store: Store, target_id: int) -> int:
+    """Rows in the target's export, as its ledger counts them."""
     return int(
         store.con.execute(
-            "SELECT count(*) FROM export_rows WHERE target_id = ?", [target_id]
+            f"""SELECT (SELECT count(*) FROM export_rows WHERE target_id = $1)
+            + (SELECT coalesce(sum(exported), 0) FROM {COMMIT_LEDGER} WHERE target_id = $1)""",
+            [target_id],
         ).fetchone()[0]
     )
 
 
-def _stage_new_rows(store: Store, table: str, target_id: int | None) -> int:
-    """Put the rows to write, with their fingerprints, in a temporary table; count them.
+def _multiset_difference(current: str, done: str) -> str:
+    """The rows of ``current`` whose fingerprint occurs more often there than in ``done``.
 
-    With a ``target_id`` these are the rows the ledger has not seen (as a multiset);
-    without one, every row.
+    ``current`` selects ``FINGERPRINT_COLUMN`` and the rows; ``done`` selects
+    ``fingerprint, copies`` (how many rows with it were exported).
     """
     fp = FINGERPRINT_COLUMN
-    current = f"SELECT md5_number(to_json(_row)) AS {fp}, * FROM {quote_identifier(table)} AS _row"
-    if target_id is None:
-        query = current
-        params: list[Any] = []
-    else:
-        query = f"""
+    return f"""
         WITH current AS ({current}),
-        done AS (
-            SELECT fingerprint, count(*) AS copies FROM export_rows
-            WHERE target_id = ? GROUP BY fingerprint),
+        done AS ({done}),
         recount AS (
             SELECT {fp}, count(*) - any_value(done.copies) AS extra
             FROM current JOIN done ON {fp} = done.fingerprint
@@ -341,9 +396,143 @@ def _stage_new_rows(store: Store, table: str, target_id: int | None) -> int:
         (SELECT current.* FROM current JOIN recount USING ({fp})
          QUALIFY row_number() OVER (PARTITION BY {fp})
                <= any_value(extra) OVER (PARTITION BY {fp}))"""
+
+
+def _stage_new_rows(store: Store, table: str, target_id: int | None) -> int:
+    """Put the rows to write, with their fingerprints, in a temporary table; count them.
+
+    With a ``target_id`` these are the rows the ledger has not seen (as a multiset);
+    without one, every row.
+    """
+    current = (
+        f"SELECT md5_number(to_json(_row)) AS {FINGERPRINT_COLUMN}, * "
+        f"FROM {quote_identifier(table)} AS _row"
+    )
+    if target_id is None:
+        query = current
+        params: list[Any] = []
+    else:
+        done = (
+            "SELECT fingerprint, count(*) AS copies FROM export_rows "
+            "WHERE target_id = ? GROUP BY fingerprint"
+        )
+        query = _multiset_difference(current, done)
         params = [target_id]
     store.con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW_ROWS_TABLE} AS {query}", params)
     return int(store.con.execute(f"SELECT count(*) FROM {NEW_ROWS_TABLE}").fetchone()[0])
+
+
+def _stage_new_commits(
+    store: Store,
+    table: str,
+    columns: list[tuple[str, str]],
+    target: Path,
+    target_id: int | None,
+) -> int:
+    """Like ``_stage_new_rows`` for a table tracked by commit; count the rows staged.
+
+    ``COMMITS_TABLE`` gets the commit times whose row count differs from the ledger's
+    (all of them without a ``target_id``): a time the ledger lacks brings all its
+    rows; one whose count grew brings its rows not yet in the export; one that
+    shrank (deletes, a record regrown under a new commit) only gets its new count.
+    """
+    con = store.con
+    quoted = quote_identifier(table)
+    ledger = f"SELECT * FROM {COMMIT_LEDGER} WHERE target_id = ?" if target_id else None
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {COMMITS_TABLE} AS
+        SELECT coalesce(counted.{COMMITTED_AT}, ledger.{COMMITTED_AT}) AS {COMMITTED_AT},
+               coalesce(counted.n, 0) AS n, ledger.seen,
+               coalesce(ledger.exported, 0) AS exported
+        FROM (SELECT {COMMITTED_AT}, count(*) AS n FROM {quoted} GROUP BY ALL) AS counted
+        FULL JOIN ({ledger or f"SELECT * FROM {COMMIT_LEDGER} WHERE false"}) AS ledger
+          ON counted.{COMMITTED_AT} IS NOT DISTINCT FROM ledger.{COMMITTED_AT}
+        WHERE ledger.seen IS DISTINCT FROM coalesce(counted.n, 0)""",
+        [target_id] if target_id else [],
+    )
+    everything = f"SELECT NULL::UHUGEINT AS {FINGERPRINT_COLUMN}, * FROM {quoted}"
+    if target_id is None:
+        query = everything
+    else:
+        fresh = _in_commits(store, "seen IS NULL")
+        query = " UNION ALL ".join(f"{everything} WHERE {where}" for where in fresh)
+        changed = _in_commits(store, "seen < n")  # a commit that shrank brings no rows
+        if changed:
+            fingerprint = "md5_number(to_json(_row))"
+            current = " UNION ALL ".join(
+                f"SELECT {fingerprint} AS {FINGERPRINT_COLUMN}, * FROM {quoted} AS _row "
+                f"WHERE {where}"
+                for where in changed
+            )
+            done = (
+                f"SELECT {fingerprint} AS fingerprint, count(*) AS copies FROM ("
+                + " UNION ALL ".join(_read_back(target, columns, where) for where in changed)
+                + ") AS _row GROUP BY fingerprint"
+            )
+            difference = _multiset_difference(current, done)
+            query = f"{query} UNION ALL ({difference})" if query else difference
+        query = query or f"{everything} WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW_ROWS_TABLE} AS {query}")
+    return int(con.execute(f"SELECT count(*) FROM {NEW_ROWS_TABLE}").fetchone()[0])
+
+
+def _in_commits(store: Store, which: str) -> list[str]:
+    """Predicates on ``committed_at`` that select the rows of some of ``COMMITS_TABLE``.
+
+    Constants, so that DuckDB skips the row groups (of the table or of Parquet files)
+    whose commit times lie outside them; the NULL time gets a predicate of its own.
+    """
+    times = store.con.execute(
+        f"SELECT CAST({COMMITTED_AT} AS VARCHAR) FROM {COMMITS_TABLE} WHERE {which} "
+        f"ORDER BY {COMMITTED_AT}"
+    ).fetchall()
+    literals = [f"TIMESTAMPTZ {sql_literal(t)}" for (t,) in times if t is not None]
+    predicates = []
+    if literals:
+        listed = ", ".join(literals)
+        if len(literals) > MAX_LISTED_COMMITS:
+            listed = f"SELECT {COMMITTED_AT} FROM {COMMITS_TABLE} WHERE {which}"
+        predicates.append(
+            f"{COMMITTED_AT} BETWEEN {literals[0]} AND {literals[-1]} "
+            f"AND {COMMITTED_AT} IN ({listed})"
+        )
+    if len(literals) < len(times):
+        predicates.append(f"{COMMITTED_AT} IS NULL")
+    return predicates
+
+
+def _read_back(target: Path, columns: list[tuple[str, str]], where: str) -> str:
+    """The target's exported rows that match ``where``, typed as in the store."""
+    typed = ", ".join(
+        f"CAST({quote_identifier(n)} AS {t}) AS {quote_identifier(n)}" for n, t in columns
+    )
+    files = [sql_literal(str(f)) for f in sorted(target.glob(PARQUET_GLOB))]
+    if not files:
+        nothing = ", ".join(f"NULL::{t} AS {quote_identifier(n)}" for n, t in columns)
+        return f"SELECT {nothing} WHERE false"
+    return (
+        f"SELECT {typed} FROM read_parquet([{', '.join(files)}], hive_partitioning = false) "
+        f"WHERE {where}"
+    )
+
+
+def _record_commits(store: Store, target_id: int) -> None:
+    """Set the ledger's count of each commit time in ``COMMITS_TABLE``; add the rows staged."""
+    con = store.con
+    con.execute(
+        f"""DELETE FROM {COMMIT_LEDGER} AS e USING {COMMITS_TABLE} AS c
+        WHERE e.target_id = ? AND e.{COMMITTED_AT} IS NOT DISTINCT FROM c.{COMMITTED_AT}
+          AND c.seen IS NOT NULL""",
+        [target_id],
+    )
+    con.execute(
+        f"""INSERT INTO {COMMIT_LEDGER}
+        SELECT ?, c.{COMMITTED_AT}, c.n, c.exported + coalesce(staged.rows, 0)
+        FROM {COMMITS_TABLE} AS c LEFT JOIN
+          (SELECT {COMMITTED_AT}, count(*) AS rows FROM {NEW_ROWS_TABLE} GROUP BY ALL) AS staged
+          ON c.{COMMITTED_AT} IS NOT DISTINCT FROM staged.{COMMITTED_AT}""",
+        [target_id],
+    )
 
 
 def _check_partitions(store: Store, keys: list[PartitionKey]) -> int:
@@ -402,16 +591,26 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _record_batch(
-    store: Store, target_id: int, mode: str, staging: Path, batch: str, result: ExportResult
+    store: Store,
+    target_id: int,
+    mode: str,
+    tracking: str,
+    staging: Path,
+    batch: str,
+    result: ExportResult,
 ) -> None:
-    """The decision point's content: the batch and its rows' fingerprints."""
+    """The decision point's content: the batch and its rows' ledger entries."""
     con = store.con
     if mode == "full":
         con.execute("DELETE FROM export_rows WHERE target_id = ?", [target_id])
-    con.execute(
-        f"INSERT INTO export_rows SELECT ?, {FINGERPRINT_COLUMN} FROM {NEW_ROWS_TABLE}",
-        [target_id],
-    )
+        con.execute(f"DELETE FROM {COMMIT_LEDGER} WHERE target_id = ?", [target_id])
+    if tracking == BY_COMMIT:
+        _record_commits(store, target_id)
+    else:
+        con.execute(
+            f"INSERT INTO export_rows SELECT ?, {FINGERPRINT_COLUMN} FROM {NEW_ROWS_TABLE}",
+            [target_id],
+        )
     con.execute(
         "INSERT INTO export_batches VALUES (?, ?, ?, ?, ?, ?, now())",
         [batch, target_id, mode, str(staging), result.rows, json.dumps(result.files)],
@@ -431,7 +630,7 @@ def _record_target(
     con.execute("DELETE FROM export_targets WHERE target_id = ?", [target_id])
     con.execute(
         """INSERT INTO export_targets
-        SELECT ?, ?, ?, ?, ?, ?, (SELECT count(*) FROM export_rows WHERE target_id = ?),
+        SELECT ?, ?, ?, ?, ?, ?, ?,
                (SELECT count(*) FROM export_batches WHERE target_id = ?), now()""",
         [
             target_id,
@@ -440,19 +639,21 @@ def _record_target(
             json.dumps(spec),
             json.dumps([list(c) for c in columns]),
             method,
-            target_id,
+            _exported_total(store, target_id),
             target_id,
         ],
     )
 
 
-def publish(mode: str, staging: Path, target: Path, advance: Progress | None = None) -> None:
+def publish(
+    mode: str, staging: Path, target: Path, on_progress: ProgressLike | None = None
+) -> None:
     """Move a committed batch's files into place; safe to repeat after a crash.
 
     ``append`` renames each file into its partition folder (file names carry the
     batch id, so nothing is overwritten); ``full`` swaps the whole table folder.
     """
-    step = advance or (lambda _amount: None)
+    step = reporter(on_progress).advance
     if not staging.is_dir():
         return
     if mode == "full":

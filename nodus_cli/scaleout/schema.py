@@ -4,7 +4,10 @@
 partitioning and columns it was written with. ``export_batches``: one row per export
 run that wrote files; a batch whose staging directory still exists was interrupted
 after its decision point and is finished by the next export. ``export_rows``: the
-ledger, one fingerprint per exported row (a multiset), which is the high-water mark.
+ledger, one fingerprint per exported row (a multiset), the high-water mark of tables
+without commit times. ``export_commits`` (migration 14): for tables whose rows carry
+``committed_at``, one row per commit time seen, with how many of its rows the table
+held at the last export and how many were exported.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 EXPORT_TABLES = ("export_targets", "export_batches", "export_rows")
+COMMIT_LEDGER = "export_commits"
 
 
 def create_export_tables(con: Any) -> None:
@@ -43,5 +47,17 @@ def create_export_tables(con: Any) -> None:
         """CREATE TABLE export_rows (
             target_id BIGINT NOT NULL,
             fingerprint UHUGEINT NOT NULL
+        )"""
+    )
+
+
+def create_commit_ledger(con: Any) -> None:
+    """Migration 14: the per-commit ledger of tables stamped with ``committed_at``."""
+    con.execute(
+        f"""CREATE TABLE {COMMIT_LEDGER} (
+            target_id BIGINT NOT NULL,
+            committed_at TIMESTAMPTZ,
+            seen BIGINT NOT NULL,
+            exported BIGINT NOT NULL
         )"""
     )

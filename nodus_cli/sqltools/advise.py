@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from nodus_cli.errors import InputError, UsageError
 from nodus_cli.sqltools.catalog import read_catalog
-from nodus_cli.sqltools.querylog import FoldResult, fold_spool, slowest
+from nodus_cli.sqltools.querylog import FoldResult, SlowQuery, fold_spool, slowest
 from nodus_cli.sqltools.rewrite import DEFAULT_RUNS, rewrite_sql, verify_rewrite
+from nodus_cli.store.sandbox import check_read_only
 
 if TYPE_CHECKING:
     from nodus_cli.store.db import Store
@@ -35,19 +36,30 @@ class Advice:
         return asdict(self)
 
 
+def slowest_queries(store: Store, limit: int) -> tuple[FoldResult, list[SlowQuery]]:
+    """Fold the query spool into the log (a write), then pick the slowest fingerprints."""
+    folded = fold_spool(store)
+    return folded, slowest(store, limit)
+
+
 def advise(
-    store: Store,
+    sandbox: Store,
+    queries: list[SlowQuery],
     *,
-    limit: int,
     rules: list[str],
     runs: int = DEFAULT_RUNS,
     on_progress: Callable[[str], None] | None = None,
-) -> tuple[FoldResult, list[Advice]]:
-    """Fold the query spool, then try a verified rewrite of each of the slowest queries."""
-    folded = fold_spool(store)
-    catalog = read_catalog(store.con)
+) -> list[Advice]:
+    """Try a verified rewrite of each logged query, on a sandboxed store.
+
+    The logged text is SQL someone else may have written (the spool is a file):
+    it runs only where it cannot change anything (``open_user_sql``).
+    """
+    if not sandbox.sandboxed:
+        raise ValueError("logged SQL runs only on a sandboxed store (open_user_sql)")
+    catalog = read_catalog(sandbox.con)
     advice: list[Advice] = []
-    for entry in slowest(store, limit):
+    for entry in queries:
         item = Advice(
             entry.fingerprint,
             entry.runs,
@@ -57,8 +69,9 @@ def advise(
             entry.sample,
         )
         try:
-            report = rewrite_sql(entry.sample, rules=rules, catalog=catalog, con=store.con)
-            verify_rewrite(report, store.con, runs=runs, on_progress=on_progress)
+            check_read_only(sandbox.con, entry.sample)
+            report = rewrite_sql(entry.sample, rules=rules, catalog=catalog, con=sandbox.con)
+            verify_rewrite(report, sandbox.con, runs=runs, on_progress=on_progress)
         except (InputError, UsageError) as exc:
             item.note = exc.message
         else:
@@ -70,4 +83,4 @@ def advise(
             else:
                 item.note = report.reason
         advice.append(item)
-    return folded, advice
+    return advice

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodus_cli.errors import InputError, NotFoundError
+from nodus_cli.errors import InputError
 from nodus_cli.store.query import sql_error_text
 
 Schema = dict[str, dict[str, str]]  # table -> column -> DuckDB type, in column order
@@ -58,17 +58,10 @@ def _index_columns(expressions: Any) -> list[str]:
 
 
 def connect_database(path: Path) -> Any:
-    """A read-only connection to a DuckDB file given with ``--db``."""
-    import duckdb
+    """A read-only, locked-down connection to a DuckDB file given with ``--db``."""
+    from nodus_cli.store.sandbox import connect_file
 
-    from nodus_cli.store.db import CONNECTION_CONFIG
-
-    if not path.is_file():
-        raise NotFoundError(f"{path}: no such database file")
-    try:
-        return duckdb.connect(str(path), read_only=True, config=CONNECTION_CONFIG)
-    except duckdb.Error as exc:
-        raise InputError(f"{path}: cannot open as DuckDB: {sql_error_text(exc)}") from None
+    return connect_file(path)
 
 
 def execute(con: Any, sql: str) -> tuple[list[tuple[Any, ...]], float]:

@@ -71,6 +71,18 @@ LINT_RULES: dict[str, LintRule] = {
             "a CTE that nothing reads is dead code (and may still be computed)",
             "equivalent",
         ),
+        LintRule(
+            "NX008",
+            "not-in-list-with-null",
+            "NOT IN a list that holds NULL is never true",
+            "none",
+        ),
+        LintRule(
+            "NX009",
+            "set-operation-column-count",
+            "the sides of UNION, INTERSECT or EXCEPT select different numbers of columns",
+            "none",
+        ),
     )
 }
 
@@ -127,6 +139,7 @@ class _Hit:
     message: str
     node: exp.Expr
     fix: Fixer | None = None
+    replacement: str | None = None  # the new text of the node's span, where not derivable
 
 
 def lint_source(
@@ -160,43 +173,247 @@ def fix_source(
 
     A fix that would change the output columns or their order is refused; with ``con``
     the fixed statement must also run with the same column names and types and, for an
-    equivalence fix, return the same rows.
+    equivalence fix, return the same rows (a table missing from ``con`` is an error: the
+    check cannot be done). A fix edits only the span it changes: the rest of the text
+    stays byte for byte, and the edited text must parse to the fixed tree.
     """
-    result = LintResult(file)
-    written: list[str] = []
-    changed = False
-    for statement in parse_statements(text, dialect):
-        current = statement
-        seen: set[tuple[str, int, int]] = set()
-        while True:
-            hit = next(
-                (h for h in _check(current, catalog, dialect) if _key(h, text) not in seen), None
-            )
-            if hit is None:
-                break
-            seen.add(_key(hit, text))
-            line, column = _location(hit.node, text)
-            finding = Finding(hit.code, hit.message, file, line, column, hit.fix is not None)
-            result.findings.append(finding)
-            if hit.fix is None:
-                continue
-            before = current.copy()
-            hit.fix()
-            problem = _fix_problem(before, current, hit.code, con, dialect)
-            if problem is None:
-                finding.fixed = changed = True
+    result = lint_source(text, file, dialect=dialect, catalog=catalog)
+    if con is not None:
+        _require_tables(text, dialect, catalog)
+    current = text
+    passed: set[tuple[str, str]] = set()  # (code, message) of fixes refused or failed
+    while True:
+        statements = parse_statements(current, dialect)
+        found = _next_fixable(statements, catalog, dialect, passed)
+        if found is None:
+            break
+        index, hit = found
+        passed.add((hit.code, hit.message))
+        statement = statements[index]
+        before = statement.copy()
+        hit_location = _location(hit.node, current)
+        edit = _text_edit(hit, current, dialect)
+        assert hit.fix is not None
+        hit.fix()
+        where = f"{file}:{hit_location[0]}:{hit_location[1]} {hit.code}"
+        problem = _fix_problem(before, statement, hit.code, con, dialect)
+        if problem is None and edit is None:
+            problem = "cannot locate its text to edit in place"
+        if problem is None and edit is not None:
+            start, end, replacement = edit
+            edited = current[:start] + replacement + current[end:]
+            if not _parses_to(edited, statements, dialect):
+                problem = "the edited text does not parse to the fixed statement"
             else:
-                result.refused_fixes.append(f"{file}:{line}:{column} {hit.code}: {problem}")
-                current = before
-        written.append(current.sql(dialect=dialect, pretty=True))
-    result.findings.sort(key=lambda f: (f.line, f.column, f.code))
-    if changed:
-        result.fixed_sql = ";\n\n".join(written) + ";\n"
+                current = edited
+                passed.discard((hit.code, hit.message))
+                _mark_fixed(result.findings, hit)
+                continue
+        result.refused_fixes.append(f"{where}: {problem}")
+    if current != text:
+        result.fixed_sql = current
     return result
 
 
-def _key(hit: _Hit, text: str) -> tuple[str, int, int]:
-    return (hit.code, *_location(hit.node, text))
+def _next_fixable(
+    statements: list[exp.Expr],
+    catalog: Catalog | None,
+    dialect: str,
+    passed: set[tuple[str, str]],
+) -> tuple[int, _Hit] | None:
+    for index, statement in enumerate(statements):
+        for hit in _check(statement, catalog, dialect):
+            if hit.fix is not None and (hit.code, hit.message) not in passed:
+                return index, hit
+    return None
+
+
+def _mark_fixed(findings: list[Finding], hit: _Hit) -> None:
+    for finding in findings:
+        if not finding.fixed and finding.code == hit.code and finding.message == hit.message:
+            finding.fixed = True
+            return
+
+
+def _parses_to(edited: str, expected: list[exp.Expr], dialect: str) -> bool:
+    from nodus_cli.errors import InputError
+
+    try:
+        statements = parse_statements(edited, dialect)
+    except InputError:
+        return False
+    return [s.sql(dialect=dialect, comments=False) for s in statements] == [
+        s.sql(dialect=dialect, comments=False) for s in expected
+    ]
+
+
+def _require_tables(text: str, dialect: str, catalog: Catalog | None) -> None:
+    """The execution check needs every table the SQL reads; name the missing ones."""
+    from sqlglot import exp
+
+    from nodus_cli.errors import InputError
+
+    known = set(catalog.tables) if catalog is not None else set()
+    missing: list[str] = []
+    for statement in parse_statements(text, dialect):
+        local = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+        if isinstance(statement, exp.Create):
+            local.add(statement.this.name.lower() if statement.this else "")
+        for table in statement.find_all(exp.Table):
+            name = table.name.lower()
+            if (
+                name
+                and name not in local | known
+                and name not in missing
+                and not isinstance(table.parent, exp.Schema | exp.Create)
+            ):
+                missing.append(name)
+    if missing:
+        raise InputError(
+            f"cannot check the fixes by execution: the database has no table "
+            f"{', '.join(missing)} (give --db the database the SQL runs on, or fix without --db)"
+        )
+
+
+# --- in-place edits -------------------------------------------------------------------
+
+
+def _opening() -> frozenset[Any]:
+    from sqlglot.tokens import TokenType
+
+    return frozenset({TokenType.L_PAREN, TokenType.SELECT, TokenType.WITH, TokenType.DISTINCT})
+
+
+def _tokens(text: str, dialect: str) -> list[Any]:
+    from sqlglot.dialects.dialect import Dialect
+
+    return list(Dialect.get_or_raise(dialect).tokenize(text))
+
+
+def _first_offset(node: exp.Expr) -> int | None:
+    starts = [n.meta["start"] for n in node.walk() if n.meta and "start" in n.meta]
+    return min(starts) if starts else None
+
+
+def _last_offset(node: exp.Expr) -> int | None:
+    ends = [n.meta["end"] for n in node.walk() if n.meta and "end" in n.meta]
+    return max(ends) if ends else None
+
+
+def _text_edit(hit: _Hit, text: str, dialect: str) -> tuple[int, int, str] | None:
+    """(start, end, replacement) in ``text`` that makes the same change as ``hit.fix``."""
+    from sqlglot.tokens import TokenType
+
+    tokens = _tokens(text, dialect)
+    first = _first_offset(hit.node)
+    if first is None:
+        return None
+    at = next((i for i, token in enumerate(tokens) if token.start == first), None)
+    if at is None:
+        return None
+    if hit.code == "NX002":
+        return _null_comparison_edit(hit, text, tokens, at)
+    if hit.code == "NX003":
+        back = at - 1  # a derived table's first named token is inside its parentheses
+        while back >= 0 and tokens[back].token_type in _opening():
+            back -= 1
+        if back < 0 or tokens[back].token_type != TokenType.COMMA:
+            return None
+        return tokens[back].start, tokens[back].end + 1, " CROSS JOIN"
+    if hit.code == "NX006" and hit.replacement is not None:
+        last = _last_offset(hit.node)
+        return (first, last + 1, hit.replacement) if last is not None else None
+    if hit.code == "NX007":
+        return _cte_edit(tokens, at)
+    return None
+
+
+def _balanced_end(tokens: list[Any], first: int, last_offset: int) -> int:
+    """The offset after the node that starts at token ``first`` and whose last named token
+    ends at ``last_offset``: closing parentheses that belong to it are included."""
+    from sqlglot.tokens import TokenType
+
+    depth, index = 0, first
+    while index < len(tokens) and tokens[index].start <= last_offset:
+        depth += tokens[index].token_type == TokenType.L_PAREN
+        depth -= tokens[index].token_type == TokenType.R_PAREN
+        index += 1
+    while depth > 0 and index < len(tokens) and tokens[index].token_type == TokenType.R_PAREN:
+        depth -= 1
+        index += 1
+    return tokens[index - 1].end + 1
+
+
+def _null_comparison_edit(
+    hit: _Hit, text: str, tokens: list[Any], at: int
+) -> tuple[int, int, str] | None:
+    from sqlglot.tokens import TokenType
+
+    comparisons = {TokenType.EQ, TokenType.NEQ}
+    wanted = "IS NOT NULL" if hit.code == "NX002" and "NOT NULL" in hit.message else "IS NULL"
+    last = _last_offset(hit.node)
+    if (
+        at >= 2
+        and last is not None
+        and tokens[at - 1].token_type in comparisons
+        and tokens[at - 2].token_type == TokenType.NULL
+    ):  # NULL = x: the named tokens are x's
+        end = _balanced_end(tokens, at, last)
+        return tokens[at - 2].start, end, f"{text[tokens[at].start : end]} {wanted}"
+    for index in range(at, len(tokens) - 1):
+        if tokens[index].token_type in comparisons and tokens[index + 1].token_type == (
+            TokenType.NULL
+        ):
+            return tokens[index].start, tokens[index + 1].end + 1, wanted
+    return None
+
+
+def _cte_edit(tokens: list[Any], at: int) -> tuple[int, int, str] | None:
+    """Remove a CTE from its name to its closing parenthesis, with one separating comma
+    (and the WITH keyword when it was the only one)."""
+    from sqlglot.tokens import TokenType
+
+    index = at
+    while index < len(tokens) and tokens[index].token_type != TokenType.L_PAREN:
+        index += 1
+    if (
+        index < len(tokens)
+        and index + 1 < len(tokens)
+        and tokens[index - 1].token_type != (TokenType.ALIAS)
+    ):
+        # a column list ``name (a, b) AS (…)``: skip it to the body's parenthesis
+        depth = 0
+        while index < len(tokens):
+            kind = tokens[index].token_type
+            depth += kind == TokenType.L_PAREN
+            depth -= kind == TokenType.R_PAREN
+            index += 1
+            if depth == 0:
+                break
+        while index < len(tokens) and tokens[index].token_type != TokenType.L_PAREN:
+            index += 1
+    depth = 0
+    close = index
+    while close < len(tokens):
+        kind = tokens[close].token_type
+        depth += kind == TokenType.L_PAREN
+        depth -= kind == TokenType.R_PAREN
+        if depth == 0:
+            break
+        close += 1
+    if close >= len(tokens):
+        return None
+    start, end = tokens[at].start, tokens[close].end + 1
+    after = close + 1
+    if after < len(tokens) and tokens[after].token_type == TokenType.COMMA:
+        following = tokens[after + 1].start if after + 1 < len(tokens) else tokens[after].end + 1
+        return start, following, ""
+    if at > 0 and tokens[at - 1].token_type == TokenType.COMMA:
+        return tokens[at - 1].start, end, ""
+    if at > 0 and tokens[at - 1].token_type == TokenType.WITH:
+        following = tokens[after].start if after < len(tokens) else end
+        return tokens[at - 1].start, following, ""
+    return None
 
 
 # --- checks ---------------------------------------------------------------------------
@@ -208,8 +425,10 @@ def _check(statement: exp.Expr, catalog: Catalog | None, dialect: str) -> Iterat
     yield from _implicit_cross_join(statement, catalog)
     yield from _limit_without_order(statement)
     yield from _function_on_filter_column(statement, catalog, dialect)
-    yield from _star_in_view(statement, catalog)
+    yield from _star_in_view(statement, catalog, dialect)
     yield from _unused_cte(statement)
+    yield from _not_in_list_with_null(statement)
+    yield from _set_operation_column_count(statement)
 
 
 def _not_in_nullable(statement: exp.Expr, catalog: Catalog | None) -> Iterator[_Hit]:
@@ -234,6 +453,52 @@ def _not_in_nullable(statement: exp.Expr, catalog: Catalog | None) -> Iterator[_
             "in any row; use NOT EXISTS or filter the NULLs out",
             negation,
         )
+
+
+def _not_in_list_with_null(statement: exp.Expr) -> Iterator[_Hit]:
+    from sqlglot import exp
+
+    for negation in statement.find_all(exp.Not):
+        membership = negation.this
+        if not isinstance(membership, exp.In) or membership.args.get("query") is not None:
+            continue
+        if any(isinstance(item, exp.Null) for item in membership.expressions):
+            yield _Hit(
+                "NX008",
+                f"{negation.sql()} is never true: x NOT IN (…, NULL) is NULL or false for "
+                "every x; drop the NULL from the list",
+                negation,
+            )
+
+
+def _set_operation_column_count(statement: exp.Expr) -> Iterator[_Hit]:
+    from sqlglot import exp
+
+    for operation in statement.find_all(exp.SetOperation):
+        widths = [_width(operation.left), _width(operation.right)]
+        if None in widths or widths[0] == widths[1]:
+            continue
+        yield _Hit(
+            "NX009",
+            f"{operation.key.upper()} of {widths[0]} and {widths[1]} columns: the query fails "
+            "(or, where an engine pads, misaligns them); select the same columns on each side",
+            operation.right,
+        )
+
+
+def _width(query: exp.Expr) -> int | None:
+    """Columns a query selects; None when a star or a nested set operation hides it."""
+    from sqlglot import exp
+
+    while isinstance(query, exp.Subquery):
+        query = query.this
+    if not isinstance(query, exp.Select):
+        return None
+    if any(
+        isinstance(p, exp.Star) or (isinstance(p, exp.Column) and p.is_star) for p in query.selects
+    ):
+        return None
+    return len(query.selects)
 
 
 def _excludes_nulls(select: exp.Select, column: exp.Column) -> bool:
@@ -474,7 +739,7 @@ def _filter_column_reason(
     return None
 
 
-def _star_in_view(statement: exp.Expr, catalog: Catalog | None) -> Iterator[_Hit]:
+def _star_in_view(statement: exp.Expr, catalog: Catalog | None, dialect: str) -> Iterator[_Hit]:
     from sqlglot import exp
 
     if not isinstance(statement, exp.Create) or (statement.kind or "").upper() != "VIEW":
@@ -487,28 +752,32 @@ def _star_in_view(statement: exp.Expr, catalog: Catalog | None) -> Iterator[_Hit
             isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
         ):
             continue
-        fix = _star_fix(query, projection, catalog)
+        fix, replacement = _star_fix(query, projection, catalog, dialect)
         yield _Hit(
             "NX006",
             "SELECT * in a view: the view's columns change when the table changes; "
             "list the columns",
             projection,
             fix,
+            replacement,
         )
 
 
-def _star_fix(query: exp.Select, star: exp.Expr, catalog: Catalog | None) -> Fixer | None:
-    """Expand the star from the database's columns, in table then column order."""
+def _star_fix(
+    query: exp.Select, star: exp.Expr, catalog: Catalog | None, dialect: str
+) -> tuple[Fixer | None, str | None]:
+    """Expand the star from the database's columns, in table then column order; the fix
+    and the text that replaces the star."""
     from sqlglot import exp
 
     if catalog is None:
-        return None
+        return None, None
     qualifier = star.table.lower() if isinstance(star, exp.Column) else ""
     sources = [t for t in query.find_all(exp.Table) if t.parent_select is query]
     if qualifier:
         sources = [t for t in sources if t.alias_or_name.lower() == qualifier]
     if not sources or any(t.name.lower() not in catalog.tables for t in sources):
-        return None
+        return None, None
     names = [
         (t.alias_or_name if qualifier or len(sources) > 1 else None, column)
         for t in sources
@@ -516,14 +785,15 @@ def _star_fix(query: exp.Select, star: exp.Expr, catalog: Catalog | None) -> Fix
     ]
     plain = [column for _table, column in names]
     if len(set(plain)) != len(plain):
-        return None  # duplicate names: expanding would need aliases
+        return None, None  # duplicate names: expanding would need aliases
 
     def fix() -> None:
         columns = [exp.column(column, table=table) for table, column in names]
         index = query.selects.index(star)
         query.set("expressions", query.selects[:index] + columns + query.selects[index + 1 :])
 
-    return fix
+    text = ", ".join(exp.column(c, table=t).sql(dialect=dialect) for t, c in names)
+    return fix, text
 
 
 def _unused_cte(statement: exp.Expr) -> Iterator[_Hit]:

@@ -36,11 +36,14 @@ class TranspileResult:
         return self.sql.split(STATEMENT_SEPARATOR) if self.sql else []
 
 
-def transpile_sql(sql: str, source: str, target: str) -> TranspileResult:
+def transpile_sql(
+    sql: str, source: str, target: str, *, allow_unverified: bool = False
+) -> TranspileResult:
     """Rewrite ``sql`` from dialect ``source`` into dialect ``target``.
 
     Raises ``UnsupportedConstruct`` (exit 2) naming the first construct the target
-    cannot express; ``InputError`` when ``sql`` does not parse as ``source``.
+    cannot express, or a function the target is not known to have (a warning instead
+    with ``allow_unverified``); ``InputError`` when ``sql`` does not parse as ``source``.
     """
     source = check_dialect(source)
     target = check_dialect(target)
@@ -51,7 +54,7 @@ def transpile_sql(sql: str, source: str, target: str) -> TranspileResult:
         )
     warnings: list[str] = []
     written = [
-        transpile_expression(statement, source, target, warnings)
+        transpile_expression(statement, source, target, warnings, allow_unverified)
         for statement in parse_statements(sql, source)
     ]
     return TranspileResult(STATEMENT_SEPARATOR.join(written), _unique(warnings))
@@ -75,13 +78,24 @@ def writable(dialect: str) -> bool:
     return True
 
 
-def transpile_expression(statement: exp.Expr, source: str, target: str, warnings: list[str]) -> str:
+def transpile_expression(
+    statement: exp.Expr,
+    source: str,
+    target: str,
+    warnings: list[str],
+    allow_unverified: bool = False,
+) -> str:
     """One parsed statement in ``target``; appends warnings, raises on any loss."""
     from sqlglot.errors import ErrorLevel, UnsupportedError
+
+    from nodus_cli.sqltools.known import check_target
+    from nodus_cli.sqltools.targets import prepare
 
     _refuse_known_silent_drops(statement, source, target)
     if source != target:
         statement = _normalise_types(statement, source, target, warnings)
+        statement = prepare(statement, source, target, warnings)
+        check_target(statement, target, allow_unverified, warnings)
     try:
         text = statement.sql(dialect=target, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import getpass
 import json
 import os
@@ -21,6 +22,7 @@ from nodus_cli.fsutil import fsync_dir, private_umask
 from nodus_cli.masking import mask_args
 from nodus_cli.store import guard
 from nodus_cli.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from nodus_cli.store.sandbox import SANDBOX_CONFIG, FileAllowance, allow_files, lock_down
 from nodus_cli.workspace import Workspace
 
 # Never reach the network: extensions that are not already installed stay off.
@@ -30,6 +32,36 @@ CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 STAGING_PREFIX = ".store-new-"  # folders where a new store is built (see _create)
+DAMAGE_HINT = "restore it from an export or a backup, or start over with `nodus init --force`"
+
+
+# What DuckDB says when the database file's own bytes are wrong (1.x and 2.x).
+_DAMAGE_SIGNS = (
+    "Corrupt database file",
+    "Could not read enough bytes",
+    "not a valid DuckDB database file",
+    "The file is not a valid DuckDB database",
+)
+
+
+class StoreDamaged(StoreError):
+    """The store file is truncated or its blocks fail their checksums."""
+
+
+def store_damaged(path: Path) -> StoreDamaged:
+    return StoreDamaged(f"store {path} is damaged (truncated or corrupt): {DAMAGE_HINT}")
+
+
+def is_damage(exc: BaseException, path: Path) -> bool:
+    """Whether a DuckDB error says the database file itself is broken (not the query)."""
+    import duckdb
+
+    if not isinstance(exc, duckdb.Error):
+        return False
+    text = str(exc)
+    return any(sign in text for sign in _DAMAGE_SIGNS) and (
+        str(path) in text or "Corrupt database file" in text
+    )
 
 
 def _current_user() -> str:
@@ -84,16 +116,24 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
-def _connect(path: Path, *, read_only: bool, lock_timeout: float) -> Any:
+def _connect(
+    path: Path,
+    *,
+    read_only: bool,
+    lock_timeout: float,
+    config: dict[str, str | bool | int | float | list[str]] = CONNECTION_CONFIG,
+) -> Any:
     import duckdb
 
     deadline = time.monotonic() + lock_timeout
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG)
+            return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.Error as exc:
             if not _is_lock_error(exc):
+                if is_damage(exc, path):
+                    raise store_damaged(path) from exc
                 raise StoreError(f"cannot open store {path}: {first_line(exc)}") from exc
             if time.monotonic() >= deadline:
                 holder = re.search(r"PID (\d+)", str(exc))
@@ -106,7 +146,16 @@ def _connect(path: Path, *, read_only: bool, lock_timeout: float) -> Any:
             delay = min(delay * 2, 0.25)
 
 
-def _schema_version(con: Any) -> int:
+def _schema_version(con: Any, path: Path) -> int:
+    import duckdb
+
+    try:
+        return _read_schema_version(con)
+    except duckdb.Error as exc:
+        raise store_damaged(path) from exc
+
+
+def _read_schema_version(con: Any) -> int:
     has_meta = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_schema = 'main' AND table_name = 'meta'"
@@ -124,12 +173,23 @@ class Store:
     the same transaction as the change itself. Every commit and checkpoint of a
     writable store runs under the checkpoint guard (``guard.py``), so a process killed
     while DuckDB rewrites its metadata leaves a store the next open can repair.
+    A ``sandboxed`` store is read-only and locked down (``sandbox.py``): the only
+    kind on which SQL that a user or a file supplied may run.
     """
 
-    def __init__(self, con: Any, path: Path, *, read_only: bool, invocation: Invocation) -> None:
+    def __init__(
+        self,
+        con: Any,
+        path: Path,
+        *,
+        read_only: bool,
+        invocation: Invocation,
+        sandboxed: bool = False,
+    ) -> None:
         self.con = con
         self.path = path
         self.read_only = read_only
+        self.sandboxed = sandboxed
         self.invocation = invocation
         # Open as long as the connection: closing a descriptor of the database file
         # earlier would drop DuckDB's lock on it.
@@ -142,8 +202,15 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        if exc is not None:
+            self.raise_if_damaged(exc)
+
+    def raise_if_damaged(self, exc: BaseException) -> None:
+        """A DuckDB error that says the file is broken becomes the one-line damage error."""
+        if is_damage(exc, self.path):
+            raise store_damaged(self.path) from exc
 
     def close(self) -> None:
         """Checkpoint under the guard, so that closing the connection has nothing to write."""
@@ -183,7 +250,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        return _schema_version(self.con)
+        return _schema_version(self.con, self.path)
 
     def _append_journal(
         self, outcome: str, summary: dict[str, Any], invocation: Invocation | None = None
@@ -304,7 +371,7 @@ def _migrate(store: Store, invocation: Invocation) -> None:
     con, path = store.con, store.path
     con.execute("BEGIN TRANSACTION")
     try:
-        current = _schema_version(con)
+        current = _schema_version(con, path)
         if current > SCHEMA_VERSION:
             raise _too_new(path, current)
         pending = [m for m in MIGRATIONS if m.version > current]
@@ -369,7 +436,7 @@ def _create(path: Path, invocation: Invocation) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _empty_store(invocation: Invocation) -> Store:
+def _empty_store(invocation: Invocation, sandbox: FileAllowance | None = None) -> Store:
     """A read-only store with every table and no rows, outside any workspace.
 
     What a reading command sees where nothing was recorded yet: it runs (empty
@@ -381,10 +448,39 @@ def _empty_store(invocation: Invocation) -> Store:
         path = staging / "store.duckdb"
         with private_umask():
             _create(path, Invocation("migrate", [], invocation.user, invocation.host))
-        con = _connect(path, read_only=True, lock_timeout=0)
+        con = _read_only_connection(path, 0, sandbox)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Store(con, path, read_only=True, invocation=invocation)
+    return _read_only_store(con, path, invocation, sandbox)
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move a store (with its WAL and guard) aside under a dated name, to start over.
+
+    Nothing is deleted: the old file stays beside the new store for a later rescue.
+    Refused while another process has the store open.
+    """
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = path.with_name(f"{path.name}.broken-{stamp}")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock DuckDB takes
+        except OSError:
+            raise StoreLockedError(
+                f"store {path} is open in another process; stop it before starting over"
+            ) from None
+        for suffix in (".wal", ".guard"):
+            companion = path.with_name(path.name + suffix)
+            if companion.exists():
+                os.rename(companion, kept.with_name(kept.name + suffix))
+        os.rename(path, kept)
+        fsync_dir(path.parent)
+    finally:
+        os.close(fd)
+    return kept
 
 
 def open_store(
@@ -393,6 +489,7 @@ def open_store(
     read_only: bool = False,
     lock_timeout: float = 10.0,
     invocation: Invocation | None = None,
+    sandbox: FileAllowance | None = None,
 ) -> Store:
     """Open (creating and migrating as needed) the workspace's store.
 
@@ -400,19 +497,22 @@ def open_store(
     empty one (``_empty_store``).
 
     A store written by a newer nodus is refused, never altered. When another
-    process holds the lock, wait up to ``lock_timeout`` seconds.
+    process holds the lock, wait up to ``lock_timeout`` seconds. With ``sandbox``
+    the store is opened read-only and locked down, for user SQL (``open_user_sql``).
     """
     invocation = invocation or Invocation("library")
     path = workspace.store_path
+    if sandbox is not None and not read_only:
+        raise ValueError("a sandboxed store is read-only")
     if read_only and not path.exists():  # a reading command never creates a store
-        return _empty_store(invocation)
+        return _empty_store(invocation, sandbox)
     workspace.make_private()  # the store holds secrets: an older nodus left it 0644
     repaired = guard.repair(path) if path.exists() else 0
     if read_only and path.exists() and not repaired:
-        con = _connect(path, read_only=True, lock_timeout=lock_timeout)
-        version = _schema_version(con)
+        con = _read_only_connection(path, lock_timeout, sandbox)
+        version = _schema_version(con, path)
         if version == SCHEMA_VERSION:
-            return Store(con, path, read_only=True, invocation=invocation)
+            return _read_only_store(con, path, invocation, sandbox)
         con.close()
         if version > SCHEMA_VERSION:
             raise _too_new(path, version)
@@ -433,5 +533,45 @@ def open_store(
     if not read_only:
         return store
     store.close()
-    con = _connect(path, read_only=True, lock_timeout=lock_timeout)
-    return Store(con, path, read_only=True, invocation=invocation)
+    con = _read_only_connection(path, lock_timeout, sandbox)
+    return _read_only_store(con, path, invocation, sandbox)
+
+
+def _read_only_connection(path: Path, lock_timeout: float, sandbox: FileAllowance | None) -> Any:
+    config = CONNECTION_CONFIG if sandbox is None else SANDBOX_CONFIG
+    return _connect(path, read_only=True, lock_timeout=lock_timeout, config=config)
+
+
+def _read_only_store(
+    con: Any, path: Path, invocation: Invocation, sandbox: FileAllowance | None
+) -> Store:
+    if sandbox is not None:
+        try:
+            lock_down(con, sandbox)
+        except BaseException:
+            con.close()
+            raise
+    return Store(con, path, read_only=True, invocation=invocation, sandboxed=sandbox is not None)
+
+
+def open_user_sql(
+    workspace: Workspace,
+    *,
+    allow: Sequence[Path] = (),
+    lock_timeout: float = 10.0,
+    invocation: Invocation | None = None,
+) -> Store:
+    """The store as SQL that a user or a file supplied may see it: read-only, no files
+    but ``allow`` (never the workspace's own), no extensions, configuration locked.
+
+    Every command that runs such SQL on the store opens it with this, and runs
+    nothing of its own that writes while it is open.
+    """
+    allowance = allow_files(allow, protected=[workspace.root])
+    return open_store(
+        workspace,
+        read_only=True,
+        lock_timeout=lock_timeout,
+        invocation=invocation,
+        sandbox=allowance,
+    )

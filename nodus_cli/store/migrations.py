@@ -16,9 +16,21 @@ from nodus_cli.anomaly import schema as anomaly_schema
 from nodus_cli.audit.schema import TABLES as AUDIT_TABLES
 from nodus_cli.audit.schema import create_audit_tables
 from nodus_cli.confops.schema import CONFIG_TABLES, create_config_tables
-from nodus_cli.ingest.schema import apply_ingest_v2, apply_logs_zstd
-from nodus_cli.scaleout.schema import EXPORT_TABLES, create_export_tables
+from nodus_cli.ingest.schema import (
+    add_pattern_id,
+    apply_ingest_v2,
+    apply_logs_zstd,
+    apply_quarantine_bytes,
+)
+from nodus_cli.patterns import schema as patterns_schema
+from nodus_cli.scaleout.schema import (
+    COMMIT_LEDGER,
+    EXPORT_TABLES,
+    create_commit_ledger,
+    create_export_tables,
+)
 from nodus_cli.sqltools.schema import create_query_log
+from nodus_cli.store.asof import add_committed_at
 
 Apply = Callable[[Any], None]  # receives a duckdb connection inside a transaction
 
@@ -120,6 +132,16 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "sql: query_log", create_query_log, ("query_log",)),
     Migration(8, "scaleout: export state tracking", create_export_tables, EXPORT_TABLES),
     Migration(9, "ingest: zstd for logs.message and logs.attrs", apply_logs_zstd),
+    Migration(10, "ingest: quarantine.raw_bytes, a line's bytes as read", apply_quarantine_bytes),
+    Migration(11, "ingest: logs.pattern_id (each row's shape)", add_pattern_id),
+    Migration(
+        12,
+        "patterns: patterns, patterns_learned",
+        patterns_schema.create_tables,
+        patterns_schema.TABLES,
+    ),
+    Migration(13, "store: committed_at on logs, metrics, quarantine, anomalies", add_committed_at),
+    Migration(14, "scaleout: export ledger per commit", create_commit_ledger, (COMMIT_LEDGER,)),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
+from nodus_cli.store.asof import as_of_column
 from nodus_cli.store.db import Store
 from nodus_cli.store.migrations import NODUS_TABLES
+from nodus_cli.store.sandbox import check_read_only, sql_error_text, sql_input_error
 
-READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 FETCH_BATCH = 2048
 
 
@@ -25,45 +26,21 @@ class QueryResult:
     rows: Iterator[tuple[Any, ...]]
 
 
-def sql_error_text(exc: Exception) -> str:
-    """DuckDB's message on one line, without the caret diagram of a parser error."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    kept = [line for line in lines if not line.startswith(("LINE ", "^"))]
-    return " ".join(kept) or type(exc).__name__
-
-
-def check_read_only(store: Store, sql: str) -> list[Any]:
-    """Split ``sql`` into statements and refuse any that is not a plain read."""
-    import duckdb
-
-    try:
-        statements = store.con.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
-    if not statements:
-        raise UsageError("no SQL statement given")
-    for statement in statements:
-        kind = statement.type.name
-        if kind not in READ_ONLY_STATEMENTS:
-            raise UsageError(
-                f"nodus query is read-only: refusing a {kind} statement "
-                "(use nodus load or the command that owns the table to change data)"
-            )
-    return list(statements)
-
-
 def run_query(store: Store, sql: str, *, limit: int | None = None) -> QueryResult:
-    """Run read-only SQL; the result of the last statement is returned lazily."""
+    """Run SQL a user gave on a sandboxed store; the last statement's rows come lazily."""
     import duckdb
 
-    statements = check_read_only(store, sql)
+    if not store.sandboxed:
+        raise ValueError("user SQL runs only on a sandboxed store (open_user_sql)")
+    statements = check_read_only(store.con, sql)
     try:
         for statement in statements[:-1]:
             store.con.execute(statement)
         last = statements[-1]
         cursor = store.con.execute(last)
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {sql_error_text(exc)}") from None
+        store.raise_if_damaged(exc)
+        raise sql_input_error(exc) from None
     description = cursor.description or []
     columns = [d[0] for d in description]
     types = [str(d[1]) for d in description]
@@ -75,7 +52,8 @@ def run_query(store: Store, sql: str, *, limit: int | None = None) -> QueryResul
             try:
                 batch = cursor.fetchmany(size)
             except duckdb.Error as exc:
-                raise InputError(f"SQL error: {sql_error_text(exc)}") from None
+                store.raise_if_damaged(exc)
+                raise sql_input_error(exc) from None
             if not batch:
                 return
             yield from batch
@@ -91,6 +69,7 @@ class TableInfo:
     rows: int
     columns: list[tuple[str, str]]  # (name, type)
     owner: str  # "nodus" for tables nodus manages, "user" for loaded ones
+    as_of: str | None  # the column --as-of cuts it on; None: read as it is now
 
 
 def list_tables(store: Store) -> list[TableInfo]:
@@ -102,7 +81,7 @@ def list_tables(store: Store) -> list[TableInfo]:
         columns.setdefault(table, []).append((column, data_type))
     counts = store.table_counts()
     return [
-        TableInfo(name, counts[name], columns.get(name, []), _owner(name))
+        TableInfo(name, counts[name], columns.get(name, []), _owner(name), as_of_column(name))
         for name in store.table_names()
     ]
 

@@ -131,7 +131,7 @@ def test_exit_codes_for_missing_empty_malformed_untrusted(
     nothing = tmp_path / "nothing.bundle"
     assert cli("audit", "seal", "logs", "-o", str(nothing)).exit_code == 0
     code, report = _verify(cli, nothing, "--trust", str(signer))
-    assert code == 1 and "empty" in report["problems"][0]
+    assert code == 0 and report["size"] == 0, report  # a quiet day is a valid bundle
 
     _add_logs(cli, 3)
     bundle = tmp_path / "logs.bundle"
@@ -247,7 +247,7 @@ def test_verify_exit_code_in_a_real_process(run_nodus, signer: Path, tmp_path: P
     assert ok.returncode == 0, ok.stdout + ok.stderr
     (tmp_path / "data" / "a.txt").write_text("tampered\n")
     bad = run_nodus("audit", "verify", str(bundle), "--trust", str(signer), "--json", cwd=tmp_path)
-    assert bad.returncode == 1 and json.loads(bad.stdout)["entries"]["changed"] == ["data/a.txt"]
+    assert bad.returncode == 1 and json.loads(bad.stdout)["entries"]["changed"] == ["a.txt"]
 
 
 def test_store_comparison_names_changed_and_missing_rows(

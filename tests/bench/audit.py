@@ -83,7 +83,9 @@ def bench_files(base: Path, gib: float, runs: int, key: SigningKey) -> None:
 def fill_store(workspace: Workspace, rows: int) -> None:
     with open_store(workspace) as store:
         store.con.execute(
-            """INSERT INTO logs SELECT TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(i),
+            """INSERT INTO logs (time, level, host, app, pid, message, attrs, source, file_id,
+                 line_no, byte_offset)
+               SELECT TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(i),
                  CASE WHEN i % 10 = 0 THEN 'error' ELSE 'info' END, 'host' || (i % 7), 'api',
                  i % 1000, 'request ' || i || ' served', '{"status":200}', 'bench', 1, i, i * 80
                FROM range(?) t(i)""",

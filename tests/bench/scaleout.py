@@ -2,12 +2,13 @@
 
 For each scale factor: tpchgen-cli generates the tables, ``nodus load`` puts them in
 a store, ``nodus export`` writes the Parquet export (timed, and timed again with no
-new rows: the cost of the fingerprint ledger), then every query runs on the three
-engines. Times are ratios to DuckDB over the store, measured in the same run. Spark
-start-up (a new SparkSession, and a whole ``nodus query --engine spark`` process)
-is reported apart, so a reader can see where it stops dominating; the Spark time of
-each query includes registering the tables it reads as views, as every
-``nodus query --engine spark`` does.
+new rows: tables loaded with ``nodus load`` are tracked by row fingerprints, which
+rehash the table; ``tests/bench/export.py`` times tracking by commit), then every
+query runs on the three engines. Times are ratios to DuckDB over the store,
+measured in the same run. Spark start-up (a new SparkSession, and a whole ``nodus
+query --engine spark`` process) is reported apart, so a reader can see where it
+stops dominating; the Spark time of each query includes registering the tables it
+reads as views, as every ``nodus query --engine spark`` does.
 
 Run: python tests/bench/scaleout.py [--scales 0.1,1] [--master local[*]] [--runs 1]
 Needs: pip install tpchgen-cli, the spark extra, Java 17+, ../shared/data/tpch (queries).

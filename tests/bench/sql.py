@@ -16,6 +16,12 @@ reports, all measured in this run:
    the rest (an error naming the construct, never a silent drop);
 5. lint of the 22 files: in-process and as a `nodus sql lint` subprocess;
 6. TPC-DS (99 queries, no data): parse, rewrite and round trip without crashes.
+
+`--lint-only` measures only the comparison with SQLFluff (`pip install 'nodus[bench]'`,
+dialect duckdb): whole-process wall time of `nodus sql lint` and `sqlfluff lint` on the
+22 TPC-H and 99 TPC-DS files in the same run (their ratio), and which of ten seeded
+bugs each tool flags. `--stability N` verifies each TPC-H query N times
+(`rewrite --verify`, default rules) and counts the queries whose verdict changed.
 """
 
 from __future__ import annotations
@@ -229,6 +235,132 @@ def tpcds_bench(folder: Path) -> dict[str, Any]:
     return {"queries": len(files), "outcome": dict(outcome), "top_notes": notes.most_common(8)}
 
 
+# Ten seeded bugs: (name, query, the nodus code that addresses it, the SQLFluff codes that
+# do). A tool flags the bug when it reports one of its codes for the query.
+SEEDED_BUGS: list[tuple[str, str, str, frozenset[str]]] = [
+    ("= NULL in WHERE", "SELECT o_orderkey FROM orders WHERE o_comment = NULL", "NX002",
+     frozenset({"CV05"})),
+    ("<> NULL in CASE", "SELECT CASE WHEN o_comment <> NULL THEN 1 ELSE 0 END AS c FROM orders",
+     "NX002", frozenset({"CV05"})),
+    ("NOT IN over a nullable subquery",
+     "SELECT o_orderkey FROM orders WHERE o_custkey NOT IN (SELECT c_custkey FROM customer)",
+     "NX001", frozenset()),
+    ("NOT IN a list with NULL", "SELECT count(*) FROM logs WHERE NOT level IN ('info', NULL)",
+     "NX008", frozenset({"CV05"})),
+    ("implicit cross join",
+     "SELECT o.o_orderkey, n.n_name FROM orders AS o, nation AS n WHERE o.o_orderkey < 3",
+     "NX003", frozenset({"AM08"})),
+    ("LIMIT without ORDER BY", "SELECT o_orderkey FROM orders LIMIT 5", "NX004",
+     frozenset({"AM09"})),
+    ("function on the time column in WHERE",
+     "SELECT count(*) FROM logs WHERE date_trunc('day', time) = DATE '2024-01-01'", "NX005",
+     frozenset()),
+    ("SELECT * in a view", "CREATE VIEW recent AS SELECT * FROM orders", "NX006",
+     frozenset({"AM04"})),
+    ("unused CTE", "WITH a AS (SELECT 1 AS x), b AS (SELECT 2 AS y)\nSELECT x FROM a", "NX007",
+     frozenset({"ST03"})),
+    ("UNION of 2 and 1 columns", "SELECT a, b FROM t UNION ALL SELECT a FROM u", "NX009",
+     frozenset({"AM07"})),
+]  # fmt: skip
+LAYOUT_PREFIXES = ("LT", "CP", "JJ", "TQ")  # style, not bugs
+
+
+def _sqlfluff_codes(files: list[Path]) -> tuple[dict[str, set[str]], float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "sqlfluff", "lint", "--dialect", "duckdb", "--format", "json",
+         "--processes", "1", "--disable-progress-bar", *map(str, files)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    found: dict[str, set[str]] = {}
+    for entry in json.loads(done.stdout or "[]"):
+        found[Path(entry["filepath"]).name] = {v["code"] for v in entry["violations"]}
+    return found, wall
+
+
+def _nodus_codes(files: list[Path]) -> tuple[dict[str, set[str]], float]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "nodus_cli", "sql", "lint", *map(str, files), "--json"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    found: dict[str, set[str]] = {}
+    for finding in json.loads(done.stdout or "{}").get("findings", []):
+        found.setdefault(Path(finding["file"]).name, set()).add(finding["code"])
+    return found, wall
+
+
+def lint_compare(files: list[Path], rounds: int) -> dict[str, Any]:
+    """Whole-process wall times on the same files, interleaved; the seeded-bug table."""
+    nodus_walls, fluff_walls = [], []
+    for _ in range(rounds):
+        nodus_walls.append(_nodus_codes(files)[1])
+        fluff_walls.append(_sqlfluff_codes(files)[1])
+        print(f"  nodus {nodus_walls[-1]:.2f} s, sqlfluff {fluff_walls[-1]:.2f} s", file=sys.stderr)
+    bugs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        seeded = []
+        for index, (_name, sql, _code, _fluff) in enumerate(SEEDED_BUGS):
+            path = Path(tmp) / f"bug{index:02d}.sql"
+            path.write_text(sql + ";\n")
+            seeded.append(path)
+        nodus_found, _ = _nodus_codes(seeded)
+        fluff_found, _ = _sqlfluff_codes(seeded)
+    for path, (name, _sql, code, fluff_codes) in zip(seeded, SEEDED_BUGS, strict=True):
+        fluff = fluff_found.get(path.name, set())
+        bugs.append(
+            {
+                "bug": name,
+                "nodus": code in nodus_found.get(path.name, set()),
+                "sqlfluff": bool(fluff & fluff_codes),
+                "nodus_codes": sorted(nodus_found.get(path.name, set())),
+                "sqlfluff_codes": sorted(c for c in fluff if not c.startswith(LAYOUT_PREFIXES)),
+            }
+        )
+    nodus, fluff = statistics.median(nodus_walls), statistics.median(fluff_walls)
+    return {"files": len(files), "nodus_s": nodus, "sqlfluff_s": fluff,
+            "speedup": fluff / nodus, "bugs": bugs}  # fmt: skip
+
+
+def report_lint_compare(out: Any, result: dict[str, Any]) -> None:
+    out.write(
+        f"\nlint, whole process on {result['files']} files (22 TPC-H + 99 TPC-DS): nodus "
+        f"{result['nodus_s']:.2f} s, sqlfluff {result['sqlfluff_s']:.2f} s: nodus is "
+        f"{result['speedup']:.1f}x faster\n\n| seeded bug | nodus | sqlfluff | nodus codes | "
+        "sqlfluff codes (not layout) |\n|---|---|---|---|---|\n"
+    )
+    for bug in result["bugs"]:
+        out.write(
+            f"| {bug['bug']} | {'yes' if bug['nodus'] else 'no'} | "
+            f"{'yes' if bug['sqlfluff'] else 'no'} | {', '.join(bug['nodus_codes'])} | "
+            f"{', '.join(bug['sqlfluff_codes'])} |\n"
+        )
+    missed = [b["bug"] for b in result["bugs"] if b["sqlfluff"] and not b["nodus"]]
+    out.write(
+        f"\nbugs flagged: nodus {sum(b['nodus'] for b in result['bugs'])}/10, sqlfluff "
+        f"{sum(b['sqlfluff'] for b in result['bugs'])}/10; found by sqlfluff and missed by "
+        f"nodus: {', '.join(missed) or 'none'}\n"
+    )
+
+
+def verdict_stability(con: Any, queries: dict[str, str], repeats: int) -> dict[str, Any]:
+    """Each query verified ``repeats`` times: the verdicts (kept or which reason)."""
+    verdicts: dict[str, list[str]] = {}
+    for name, sql in queries.items():
+        for _ in range(repeats):
+            report = rewrite_sql(sql, con=con)
+            verify_rewrite(report, con)
+            kind = "kept" if report.kept else (report.reason or "").split(":")[0].split(" (")[0]
+            verdicts.setdefault(name, []).append(kind)
+        print(f"  {name}: {verdicts[name]}", file=sys.stderr)
+    changed = [name for name, kinds in verdicts.items() if len(set(kinds)) > 1]
+    flipped = [name for name, kinds in verdicts.items() if len({k == "kept" for k in kinds}) > 1]
+    return {"repeats": repeats, "verdicts": verdicts, "changed": changed, "flipped": flipped}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
@@ -239,8 +371,15 @@ def main() -> None:
     parser.add_argument(
         "--static-only", action="store_true", help="only lint timing and TPC-DS (no TPC-H data)"
     )
+    parser.add_argument("--lint-only", action="store_true", help="only the SQLFluff comparison")
+    parser.add_argument("--lint-rounds", type=int, default=1)
+    parser.add_argument("--stability", type=int, default=0, help="verify each query N times")
     args = parser.parse_args()
     tpch = SHARED / "data" / "tpch"
+    if args.lint_only:
+        files = sorted(tpch.glob("q*.sql")) + sorted((SHARED / "data" / "tpcds").glob("q*.sql"))
+        report_lint_compare(sys.stdout, lint_compare(files, args.lint_rounds))
+        return
     if args.static_only:
         lint = lint_bench(sorted(tpch.glob("q*.sql")))
         report_static(
@@ -257,6 +396,19 @@ def main() -> None:
         load_seconds = build_database(args.scale, args.data, database)
         con = duckdb.connect(str(database), read_only=True)
         expected = {name: execute(con, sql)[0] for name, sql in queries.items()}
+        if args.stability:
+            print(f"verdict stability ({args.stability} verifications each) ...", file=sys.stderr)
+            stability = verdict_stability(con, queries, args.stability)
+            sys.stdout.write(
+                f"\nverdict stability: {len(queries) - len(stability['flipped'])} of "
+                f"{len(queries)} queries gave the same verdict (rewrite kept or not) "
+                f"{args.stability} times; flipped: {', '.join(stability['flipped']) or 'none'}; "
+                f"same verdict with another reason: "
+                f"{', '.join(sorted(set(stability['changed']) - set(stability['flipped'])))}\n"
+            )
+            for name, kinds in stability["verdicts"].items():
+                sys.stdout.write(f"  {name}: {', '.join(sorted(set(kinds)))}\n")
+            return
         print("noise band ...", file=sys.stderr)
         noise = noise_band(con, queries, args.runs)
         print("rewrite --verify, default rules ...", file=sys.stderr)

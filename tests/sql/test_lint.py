@@ -44,6 +44,14 @@ CASES: dict[str, tuple[str, str]] = {
         "WITH a AS (SELECT 1 AS x), b AS (SELECT 2 AS y) SELECT x FROM a",
         "WITH a AS (SELECT 1 AS x) SELECT x FROM a",
     ),
+    "NX008": (
+        "SELECT count(*) FROM logs WHERE NOT level IN ('info', NULL)",
+        "SELECT count(*) FROM logs WHERE NOT level IN ('info', 'debug')",
+    ),
+    "NX009": (
+        "SELECT a, b FROM t UNION ALL SELECT a FROM u",
+        "SELECT a, b FROM t UNION ALL SELECT a, NULL FROM u",
+    ),
 }
 
 
@@ -93,7 +101,9 @@ def test_star_in_view_is_expanded_in_order_and_checked_by_execution(tpch_con: An
     catalog = read_catalog(tpch_con)
     result = fix_source("CREATE VIEW v AS SELECT * FROM nation", catalog=catalog, con=tpch_con)
     assert result.fixed_sql is not None and not result.refused_fixes
-    assert "n_nationkey,\n  n_name,\n  n_regionkey,\n  n_comment\n" in result.fixed_sql
+    assert result.fixed_sql == (
+        "CREATE VIEW v AS SELECT n_nationkey, n_name, n_regionkey, n_comment FROM nation"
+    )
     without_db = fix_source("CREATE VIEW v AS SELECT * FROM nation")
     assert without_db.fixed_sql is None  # no columns known: no fix offered
 
@@ -121,6 +131,105 @@ def test_fix_never_reorders_output_columns(
     result = fix_source(sql)
     assert result.fixed_sql is not None
     assert _columns(result.fixed_sql) == columns
+
+
+def test_not_in_a_list_with_null_is_flagged_in_both_spellings() -> None:
+    for sql in (
+        "SELECT 1 FROM t WHERE NOT x IN (1, NULL)",
+        "SELECT 1 FROM t WHERE x NOT IN (NULL)",
+    ):
+        assert [f.code for f in lint_source(sql).findings] == ["NX008"], sql
+    assert not lint_source("SELECT 1 FROM t WHERE x IN (1, NULL)").findings
+
+
+LAYOUT = """-- report: keep this comment
+WITH unused AS (SELECT 1),
+     used   AS (SELECT 2 AS a,   3 AS b)
+select  b,a
+from    used ,  (select 4 as c) as extra
+where   a = NULL   -- trailing note
+;
+
+SELECT 1 WHERE NULL <> abs( 2 );
+"""
+LAYOUT_FIXED = """-- report: keep this comment
+WITH used   AS (SELECT 2 AS a,   3 AS b)
+select  b,a
+from    used  CROSS JOIN  (select 4 as c) as extra
+where   a IS NULL   -- trailing note
+;
+
+SELECT 1 WHERE abs( 2 ) IS NOT NULL;
+"""
+
+
+def test_a_fix_edits_only_its_span_and_keeps_the_rest_byte_identical() -> None:
+    result = fix_source(LAYOUT)
+    assert not result.refused_fixes
+    assert result.fixed_sql == LAYOUT_FIXED
+    assert {f.code for f in result.findings if f.fixed} == {"NX002", "NX003", "NX007"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([" ", "  ", "\n", "\n  ", "\t"]), min_size=8, max_size=8))
+def test_in_place_fixes_keep_any_layout(gaps: list[str]) -> None:
+    """Whatever the whitespace, a fix changes only its construct's text."""
+    g = gaps
+    sql = (
+        f"WITH{g[0]}dead AS (SELECT 0),{g[1]}live AS (SELECT 1 AS a){g[2]}SELECT{g[3]}a"
+        f"{g[4]}FROM live{g[5]}WHERE{g[6]}a ={g[7]}NULL"
+    )
+    result = fix_source(sql)
+    assert not result.refused_fixes
+    expected = (
+        f"WITH{g[0]}live AS (SELECT 1 AS a){g[2]}SELECT{g[3]}a"
+        f"{g[4]}FROM live{g[5]}WHERE{g[6]}a IS NULL"
+    )
+    assert result.fixed_sql == expected
+
+
+def test_fix_with_a_database_lacking_the_tables_is_refused_naming_them(tpch_con: Any) -> None:
+    from nodus_cli.errors import InputError
+
+    catalog = read_catalog(tpch_con)
+    with pytest.raises(InputError, match="no table weblogs, events"):
+        fix_source(
+            "SELECT * FROM weblogs JOIN events USING (id) JOIN nation USING (n_nationkey) "
+            "WHERE level = NULL",
+            catalog=catalog,
+            con=tpch_con,
+        )
+
+
+@pytest.mark.usefixtures("tpch_home")
+def test_cli_fix_with_db_lacking_the_tables_exits_two(cli: Any, tpch_home: Path) -> None:
+    sql = "SELECT level FROM weblogs WHERE level = NULL"
+    db = str(tpch_home / "store.duckdb")
+    result = cli("sql", "lint", "-", "--fix", "--db", db, input=sql)
+    assert result.exit_code == 2
+    assert "weblogs" in result.stderr and result.stdout == ""
+
+
+def test_cli_diff_prints_a_unified_diff_and_leaves_the_file(cli: Any, tmp_path: Path) -> None:
+    query = tmp_path / "q.sql"
+    query.write_text(LAYOUT)
+    result = cli("sql", "lint", str(query), "--diff")
+    assert result.exit_code == 1
+    assert query.read_text() == LAYOUT
+    assert result.stdout.startswith(f"--- {query}\n+++ {query}\n@@")
+    assert "-where   a = NULL   -- trailing note\n" in result.stdout
+    assert "+where   a IS NULL   -- trailing note\n" in result.stdout
+    assert "NX002" in result.stderr
+
+
+def test_cli_findings_are_lines_on_stdout_without_an_error_line(cli: Any, tmp_path: Path) -> None:
+    query = tmp_path / "q.sql"
+    query.write_text(CASES["NX008"][0])
+    result = cli("sql", "lint", str(query))
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{query}:1:")
+    assert "NX008" in result.stdout
+    assert "nodus: error" not in result.stderr
 
 
 def test_cli_lint_reports_codes_and_exits_one(cli: Any, tmp_path: Path) -> None:

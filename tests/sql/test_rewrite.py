@@ -46,7 +46,7 @@ def test_every_tpch_query_is_equivalent_after_all_rules(
     """With every rule (unnesting too) each query is either proven equal or given back."""
     for name, sql in tpch_queries.items():
         report = rewrite_sql(sql, rules=resolve_rules("all"), con=tpch_con)
-        verify_rewrite(report, tpch_con, runs=1)
+        verify_rewrite(report, tpch_con, runs=1, budget=0.0)
         assert report.verified, name
         expected, _ = execute(tpch_con, sql)
         actual, _ = execute(tpch_con, report.rewritten)
@@ -84,7 +84,7 @@ SHIPPED = "SELECT l_returnflag, count(*) AS n FROM lineitem WHERE l_quantity < 1
 @pytest.mark.usefixtures("broken_rules")
 def test_a_wrong_rewrite_is_caught_and_its_rule_named(tpch_con: Any) -> None:
     report = rewrite_sql(SHIPPED, rules=["simplify", "drop_where"], con=tpch_con)
-    verify_rewrite(report, tpch_con, runs=1)
+    verify_rewrite(report, tpch_con, runs=1, budget=0.0)
     assert not report.kept
     assert report.culprit == "drop_where"
     assert "changed the result" in (report.reason or "")
@@ -113,6 +113,8 @@ def test_cli_verify_reports_the_wrong_rule_and_prints_the_original(cli: Any) -> 
         "--verify",
         "--runs",
         "1",
+        "--budget",
+        "0",
         "--json",
         input=SHIPPED,
     )
@@ -127,7 +129,9 @@ def test_cli_verify_reports_the_wrong_rule_and_prints_the_original(cli: Any) -> 
 @pytest.mark.usefixtures("tpch_home")
 def test_cli_rewrite_keeps_output_names_and_verifies(cli: Any) -> None:
     sql = "SELECT count(*), sum(l_tax) + 0 AS t FROM lineitem WHERE 1 = 1 AND l_tax > 0"
-    result = cli("sql", "rewrite", "-", "--verify", "--runs", "1", "--json", input=sql)
+    result = cli(
+        "sql", "rewrite", "-", "--verify", "--runs", "1", "--budget", "0", "--json", input=sql
+    )
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["verified"] is True
@@ -182,3 +186,106 @@ def test_nulls_nans_and_float_tolerance() -> None:
     assert compare_results([(None,)], [(0,)], ordered=True) is not None
     assert compare_results([(1,), (2,)], [(2,), (1,)], ordered=True) is not None
     assert compare_results([(1,), (2,)], [(2,), (1,)], ordered=False) is None
+
+
+# --- the statistical verdict ----------------------------------------------------------
+
+
+def _fake_clock(monkeypatch: pytest.MonkeyPatch, times: dict[str, Any]) -> None:
+    """``execute`` returns no rows and the time the test gives each query (a callable)."""
+    calls: dict[str, int] = {}
+
+    def fake_execute(_con: Any, sql: str) -> tuple[list[Any], float]:
+        calls[sql] = calls.get(sql, 0) + 1
+        return [], times[sql](calls[sql])
+
+    monkeypatch.setattr(rewrite_module, "execute", fake_execute)
+
+
+def test_equal_times_with_noise_give_a_narrow_interval_and_keep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_clock(
+        monkeypatch,
+        {"a": lambda n: 0.020 * (1 + 0.01 * (n % 3)), "b": lambda n: 0.020 * (1 + 0.01 * (n % 2))},
+    )
+    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.low <= 1.0 <= estimate.high <= rewrite_module.NOT_SLOWER
+    assert not estimate.too_fast
+
+
+def test_a_ten_percent_slower_rewrite_is_decided_slower(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_clock(
+        monkeypatch,
+        {"a": lambda n: 0.020 + 0.0004 * (n % 3), "b": lambda n: 0.022 + 0.0004 * (n % 2)},
+    )
+    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.low > rewrite_module.NOT_SLOWER
+
+
+def test_queries_of_a_millisecond_are_too_fast_to_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_clock(monkeypatch, {"a": lambda n: 0.001, "b": lambda n: 0.0008})
+    assert rewrite_module.measure_ratio(None, "a", "b").too_fast
+
+
+def test_noise_stops_at_the_budget_and_keeps_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks that disagree (twice as slow, then twice as fast) leave the verdict open."""
+    _fake_clock(
+        monkeypatch,
+        {"a": lambda n: 0.02 if n <= 3 else 0.04, "b": lambda n: 0.04 if n <= 3 else 0.02},
+    )
+    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=0.0)
+    assert len(estimate.timing.first) == 6
+    assert estimate.high > rewrite_module.NOT_SLOWER  # undecided: not shown to be not slower
+
+
+def test_spikes_of_a_busy_machine_do_not_widen_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One run in three preempted (5x slower): the block minima still agree."""
+    _fake_clock(
+        monkeypatch,
+        {"a": lambda n: 0.1 if n % 3 == 0 else 0.02, "b": lambda n: 0.1 if n % 3 == 1 else 0.02},
+    )
+    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.high <= rewrite_module.NOT_SLOWER
+    assert len(estimate.timing.first) == 6
+
+
+def test_a_rewrite_with_the_same_plan_is_kept_without_timing(tpch_con: Any) -> None:
+    report = rewrite_sql("SELECT n_name FROM nation WHERE n_nationkey < 5 AND 1 = 1", con=tpch_con)
+    verify_rewrite(report, tpch_con, budget=0.0)
+    assert report.kept and report.same_plan
+    assert (report.ratio_low, report.ratio_high) == (1.0, 1.0)
+
+
+def _add_a_sort(tree: Any, _ctx: Any) -> Any:
+    """Same rows, a different plan (a sort)."""
+    return tree.order_by("nation.n_name")
+
+
+@pytest.mark.usefixtures("broken_rules")
+def test_five_verifications_of_a_fast_query_give_the_same_verdict(
+    tpch_con: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = dict(rewrite_module.RULES)
+    rules["add_sort"] = Rule("add_sort", "a different plan", False, _add_a_sort)
+    monkeypatch.setattr(rewrite_module, "RULES", rules)
+    sql = "SELECT n_name FROM nation WHERE n_nationkey < 5"
+    verdicts = set()
+    for _ in range(5):
+        report = rewrite_sql(sql, rules=["add_sort"], con=tpch_con)
+        verify_rewrite(report, tpch_con, runs=4, budget=1.0)
+        verdicts.add((report.kept, (report.reason or "").split(" (")[0]))
+    assert verdicts == {(False, "too fast to time reliably")}
+
+
+@pytest.mark.usefixtures("broken_rules")
+def test_five_verifications_of_a_slow_rewrite_give_the_same_verdict(tpch_con: Any) -> None:
+    verdicts = set()
+    for _ in range(5):
+        report = rewrite_sql(SHIPPED, rules=["slow_filter"], con=tpch_con)
+        verify_rewrite(report, tpch_con, runs=3, budget=2.0)
+        verdicts.add((report.kept, report.culprit))
+        assert "[" in (report.reason or "")  # the ratio's interval is reported
+    assert verdicts == {(False, "slow_filter")}

@@ -28,7 +28,8 @@ def test_several_statements_are_joined() -> None:
     [
         ("SELECT list_transform(xs, x -> x + 1) FROM t", "mysql", "lambda"),
         ("SELECT * FROM a ASOF JOIN b ON a.t >= b.t", "postgres", "ASOF JOIN"),
-        ("SELECT c FROM (SELECT 1) AS t(c)", "sqlite", "Named columns"),
+        ("SELECT c FROM (SELECT * FROM x) AS t(c)", "sqlite", "Named columns"),
+        ("SELECT a, GROUPING(a) FROM t GROUP BY ROLLUP (a)", "sqlite", "has no GROUPING"),
     ],
 )
 def test_unsupported_construct_is_an_error_naming_it(sql: str, target: str, construct: str) -> None:
@@ -111,6 +112,17 @@ def test_a_dropped_condition_is_named() -> None:
         _refuse_lost_content(original, sqlglot.parse_one("SELECT a FROM t LIMIT 5"), "x")
     with pytest.raises(UnsupportedConstruct, match=r"LIMIT .*drops number 5"):
         _refuse_lost_content(original, sqlglot.parse_one("SELECT a FROM t WHERE b = 'x'"), "x")
+
+
+def test_a_derived_column_list_becomes_aliases_on_sqlite() -> None:
+    out = transpile_sql("SELECT c FROM (SELECT 1) AS t(c)", "duckdb", "sqlite").sql
+    assert out == "SELECT c FROM (SELECT 1 AS c) AS t"
+
+
+def test_sqlite_date_arithmetic_on_a_literal_follows_duckdb_month_ends() -> None:
+    sql = "SELECT DATE '2024-01-31' + INTERVAL 1 MONTH, CAST(d AS DATE) - INTERVAL '90' DAY FROM t"
+    out = transpile_sql(sql, "duckdb", "sqlite").sql
+    assert out == "SELECT DATE('2024-02-29'), DATE(DATE(d), '-90 days') FROM t"
 
 
 def test_order_by_an_alias_written_as_its_expression_is_not_a_drop() -> None:

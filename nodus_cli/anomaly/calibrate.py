@@ -1,0 +1,165 @@
+"""One calibration for every detector: raw strengths become tail probabilities.
+
+A detector's raw strength (a robust z, a HalfSpaceTrees sparseness) means nothing
+on its own scale: 5 is rare on one series and routine on another. Following the
+anomaly likelihood of Numenta's HTM detector, each point's short-term mean of
+``log1p(strength)`` is compared with the distribution of that quantity over a long
+window before it (its mean and standard deviation, a Gaussian tail), so the result
+is the probability that the series' usual behaviour produces so strong a signal.
+
+Several detectors are combined by a rule fixed up front: the two most surprising
+detectors must agree. With point tails p1 <= p2 of d detectors, the chance that
+two independent uniform tails have a product as small is t (1 - ln t) for
+t = p1 p2, times the d (d - 1) / 2 pairs (Bonferroni), so one detector's
+routine excursion no longer alarms alone unless it is extreme, while two
+moderate ones at once do (cross-validated on NAB: tests/bench/nab.py). A
+single detector is its own tail. The score shown to the user is that
+probability on a log scale, ``0.5 * log(p) / log(FLAG_TAIL)`` clipped to
+[0, 1], so the flag threshold 0.5 means the same tail probability for every
+method. A point is an anomaly when it reaches 0.5 and no point in the
+``SUPPRESS`` before it did: one incident, one alarm.
+
+The long-term statistics come from blocks aligned on the absolute point index
+and every sum is over a fixed set of values, so an incremental run reproduces
+one long run bit for bit from a bounded window of past points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ANOMALY_THRESHOLD = 0.5  # the score at which a point is an anomaly (tail FLAG_TAIL)
+BLOCK = 50  # points per block of long-term statistics
+MIN_HISTORY = 200  # points learnt from before anything is scored
+SIGMA_FLOOR = 0.05  # in log1p units: a dead-flat history still needs a real jump to alarm
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The constants chosen by leave-one-category-out cross-validation (tests/bench/nab.py)."""
+
+    short: int = 1  # points in the short-term mean of the strength
+    long_blocks: int = 40  # blocks of BLOCK points whose maxima make the long-term tail
+    flag_tail: float = 1e-4  # the tail probability that maps to the anomaly threshold
+    suppress: int = 25  # points after an alarm during which no new one is raised
+    min_blocks: int = 3  # blocks a series' first tail is fitted on (then up to long_blocks)
+
+    @property
+    def history(self) -> int:
+        """Past points whose strengths every new point's calibration reads."""
+        return (self.long_blocks + 1) * BLOCK + self.short + self.suppress
+
+
+DEFAULT = Calibration()
+
+
+def block_tails(
+    strength: Any, start: int, calibration: Calibration = DEFAULT, valid_from: Any = None
+) -> Any:
+    """log10 of the chance that a block's maximum reaches each point's strength.
+
+    One row per detector; ``point_tail`` turns it into the chance for one point
+    (a monotone map, so the most surprising detector is the row's minimum either way).
+
+    ``strength`` is (detectors, points), points ``start`` onwards in absolute index;
+    ``valid_from`` is, per detector, the first absolute point whose strength means
+    something (a detector's own warm-up is not history to calibrate on).
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    a = np.log1p(np.maximum(np.nan_to_num(strength, posinf=1e12), 0.0))
+    detectors, n = a.shape
+    k = calibration.short
+    recent = np.zeros_like(a)
+    for lag in range(k):  # a fixed sum of k values per point: identical in any run split
+        recent[:, lag:] += a[:, : n - lag] if lag else a
+    recent /= k
+
+    # Blocks aligned on absolute index; a point sees the maxima of the long_blocks
+    # blocks before its own, and the exponential tail through their median and 90th
+    # percentile (a Gumbel fit) gives the chance that a block's maximum exceeds it.
+    first_block = -(-start // BLOCK)  # first block wholly inside the array
+    offset = first_block * BLOCK - start
+    blocks = max(0, (n - offset) // BLOCK)
+    maxima = a[:, offset : offset + blocks * BLOCK].reshape(detectors, blocks, BLOCK).max(axis=2)
+    window = calibration.long_blocks
+    valid = np.zeros(detectors, dtype=np.int64) if valid_from is None else np.asarray(valid_from)
+    first_valid = -(-valid // BLOCK) if start == 0 else np.zeros(detectors, dtype=np.int64)
+    before = np.zeros((detectors, blocks + 1, 2))
+    for q, column in ((50, 0), (90, 1)):
+        if blocks:
+            ranked = ndimage.percentile_filter(
+                maxima, q, size=(1, window), origin=(0, (window - 1) // 2), mode="nearest"
+            )
+            before[:, 1:, column] = ranked  # stats of blocks b-window..b-1 for block b
+        if start == 0:  # a series' first blocks see only the valid blocks there are
+            for row in range(detectors):
+                low = int(first_valid[row])
+                for block in range(low + calibration.min_blocks, min(low + window, blocks + 1)):
+                    before[row, block, column] = np.percentile(
+                        maxima[row, low:block], q, method="lower"
+                    )
+    absolute = np.arange(start, start + n)
+    block_of = absolute // BLOCK - first_block  # -1 before the first whole block
+    index = np.clip(block_of, 0, blocks)
+    first_usable = first_valid + (calibration.min_blocks if start == 0 else window)
+    usable = (block_of[None, :] >= first_usable[:, None]) & (absolute >= MIN_HISTORY)
+    median, upper = before[:, index, 0], before[:, index, 1]
+    width = np.maximum(upper - median, SIGMA_FLOOR)
+    log10_block = np.log10(0.5) - (recent - median) / width * np.log10(5.0)
+    return np.where(usable, np.minimum(log10_block, 0.0), 0.0)
+
+
+def point_tail(log10_block: Any) -> Any:
+    """log10 P(one point >= s) from log10 P(block maximum >= s) = 1 - (1 - p) ** BLOCK."""
+    import numpy as np
+
+    block_tail = 10.0 ** np.minimum(log10_block, 0.0)
+    with np.errstate(divide="ignore"):
+        log10_p = np.log10(-np.log1p(-np.minimum(block_tail, 1.0 - 1e-16)) / BLOCK)
+    log10_p = np.where(log10_block < -8.0, log10_block - np.log10(BLOCK), log10_p)
+    return np.where(log10_block >= 0.0, 0.0, np.minimum(log10_p, 0.0))
+
+
+def combine(block_log10: Any) -> tuple[Any, Any]:
+    """(log10 tail of the two most surprising detectors' agreement, the most surprising one).
+
+    ``block_log10`` is ``block_tails``' output; ``point_tail`` is monotone, so the
+    two smallest block tails are the two smallest point tails.
+    """
+    import numpy as np
+
+    detectors, n = block_log10.shape
+    winner = np.argmin(block_log10, axis=0)
+    columns = np.arange(n)
+    first = point_tail(block_log10[winner, columns])
+    if detectors == 1:
+        return first, winner
+    second = point_tail(np.partition(block_log10, 1, axis=0)[1])
+    log10_t = first + second
+    pairs = detectors * (detectors - 1) / 2
+    log10_p = log10_t + np.log10((1.0 - log10_t * np.log(10.0)) * pairs)
+    return np.minimum(log10_p, 0.0), winner
+
+
+def score(log10_p: Any, calibration: Calibration = DEFAULT) -> Any:
+    """The tail probability on the user's scale: 0.5 at ``flag_tail``, 1 at its square."""
+    import numpy as np
+
+    return np.clip(ANOMALY_THRESHOLD * log10_p / np.log10(calibration.flag_tail), 0.0, 1.0)
+
+
+def first_alarms(scores: Any, calibration: Calibration = DEFAULT) -> Any:
+    """True where a point reaches the threshold and none of the ``suppress`` before it did."""
+    import numpy as np
+    from scipy import ndimage
+
+    over = (scores >= ANOMALY_THRESHOLD).astype(np.int8)
+    window = calibration.suppress
+    if window <= 0:
+        return over.astype(bool)
+    recent = ndimage.maximum_filter1d(over, window, origin=(window - 1) // 2, mode="constant")
+    before = np.concatenate([[0], recent[:-1]])
+    return (over == 1) & (before == 0)

@@ -1,0 +1,1 @@
+"""Log patterns: the template of every log line, and which kinds are new or bursting."""

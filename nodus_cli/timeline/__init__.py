@@ -1,0 +1,1 @@
+"""nodus timeline: events from every part of the store on one clock."""

@@ -1,0 +1,69 @@
+"""detect at scale: memory bounded and independent of how many anomalies are found."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nodus_cli.anomaly import calibrate
+from nodus_cli.anomaly.detect import detect
+from nodus_cli.anomaly.source import parse_series
+from nodus_cli.cli.output import Format, render_rows
+from nodus_cli.store import open_store
+from nodus_cli.workspace import Workspace
+
+POINTS = 200_000
+BYTES_PER_POINT = 400  # generous: the scored arrays and their transient copies
+
+
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _peak_bytes(home: Path) -> tuple[int, int]:
+    """(peak traced bytes of detect --method hst and streaming its anomalies, anomalies)."""
+    with open_store(Workspace(home, "test")) as store:
+        store.con.execute("DELETE FROM anomalies")
+        tracemalloc.start()
+        try:
+            result = detect(store, parse_series("load"), method_name="hst", from_scratch=True)
+            with redirect_stdout(_Discard()):
+                render_rows(
+                    ["timestamp", "value", "score", "anomaly", "reason"],
+                    result.points(True),
+                    Format.csv,
+                )
+            _current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        saved = store.con.execute("SELECT count(*) FROM anomalies").fetchone()[0]
+    assert saved == result.found
+    return peak, result.found
+
+
+def test_hst_on_200k_points_keeps_memory_bounded_whatever_it_finds(
+    nodus_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_store(Workspace(nodus_home, "test")) as store:
+        store.con.execute(
+            """INSERT INTO metrics (time, series, labels, value, source)
+            SELECT TIMESTAMPTZ '2026-01-01' + INTERVAL 1 MINUTE * i, 'load', '{}',
+                   50 + 20 * sin(2 * pi() * i / 1440) + random(), 'test'
+            FROM range(?) AS t(i)""",
+            [POINTS],
+        )
+    few_peak, few = _peak_bytes(nodus_home)
+    # Every tenth point an anomaly: what the output and the anomalies table must carry.
+    monkeypatch.setattr(
+        calibrate, "first_alarms", lambda scores, *_: np.arange(len(scores)) % 10 == 0
+    )
+    many_peak, many = _peak_bytes(nodus_home)
+    assert many >= POINTS // 10 > 100 * max(few, 1) // 100
+    assert few_peak < BYTES_PER_POINT * POINTS and many_peak < BYTES_PER_POINT * POINTS
+    assert many_peak < 1.25 * few_peak, (few_peak, many_peak)

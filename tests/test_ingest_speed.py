@@ -1,0 +1,175 @@
+"""Ingest's shortcuts store exactly what the general path stores.
+
+A syslog window whose lines all start records skips the grouping of lines into
+records (a window function over the whole window): the rows, their columns and
+the quarantine must be those the grouping gives, whatever the lines hold. Logfmt
+pairs come from one pass of the pattern: every line parses as it did with a pass
+per group.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodus_cli.ingest import engine
+from nodus_cli.ingest.engine import IngestOptions, ingest
+from nodus_cli.ingest.formats import LOGFMT_PAIR, MACROS, Detected, _json_parse, logfmt_sql, sql_str
+from nodus_cli.ingest.lines import WindowLines
+from nodus_cli.store import open_store
+from nodus_cli.workspace import Workspace
+
+SYSLOG_LINES = (
+    "Nov 18 00:00:01 web-01 sshd[4242]: Accepted publickey for alice",
+    "Nov  8 10:11:12 web-02 cron: job started",
+    "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+    '<165>1 2003-10-11T22:14:15.003Z host app 1234 ID47 [ex@32473 iut="3"] msg',
+    "<13>1 - - - - - -",
+    "2026-11-18T00:00:01+01:00 host app[7]: iso time",
+    "Feb 30 00:00:00 host app: no such day",
+    "not syslog at all",
+    "<999>garbage",
+    "\vstarts with a vertical tab, which RE2 takes for a non-blank",
+    "\x1cstarts with a file separator",
+    "\u00a0starts with a no-break space",
+    "\u3000starts with an ideographic space",
+    "ends with blanks \t ",
+)
+CONTINUED = (" continued with a space", "\tcontinued with a tab", "\fafter a form feed")
+BLANK = ("", "   ", "\t", "\r")
+
+
+def _stored(path: Path, *, shortcut: bool, monkeypatch: pytest.MonkeyPatch) -> str:
+    with monkeypatch.context() as patch:
+        if not shortcut:
+            patch.setattr(engine, "_one_line_records", lambda lines, detected: False)
+        with (
+            tempfile.TemporaryDirectory() as home,
+            open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
+        ):
+            report = ingest(store, [str(path)], IngestOptions(format="syslog"))
+            assert not report.failed
+            tables = [
+                store.con.execute(
+                    f"SELECT * EXCLUDE (file_id, committed_at) FROM {table} ORDER BY line_no"
+                ).fetchall()
+                for table in ("logs", "quarantine")
+            ]
+            return json.dumps(tables, default=str)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(SYSLOG_LINES + BLANK) | st.sampled_from(CONTINUED), min_size=1, max_size=12
+    ),
+    st.sampled_from(("\n", "\r\n")),
+)
+def test_syslog_lines_each_a_record_store_what_the_grouping_stores(
+    lines: list[str], newline: str
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as monkeypatch:
+        path = Path(tmp) / "sys.log"
+        path.write_bytes((newline.join(lines) + newline).encode())
+        fast = _stored(path, shortcut=True, monkeypatch=monkeypatch)
+        assert fast == _stored(path, shortcut=False, monkeypatch=monkeypatch)
+
+
+def test_the_shortcut_is_taken_only_without_continuation_lines() -> None:
+    syslog = Detected("syslog")
+    plain = "\n".join((*SYSLOG_LINES, "")).encode() + b"\n"  # an empty line is no record
+    assert engine._one_line_records(WindowLines(plain, 0, 0), syslog)
+    for continued in (*CONTINUED, "   "):  # a line of blanks too: the shortcut is for sure cases
+        window = WindowLines(plain + continued.encode() + b"\n", 0, 0)
+        assert not engine._one_line_records(window, syslog)
+    assert not engine._one_line_records(WindowLines(plain, 0, 0), Detected("text"))
+
+
+# The logfmt object as built before its pairs came from one pass (the reference).
+TWO_PASS_LOGFMT = f"""SELECT line_no, byte_offset, record, line,
+      CASE WHEN len(keys) > 0 THEN '{{' || array_to_string(list_transform(keys, lambda k, i:
+          to_json(k) || ':' || CASE WHEN starts_with(vals[i], '"') THEN vals[i]
+          ELSE to_json(vals[i]) END), ',') || '}}' ELSE line END AS obj
+    FROM (SELECT *, regexp_extract_all(line, {sql_str(LOGFMT_PAIR)}, 1) AS keys,
+                    regexp_extract_all(line, {sql_str(LOGFMT_PAIR)}, 2) AS vals
+          FROM (SELECT *, nodus_filled(line) AS record FROM raw))"""
+LOGFMT_KEYS = {"time": "ts", "level": "level", "message": "msg", "pid": "pid"}
+LOGFMT_PIECES = st.sampled_from(
+    (
+        "ts=2026-11-18T00:00:01Z",
+        "ts=2026-02-30T00:00:00Z",
+        "level=warn",
+        "level=",
+        'msg="quoted \\"inner\\" text"',
+        'msg="bad \\q escape"',
+        'msg="unterminated',
+        "msg=bare\\backslash",
+        "pid=1e40",
+        "pid=42",
+        "k.x/y@z-w=\u00e9t\u00e9",
+        "=novalue",
+        "1bad=key",
+        "ctl=\x01\x7f",
+        "dup=1 dup=2",
+        '"',
+        "\t",
+    )
+)
+
+
+def _parsed(parser: str, lines: list[tuple[int, str]]) -> list[tuple[object, ...]]:
+    con = duckdb.connect()
+    for statement in MACROS:
+        con.execute(statement)
+    con.execute("CREATE TEMP TABLE raw (line VARCHAR, line_no BIGINT, byte_offset BIGINT)")
+    con.executemany("INSERT INTO raw VALUES (?, ?, ?)", [[x, i, i] for i, x in lines])
+    return con.execute(f"SELECT * FROM ({parser}) ORDER BY line_no").fetchall()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(LOGFMT_PIECES, max_size=6).map(" ".join)
+        | st.text(alphabet='ab= "\\\t_.@/-1\u00e9\x01{}:', max_size=40),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_logfmt_pairs_from_one_pass_parse_as_two_passes_did(lines: list[str]) -> None:
+    """Line by line as before, except that a line the old parse failed on is quarantined.
+
+    The old parse failed the whole file on a quoted value that is not JSON text
+    (``msg="bad \\q"``): its CASE cast the quoted value to JSON.
+    """
+    numbered = list(enumerate(lines, 1))
+    reference = _json_parse(TWO_PASS_LOGFMT, LOGFMT_KEYS, "no key=value pairs")
+    ours = _parsed(logfmt_sql(LOGFMT_KEYS), numbered)
+    for line in numbered:
+        row = next(row for row in ours if row[-4] == line[0])
+        try:
+            expected = _parsed(reference, [line])
+        except duckdb.ConversionException:
+            assert row[0] is False and row[-1] == line[1]  # not ok: quarantined as read
+        else:
+            assert [row] == expected
+
+
+def test_a_logfmt_value_that_is_not_json_text_is_quarantined_not_a_failed_file(
+    tmp_path: Path, run_nodus
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(
+        'ts=2026-11-18T00:00:01Z level=info msg="fine"\n'
+        'ts=2026-11-18T00:00:02Z level=info msg="bad \\q escape"\n'
+    )
+    home = tmp_path / "home"
+    done = run_nodus("--home", str(home), "ingest", "--json", "--format", "logfmt", str(log))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["files"][0]
+    assert (report["status"], report["rows"], report["quarantined"]) == ("ingested", 1, 1)
