@@ -301,3 +301,11 @@ def test_every_readme_line_is_run_or_listed_with_a_reason() -> None:
     lines = [line.command for block in readme_blocks() for line in block.lines]
     assert set(NOT_RUN) <= set(lines), set(NOT_RUN) - set(lines)
     assert sum(_is_nodus(line) for line in lines) >= 50  # the blocks were found
+
+
+def test_every_readme_script_run_elsewhere_has_its_test() -> None:
+    text = (PROJECT / "README.md").read_text()
+    for marker, test in SCRIPTS_RUN_ELSEWHERE.items():
+        assert f"<!-- {marker} -->\n```sh\n" in text, marker
+        path, name = test.split("::")
+        assert f"def {name}(" in (PROJECT / path).read_text(), test
