@@ -174,6 +174,8 @@ def build(
 ) -> None:
     """Seal files (directories recursively, in a fixed order) into a signed bundle.
 
+    A nodus workspace inside a directory is skipped: its store and secret are private.
+
     Examples:
 
       nodus audit build samples/ -o samples.bundle
