@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from nodus_cli.anomaly import calibrate
-from nodus_cli.anomaly.detect import detect
+from nodus_cli.anomaly import detect as detect_module
+from nodus_cli.anomaly.detect import SCORE_FIELDS, detect
+from nodus_cli.anomaly.methods import METHODS
 from nodus_cli.anomaly.source import parse_series
 from nodus_cli.cli.output import Format, render_rows
 from nodus_cli.store import open_store
@@ -47,17 +49,45 @@ def _peak_bytes(home: Path) -> tuple[int, int]:
     return peak, result.found
 
 
-def test_hst_on_200k_points_keeps_memory_bounded_whatever_it_finds(
-    nodus_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with open_store(Workspace(nodus_home, "test")) as store:
+def _fill(home: Path, points: int) -> None:
+    with open_store(Workspace(home, "test")) as store:
         store.con.execute(
             """INSERT INTO metrics (time, series, labels, value, source)
             SELECT TIMESTAMPTZ '2026-01-01' + INTERVAL 1 MINUTE * i, 'load', '{}',
-                   50 + 20 * sin(2 * pi() * i / 1440) + random(), 'test'
+                   50 + 20 * sin(2 * pi() * i / 1440) + random()
+                     + CASE WHEN i % 997 = 0 THEN 30 ELSE 0 END, 'test'
             FROM range(?) AS t(i)""",
-            [POINTS],
+            [points],
         )
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_scoring_in_chunks_equals_one_run(
+    nodus_home: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    _fill(nodus_home, 9000)
+
+    def run() -> tuple[list[np.ndarray], list[tuple[object, ...]]]:
+        with open_store(Workspace(nodus_home, "test")) as store:
+            result = detect(store, parse_series("load"), method_name=method, from_scratch=True)
+            saved = store.con.execute(
+                "SELECT time, value, score, reason FROM anomalies WHERE method = ? ORDER BY time",
+                [method],
+            ).fetchall()
+        return [getattr(result.scores, name) for name in SCORE_FIELDS], saved
+
+    whole, whole_saved = run()
+    monkeypatch.setattr(detect_module, "CHUNK", 1000)
+    chunked, chunked_saved = run()
+    for one, other in zip(whole, chunked, strict=True):
+        assert np.array_equal(one, other, equal_nan=True)
+    assert chunked_saved == whole_saved and whole_saved
+
+
+def test_hst_on_200k_points_keeps_memory_bounded_whatever_it_finds(
+    nodus_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(nodus_home, POINTS)
     few_peak, few = _peak_bytes(nodus_home)
     # Every tenth point an anomaly: what the output and the anomalies table must carry.
     monkeypatch.setattr(

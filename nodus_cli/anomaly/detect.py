@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,13 +14,19 @@ from nodus_cli.anomaly.methods import Method, get_method
 from nodus_cli.anomaly.reasons import explain, unit_of
 from nodus_cli.anomaly.robust import FEATURE_NAMES, Scores
 from nodus_cli.anomaly.source import Source, read_points
-from nodus_cli.progress import ProgressLike, reporter
+from nodus_cli.progress import Progress, ProgressLike, reporter
 from nodus_cli.store.db import Store
 
 __all__ = ["ANOMALY_THRESHOLD", "Anomaly", "Detection", "detect"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-INSERT_BATCH = 5000  # anomalies written per statement, so memory does not grow with them
+# Points scored per call of a method: its arrays stay in cache and memory is bounded by
+# the chunk, not the series. A method's state is a bounded window of past points, so
+# chunked scores equal one long run's (tests/test_detect.py).
+CHUNK = 100_000
+INSERT_BATCH = 50_000  # anomalies written per statement, so memory does not grow with them
+ANOMALY_BATCH = "nodus_anomaly_batch"  # the registered Arrow array of one insert
+SCORE_FIELDS = tuple(field.name for field in fields(Scores))
 
 
 @dataclass
@@ -60,6 +67,10 @@ class Detection:
     def last_time(self) -> datetime | None:
         return to_datetime(int(self.times_us[-1])) if len(self.times_us) else None
 
+    @functools.cached_property
+    def unit(self) -> str:
+        return unit_of(self.series)
+
     @property
     def anomalies(self) -> list[Anomaly]:
         return list(self.iter_anomalies())
@@ -80,7 +91,7 @@ class Detection:
             float(self.scores.z[index]),
             float(self.scores.expected[index]),
             float(self.scores.log10_tail[index]),
-            unit=unit_of(self.series),
+            unit=self.unit,
             step_s=self.step_s,
             season_s=self.season_s,
         )
@@ -160,8 +171,7 @@ def detect(
         times_us, values = read_points(store, source, after=resumed_after, since=since, until=until)
         progress.total(len(values))
         progress.stage(f"scoring with {method.name}")
-        scores, state = method.score(state, times_us, values)
-        progress.advance(len(values))
+        scores, state = _score_in_chunks(method, state, times_us, values, progress)
         progress.stage("saving")
         times_known = state.times_us if len(state.times_us) >= 2 else times_us
         step_s = float(np.median(np.diff(times_known))) / 1e6 if len(times_known) >= 2 else 0.0
@@ -193,17 +203,56 @@ def detect(
     return result
 
 
+def _score_in_chunks(
+    method: Method, state: Any, times_us: Any, values: Any, progress: Progress
+) -> tuple[Scores, Any]:
+    """The method's scores of every point, computed CHUNK points at a time."""
+    import numpy as np
+
+    n = len(values)
+    scores = Scores(
+        score=np.empty(n),
+        log10_tail=np.empty(n),
+        anomaly=np.empty(n, dtype=bool),
+        z=np.empty(n),
+        expected=np.empty(n),
+        feature=np.empty(n, dtype=np.int8),
+    )
+    for low in range(0, n, CHUNK):
+        high = min(low + CHUNK, n)
+        part, state = method.score(state, times_us[low:high], values[low:high])
+        for name in SCORE_FIELDS:
+            getattr(scores, name)[low:high] = getattr(part, name)
+        progress.advance(high - low)
+    return scores, state
+
+
 def _save_anomalies(store: Store, result: Detection) -> None:
-    batch: list[list[Any]] = []
-    for found in result.iter_anomalies():
-        batch.append(
-            [result.series, found.time, found.value, found.score, result.method, found.reason]
-        )
-        if len(batch) >= INSERT_BATCH:
-            _insert(store, batch)
-            batch = []
-    if batch:
-        _insert(store, batch)
+    """Insert the anomalies INSERT_BATCH at a time, each batch as one Arrow array."""
+    import nanoarrow as na
+
+    schema = na.struct(
+        {"t_us": na.int64(), "value": na.float64(), "score": na.float64(), "reason": na.string()}
+    )
+    flagged = result.flagged
+    for low in range(0, len(flagged), INSERT_BATCH):
+        indices = flagged[low : low + INSERT_BATCH]
+        columns = [
+            na.c_array(result.times_us[indices], na.int64()),
+            na.c_array(result.values[indices], na.float64()),
+            na.c_array([_rounded(float(result.scores.score[i])) for i in indices], na.float64()),
+            na.c_array([result.reason(int(i)) for i in indices], na.string()),
+        ]
+        batch = na.Array(na.c_array_from_buffers(schema, len(indices), [None], children=columns))
+        store.con.register(ANOMALY_BATCH, batch)
+        try:
+            store.con.execute(
+                "INSERT INTO anomalies (series, time, value, score, method, reason) "
+                f"SELECT ?, make_timestamptz(t_us), value, score, ?, reason FROM {ANOMALY_BATCH}",
+                [result.series, result.method],
+            )
+        finally:
+            store.con.unregister(ANOMALY_BATCH)
 
 
 def _insert(store: Store, batch: list[list[Any]]) -> None:

@@ -38,7 +38,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 def fill(store, points: int) -> None:
     store.con.execute(
-        """INSERT INTO metrics
+        """INSERT INTO metrics (time, series, labels, value, source)
         SELECT ?::TIMESTAMPTZ + INTERVAL 1 MINUTE * i, 'load', '{}',
                50 + 20 * sin(2 * pi() * i / 1440) + 3 * (random() - 0.5)
                  + CASE WHEN i % 9973 = 0 THEN 60 ELSE 0 END
