@@ -97,3 +97,13 @@ def test_hst_on_200k_points_keeps_memory_bounded_whatever_it_finds(
     assert many >= POINTS // 10 > 100 * max(few, 1) // 100
     assert few_peak < BYTES_PER_POINT * POINTS and many_peak < BYTES_PER_POINT * POINTS
     assert many_peak < 1.25 * few_peak, (few_peak, many_peak)
+
+
+def test_a_zero_score_is_written_without_a_sign(nodus_home: Path, run_nodus) -> None:
+    _fill(nodus_home, 3000)
+    done = run_nodus(
+        "--home", str(nodus_home), "detect", "load", "--points", "all", "--format", "csv"
+    )
+    assert done.returncode == 0, done.stderr
+    scores = [line.split(",")[2] for line in done.stdout.splitlines()[1:]]
+    assert "0.0" in scores and "-0.0" not in scores

@@ -122,7 +122,8 @@ class Detection:
 
 
 def _rounded(score: float) -> float:
-    return round(score, 6) if math.isfinite(score) else 1.0
+    """Six decimals; + 0.0 turns the -0.0 of a zero tail into 0.0 (shown as "-0.0")."""
+    return round(score, 6) + 0.0 if math.isfinite(score) else 1.0
 
 
 def to_datetime(epoch_us: int) -> datetime:
