@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodus_cli.anomaly import calibrate
 from nodus_cli.anomaly import detect as detect_module
-from nodus_cli.anomaly.detect import SCORE_FIELDS, detect
+from nodus_cli.anomaly.detect import SCORE_FIELDS, detect, iso_times, to_datetime
 from nodus_cli.anomaly.methods import METHODS
 from nodus_cli.anomaly.source import parse_series
 from nodus_cli.cli.output import Format, render_rows
@@ -107,3 +109,10 @@ def test_a_zero_score_is_written_without_a_sign(nodus_home: Path, run_nodus) -> 
     assert done.returncode == 0, done.stderr
     scores = [line.split(",")[2] for line in done.stdout.splitlines()[1:]]
     assert "0.0" in scores and "-0.0" not in scores
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999), max_size=20))
+def test_iso_times_are_those_of_python(times: list[int]) -> None:
+    expected = [to_datetime(t).isoformat() for t in times]
+    assert iso_times(np.array(times, dtype=np.int64)) == expected

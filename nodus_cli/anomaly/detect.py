@@ -96,34 +96,45 @@ class Detection:
             season_s=self.season_s,
         )
 
-    def points(self, only_anomalies: bool) -> Iterator[tuple[datetime, float, float, bool, str]]:
-        """(time, value, score, anomaly, reason) per scored point, or per anomaly."""
+    def points(self, only_anomalies: bool) -> Iterator[tuple[str, float, float, bool, str]]:
+        """(ISO 8601 time, value, score, anomaly, reason) per scored point, or per anomaly.
+
+        Every point's row is built CHUNK points at a time (times formatted by numpy),
+        so streaming a million of them holds only a chunk of Python objects.
+        """
         if only_anomalies:
             for found in self.iter_anomalies():
-                yield found.time, found.value, found.score, True, found.reason
+                yield found.time.isoformat(), found.value, found.score, True, found.reason
             return
-        flags = self.scores.anomaly.tolist()
-        for index, (t_us, value, score) in enumerate(
-            zip(
-                self.times_us.tolist(),
-                self.values.tolist(),
-                self.scores.score.tolist(),
+        for low in range(0, self.scored, CHUNK):
+            high = min(low + CHUNK, self.scored)
+            flags = self.scores.anomaly[low:high].tolist()
+            rows = zip(
+                iso_times(self.times_us[low:high]),
+                self.values[low:high].tolist(),
+                self.scores.score[low:high].tolist(),
+                flags,
                 strict=True,
             )
-        ):
-            anomaly = flags[index]
-            yield (
-                to_datetime(t_us),
-                value,
-                _rounded(score),
-                anomaly,
-                self.reason(index) if anomaly else "",
-            )
+            for index, (time, value, score, anomaly) in enumerate(rows, start=low):
+                yield time, value, _rounded(score), anomaly, self.reason(index) if anomaly else ""
 
 
 def _rounded(score: float) -> float:
     """Six decimals; + 0.0 turns the -0.0 of a zero tail into 0.0 (shown as "-0.0")."""
     return round(score, 6) + 0.0 if math.isfinite(score) else 1.0
+
+
+def iso_times(times_us: Any) -> list[str]:
+    """``to_datetime(t).isoformat()`` of each epoch-microsecond time, formatted by numpy."""
+    import numpy as np
+
+    moments = times_us.astype("datetime64[us]")
+    texts = np.datetime_as_string(moments, unit="s")
+    fractional = times_us % 1_000_000 != 0
+    if fractional.any():
+        texts = np.where(fractional, np.datetime_as_string(moments, unit="us"), texts)
+    return [text + "+00:00" for text in texts.tolist()]
 
 
 def to_datetime(epoch_us: int) -> datetime:
