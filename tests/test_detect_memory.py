@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tracemalloc
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -17,7 +18,8 @@ from nodus_cli.anomaly import detect as detect_module
 from nodus_cli.anomaly.detect import SCORE_FIELDS, detect, iso_times, to_datetime
 from nodus_cli.anomaly.methods import METHODS
 from nodus_cli.anomaly.source import parse_series
-from nodus_cli.cli.output import Format, render_rows
+from nodus_cli.cli.detect import emit_detections
+from nodus_cli.cli.output import Format, emit_json, render_rows
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
 
@@ -116,3 +118,40 @@ def test_a_zero_score_is_written_without_a_sign(nodus_home: Path, run_nodus) -> 
 def test_iso_times_are_those_of_python(times: list[int]) -> None:
     expected = [to_datetime(t).isoformat() for t in times]
     assert iso_times(np.array(times, dtype=np.int64)) == expected
+
+
+@pytest.mark.parametrize("points", ["all", "anomalies"])
+def test_streamed_json_document_is_that_of_the_whole_document(
+    nodus_home: Path, capsys: pytest.CaptureFixture[str], points: str
+) -> None:
+    _fill(nodus_home, 3000)
+    with open_store(Workspace(nodus_home, "test")) as store:
+        results = [
+            detect(store, parse_series("load"), method_name=method, from_scratch=True)
+            for method in ("auto", "robust")
+        ]
+    only = points == "anomalies"
+    for many in (False, True):
+        shown = results if many else results[:1]
+        emit_detections(shown, only, many)
+        documents = [
+            {
+                "series": one.series,
+                "method": one.method,
+                "resumed_after": one.resumed_after,
+                "scored": one.scored,
+                "last_time": one.last_time,
+                "anomalies": one.found,
+                "points": [
+                    {"time": t, "value": v, "score": s, "anomaly": a, "reason": r or None}
+                    for t, v, s, a, r in one.points(only)
+                ],
+            }
+            for one in shown
+        ]
+        streamed = capsys.readouterr().out
+        emit_json({"series": documents} if many else documents[0])
+        assert streamed == capsys.readouterr().out
+        assert len(
+            json.loads(streamed)["series"][0]["points"] if many else json.loads(streamed)["points"]
+        ) == (results[0].found if only else 3000)
