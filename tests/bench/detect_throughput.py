@@ -10,7 +10,9 @@ R times, the installed CLI scores the whole series in a subprocess
 /dev/null): store read, scoring, anomalies and state saved, output written.
 Per method the median wall time gives points/s; the CPU seconds of that process
 (user + system, its threads included: a loaded machine does not inflate them as
-it does wall time) and its own peak resident memory come from its rusage.
+it does wall time) and its own peak resident memory come from its rusage. The
+bar is checked on both clocks: on a shared machine wall time says more about the
+load (the river reference shows how much) than about nodus.
 `--points all` streams every scored point as CSV: its line measures the output.
 With `--baseline DIR` the nodus of another checkout (say /work/main) runs too,
 alternating with this one, for a before/after under the same load.
@@ -133,7 +135,7 @@ def main() -> None:
     print(f"points: {len(times):,}; {args.repeats} alternating runs, medians; load {load()}")
     print(f"{'reference, bare store read':29s}  {len(times) / read_s:10,.0f} points/s")
     print(f"{'reference, river HST loop':29s}  {river:10,.0f} points/s")
-    below = []
+    below: dict[str, list[str]] = {"wall": [], "CPU": []}
     for case, (label, _tree, method, extra) in enumerate(cases):
         wall = statistics.median(run.wall_s for run in runs[case])
         cpu = statistics.median(run.cpu_s for run in runs[case])
@@ -145,10 +147,13 @@ def main() -> None:
             f"{cpu:5.2f} s CPU = {args.points / cpu:10,.0f} points/s of CPU), "
             f"peak {peak:4.0f} MiB, {rate / river:5.1f}x river"
         )
-        if not label and not extra and rate < REQUIRED:
-            below.append(name)
-    verdict = f"below {REQUIRED:,} points/s: {', '.join(below)}" if below else "all methods ok"
-    print(f"required >= {REQUIRED:,} points/s per method: {verdict}")
+        if not label and not extra:
+            for clock, seconds in (("wall", wall), ("CPU", cpu)):
+                if args.points / seconds < REQUIRED:
+                    below[clock].append(name)
+    for clock, names in below.items():
+        verdict = f"below: {', '.join(names)}" if names else "every method ok"
+        print(f"required >= {REQUIRED:,} points/s per method, {clock} time: {verdict}")
 
 
 def load() -> str:
