@@ -147,6 +147,23 @@ def _causal_percentile(x: Any, window: int, percentile: float, at_origin: bool =
     return out
 
 
+def _remembering(rank: Callable[..., Any]) -> Callable[..., Any]:
+    """``rank`` computing each (array, window, percentile) once: the features share
+    the 5-95% span and the long-run median of the values (half the filters of auto).
+
+    The cache holds each input array, so no other array can take its id meanwhile.
+    """
+    cache: dict[tuple[int, int, float], tuple[Any, Any]] = {}
+
+    def remembered(x: Any, window: int, percentile: float) -> Any:
+        key = (id(x), window, percentile)
+        if key not in cache:
+            cache[key] = (x, rank(x, window, percentile))
+        return cache[key][1]
+
+    return remembered
+
+
 def _robust_z(rank: Callable[..., Any], deviation: Any, values: Any, level: Any) -> Any:
     import numpy as np
 
@@ -252,7 +269,7 @@ def strengths(
     """
     import numpy as np
 
-    rank = functools.partial(_causal_percentile, at_origin=start == 0)
+    rank = _remembering(functools.partial(_causal_percentile, at_origin=start == 0))
     level = rank(x, LEVEL_WINDOW, 50)
     zs: list[Any] = []
     expectations: list[Any] = []
