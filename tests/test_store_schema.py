@@ -22,9 +22,9 @@ OLD = json.loads(EXPECTED.read_text())
 
 
 def test_released_migrations_keep_their_numbers_order_and_tables() -> None:
-    from nodus_cli.store.migrations import MIGRATIONS
+    from nodus_cli.store.migrations import REGISTRY
 
-    now = [[m.version, m.description, list(m.tables)] for m in MIGRATIONS]
+    now = [[m.version, m.description, list(m.tables)] for m in REGISTRY.migrations]
     assert now == OLD["migrations"]
 
 

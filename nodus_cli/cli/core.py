@@ -73,6 +73,7 @@ def init(
             )
     kept = set_aside(ws.store_path) if force else None
     invocation = Invocation.from_argv("init", state.STATE.argv)
+    state.install_schemas()
     with open_store(ws, lock_timeout=state.lock_timeout(ws), invocation=invocation) as store:
         if created or kept:
             summary = {"workspace": str(ws.root)}

@@ -21,6 +21,7 @@ def quickstart(
     from nodus_cli.store import Invocation
 
     invocation = Invocation.from_argv("quickstart", state.STATE.argv)
+    state.install_schemas()
     steps = []
     for number, step in enumerate(run_quickstart(directory, invocation=invocation), 1):
         steps.append(step)

@@ -50,12 +50,20 @@ def lock_timeout(ws: Workspace) -> float:
     return float(value)
 
 
+def install_schemas() -> None:
+    """Register every package's tables with the store; a command calls it before opening."""
+    from nodus_cli import schemas
+
+    schemas.install()
+
+
 def open_store(*, read_only: bool = False) -> Store:
     """Open the current workspace's store, journaling as the running command."""
     from nodus_cli.cli.output import detail
     from nodus_cli.store import Invocation
     from nodus_cli.store import open_store as _open
 
+    install_schemas()
     ws = workspace()
     detail(f"workspace {ws.root} (found by {ws.found_by}), store {ws.store_path}")
     invocation = Invocation.from_argv(command_path(), STATE.argv)
@@ -68,6 +76,7 @@ def open_user_sql(allow_files: Sequence[Path] = ()) -> Store:
     from nodus_cli.store import Invocation
     from nodus_cli.store.db import open_user_sql as _open
 
+    install_schemas()
     ws = workspace()
     detail(f"workspace {ws.root} (found by {ws.found_by}), store {ws.store_path} (sandboxed)")
     invocation = Invocation.from_argv(command_path(), STATE.argv)
