@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -47,6 +48,7 @@ from nodus_cli.keys.keyring import (
     select_creating_key,
     utc_now,
 )
+from nodus_cli.keys.record import canonical_json
 from nodus_cli.workspace import Workspace
 
 PASSPHRASE = "correct horse battery staple"
@@ -177,8 +179,8 @@ def test_an_edit_with_a_fixed_checksum_is_caught_by_the_mac(ws: Workspace, cli) 
     data = json.loads(path.read_bytes())
     data["keys"][0]["not_after"] = "2099-01-01T00:00:00+00:00"
     data.pop("sha256")
-    data["sha256"] = keylog.hashlib.sha256(keylog.canonical(data)).hexdigest()
-    path.write_bytes(keylog.canonical(data) + b"\n")
+    data["sha256"] = hashlib.sha256(canonical_json(data)).hexdigest()
+    path.write_bytes(canonical_json(data) + b"\n")
     (ws.root / "f").write_text("x")
     result = cli("keys", "sign", str(ws.root / "f"))
     assert result.exit_code == 1 and one_error_line(result.stderr)

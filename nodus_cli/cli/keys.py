@@ -26,7 +26,8 @@ from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
 from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
 
 if TYPE_CHECKING:
-    from nodus_cli.keys.keyring import KeyRecord, Keyring, UnlockedKeyring
+    from nodus_cli.keys.keyring import Keyring, UnlockedKeyring
+    from nodus_cli.keys.record import KeyRecord
 
 keys_app = typer.Typer(
     name="keys",
@@ -152,7 +153,7 @@ def generate(
     The first key of a purpose becomes its primary; later ones are active (use
     'nodus keys rotate' to change the primary). A new keyring asks for its passphrase.
     """
-    from nodus_cli.keys.keyring import ENCRYPT, SIGN, utc_now
+    from nodus_cli.keys.record import ENCRYPT, SIGN, utc_now
 
     unlocked = _unlock(passphrase_file, create=True)
     now = utc_now()
@@ -192,7 +193,7 @@ def rotate(
     """Make a new primary key; the old one keeps verifying or decrypting only."""
     from nodus_cli.keys import age
     from nodus_cli.keys.files import check_sealed, keyring_identities, rewrap_file
-    from nodus_cli.keys.keyring import ENCRYPT, utc_now
+    from nodus_cli.keys.record import ENCRYPT, utc_now
 
     if files and not rewrap:
         raise UsageError("FILES are only taken with --rewrap")
@@ -242,7 +243,7 @@ def list_keys(
     as_json: JsonOption = False,
 ) -> None:
     """List the keys: id, purpose, state, dates, and the age1pq1 recipient of encryption keys."""
-    from nodus_cli.keys.keyring import utc_now
+    from nodus_cli.keys.record import utc_now
 
     now = utc_now()
     keys = [
@@ -344,7 +345,7 @@ def export(
     keys only while they may encrypt (primary or active, not expired).
     """
     from nodus_cli.keys.export import exportable, public_key_text
-    from nodus_cli.keys.keyring import b64, utc_now
+    from nodus_cli.keys.record import b64, utc_now
 
     if key_id and purpose:
         raise UsageError("give a KEYID or --purpose, not both")
@@ -384,7 +385,7 @@ def _export_identity(
     key_id: str | None, output: Path | None, passphrase_file: Path | None, as_json: bool
 ) -> None:
     from nodus_cli.keys.export import identity_text
-    from nodus_cli.keys.keyring import ENCRYPT
+    from nodus_cli.keys.record import ENCRYPT
 
     if not key_id or output is None or str(output) == "-":
         raise UsageError("--identity takes an encryption KEYID and -o FILE (never stdout)")
@@ -418,7 +419,7 @@ def import_keys(
     and age identities (AGE-SECRET-KEY-PQ-1..., kept sealed as encryption keys)."""
     from nodus_cli.keys import age, signing
     from nodus_cli.keys.files import read_key_file
-    from nodus_cli.keys.keyring import ENCRYPT, SIGN
+    from nodus_cli.keys.record import ENCRYPT, SIGN
 
     text = read_key_file(path, "a public key or age identity file")
     sign_keys = signing.parse_public_keys(text, str(path))
@@ -661,7 +662,7 @@ def log(
 ) -> None:
     """Show the key log: every generate, rotate, import, revoke and destroy."""
     from nodus_cli.keys import keylog
-    from nodus_cli.keys.keyring import utc_now
+    from nodus_cli.keys.record import utc_now
 
     keyring = _keyring()
     if check:
@@ -676,14 +677,7 @@ def log(
         if not report.ok:
             raise CheckFailed("key log: " + "; ".join(report.problems))
         return
-    entries = []
-    for number, line in enumerate(keylog.read_entries(keyring.log_path), 1):
-        try:
-            entries.append(keylog.json.loads(line))
-        except ValueError:
-            raise CheckFailed(
-                f"key log entry {number} is unreadable (run 'nodus keys log --verify')"
-            ) from None
+    entries = keylog.parsed_entries(keyring.log_path)
     output = resolve_format(fmt, as_json)
     if as_json and fmt is None:
         emit_json({"entries": [{c: e.get(c) for c in LOG_COLUMNS} for e in entries]})

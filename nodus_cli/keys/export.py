@@ -7,7 +7,8 @@ from pathlib import Path
 
 from nodus_cli.errors import UsageError
 from nodus_cli.keys import age, signing
-from nodus_cli.keys.keyring import SIGN, KeyRecord, Keyring
+from nodus_cli.keys.keyring import Keyring
+from nodus_cli.keys.record import SIGN, KeyRecord
 
 
 def exportable(

@@ -31,13 +31,8 @@ from nodus_cli.errors import InputError, UsageError, describe_os_error
 from nodus_cli.fsutil import atomic_writer
 from nodus_cli.keys import age, signing
 from nodus_cli.keys.errors import AgeError, AgeNoMatch, SignatureInvalid, UnknownSigner
-from nodus_cli.keys.keyring import (
-    ENCRYPT,
-    Keyring,
-    UnlockedKeyring,
-    select_creating_key,
-    utc_now,
-)
+from nodus_cli.keys.keyring import Keyring, UnlockedKeyring, select_creating_key
+from nodus_cli.keys.record import ENCRYPT, utc_now
 
 SIGNATURE_TAG = "nodus-signature-v1"
 READ_SIZE = 1 << 20
