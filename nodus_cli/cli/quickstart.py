@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from nodus_cli.cli import state
+from nodus_cli.cli import flags, state
 from nodus_cli.cli.output import Format, JsonOption, emit_json, render_rows, say
 
 
@@ -20,7 +20,7 @@ def quickstart(
     from nodus_cli.quickstart import run_quickstart
     from nodus_cli.store import Invocation
 
-    invocation = Invocation.from_argv("quickstart", state.STATE.argv)
+    invocation = Invocation.from_argv("quickstart", flags.STATE.argv)
     state.install_schemas()
     steps = []
     for number, step in enumerate(run_quickstart(directory, invocation=invocation), 1):
