@@ -6,7 +6,7 @@ import enum
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +23,7 @@ from nodus_cli.cli.output import (
     write_text,
 )
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
-from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
+from nodus_cli.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
     from nodus_cli.keys.keyring import Keyring, UnlockedKeyring
@@ -110,35 +110,6 @@ def _not_after(text: str | None, now: dt.datetime) -> dt.datetime | None:
 
 def _describe(record: "KeyRecord") -> str:
     return f"{record.purpose} key {record.key_id} ({record.state})"
-
-
-@contextlib.contextmanager
-def _input(path: Path) -> Iterator[IO[bytes]]:
-    if str(path) == "-":
-        yield sys.stdin.buffer
-        return
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(describe_os_error(exc)) from None
-    with handle:
-        yield handle
-
-
-@contextlib.contextmanager
-def _output(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
-    """stdout for '-', else an atomic file: a failed command leaves no partial output."""
-    from nodus_cli.fsutil import atomic_writer
-
-    if path is None or str(path) == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    try:
-        with atomic_writer(path, mode) as handle:
-            yield handle
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        raise InputError(describe_os_error(exc)) from None
 
 
 @keys_app.command()
@@ -345,6 +316,7 @@ def export(
     keys only while they may encrypt (primary or active, not expired).
     """
     from nodus_cli.keys.export import exportable, public_key_text
+    from nodus_cli.keys.files import writing
     from nodus_cli.keys.record import b64, utc_now
 
     if key_id and purpose:
@@ -366,7 +338,7 @@ def export(
     else:
         text = public_key_text(records)
     if output is not None and str(output) != "-":
-        with _output(output) as handle:
+        with writing(output) as handle:
             handle.write(text.encode())
     elif not as_json:
         write_text(text)
@@ -385,16 +357,13 @@ def _export_identity(
     key_id: str | None, output: Path | None, passphrase_file: Path | None, as_json: bool
 ) -> None:
     from nodus_cli.keys.export import identity_text
-    from nodus_cli.keys.record import ENCRYPT
+    from nodus_cli.keys.files import writing
 
     if not key_id or output is None or str(output) == "-":
         raise UsageError("--identity takes an encryption KEYID and -o FILE (never stdout)")
     unlocked = _unlock(passphrase_file)
-    record = unlocked.find(key_id)
-    if record.purpose != ENCRYPT:
-        raise UsageError(f"key {key_id} is not an encryption key")
-    text = identity_text(record, unlocked.private_bytes(record))
-    with _output(output, 0o600) as handle:
+    record, text = identity_text(unlocked, key_id)
+    with writing(output, 0o600) as handle:
         handle.write(text.encode())
     _journal({"exported_identity": record.key_id})
     if as_json:
@@ -417,38 +386,13 @@ def import_keys(
 ) -> None:
     """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)
     and age identities (AGE-SECRET-KEY-PQ-1..., kept sealed as encryption keys)."""
-    from nodus_cli.keys import age, signing
+    from nodus_cli.keys.export import add_imported, read_import
     from nodus_cli.keys.files import read_key_file
-    from nodus_cli.keys.record import ENCRYPT, SIGN
 
     text = read_key_file(path, "a public key or age identity file")
-    sign_keys = signing.parse_public_keys(text, str(path))
-    recipients = [
-        age.parse_recipient(line.strip())
-        for line in text.splitlines()
-        if line.strip().startswith("age1")
-    ]
-    seeds = age.hybrid_identity_seeds(text, str(path))
-    if not sign_keys and not recipients and not seeds:
-        raise InputError(f"{path}: no public key or age identity in the file")
+    found = read_import(text, str(path))
     unlocked = _unlock(passphrase_file)
-    added = [unlocked.import_identity(seed) for seed in seeds]
-    added += [
-        unlocked.import_public(
-            SIGN,
-            k.key_id,
-            k.to_bytes(),
-            created=k.created,
-            not_after=k.not_after,
-            revoked_at=k.revoked_at,
-        )
-        for k in sign_keys
-    ]
-    added += [
-        unlocked.import_public(ENCRYPT, signing.new_key_id(), recipient.public)
-        for recipient in recipients
-    ]
-    imported = [record for record in added if record is not None]
+    imported, known = add_imported(unlocked, found)
     unlocked.save()
     _journal({"imported": [r.key_id for r in imported]})
     if as_json:
@@ -456,8 +400,8 @@ def import_keys(
     else:
         for record in imported:
             say(f"Imported {_describe(record)}")
-        if len(imported) < len(added):
-            say(f"{len(added) - len(imported)} key(s) were already in the keyring")
+        if known:
+            say(f"{known} key(s) were already in the keyring")
 
 
 @keys_app.command()
@@ -491,7 +435,7 @@ def seal(
     """
     from nodus_cli.keys import age
     from nodus_cli.keys.export import seal_targets
-    from nodus_cli.keys.files import resolve_recipients
+    from nodus_cli.keys.files import reading, resolve_recipients, writing
 
     keyring = _keyring()
     resolved = resolve_recipients(recipients, keyring)
@@ -501,8 +445,8 @@ def seal(
         if target is None and as_json:
             raise UsageError("--json needs -o when sealing to stdout")
         with (
-            _input(source_path) as source,
-            _output(target) as sink,
+            reading(source_path) as source,
+            writing(target) as sink,
             _progress_for(source_path, "sealing", to_stdout=target is None) as advance,
         ):
             size = age.seal(source, sink, resolved, advance, armor=armor)
@@ -545,7 +489,7 @@ def open_sealed(
 ) -> None:
     """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
     from nodus_cli.keys import age
-    from nodus_cli.keys.files import keyring_identities, naming, read_key_file
+    from nodus_cli.keys.files import keyring_identities, naming, read_key_file, reading, writing
 
     if (output is None or str(output) == "-") and as_json:
         raise UsageError("--json needs -o FILE (the plaintext cannot share stdout)")
@@ -558,8 +502,8 @@ def open_sealed(
         tried = "the keyring's keys"
     target = None if output is None or str(output) == "-" else output
     with (
-        _input(file) as source,
-        _output(target, 0o600) as sink,
+        reading(file) as source,
+        writing(target, 0o600) as sink,
         _progress_for(file, "opening", to_stdout=target is None) as advance,
         naming("stdin" if str(file) == "-" else str(file), tried),
     ):
@@ -583,16 +527,16 @@ def sign(
     as_json: JsonOption = False,
 ) -> None:
     """Write a detached composite signature (default FILE.sig, '-' for stdout)."""
-    from nodus_cli.keys.files import sign_stream
+    from nodus_cli.keys.files import reading, sign_stream, writing
 
     if output is None:
         output = Path("-") if str(file) == "-" else file.with_name(file.name + ".sig")
     if str(output) == "-" and as_json:
         raise UsageError("--json needs -o FILE (the signature cannot share stdout)")
     key = _unlock(passphrase_file).signing_key(key_id)
-    with _input(file) as source, _progress_for(file, "signing") as advance:
+    with reading(file) as source, _progress_for(file, "signing") as advance:
         signature = sign_stream(key, source, on_progress=advance)
-    with _output(output) as sink:
+    with writing(output) as sink:
         sink.write(signature.to_text().encode())
     if as_json:
         emit_json(
@@ -626,15 +570,13 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check a detached signature: both halves, and the key's validity at signing time."""
-    from nodus_cli.keys.files import DetachedSignature, read_key_file, verify_stream
-    from nodus_cli.keys.signing import load_public_keys
+    from nodus_cli.keys.files import DetachedSignature, read_key_file, reading, verify_stream
+    from nodus_cli.keys.keyring import trusted_signing_keys
 
     text = read_key_file(signature_file, "a signature file")
     signature = DetachedSignature.parse(text, str(signature_file))
-    if trust and trust_root:
-        raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
-    trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys(trust_root)
-    with _input(file) as source, _progress_for(file, "verifying") as advance:
+    trusted = trusted_signing_keys(state.workspace(), [trust] if trust else [], trust_root)
+    with reading(file) as source, _progress_for(file, "verifying") as advance:
         key = verify_stream(source, signature, trusted, advance)
     if as_json:
         emit_json(

@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,3 +242,31 @@ def rewrap_file(
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
     return identity.label
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[IO[bytes]]:
+    """stdin for '-', else the file (an unreadable one is an InputError)."""
+    if str(path) == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def writing(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
+    """stdout for '-', else an atomic file: a failed command leaves no partial output."""
+    if path is None or str(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with atomic_writer(path, mode) as handle:
+            yield handle
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(describe_os_error(exc)) from None

@@ -249,6 +249,18 @@ class Keyring:
         return self.unlock(passphrase).signing_key()
 
 
+def trusted_signing_keys(
+    workspace: Workspace, trust_files: list[Path], trust_root: str | None
+) -> list[signing.SigningPublicKey]:
+    """The keys a signature may be made by: those of ``--trust`` files, else the
+    signing keys the workspace's key log vouches for (``--trust-root`` pins its root)."""
+    if trust_files:
+        if trust_root is not None:
+            raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
+        return [key for path in trust_files for key in signing.load_public_keys(path)]
+    return Keyring(workspace).public_signing_keys(trust_root)
+
+
 def check_pinned_root(report: keylog.LogReport, pinned: str) -> None:
     """The log's root key must be the pinned one (exit 3 otherwise: nothing to trust)."""
     wanted = pinned.strip().lower().removeprefix("sha256:")
