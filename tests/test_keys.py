@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodus_cli.keys import age, keylog, signing
+from nodus_cli.keys import age, keylog, signing, xwing
 from nodus_cli.keys.errors import (
     AgeError,
     KeyringTampered,
@@ -506,7 +506,7 @@ class _Sink(io.RawIOBase):
 
 def test_sealing_and_opening_stream_with_flat_memory(tmp_path: Path) -> None:
     seed = bytes(32)
-    recipient = age.HybridRecipient(age.xwing.public_bytes(seed))
+    recipient = age.HybridRecipient(xwing.public_bytes(seed))
     age.seal(_Zeros(1 << 20), _Sink(), [recipient])  # warm up imports
     sealed = tmp_path / "big.age"
     pid = os.fork()
