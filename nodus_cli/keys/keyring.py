@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,15 @@ from nodus_cli.errors import CannotVerify, NotFoundError, UsageError
 from nodus_cli.fsutil import atomic_write, loads_bounded, read_bounded
 from nodus_cli.keys import keylog, signing, xwing
 from nodus_cli.keys.errors import KeyringTampered, KeyUnusable, WrongPassphrase
+from nodus_cli.keys.kdf import (
+    SCRYPT_MAX_LOG2_N,
+    SCRYPT_MIN_LOG2_N,
+    SCRYPT_P,
+    SCRYPT_R,
+    calibrate_log2_n,
+    derive_master,
+    subkey,
+)
 from nodus_cli.keys.record import (
     ACTIVE,
     DESTROYED,
@@ -47,11 +55,6 @@ from nodus_cli.keys.record import (
 from nodus_cli.workspace import Workspace
 
 KEYRING_FILE = "keyring.json"
-SCRYPT_R = 8
-SCRYPT_P = 1
-SCRYPT_MIN_LOG2_N = 17  # about 0.35 s on a 2020s laptop core
-SCRYPT_MAX_LOG2_N = 22  # refuse files that would make an unlock take minutes
-MIN_UNLOCK_SECONDS = 0.25
 VERIFIER_PLAINTEXT = b"nodus-keyring/v1 passphrase verifier"
 MAX_KEYRING_BYTES = 16 << 20
 MIN_PINNED_DIGITS = 16
@@ -307,38 +310,14 @@ def select_creating_key(
     return record
 
 
-def derive_master(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-    return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase)
-
-
-def _subkey(master: bytes, purpose: bytes) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(hashes.SHA256(), 32, salt=None, info=b"nodus-keyring/v1 " + purpose).derive(master)
-
-
-def calibrate_log2_n(passphrase: bytes, salt: bytes) -> tuple[int, bytes]:
-    """The smallest scrypt cost from the floor up that takes at least 0.25 s here."""
-    log2_n = SCRYPT_MIN_LOG2_N
-    while True:
-        started = time.perf_counter()
-        master = derive_master(passphrase, salt, log2_n, SCRYPT_R, SCRYPT_P)
-        if time.perf_counter() - started >= MIN_UNLOCK_SECONDS or log2_n >= SCRYPT_MAX_LOG2_N:
-            return log2_n, master
-        log2_n += 1
-
-
 class UnlockedKeyring:
     """A keyring whose passphrase was checked: can read private keys and change state."""
 
     def __init__(self, keyring: Keyring, document: KeyringDocument, master: bytes) -> None:
         self.keyring = keyring
         self.document = document
-        self._seal_key = _subkey(master, b"seal")
-        self._mac_key = _subkey(master, b"mac")
+        self._seal_key = subkey(master, b"seal")
+        self._mac_key = subkey(master, b"mac")
         self._pending_log: list[bytes] = []
         self._committed_head = dict(document.log_head)
 
@@ -350,7 +329,7 @@ class UnlockedKeyring:
         log2_n, master = calibrate_log2_n(passphrase, salt)
         kdf = {"name": "scrypt", "salt": b64(salt), "log2_n": log2_n, "r": SCRYPT_R, "p": SCRYPT_P}
         nonce = secrets.token_bytes(12)
-        seal_key = _subkey(master, b"seal")
+        seal_key = subkey(master, b"seal")
         token = ChaCha20Poly1305(seal_key).encrypt(nonce, VERIFIER_PLAINTEXT, b"verifier")
         verifier = {"nonce": b64(nonce), "ciphertext": b64(token)}
         document = KeyringDocument(kdf, verifier, [], keylog.empty_head())
