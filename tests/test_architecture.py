@@ -3,7 +3,8 @@
 Layers, lowest first (a module may import its own layer's and lower layers' modules):
 
 1. ``base``: what everything may use and that knows no concern (errors, file writing,
-   JSON values, time parsing, masking, progress callbacks, finding the workspace).
+   JSON values, time parsing, masking, progress callbacks, signals as interrupts,
+   finding the workspace).
 2. ``store``: the DuckDB store. It knows no capability: each one declares its tables
    in its ``schema.py``, and ``nodus_cli.schemas`` registers them.
 3. ``capability``: one library package per concern. They may use each other (audit
@@ -32,6 +33,7 @@ LAYER_OF = {
     "nodus_cli": "base",
     "nodus_cli.errors": "base",
     "nodus_cli.fsutil": "base",
+    "nodus_cli.interrupts": "base",
     "nodus_cli.jsonvalues": "base",
     "nodus_cli.masking": "base",
     "nodus_cli.progress": "base",

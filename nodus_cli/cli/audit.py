@@ -1,8 +1,5 @@
 """``nodus audit``: seal files or store rows into signed, chained bundles; verify them."""
 
-import contextlib
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +9,7 @@ from nodus_cli.cli import state
 from nodus_cli.cli.keys import TrustRootOption
 from nodus_cli.cli.output import JsonOption, emit_json, progress, say, write_text
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
+from nodus_cli.interrupts import terminate_as_interrupt
 from nodus_cli.timeparse import parse_time
 
 if TYPE_CHECKING:
@@ -94,21 +92,6 @@ def _trusted(files: list[Path] | None, trust_root: str | None) -> "list[SigningP
     return trusted_signing_keys(state.workspace(), files or [], trust_root)
 
 
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """SIGTERM and SIGHUP end a build like Ctrl-C, so its temporary file is removed."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _sealed(result: "SealResult", as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
@@ -154,7 +137,7 @@ def build(
 
     key = _signing_key(passphrase_file)
     origin = origin or "nodus/files"
-    with state.open_store() as store, _interruptible():
+    with state.open_store() as store, terminate_as_interrupt():
         link = chain_link(store, origin, prev)
         with progress("hashing files") as meter:
             result = build_files(
@@ -197,7 +180,7 @@ def seal(
     end = parse_time(until) if until else None
     key = _signing_key(passphrase_file)
     origin = origin or f"nodus/{table}"
-    with state.open_store() as store, _interruptible():
+    with state.open_store() as store, terminate_as_interrupt():
         link = chain_link(store, origin, prev)
         with progress("sealing rows", unit="rows") as meter:
             result = seal_rows(

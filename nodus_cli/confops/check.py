@@ -9,9 +9,10 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from nodus_cli.interrupts import terminate_as_interrupt
 
 OUTPUT_TAIL = 4000
 
@@ -60,7 +61,7 @@ def run_check(command: str, target: str, timeout: float) -> CheckResult:
     assert process.stdout is not None
     output = _TailBuffer(OUTPUT_TAIL * 4)
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():  # stop the check and restore, as Ctrl-C does
             exited = _wait_reading(process, output, started + timeout)
         _kill_group(process)
         _drain(process.stdout, output, time.monotonic() + DRAIN_GRACE)
@@ -140,30 +141,6 @@ def _drain(pipe: Any, output: _TailBuffer, deadline: float) -> None:
         if not chunk:
             return
         output.add(chunk)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM or SIGHUP while the check runs: stop it and restore, as Ctrl-C does.
-
-    Dying on the spot would leave the check running and the unchecked bytes in place
-    until the next command settles the apply.
-    """
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
