@@ -116,9 +116,9 @@ def detect(
 
     Examples:
 
-      nodus detect cpu --fail-on-anomaly
-
-      nodus detect --patterns --since 1h --level error --fail-on-anomaly
+      nodus detect cpu                          # new anomalies since the last run
+      nodus detect --pattern 96b1b8e7828fe68e --bucket 1h   # one log pattern's lines per hour
+      nodus detect --patterns --since 1h --level error --fail-on-anomaly   # from cron
     """
     from nodus_cli.anomaly.detect import detect as run_detect
     from nodus_cli.anomaly.detect import record_first_seen
@@ -338,7 +338,14 @@ def forecast(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Forecast a series with prediction intervals and the time it crosses a threshold."""
+    """Forecast a series with prediction intervals and the time it crosses a threshold.
+
+    Examples:
+
+      nodus forecast disk_used_pct --threshold 90 --report disk.html
+      nodus forecast disk_used_pct --horizon 1d --threshold 90 \\
+        --fail-on-breach                          # exit 1: 90% is crossed within a day
+    """
     from nodus_cli.anomaly.source import parse_series
     from nodus_cli.forecast.model import forecast_source
     from nodus_cli.forecast.report import ReportOptions, write_report
