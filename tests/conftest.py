@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nodus_cli import schemas
+
+# Library tests open stores themselves: every package's tables are registered first.
+schemas.install()
+
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "NODUS_SHARED"
 

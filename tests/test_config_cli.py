@@ -319,12 +319,12 @@ def test_mode_and_owner_are_kept(cli, target: Path) -> None:
 
 
 def test_a_held_lock_makes_the_second_apply_fail_clearly(cli, target: Path) -> None:
-    from nodus_cli.confops.apply import directory_lock
+    from nodus_cli.confops.locking import directory_lock
 
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from nodus_cli.confops.apply import directory_lock\n"
+        "from nodus_cli.confops.locking import directory_lock\n"
         "with directory_lock(Path(sys.argv[1]), 5):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(30)\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -24,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodus_cli.keys import age, keylog, signing
+from nodus_cli.keys import age, keylog, signing, xwing
 from nodus_cli.keys.errors import (
     AgeError,
     KeyringTampered,
@@ -47,6 +48,7 @@ from nodus_cli.keys.keyring import (
     select_creating_key,
     utc_now,
 )
+from nodus_cli.keys.record import canonical_json
 from nodus_cli.workspace import Workspace
 
 PASSPHRASE = "correct horse battery staple"
@@ -177,8 +179,8 @@ def test_an_edit_with_a_fixed_checksum_is_caught_by_the_mac(ws: Workspace, cli) 
     data = json.loads(path.read_bytes())
     data["keys"][0]["not_after"] = "2099-01-01T00:00:00+00:00"
     data.pop("sha256")
-    data["sha256"] = keylog.hashlib.sha256(keylog.canonical(data)).hexdigest()
-    path.write_bytes(keylog.canonical(data) + b"\n")
+    data["sha256"] = hashlib.sha256(canonical_json(data)).hexdigest()
+    path.write_bytes(canonical_json(data) + b"\n")
     (ws.root / "f").write_text("x")
     result = cli("keys", "sign", str(ws.root / "f"))
     assert result.exit_code == 1 and one_error_line(result.stderr)
@@ -504,7 +506,7 @@ class _Sink(io.RawIOBase):
 
 def test_sealing_and_opening_stream_with_flat_memory(tmp_path: Path) -> None:
     seed = bytes(32)
-    recipient = age.HybridRecipient(age.xwing.public_bytes(seed))
+    recipient = age.HybridRecipient(xwing.public_bytes(seed))
     age.seal(_Zeros(1 << 20), _Sink(), [recipient])  # warm up imports
     sealed = tmp_path / "big.age"
     pid = os.fork()

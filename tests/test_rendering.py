@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodus_cli.cli import output, state
+from nodus_cli.cli import flags, output
 from nodus_cli.cli.output import Format, render_rows
 from tests.conftest import PROJECT, nodus_command
 
@@ -255,7 +255,7 @@ def _stored(text: str) -> tuple[list[str], list[str], tuple]:
 
 @pytest.fixture
 def as_terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(state, "stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(flags, "stdout_is_terminal", lambda: True)
     monkeypatch.setenv("COLUMNS", "100")
     yield
 
@@ -275,15 +275,15 @@ def test_any_text_prints_exactly_in_every_format(
 ) -> None:
     columns, types, row = _stored(text)
     for terminal in (False, True):
-        monkeypatch.setattr(state, "stdout_is_terminal", lambda terminal=terminal: terminal)
-        monkeypatch.setattr(state.STATE, "wide", True)
+        monkeypatch.setattr(flags, "stdout_is_terminal", lambda terminal=terminal: terminal)
+        monkeypatch.setattr(flags.STATE, "wide", True)
         table = _render(capsys, columns, [row], Format.table, types=types)
         assert _shown(text) in table  # the plain column, whole, escaped
         assert not re.search(
             "[\x00-\x09\x0b-\x1f\x7f-\x9f]", table.replace(f"{ESC}[1m", "").replace(f"{ESC}[0m", "")
         )
         assert table.count("\n") == 3  # header, rule, one line for the row
-    monkeypatch.setattr(state, "stdout_is_terminal", lambda: False)
+    monkeypatch.setattr(flags, "stdout_is_terminal", lambda: False)
     parsed = list(
         csv.reader(
             io.StringIO(_render(capsys, columns, [row], Format.csv, types=types), newline="")
@@ -307,7 +307,7 @@ def test_a_terminal_table_fits_its_width_with_whole_headers(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(state, "stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(flags, "stdout_is_terminal", lambda: True)
     monkeypatch.setenv("COLUMNS", str(width))
     headers = ["id", "fingerprint", "quarantined", "message"]
     rows = [[i, t, t[:5], t] for i, t in enumerate(texts)]
@@ -416,9 +416,9 @@ def test_verbose_is_a_counted_flag(run_nodus) -> None:
     help_text = run_nodus("--help").stdout
     verbose_line = next(line for line in help_text.splitlines() if "--verbose" in line)
     assert "<int>" not in verbose_line and "INTEGER" not in verbose_line
-    for flags in (["-v"], ["-vv"], ["--verbose", "--verbose"]):
-        result = run_nodus(*flags, "query", "select 1")
-        assert result.returncode == 0, (flags, result.stderr)
+    for options in (["-v"], ["-vv"], ["--verbose", "--verbose"]):
+        result = run_nodus(*options, "query", "select 1")
+        assert result.returncode == 0, (options, result.stderr)
     assert run_nodus("--verbose=2", "query", "select 1").returncode == 2
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from nodus_cli import schemas
 from nodus_cli.scaleout.export import export_tables
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
@@ -43,6 +44,7 @@ def _export_child(home: str, out: str, full: bool, kill_at_step: int | None) -> 
         if kill_at_step is not None and steps >= kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    schemas.install()  # a forkserver child: the test process's registrations are not here
     with open_store(Workspace(Path(home), "--home")) as store:
         export_tables(store, ["logs"], Path(out), full=full, on_progress=progress)
 

@@ -9,10 +9,19 @@ from pathlib import Path
 import pytest
 
 from nodus_cli.errors import StoreError, StoreLockedError
-from nodus_cli.store import SCHEMA_VERSION, Invocation, open_store
+from nodus_cli.store import Invocation, open_store
 from nodus_cli.store import migrations as migrations_module
 from nodus_cli.store.db import mask_args
 from nodus_cli.workspace import Workspace
+
+SCHEMA_VERSION = migrations_module.REGISTRY.version
+
+
+def _register_only(
+    monkeypatch: pytest.MonkeyPatch, known: list[migrations_module.Migration]
+) -> None:
+    """The store knows only ``known`` until the test ends."""
+    monkeypatch.setattr(migrations_module, "REGISTRY", migrations_module.Registry(known))
 
 
 @pytest.fixture
@@ -41,12 +50,11 @@ def test_old_store_is_upgraded_in_order(ws: Workspace, monkeypatch: pytest.Monke
         return apply
 
     newer = [
-        *migrations_module.MIGRATIONS,
+        *migrations_module.REGISTRY.migrations,
         migrations_module.Migration(SCHEMA_VERSION + 1, "extra a", step(SCHEMA_VERSION + 1)),
         migrations_module.Migration(SCHEMA_VERSION + 2, "extra b", step(SCHEMA_VERSION + 2)),
     ]
-    monkeypatch.setattr("nodus_cli.store.db.MIGRATIONS", newer)
-    monkeypatch.setattr("nodus_cli.store.db.SCHEMA_VERSION", SCHEMA_VERSION + 2)
+    _register_only(monkeypatch, newer)
     with open_store(ws) as store:
         assert store.schema_version == SCHEMA_VERSION + 2
         assert store.con.execute("SELECT a FROM keep").fetchall() == [(7,)]
@@ -58,9 +66,7 @@ def test_old_store_is_upgraded_in_order(ws: Workspace, monkeypatch: pytest.Monke
 
 
 def test_logs_move_to_zstd_with_every_row(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = [m for m in migrations_module.MIGRATIONS if m.version < 9]
-    monkeypatch.setattr("nodus_cli.store.db.MIGRATIONS", before)
-    monkeypatch.setattr("nodus_cli.store.db.SCHEMA_VERSION", before[-1].version)
+    _register_only(monkeypatch, [m for m in migrations_module.REGISTRY.migrations if m.version < 9])
     with open_store(ws) as store:
         store.con.execute(
             "INSERT INTO logs (message, attrs, line_no) VALUES ('kept', '{\"a\": 1}', 7)"
@@ -88,9 +94,11 @@ def test_failed_migration_leaves_store_untouched(
         con.execute("CREATE TABLE half (x INT)")
         raise RuntimeError("boom")
 
-    newer = [*migrations_module.MIGRATIONS, migrations_module.Migration(99, "broken", broken)]
-    monkeypatch.setattr("nodus_cli.store.db.MIGRATIONS", newer)
-    monkeypatch.setattr("nodus_cli.store.db.SCHEMA_VERSION", 99)
+    newer = [
+        *migrations_module.REGISTRY.migrations,
+        migrations_module.Migration(99, "broken", broken),
+    ]
+    _register_only(monkeypatch, newer)
     with pytest.raises(StoreError, match="cannot migrate"):
         open_store(ws)
     monkeypatch.undo()
@@ -160,8 +168,10 @@ HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    from nodus_cli import schemas
     from nodus_cli.store import open_store
     from nodus_cli.workspace import Workspace
+    schemas.install()
     store = open_store(Workspace(Path(sys.argv[1]), "test"))
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -215,6 +225,23 @@ def test_second_writer_waits_then_proceeds(ws: Workspace, tmp_path: Path, run_no
 
 
 def test_migrations_are_in_strictly_increasing_order() -> None:
-    versions = [m.version for m in migrations_module.MIGRATIONS]
+    versions = [m.version for m in migrations_module.REGISTRY.migrations]
     assert versions == sorted(set(versions)) and versions[0] == 1
-    assert versions[-1] == migrations_module.SCHEMA_VERSION
+    assert versions[-1] == SCHEMA_VERSION
+
+
+def test_opening_with_nothing_registered_is_a_bug_not_an_empty_store(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _register_only(monkeypatch, [])
+    with pytest.raises(RuntimeError, match=r"schemas\.install"):
+        open_store(ws)
+    assert not ws.store_path.exists()
+
+
+def test_two_packages_cannot_claim_one_version() -> None:
+    registry = migrations_module.Registry(migrations_module.REGISTRY.migrations)
+    registry.register(migrations_module.REGISTRY.migrations)  # the same again: no change
+    clash = migrations_module.Migration(SCHEMA_VERSION, "another", lambda con: None)
+    with pytest.raises(ValueError, match=f"migration {SCHEMA_VERSION} declared twice"):
+        registry.register([clash])

@@ -27,9 +27,11 @@ WINDOW = 4096
 CHILD = """
 import sys
 from pathlib import Path
+from nodus_cli import schemas
 from nodus_cli.ingest.engine import IngestOptions, ingest
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
+schemas.install()
 with open_store(Workspace(Path(sys.argv[1]), "test")) as store:
     ingest(store, sys.argv[2:], IngestOptions(window_bytes=int({window})))
 """

@@ -100,9 +100,9 @@ def test_init_refuses_a_file(cli, tmp_path: Path) -> None:
 def test_settings_lock_timeout_is_read(tmp_path: Path) -> None:
     ws, _ = init_workspace(tmp_path)
     ws.settings_path.write_text("[store]\nlock_timeout = 2.5\n")
-    from nodus_cli.cli import state
+    from nodus_cli.cli import flags, state
 
-    state.reset([])
+    flags.reset([])
     assert state.lock_timeout(ws) == 2.5
     os.environ.pop("X", None)
     assert json.dumps(ws.settings())

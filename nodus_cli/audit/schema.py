@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodus_cli.store.migrations import Migration
+
 TABLES = ("audit_checkpoints",)
 
 
@@ -19,3 +21,6 @@ def create_audit_tables(con: Any) -> None:
             sealed_at TIMESTAMPTZ NOT NULL
         )"""
     )
+
+
+MIGRATIONS = (Migration(5, "audit: last checkpoint per origin", create_audit_tables, TABLES),)

@@ -119,6 +119,17 @@ def prev_from_bundle(path: Path) -> PrevLink:
     return PrevLink(prev.digest, prev.size, prev.checkpoint.root, prev.origin)
 
 
+def chain_link(store: Store, origin: str, prev_bundle: Path | None) -> PrevLink | None:
+    """What a new bundle of ``origin`` follows: ``prev_bundle`` (``--prev``) when given,
+    else the origin's last checkpoint in the store (None: the first of its chain)."""
+    if prev_bundle is None:
+        return last_checkpoint(store, origin)
+    link = prev_from_bundle(prev_bundle)
+    if link.origin != origin:
+        raise UsageError(f"--prev has origin {link.origin!r}, not {origin!r}")
+    return link
+
+
 def remember(store: Store, result: SealResult) -> None:
     """Record the new checkpoint as the origin's latest, journaled with the seal."""
     with store.change({"audit": result.kind, **result.to_json()}):

@@ -19,7 +19,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from nodus_cli import __version__
-from nodus_cli.cli import audit, core, export, ingest, keys, patterns, quickstart, state, timeline
+from nodus_cli.cli import audit, core, export, flags, ingest, keys, patterns, quickstart, timeline
 from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
 from nodus_cli.cli.output import Format, detail, error_line, visible
@@ -49,7 +49,7 @@ class NodusGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        state.reset(argv)
+        flags.reset(argv)
         started = time.perf_counter()
         code = self._run(argv, prog_name or "nodus", complete_var, extra)
         detail(f"nodus: exit {code} after {time.perf_counter() - started:.2f} s")
@@ -109,7 +109,7 @@ class NodusGroup(TyperGroup):
 
 def _print_traceback() -> None:
     """With ``-vv``, the traceback of the error being handled."""
-    if state.STATE.verbose > 1:
+    if flags.STATE.verbose > 1:
         import traceback
 
         traceback.print_exc()
@@ -140,7 +140,7 @@ def _quiet_libraries() -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "name", None) == "nodus"]:
         root.removeHandler(handler)
-    ours = logging.StreamHandler(sys.stderr) if state.STATE.verbose else logging.NullHandler()
+    ours = logging.StreamHandler(sys.stderr) if flags.STATE.verbose else logging.NullHandler()
     ours.set_name("nodus")
     ours.setFormatter(EscapingFormatter("nodus: %(name)s: %(message)s"))
     root.addHandler(ours)
@@ -160,7 +160,7 @@ def _engine_versions() -> str:
 
 def _set_wide(_ctx: Context, _param: Parameter, value: bool) -> bool:
     if value:
-        state.STATE.wide = True
+        flags.STATE.wide = True
     return value
 
 
@@ -272,7 +272,7 @@ def global_options(
         ),
     ] = False,
 ) -> None:
-    current = state.STATE
+    current = flags.STATE
     current.home = str(home) if home else None
     current.lock_timeout = lock_timeout
     current.no_color = no_color

@@ -1,10 +1,7 @@
 """``nodus audit``: seal files or store rows into signed, chained bundles; verify them."""
 
-import contextlib
-import signal
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,10 +9,11 @@ from nodus_cli.cli import state
 from nodus_cli.cli.keys import TrustRootOption
 from nodus_cli.cli.output import JsonOption, emit_json, progress, say, write_text
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
+from nodus_cli.interrupts import terminate_as_interrupt
 from nodus_cli.timeparse import parse_time
 
 if TYPE_CHECKING:
-    from nodus_cli.audit.seal import PrevLink, SealResult
+    from nodus_cli.audit.seal import SealResult
     from nodus_cli.audit.verify import Report
     from nodus_cli.keys.signing import SigningKey, SigningPublicKey
 
@@ -92,44 +90,9 @@ def _signing_key(passphrase_file: Path | None) -> "SigningKey":
 
 
 def _trusted(files: list[Path] | None, trust_root: str | None) -> "list[SigningPublicKey]":
-    from nodus_cli.keys.keyring import Keyring
-    from nodus_cli.keys.signing import load_public_keys
+    from nodus_cli.keys.keyring import trusted_signing_keys
 
-    if files:
-        if trust_root is not None:
-            from nodus_cli.errors import UsageError
-
-            raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
-        return [key for path in files for key in load_public_keys(path)]
-    return Keyring(state.workspace()).public_signing_keys(trust_root)
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """SIGTERM and SIGHUP end a build like Ctrl-C, so its temporary file is removed."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _prev(path: Path | None, store: Any, origin: str) -> "PrevLink | None":
-    from nodus_cli.audit.seal import last_checkpoint, prev_from_bundle
-
-    if path is not None:
-        link = prev_from_bundle(path)
-        if link.origin != origin:
-            from nodus_cli.errors import UsageError
-
-            raise UsageError(f"--prev has origin {link.origin!r}, not {origin!r}")
-        return link
-    return last_checkpoint(store, origin)
+    return trusted_signing_keys(state.workspace(), files or [], trust_root)
 
 
 def _sealed(result: "SealResult", as_json: bool) -> None:
@@ -181,12 +144,12 @@ def build(
       nodus audit build samples/ -o samples.bundle
       nodus audit build samples/ --embed -o samples-embedded.bundle   # content included
     """
-    from nodus_cli.audit.seal import build_files, remember
+    from nodus_cli.audit.seal import build_files, chain_link, remember
 
     key = _signing_key(passphrase_file)
     origin = origin or "nodus/files"
-    with state.open_store() as store, _interruptible():
-        link = _prev(prev, store, origin)
+    with state.open_store() as store, terminate_as_interrupt():
+        link = chain_link(store, origin, prev)
         with progress("hashing files") as meter:
             result = build_files(
                 paths,
@@ -228,14 +191,14 @@ def seal(
       nodus audit seal logs -o logs.bundle
       nodus audit seal journal --since 1d -o journal.bundle
     """
-    from nodus_cli.audit.seal import remember, seal_rows
+    from nodus_cli.audit.seal import chain_link, remember, seal_rows
 
     start = parse_time(since) if since else None
     end = parse_time(until) if until else None
     key = _signing_key(passphrase_file)
     origin = origin or f"nodus/{table}"
-    with state.open_store() as store, _interruptible():
-        link = _prev(prev, store, origin)
+    with state.open_store() as store, terminate_as_interrupt():
+        link = chain_link(store, origin, prev)
         with progress("sealing rows", unit="rows") as meter:
             result = seal_rows(
                 store,

@@ -257,7 +257,6 @@ def history(
       nodus config history service.toml
       nodus config history service.toml -f json
     """
-    from nodus_cli.confops.diff import mask_change_json
     from nodus_cli.confops.history import list_generations, target_key
 
     key = target_key(target)
@@ -265,11 +264,7 @@ def history(
         generations = list_generations(store, key)
     output = resolve_format(fmt, as_json)
     if output is Format.json and as_json and fmt is None:
-        documents = [g.to_json() for g in generations]
-        if not show_secrets:
-            for document in documents:
-                if document["diff"] is not None:
-                    document["diff"] = [mask_change_json(change) for change in document["diff"]]
+        documents = [g.to_json(show_secrets=show_secrets) for g in generations]
         emit_json({"target": key, "generations": documents})
         return
     render_rows(
@@ -318,29 +313,15 @@ def show(
         nodus config show service.toml -g 0    # before the change
       nodus config show service.toml --at now
     """
-    from nodus_cli.confops.history import (
-        content_of,
-        current_generation,
-        generation_at,
-        get_generation,
-        target_key,
-    )
-    from nodus_cli.errors import NotFoundError
+    from nodus_cli.confops.history import chosen_generation, content_of, target_key
     from nodus_cli.timeparse import parse_time
 
     if generation is not None and at is not None:
         raise UsageError("--generation and --at exclude each other")
     key = target_key(target)
     with _settled_store() as store:
-        if generation is not None:
-            chosen = get_generation(store, key, generation)
-        elif at is not None:
-            chosen = generation_at(store, key, parse_time(at))
-        else:
-            current = current_generation(store, key)
-            if current is None:
-                raise NotFoundError(f"{key}: no history (nodus config apply records it)")
-            chosen = current
+        when = parse_time(at) if at is not None else None
+        chosen = chosen_generation(store, key, number=generation, at=when)
         content = content_of(store, key, chosen.generation)
     if as_json:
         document = {"target": key, **chosen.to_json()}

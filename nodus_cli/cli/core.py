@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nodus_cli import __version__
-from nodus_cli.cli import state
+from nodus_cli.cli import flags, state
 from nodus_cli.cli.output import (
     Format,
     FormatOption,
@@ -70,7 +70,7 @@ def init(
     if force and directory is None:
         ws, created = state.workspace().ensure(), False
     else:
-        ws, created = init_workspace(directory, home=state.STATE.home)
+        ws, created = init_workspace(directory, home=flags.STATE.home)
         named = state.workspace()
         if directory is not None and named.found_by in ("--home", "NODUS_HOME"):
             warn(
@@ -78,7 +78,8 @@ def init(
                 "not this one"
             )
     kept = set_aside(ws.store_path) if force else None
-    invocation = Invocation.from_argv("init", state.STATE.argv)
+    invocation = Invocation.from_argv("init", flags.STATE.argv)
+    state.install_schemas()
     with open_store(ws, lock_timeout=state.lock_timeout(ws), invocation=invocation) as store:
         if created or kept:
             summary = {"workspace": str(ws.root)}
@@ -271,7 +272,7 @@ def query(
                     )
                 )
             rows = exported.rows
-            if state.stdout_is_terminal():  # the rows are drawn where the spinner is
+            if flags.stdout_is_terminal():  # the rows are drawn where the spinner is
                 rows = _then(rows, spinner.close)
             for message in exported.warnings:
                 warn(message)

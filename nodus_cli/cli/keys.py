@@ -6,7 +6,7 @@ import enum
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,10 +23,11 @@ from nodus_cli.cli.output import (
     write_text,
 )
 from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
-from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
+from nodus_cli.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
-    from nodus_cli.keys.keyring import KeyRecord, Keyring, UnlockedKeyring
+    from nodus_cli.keys.keyring import Keyring, UnlockedKeyring
+    from nodus_cli.keys.record import KeyRecord
 
 keys_app = typer.Typer(
     name="keys",
@@ -114,35 +115,6 @@ def _describe(record: "KeyRecord") -> str:
     return f"{record.purpose} key {record.key_id} ({record.state})"
 
 
-@contextlib.contextmanager
-def _input(path: Path) -> Iterator[IO[bytes]]:
-    if str(path) == "-":
-        yield sys.stdin.buffer
-        return
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(describe_os_error(exc)) from None
-    with handle:
-        yield handle
-
-
-@contextlib.contextmanager
-def _output(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
-    """stdout for '-', else an atomic file: a failed command leaves no partial output."""
-    from nodus_cli.fsutil import atomic_writer
-
-    if path is None or str(path) == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    try:
-        with atomic_writer(path, mode) as handle:
-            yield handle
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        raise InputError(describe_os_error(exc)) from None
-
-
 @keys_app.command()
 def generate(
     purpose: PurposeOption = None,
@@ -160,7 +132,7 @@ def generate(
       nodus keys generate                       # one more signing and encryption key
       nodus keys generate --purpose sign --not-after 365d
     """
-    from nodus_cli.keys.keyring import ENCRYPT, SIGN, utc_now
+    from nodus_cli.keys.record import ENCRYPT, SIGN, utc_now
 
     unlocked = _unlock(passphrase_file, create=True)
     now = utc_now()
@@ -206,7 +178,7 @@ def rotate(
     """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import check_sealed, keyring_identities, rewrap_file
-    from nodus_cli.keys.keyring import ENCRYPT, utc_now
+    from nodus_cli.keys.record import ENCRYPT, utc_now
 
     if files and not rewrap:
         raise UsageError("FILES are only taken with --rewrap")
@@ -262,7 +234,7 @@ def list_keys(
       nodus keys list
       nodus keys list --purpose encrypt -f csv
     """
-    from nodus_cli.keys.keyring import utc_now
+    from nodus_cli.keys.record import utc_now
 
     now = utc_now()
     keys = [
@@ -387,7 +359,8 @@ def export(
         --identity -o key.txt   # for age -d -i key.txt
     """
     from nodus_cli.keys.export import exportable, public_key_text
-    from nodus_cli.keys.keyring import b64, utc_now
+    from nodus_cli.keys.files import writing
+    from nodus_cli.keys.record import b64, utc_now
 
     if key_id and purpose:
         raise UsageError("give a KEYID or --purpose, not both")
@@ -408,7 +381,7 @@ def export(
     else:
         text = public_key_text(records)
     if output is not None and str(output) != "-":
-        with _output(output) as handle:
+        with writing(output) as handle:
             handle.write(text.encode())
     elif not as_json:
         write_text(text)
@@ -427,16 +400,13 @@ def _export_identity(
     key_id: str | None, output: Path | None, passphrase_file: Path | None, as_json: bool
 ) -> None:
     from nodus_cli.keys.export import identity_text
-    from nodus_cli.keys.keyring import ENCRYPT
+    from nodus_cli.keys.files import writing
 
     if not key_id or output is None or str(output) == "-":
         raise UsageError("--identity takes an encryption KEYID and -o FILE (never stdout)")
     unlocked = _unlock(passphrase_file)
-    record = unlocked.find(key_id)
-    if record.purpose != ENCRYPT:
-        raise UsageError(f"key {key_id} is not an encryption key")
-    text = identity_text(record, unlocked.private_bytes(record))
-    with _output(output, 0o600) as handle:
+    record, text = identity_text(unlocked, key_id)
+    with writing(output, 0o600) as handle:
         handle.write(text.encode())
     _journal({"exported_identity": record.key_id})
     if as_json:
@@ -464,38 +434,13 @@ def import_keys(
 
       nodus keys export -o team.pub && nodus keys import team.pub   # keys it has are skipped
     """
-    from nodus_cli.keys import age, signing
+    from nodus_cli.keys.export import add_imported, read_import
     from nodus_cli.keys.files import read_key_file
-    from nodus_cli.keys.keyring import ENCRYPT, SIGN
 
     text = read_key_file(path, "a public key or age identity file")
-    sign_keys = signing.parse_public_keys(text, str(path))
-    recipients = [
-        age.parse_recipient(line.strip())
-        for line in text.splitlines()
-        if line.strip().startswith("age1")
-    ]
-    seeds = age.hybrid_identity_seeds(text, str(path))
-    if not sign_keys and not recipients and not seeds:
-        raise InputError(f"{path}: no public key or age identity in the file")
+    found = read_import(text, str(path))
     unlocked = _unlock(passphrase_file)
-    added = [unlocked.import_identity(seed) for seed in seeds]
-    added += [
-        unlocked.import_public(
-            SIGN,
-            k.key_id,
-            k.to_bytes(),
-            created=k.created,
-            not_after=k.not_after,
-            revoked_at=k.revoked_at,
-        )
-        for k in sign_keys
-    ]
-    added += [
-        unlocked.import_public(ENCRYPT, signing.new_key_id(), recipient.public)
-        for recipient in recipients
-    ]
-    imported = [record for record in added if record is not None]
+    imported, known = add_imported(unlocked, found)
     unlocked.save()
     _journal({"imported": [r.key_id for r in imported]})
     if as_json:
@@ -503,8 +448,8 @@ def import_keys(
     else:
         for record in imported:
             say(f"Imported {_describe(record)}")
-        if len(imported) < len(added):
-            say(f"{len(added) - len(imported)} key(s) were already in the keyring")
+        if known:
+            say(f"{known} key(s) were already in the keyring")
 
 
 @keys_app.command()
@@ -543,7 +488,7 @@ def seal(
     """
     from nodus_cli.keys import age
     from nodus_cli.keys.export import seal_targets
-    from nodus_cli.keys.files import resolve_recipients
+    from nodus_cli.keys.files import reading, resolve_recipients, writing
 
     keyring = _keyring()
     resolved = resolve_recipients(recipients, keyring)
@@ -553,8 +498,8 @@ def seal(
         if target is None and as_json:
             raise UsageError("--json needs -o when sealing to stdout")
         with (
-            _input(source_path) as source,
-            _output(target) as sink,
+            reading(source_path) as source,
+            writing(target) as sink,
             _progress_for(source_path, "sealing", to_stdout=target is None) as advance,
         ):
             size = age.seal(source, sink, resolved, advance, armor=armor)
@@ -603,7 +548,7 @@ def open_sealed(
       nodus keys open cpu.csv.age | head -3              # to stdout
     """
     from nodus_cli.keys import age
-    from nodus_cli.keys.files import keyring_identities, naming, read_key_file
+    from nodus_cli.keys.files import keyring_identities, naming, read_key_file, reading, writing
 
     if (output is None or str(output) == "-") and as_json:
         raise UsageError("--json needs -o FILE (the plaintext cannot share stdout)")
@@ -616,8 +561,8 @@ def open_sealed(
         tried = "the keyring's keys"
     target = None if output is None or str(output) == "-" else output
     with (
-        _input(file) as source,
-        _output(target, 0o600) as sink,
+        reading(file) as source,
+        writing(target, 0o600) as sink,
         _progress_for(file, "opening", to_stdout=target is None) as advance,
         naming("stdin" if str(file) == "-" else str(file), tried),
     ):
@@ -647,16 +592,16 @@ def sign(
       nodus keys sign samples/cpu.csv                    # samples/cpu.csv.sig
       nodus keys sign samples/app.jsonl -o - > app.sig
     """
-    from nodus_cli.keys.files import sign_stream
+    from nodus_cli.keys.files import reading, sign_stream, writing
 
     if output is None:
         output = Path("-") if str(file) == "-" else file.with_name(file.name + ".sig")
     if str(output) == "-" and as_json:
         raise UsageError("--json needs -o FILE (the signature cannot share stdout)")
     key = _unlock(passphrase_file).signing_key(key_id)
-    with _input(file) as source, _progress_for(file, "signing") as advance:
+    with reading(file) as source, _progress_for(file, "signing") as advance:
         signature = sign_stream(key, source, on_progress=advance)
-    with _output(output) as sink:
+    with writing(output) as sink:
         sink.write(signature.to_text().encode())
     if as_json:
         emit_json(
@@ -697,15 +642,13 @@ def verify(
       nodus keys export --purpose sign -o team.pub \\
         && nodus keys verify samples/cpu.csv samples/cpu.csv.sig --trust team.pub
     """
-    from nodus_cli.keys.files import DetachedSignature, read_key_file, verify_stream
-    from nodus_cli.keys.signing import load_public_keys
+    from nodus_cli.keys.files import DetachedSignature, read_key_file, reading, verify_stream
+    from nodus_cli.keys.keyring import trusted_signing_keys
 
     text = read_key_file(signature_file, "a signature file")
     signature = DetachedSignature.parse(text, str(signature_file))
-    if trust and trust_root:
-        raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
-    trusted = load_public_keys(trust) if trust else _keyring().public_signing_keys(trust_root)
-    with _input(file) as source, _progress_for(file, "verifying") as advance:
+    trusted = trusted_signing_keys(state.workspace(), [trust] if trust else [], trust_root)
+    with reading(file) as source, _progress_for(file, "verifying") as advance:
         key = verify_stream(source, signature, trusted, advance)
     if as_json:
         emit_json(
@@ -739,7 +682,7 @@ def log(
       nodus keys log --verify
     """
     from nodus_cli.keys import keylog
-    from nodus_cli.keys.keyring import utc_now
+    from nodus_cli.keys.record import utc_now
 
     keyring = _keyring()
     if check:
@@ -754,14 +697,7 @@ def log(
         if not report.ok:
             raise CheckFailed("key log: " + "; ".join(report.problems))
         return
-    entries = []
-    for number, line in enumerate(keylog.read_entries(keyring.log_path), 1):
-        try:
-            entries.append(keylog.json.loads(line))
-        except ValueError:
-            raise CheckFailed(
-                f"key log entry {number} is unreadable (run 'nodus keys log --verify')"
-            ) from None
+    entries = keylog.parsed_entries(keyring.log_path)
     output = resolve_format(fmt, as_json)
     if as_json and fmt is None:
         emit_json({"entries": [{c: e.get(c) for c in LOG_COLUMNS} for e in entries]})

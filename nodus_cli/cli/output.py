@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nodus_cli.cli import state
+from nodus_cli.cli import flags
 from nodus_cli.errors import UsageError
 from nodus_cli.jsonvalues import jsonable
 
@@ -42,13 +42,13 @@ class Format(enum.StrEnum):
 
 
 def _remember_format(value: Format | None) -> Format | None:
-    state.STATE.format_given = value
+    flags.STATE.format_given = value
     _check_format_and_json()
     return value
 
 
 def _remember_json(value: bool) -> bool:
-    state.STATE.json_given = value
+    flags.STATE.json_given = value
     _check_format_and_json()
     return value
 
@@ -56,8 +56,8 @@ def _remember_json(value: bool) -> bool:
 def _check_format_and_json() -> None:
     """``--json`` asks for one JSON document: with ``-f csv`` (or table, ndjson) it is
     a contradiction, refused before the command does anything."""
-    given = state.STATE.format_given
-    if state.STATE.json_given and given is not None and given is not Format.json:
+    given = flags.STATE.format_given
+    if flags.STATE.json_given and given is not None and given is not Format.json:
         raise UsageError(f"--json and --format {given.value} exclude each other")
 
 
@@ -113,13 +113,13 @@ def visible(text: str, *, keep: str = "") -> str:
 def write_text(text: str) -> None:
     """Write a document (SQL, a diff, a key file) to stdout: exact in a pipe or file;
     on a terminal, control characters other than newline and tab are shown escaped."""
-    sys.stdout.write(visible(text, keep="\n\t") if state.stdout_is_terminal() else text)
+    sys.stdout.write(visible(text, keep="\n\t") if flags.stdout_is_terminal() else text)
     sys.stdout.flush()
 
 
 def write_bytes(content: bytes) -> None:
     """Write stored bytes to stdout: exact in a pipe or file, escaped text on a terminal."""
-    if state.stdout_is_terminal():
+    if flags.stdout_is_terminal():
         write_text(content.decode("utf-8", errors="replace"))
         return
     sys.stdout.flush()
@@ -323,7 +323,7 @@ def render_rows(
     count = 0
     if fmt is Format.csv:
         # exact in a pipe or file; on a terminal, what would act on it is shown escaped
-        shown = (lambda t: visible(t, keep="\n")) if state.stdout_is_terminal() else str
+        shown = (lambda t: visible(t, keep="\n")) if flags.stdout_is_terminal() else str
         out.write(_csv_line([shown(c) for c in columns]))
         for row in decoded:
             out.write(_csv_line([shown(_text(value)) for value in row]))
@@ -374,7 +374,7 @@ def _render_table(columns: Sequence[str], rows: Iterable[list[Any]], title: str 
     """
     from rich.cells import cell_len
 
-    terminal = state.stdout_is_terminal()
+    terminal = flags.stdout_is_terminal()
     headers = [visible(str(name)) for name in columns]
     body = [[(visible(_text(value)), _is_number(value)) for value in row] for row in rows]
     header_widths = [cell_len(h) for h in headers]
@@ -387,7 +387,7 @@ def _render_table(columns: Sequence[str], rows: Iterable[list[Any]], title: str 
         out.write(visible(title) + "\n")
     rule = "─" if terminal and _can_encode("─") else "-"
     gap, widths = GAPS[0], natural
-    if terminal and not state.STATE.wide:
+    if terminal and not flags.STATE.wide:
         width = shutil.get_terminal_size().columns
         layout = _layout(natural, header_widths, width)
         if layout is None:
@@ -527,7 +527,7 @@ def _can_encode(text: str) -> bool:
 
 
 def colour_allowed() -> bool:
-    return not (state.STATE.no_color or os.environ.get("NO_COLOR"))
+    return not (flags.STATE.no_color or os.environ.get("NO_COLOR"))
 
 
 def stderr_console(stream: IO[str] | None = None) -> Console:
@@ -540,7 +540,7 @@ def stderr_console(stream: IO[str] | None = None) -> Console:
         markup=False,
         emoji=False,
         highlight=False,
-        force_terminal=state.stderr_is_terminal(),
+        force_terminal=flags.stderr_is_terminal(),
     )
 
 
@@ -551,13 +551,13 @@ def _message(text: str) -> None:
 def say(message: str) -> None:
     """A message for people on stderr, silenced by ``-q``. One line: a newline or a
     control character in it (from a file name, say) is shown escaped."""
-    if not state.STATE.quiet:
+    if not flags.STATE.quiet:
         _message(message)
 
 
 def detail(message: str) -> None:
     """A message shown only with ``-v``."""
-    if state.STATE.verbose and not state.STATE.quiet:
+    if flags.STATE.verbose and not flags.STATE.quiet:
         _message(message)
 
 
@@ -576,7 +576,7 @@ def child_stderr_quiet() -> Iterator[None]:
     """Processes started in the block (the JVM behind Spark) keep /dev/null as their
     stderr, unless ``-v``: "Using incubator modules" and log4j lines are noise to a
     nodus user. nodus's own stderr is back once the block ends."""
-    if state.STATE.verbose:
+    if flags.STATE.verbose:
         yield
         return
     sys.stderr.flush()
@@ -608,8 +608,8 @@ def _progress_delay() -> float:
 def _shows_progress() -> bool:
     """A progress line only on a terminal that can redraw it, and never with ``-q``."""
     return (
-        not state.STATE.quiet
-        and state.stderr_is_terminal()
+        not flags.STATE.quiet
+        and flags.stderr_is_terminal()
         and os.environ.get("TERM", "") != "dumb"
     )
 
@@ -707,7 +707,7 @@ def progress(
     Work that writes its data to stdout meanwhile (``data_on_stdout``) shows no bar
     when stdout is a terminal too: the two would be drawn over each other.
     """
-    if not _shows_progress() or (data_on_stdout and state.stdout_is_terminal()):
+    if not _shows_progress() or (data_on_stdout and flags.stdout_is_terminal()):
         yield _Meter()
         return
     import threading

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nodus_cli.cli import state
+from nodus_cli.cli import flags, state
 from nodus_cli.cli.output import (
     Format,
     FormatOption,
@@ -91,7 +91,7 @@ def patterns(
         rows = list_patterns(store.con, filters, top)
         output = resolve_format(fmt, as_json)
         columns = list(COLUMNS)
-        if output is Format.table and state.stdout_is_terminal() and rows:
+        if output is Format.table and flags.stdout_is_terminal() and rows:
             columns.insert(2, "lines over time")
             lines = _sparklines(store.con, [r[0] for r in rows], filters)
             rows = [(*r[:2], lines.get(r[0], ""), *r[2:]) for r in rows]

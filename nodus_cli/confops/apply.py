@@ -6,25 +6,23 @@ generation. A crash anywhere leaves TARGET with the old or the new bytes; the ne
 ``nodus config`` command settles the intent by what is on disk (an apply whose health
 check never reported is rolled back) and removes leftover temporary files. Applies to
 files of one directory are serialised with a lock.
+
+The health check is ``check``, the directory lock and leftover cleanup ``locking``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
-import select
-import signal
 import stat
-import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nodus_cli.confops.check import CheckResult, run_check
 from nodus_cli.confops.diff import Change, mask_secrets, semantic_diff, summarize
 from nodus_cli.confops.edit import Edit, apply_edits
 from nodus_cli.confops.formats import ConfigFormat, decode, detect_format, parse
@@ -37,235 +35,17 @@ from nodus_cli.confops.history import (
     rollback_source,
     target_key,
 )
-from nodus_cli.errors import CheckFailed, InputError, NodusError, NotFoundError, UsageError
-from nodus_cli.fsutil import atomic_writer, temp_prefix
+from nodus_cli.confops.locking import TEMP_TAG, directory_lock, remove_leftovers
+from nodus_cli.errors import CheckFailed, InputError, NotFoundError, UsageError
+from nodus_cli.fsutil import atomic_writer
 from nodus_cli.store import Store
 
 CHECK_TIMEOUT = 30.0
-TEMP_TAG = "nodus-"
-OUTPUT_TAIL = 4000
 Checkpoint = Callable[[str], None]
-
-
-class TargetBusy(NodusError):
-    """Another nodus process is changing a file in TARGET's directory (exit 2)."""
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# --- Locking and leftovers ------------------------------------------------------------
-
-_HELD: dict[str, int] = {}  # directory -> nesting depth, so one process can re-enter
-
-
-@contextlib.contextmanager
-def directory_lock(directory: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``directory`` (waits up to ``timeout`` seconds)."""
-    key = str(directory)
-    if key in _HELD:
-        _HELD[key] += 1
-        try:
-            yield
-        finally:
-            _HELD[key] -= 1
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError as exc:
-        raise InputError(f"cannot lock {directory}: {exc.strerror}") from None
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TargetBusy(
-                        f"another nodus is changing a file in {directory}; gave up after "
-                        f"{timeout:g} s (raise --lock-timeout to wait longer)"
-                    ) from None
-                time.sleep(0.05)
-        _HELD[key] = 1
-        try:
-            yield
-        finally:
-            del _HELD[key]
-    finally:
-        os.close(fd)  # releases the flock
-
-
-def remove_leftovers(real_path: Path) -> list[str]:
-    """Delete temporary files a crashed switch left beside ``real_path`` (lock held)."""
-    removed = []
-    for leftover in real_path.parent.glob(temp_prefix(real_path, TEMP_TAG) + "*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
-            removed.append(leftover.name)
-    return removed
-
-
-# --- Health check ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    command: str
-    outcome: str  # passed, failed, timeout
-    exit_code: int | None
-    seconds: float
-    output: str
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == "passed"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "command": self.command,
-            "outcome": self.outcome,
-            "exit_code": self.exit_code,
-            "seconds": round(self.seconds, 3),
-            "output": self.output,
-        }
-
-
-def run_check(command: str, target: str, timeout: float) -> CheckResult:
-    """Run ``command`` in a shell with ``NODUS_CONFIG_TARGET`` set; kill it at ``timeout``.
-
-    The check runs in a session of its own, and that whole process group is killed
-    when the shell exits or the time is up: nothing the check started in it outlives
-    it. A process that left the group (``setsid``) may keep the output pipe open; its
-    output is read only for ``DRAIN_GRACE`` seconds after the end, never waited for.
-    """
-    env = {**os.environ, "NODUS_CONFIG_TARGET": target}
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command,
-        shell=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # a process group we can kill as a whole
-    )
-    assert process.stdout is not None
-    output = _TailBuffer(OUTPUT_TAIL * 4)
-    try:
-        with _terminate_as_interrupt():
-            exited = _wait_reading(process, output, started + timeout)
-        _kill_group(process)
-        _drain(process.stdout, output, time.monotonic() + DRAIN_GRACE)
-    except BaseException:
-        _kill_group(process)
-        raise
-    finally:
-        process.stdout.close()
-        process.wait()
-    if exited:
-        outcome = "passed" if process.returncode == 0 else "failed"
-        exit_code: int | None = process.returncode
-    else:
-        outcome, exit_code = "timeout", None
-    text = output.bytes().decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
-    return CheckResult(command, outcome, exit_code, time.monotonic() - started, text)
-
-
-DRAIN_GRACE = 0.5  # seconds to read what is left in the pipe after the check's shell ended
-
-
-class _TailBuffer:
-    """The last ``limit`` bytes written to it."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._data = bytearray()
-
-    def add(self, chunk: bytes) -> None:
-        self._data += chunk
-        if len(self._data) > 2 * self.limit:
-            del self._data[: -self.limit]
-
-    def bytes(self) -> bytes:
-        return bytes(self._data[-self.limit :])
-
-
-def _exited(process: subprocess.Popen[bytes]) -> bool:
-    """Whether the shell has exited, leaving it unreaped (its pid keeps naming the group)."""
-    try:
-        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return True
-    return info is not None
-
-
-def _wait_reading(process: subprocess.Popen[bytes], output: _TailBuffer, deadline: float) -> bool:
-    """Collect output until the shell exits (True) or ``deadline`` passes (False)."""
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
-    open_pipe = True
-    while not _exited(process):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        if not open_pipe:
-            time.sleep(min(remaining, 0.05))
-            continue
-        ready, _, _ = select.select([fd], [], [], min(remaining, 0.05))
-        if ready:
-            chunk = os.read(fd, 65536)
-            if chunk:
-                output.add(chunk)
-            else:
-                open_pipe = False
-    return True
-
-
-def _drain(pipe: Any, output: _TailBuffer, deadline: float) -> None:
-    """Read what is left in the pipe, until its end or ``deadline``."""
-    fd = pipe.fileno()
-    while (remaining := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            return
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return
-        output.add(chunk)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM or SIGHUP while the check runs: stop it and restore, as Ctrl-C does.
-
-    Dying on the spot would leave the check running and the unchecked bytes in place
-    until the next command settles the apply.
-    """
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-# --- Plan -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -331,9 +111,6 @@ def plan_config(
             raise
         old_document = {}  # replacing a broken file: everything is new
     return Plan(key, real, fmt, old, new, semantic_diff(old_document, new_document))
-
-
-# --- Apply ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -650,9 +427,6 @@ def _commit(
         "UPDATE config_intents SET settled = ?, outcome = 'committed' WHERE id = ?",
         [datetime.now(UTC), intent],
     )
-
-
-# --- Settling after a crash -----------------------------------------------------------
 
 
 def _pending_intents(store: Store, intent: int | None = None) -> list[tuple[Any, ...]]:

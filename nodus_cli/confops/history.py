@@ -53,7 +53,14 @@ class Generation:
     def check_outcome(self) -> str | None:
         return self.check.get("outcome") if self.check else None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, show_secrets: bool = True) -> dict[str, Any]:
+        """The generation as ``config history --json`` shows it; secret values masked
+        in its diff unless ``show_secrets``."""
+        diff = self.diff
+        if diff is not None and not show_secrets:
+            from nodus_cli.confops.diff import mask_change_json
+
+            diff = [mask_change_json(change) for change in diff]
         return {
             "generation": self.generation,
             "time": self.time.isoformat(),
@@ -65,7 +72,7 @@ class Generation:
             "size": self.size,
             "parent": self.parent,
             "changes": len(self.diff) if self.diff is not None else None,
-            "diff": self.diff,
+            "diff": diff,
             "check": self.check,
         }
 
@@ -110,6 +117,20 @@ def generation_at(store: Store, target: str, when: datetime) -> Generation:
             raise NotFoundError(f"{target}: no history (nodus config apply records it)")
         raise NotFoundError(f"{target}: no recorded content at {when.isoformat()} (before history)")
     return Generation.from_row(row)
+
+
+def chosen_generation(
+    store: Store, target: str, *, number: int | None = None, at: datetime | None = None
+) -> Generation:
+    """Generation ``number``, else the one in force ``at``, else the current one."""
+    if number is not None:
+        return get_generation(store, target, number)
+    if at is not None:
+        return generation_at(store, target, at)
+    current = current_generation(store, target)
+    if current is None:
+        raise NotFoundError(f"{target}: no history (nodus config apply records it)")
+    return current
 
 
 def content_of(store: Store, target: str, number: int) -> bytes:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodus_cli.store.migrations import Migration
+
 CONFIG_TABLES = ("config_generations", "config_intents")
 
 
@@ -49,3 +51,13 @@ def create_config_tables(con: Any) -> None:
             outcome VARCHAR               -- committed or abandoned, once settled
         )"""
     )
+
+
+MIGRATIONS = (
+    Migration(
+        6,
+        "config: config_generations, config_intents",
+        create_config_tables,
+        CONFIG_TABLES,
+    ),
+)

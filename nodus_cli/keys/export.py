@@ -1,13 +1,16 @@
-"""What ``nodus keys export`` writes and where ``nodus keys seal`` puts its outputs."""
+"""What ``nodus keys export`` writes, what ``nodus keys import`` reads, and where
+``nodus keys seal`` puts its outputs."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
-from nodus_cli.errors import UsageError
+from nodus_cli.errors import InputError, UsageError
 from nodus_cli.keys import age, signing
-from nodus_cli.keys.keyring import SIGN, KeyRecord, Keyring
+from nodus_cli.keys.keyring import Keyring, UnlockedKeyring
+from nodus_cli.keys.record import ENCRYPT, SIGN, KeyRecord
 
 
 def exportable(
@@ -55,10 +58,64 @@ def public_key_text(records: list[KeyRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def identity_text(record: KeyRecord, seed: bytes) -> str:
-    """An age identity file for an encryption key: a secret."""
-    line = age.encode_identity(seed)
-    return f"# nodus encrypt key {record.key_id}\n# recipient: {record.recipient()}\n{line}\n"
+def identity_text(unlocked: UnlockedKeyring, key_id: str) -> tuple[KeyRecord, str]:
+    """The encryption key ``key_id`` and its age identity file: a secret."""
+    record = unlocked.find(key_id)
+    if record.purpose != ENCRYPT:
+        raise UsageError(f"key {key_id} is not an encryption key")
+    line = age.encode_identity(unlocked.private_bytes(record))
+    return (
+        record,
+        f"# nodus encrypt key {record.key_id}\n# recipient: {record.recipient()}\n{line}\n",
+    )
+
+
+@dataclass
+class ImportFile:
+    """What a key file holds: signing keys, age recipients, age identities (seeds)."""
+
+    sign_keys: list[signing.SigningPublicKey]
+    recipients: list[age.HybridRecipient]
+    seeds: list[bytes]
+
+
+def read_import(text: str, source: str) -> ImportFile:
+    """The keys of a file ``nodus keys export`` wrote, or of an age identity file."""
+    found = ImportFile(
+        signing.parse_public_keys(text, source),
+        [
+            age.parse_recipient(line.strip())
+            for line in text.splitlines()
+            if line.strip().startswith("age1")
+        ],
+        age.hybrid_identity_seeds(text, source),
+    )
+    if not found.sign_keys and not found.recipients and not found.seeds:
+        raise InputError(f"{source}: no public key or age identity in the file")
+    return found
+
+
+def add_imported(unlocked: UnlockedKeyring, found: ImportFile) -> tuple[list[KeyRecord], int]:
+    """Add the file's keys (identities first); returns those added and how many the
+    keyring already held."""
+    added = [unlocked.import_identity(seed) for seed in found.seeds]
+    added += [
+        unlocked.import_public(
+            SIGN,
+            k.key_id,
+            k.to_bytes(),
+            created=k.created,
+            not_after=k.not_after,
+            revoked_at=k.revoked_at,
+        )
+        for k in found.sign_keys
+    ]
+    added += [
+        unlocked.import_public(ENCRYPT, signing.new_key_id(), recipient.public)
+        for recipient in found.recipients
+    ]
+    imported = [record for record in added if record is not None]
+    return imported, len(added) - len(imported)
 
 
 def seal_targets(files: list[Path], output: Path | None) -> list[tuple[Path, Path | None]]:

@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +32,8 @@ from nodus_cli.errors import InputError, UsageError, describe_os_error
 from nodus_cli.fsutil import atomic_writer
 from nodus_cli.keys import age, signing
 from nodus_cli.keys.errors import AgeError, AgeNoMatch, SignatureInvalid, UnknownSigner
-from nodus_cli.keys.keyring import (
-    ENCRYPT,
-    Keyring,
-    UnlockedKeyring,
-    select_creating_key,
-    utc_now,
-)
+from nodus_cli.keys.keyring import Keyring, UnlockedKeyring, select_creating_key
+from nodus_cli.keys.record import ENCRYPT, utc_now
 
 SIGNATURE_TAG = "nodus-signature-v1"
 READ_SIZE = 1 << 20
@@ -246,3 +242,31 @@ def rewrap_file(
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
     return identity.label
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[IO[bytes]]:
+    """stdin for '-', else the file (an unreadable one is an InputError)."""
+    if str(path) == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(describe_os_error(exc)) from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def writing(path: Path | None, mode: int | None = None) -> Iterator[IO[bytes]]:
+    """stdout for '-', else an atomic file: a failed command leaves no partial output."""
+    if path is None or str(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with atomic_writer(path, mode) as handle:
+            yield handle
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(describe_os_error(exc)) from None

@@ -23,14 +23,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nodus_cli.errors import InputError
+from nodus_cli.errors import CheckFailed, InputError
 from nodus_cli.fsutil import fsync_dir, loads_bounded, read_bounded
 from nodus_cli.keys import signing
-
-if TYPE_CHECKING:
-    from nodus_cli.keys.keyring import KeyRecord
+from nodus_cli.keys.record import KeyRecord, canonical_json
 
 LOG_FILE = "log.jsonl"
 CONTEXT = b"nodus-keylog/v1"
@@ -48,10 +46,6 @@ COMPARED_FIELDS = (
 )
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MAX_LOG_BYTES = 64 << 20  # about 10,000 entries of 6 KiB
-
-
-def canonical(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def empty_head() -> dict[str, Any]:
@@ -80,8 +74,8 @@ def make_entry(
         "signer": signer.key_id,
         **{name: value for name, value in extra.items() if value is not None},
     }
-    entry["signature"] = base64.b64encode(signer.sign(canonical(entry), CONTEXT)).decode()
-    line = canonical(entry)
+    entry["signature"] = base64.b64encode(signer.sign(canonical_json(entry), CONTEXT)).decode()
+    line = canonical_json(entry)
     return line, {"seq": entry["seq"], "sha256": hashlib.sha256(line).hexdigest()}
 
 
@@ -150,6 +144,19 @@ def read_entries(path: Path) -> list[bytes]:
     return read_bounded(path, MAX_LOG_BYTES, "the key log").splitlines()
 
 
+def parsed_entries(path: Path) -> list[dict[str, Any]]:
+    """The log's entries as written, unchecked (``verify_log`` checks them)."""
+    entries = []
+    for number, line in enumerate(read_entries(path), 1):
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            raise CheckFailed(
+                f"key log entry {number} is unreadable (run 'nodus keys log --verify')"
+            ) from None
+    return entries
+
+
 def verify_log(
     path: Path,
     head: dict[str, Any],
@@ -166,7 +173,7 @@ def verify_log(
         where = f"entry {number}"
         try:
             entry = loads_bounded(line)
-            if canonical(entry) != line:
+            if canonical_json(entry) != line:
                 raise ValueError("not in canonical form")
             time = dt.datetime.fromisoformat(entry["time"])
             if time.tzinfo is None:
@@ -254,7 +261,7 @@ def _check_entry(
     except (InputError, ValueError, binascii.Error):
         return "unreadable signer key or signature", False
     unsigned = {name: value for name, value in entry.items() if name != "signature"}
-    if not verifier.verify(canonical(unsigned), signature, CONTEXT):
+    if not verifier.verify(canonical_json(unsigned), signature, CONTEXT):
         return "signature does not verify (the entry was edited)", False
     return None, entry_vouched
 

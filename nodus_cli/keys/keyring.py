@@ -5,21 +5,19 @@ every key's public part and metadata, each private seed sealed with ChaCha20-Pol
 under a key derived once per unlock from the passphrase by scrypt (parameters stored,
 tuned to cost at least 0.25 s), a MAC over the whole document under that same key, the
 head of the key log, and a plain SHA-256 checksum. ``keyring/log.jsonl`` is the key
-log (``nodus_cli.keys.keylog``). The format is documented in ``nodus-keyring(5)``.
+log (``nodus_cli.keys.keylog``); a key's record is ``nodus_cli.keys.record``. The
+format is documented in ``nodus-keyring(5)``.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import datetime as dt
 import hashlib
 import hmac
-import json
 import os
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,157 +27,38 @@ from nodus_cli.errors import CannotVerify, NotFoundError, UsageError
 from nodus_cli.fsutil import atomic_write, loads_bounded, read_bounded
 from nodus_cli.keys import keylog, signing, xwing
 from nodus_cli.keys.errors import KeyringTampered, KeyUnusable, WrongPassphrase
+from nodus_cli.keys.kdf import (
+    SCRYPT_MAX_LOG2_N,
+    SCRYPT_MIN_LOG2_N,
+    SCRYPT_P,
+    SCRYPT_R,
+    calibrate_log2_n,
+    derive_master,
+    subkey,
+)
+from nodus_cli.keys.record import (
+    ACTIVE,
+    DESTROYED,
+    ENCRYPT,
+    FORMAT,
+    PRIMARY,
+    RETIRED,
+    REVOKED,
+    SIGN,
+    KeyRecord,
+    b64,
+    canonical_json,
+    iso,
+    unb64,
+    utc_now,
+)
 from nodus_cli.workspace import Workspace
 
-FORMAT = "nodus-keyring/v1"
 KEYRING_FILE = "keyring.json"
-SIGN = "sign"
-ENCRYPT = "encrypt"
-PURPOSES = (SIGN, ENCRYPT)
-ALGORITHMS = {SIGN: signing.ALGORITHM, ENCRYPT: xwing.ALGORITHM}
-
-PRIMARY = "primary"
-ACTIVE = "active"
-RETIRED = "retired"  # decrypt-or-verify-only
-REVOKED = "revoked"
-DESTROYED = "destroyed"
-STATES = (PRIMARY, ACTIVE, RETIRED, REVOKED, DESTROYED)
-
-SCRYPT_R = 8
-SCRYPT_P = 1
-SCRYPT_MIN_LOG2_N = 17  # about 0.35 s on a 2020s laptop core
-SCRYPT_MAX_LOG2_N = 22  # refuse files that would make an unlock take minutes
-MIN_UNLOCK_SECONDS = 0.25
 VERIFIER_PLAINTEXT = b"nodus-keyring/v1 passphrase verifier"
 MAX_KEYRING_BYTES = 16 << 20
 MIN_PINNED_DIGITS = 16
 NO_SIGNING_KEY = "no signing key: run `nodus keys generate --purpose sign`"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def canonical_json(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-def _time(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-@dataclass
-class KeyRecord:
-    """One key: metadata, public part, and its private seed sealed (``None`` when gone)."""
-
-    key_id: str
-    purpose: str
-    state: str
-    created: dt.datetime
-    public: bytes
-    not_after: dt.datetime | None = None
-    revoked_at: dt.datetime | None = None
-    destroyed_at: dt.datetime | None = None
-    sealed: dict[str, str] | None = None
-
-    @property
-    def algorithm(self) -> str:
-        return ALGORITHMS[self.purpose]
-
-    def expired(self, now: dt.datetime) -> bool:
-        return self.not_after is not None and now >= self.not_after
-
-    def can_create(self, now: dt.datetime) -> bool:
-        """Whether this key may still sign or encrypt (not only verify or decrypt)."""
-        return self.state in (PRIMARY, ACTIVE) and not self.expired(now)
-
-    def recipient(self) -> str | None:
-        """The ``age1pq1...`` recipient of an encryption key."""
-        if self.purpose != ENCRYPT:
-            return None
-        from nodus_cli.keys.age import encode_recipient
-
-        return encode_recipient(self.public)
-
-    def signing_public_key(self) -> signing.SigningPublicKey:
-        return signing.SigningPublicKey.from_bytes(
-            self.key_id,
-            self.public,
-            created=self.created,
-            not_after=self.not_after,
-            revoked_at=self.revoked_at,
-        )
-
-    def seal_aad(self) -> bytes:
-        return f"{FORMAT}\0{self.key_id}\0{self.purpose}\0{self.algorithm}\0".encode() + self.public
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.key_id,
-            "purpose": self.purpose,
-            "algorithm": self.algorithm,
-            "state": self.state,
-            "created": _iso(self.created),
-            "not_after": _iso(self.not_after),
-            "revoked_at": _iso(self.revoked_at),
-            "destroyed_at": _iso(self.destroyed_at),
-            "public": b64(self.public),
-            "sealed": self.sealed,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> KeyRecord:
-        purpose = data["purpose"]
-        if purpose not in PURPOSES or data["state"] not in STATES:
-            raise ValueError("unknown purpose or state")
-        if data["algorithm"] != ALGORITHMS[purpose]:
-            raise ValueError("unknown algorithm")
-        created = _time(data["created"])
-        if created is None:
-            raise ValueError("no creation time")
-        return cls(
-            key_id=data["id"],
-            purpose=purpose,
-            state=data["state"],
-            created=created,
-            public=unb64(data["public"]),
-            not_after=_time(data["not_after"]),
-            revoked_at=_time(data["revoked_at"]),
-            destroyed_at=_time(data["destroyed_at"]),
-            sealed=data["sealed"],
-        )
-
-    def public_summary(self, now: dt.datetime | None = None) -> dict[str, Any]:
-        """What ``nodus keys list --json`` shows: no secret, ever."""
-        now = now or utc_now()
-        document: dict[str, Any] = {
-            "id": self.key_id,
-            "purpose": self.purpose,
-            "algorithm": self.algorithm,
-            "state": self.state,
-            "created": self.created,
-            "not_after": self.not_after,
-            "expired": self.expired(now),
-            "revoked_at": self.revoked_at,
-            "destroyed_at": self.destroyed_at,
-            "has_private": self.sealed is not None,
-            "fingerprint": hashlib.sha256(self.public).hexdigest(),
-        }
-        if self.purpose == ENCRYPT:
-            document["recipient"] = self.recipient()
-        return document
 
 
 @dataclass
@@ -373,6 +252,18 @@ class Keyring:
         return self.unlock(passphrase).signing_key()
 
 
+def trusted_signing_keys(
+    workspace: Workspace, trust_files: list[Path], trust_root: str | None
+) -> list[signing.SigningPublicKey]:
+    """The keys a signature may be made by: those of ``--trust`` files, else the
+    signing keys the workspace's key log vouches for (``--trust-root`` pins its root)."""
+    if trust_files:
+        if trust_root is not None:
+            raise UsageError("--trust-root pins the workspace keyring; --trust names keys itself")
+        return [key for path in trust_files for key in signing.load_public_keys(path)]
+    return Keyring(workspace).public_signing_keys(trust_root)
+
+
 def check_pinned_root(report: keylog.LogReport, pinned: str) -> None:
     """The log's root key must be the pinned one (exit 3 otherwise: nothing to trust)."""
     wanted = pinned.strip().lower().removeprefix("sha256:")
@@ -413,34 +304,10 @@ def select_creating_key(
         raise KeyUnusable(f"key {record.key_id} is {record.state}: it can only {verb}")
     if record.expired(now):
         raise KeyUnusable(
-            f"key {record.key_id} expired at {_iso(record.not_after)}: it can no longer "
+            f"key {record.key_id} expired at {iso(record.not_after)}: it can no longer "
             f"{purpose}; rotate to a new key"
         )
     return record
-
-
-def derive_master(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-    return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase)
-
-
-def _subkey(master: bytes, purpose: bytes) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(hashes.SHA256(), 32, salt=None, info=b"nodus-keyring/v1 " + purpose).derive(master)
-
-
-def calibrate_log2_n(passphrase: bytes, salt: bytes) -> tuple[int, bytes]:
-    """The smallest scrypt cost from the floor up that takes at least 0.25 s here."""
-    log2_n = SCRYPT_MIN_LOG2_N
-    while True:
-        started = time.perf_counter()
-        master = derive_master(passphrase, salt, log2_n, SCRYPT_R, SCRYPT_P)
-        if time.perf_counter() - started >= MIN_UNLOCK_SECONDS or log2_n >= SCRYPT_MAX_LOG2_N:
-            return log2_n, master
-        log2_n += 1
 
 
 class UnlockedKeyring:
@@ -449,8 +316,8 @@ class UnlockedKeyring:
     def __init__(self, keyring: Keyring, document: KeyringDocument, master: bytes) -> None:
         self.keyring = keyring
         self.document = document
-        self._seal_key = _subkey(master, b"seal")
-        self._mac_key = _subkey(master, b"mac")
+        self._seal_key = subkey(master, b"seal")
+        self._mac_key = subkey(master, b"mac")
         self._pending_log: list[bytes] = []
         self._committed_head = dict(document.log_head)
 
@@ -462,7 +329,7 @@ class UnlockedKeyring:
         log2_n, master = calibrate_log2_n(passphrase, salt)
         kdf = {"name": "scrypt", "salt": b64(salt), "log2_n": log2_n, "r": SCRYPT_R, "p": SCRYPT_P}
         nonce = secrets.token_bytes(12)
-        seal_key = _subkey(master, b"seal")
+        seal_key = subkey(master, b"seal")
         token = ChaCha20Poly1305(seal_key).encrypt(nonce, VERIFIER_PLAINTEXT, b"verifier")
         verifier = {"nonce": b64(nonce), "ciphertext": b64(token)}
         document = KeyringDocument(kdf, verifier, [], keylog.empty_head())
@@ -638,7 +505,7 @@ class UnlockedKeyring:
         if revoked_at is not None:
             record.state, record.revoked_at = REVOKED, revoked_at
         self.document.keys.append(record)
-        self._log("import", record, now, revoked_at=_iso(revoked_at))
+        self._log("import", record, now, revoked_at=iso(revoked_at))
         return record
 
     def _import_revocation(
@@ -650,7 +517,7 @@ class UnlockedKeyring:
             return None
         if record.state == DESTROYED:
             raise UsageError(f"key {record.key_id} is destroyed: its revocation is not imported")
-        self._log("revoke", record, now, revoked_at=_iso(revoked_at))
+        self._log("revoke", record, now, revoked_at=iso(revoked_at))
         record.state, record.revoked_at = REVOKED, revoked_at
         return record
 

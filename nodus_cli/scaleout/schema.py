@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodus_cli.store.migrations import Migration
+
 EXPORT_TABLES = ("export_targets", "export_batches", "export_rows")
 COMMIT_LEDGER = "export_commits"
 
@@ -61,3 +63,9 @@ def create_commit_ledger(con: Any) -> None:
             exported BIGINT NOT NULL
         )"""
     )
+
+
+MIGRATIONS = (
+    Migration(8, "scaleout: export state tracking", create_export_tables, EXPORT_TABLES),
+    Migration(14, "scaleout: export ledger per commit", create_commit_ledger, (COMMIT_LEDGER,)),
+)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodus_cli.store.migrations import Migration
+
 QUERY_LOG_DDL = """CREATE TABLE query_log (
     time TIMESTAMPTZ NOT NULL,
     fingerprint VARCHAR NOT NULL,
@@ -17,3 +19,6 @@ QUERY_LOG_DDL = """CREATE TABLE query_log (
 
 def create_query_log(con: Any) -> None:
     con.execute(QUERY_LOG_DDL)
+
+
+MIGRATIONS = (Migration(7, "sql: query_log", create_query_log, ("query_log",)),)

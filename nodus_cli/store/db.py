@@ -20,8 +20,7 @@ from typing import Any
 from nodus_cli.errors import StoreError, StoreLockedError, first_line
 from nodus_cli.fsutil import fsync_dir, private_umask
 from nodus_cli.masking import mask_args
-from nodus_cli.store import guard
-from nodus_cli.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from nodus_cli.store import guard, migrations
 from nodus_cli.store.sandbox import SANDBOX_CONFIG, FileAllowance, allow_files, lock_down
 from nodus_cli.workspace import Workspace
 
@@ -363,29 +362,28 @@ class Store:
 def _too_new(path: Path, version: int) -> StoreError:
     return StoreError(
         f"store {path} has schema version {version}, newer than this nodus "
-        f"understands ({SCHEMA_VERSION}); upgrade nodus to use it"
+        f"understands ({migrations.REGISTRY.version}); upgrade nodus to use it"
     )
 
 
 def _migrate(store: Store, invocation: Invocation) -> None:
     con, path = store.con, store.path
+    known, latest = migrations.REGISTRY.migrations, migrations.REGISTRY.version
     con.execute("BEGIN TRANSACTION")
     try:
         current = _schema_version(con, path)
-        if current > SCHEMA_VERSION:
+        if current > latest:
             raise _too_new(path, current)
-        pending = [m for m in MIGRATIONS if m.version > current]
+        pending = [m for m in known if m.version > current]
         for migration in pending:
             migration.apply(con)
         if pending:
-            con.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(latest)])
             store._append_journal(
                 "ok",
                 {
                     "migrated_from": current,
-                    "migrated_to": SCHEMA_VERSION,
+                    "migrated_to": latest,
                     "migrations": [m.description for m in pending],
                 },
                 invocation,
@@ -501,6 +499,7 @@ def open_store(
     the store is opened read-only and locked down, for user SQL (``open_user_sql``).
     """
     invocation = invocation or Invocation("library")
+    latest = migrations.REGISTRY.version  # before anything: nothing registered is a bug
     path = workspace.store_path
     if sandbox is not None and not read_only:
         raise ValueError("a sandboxed store is read-only")
@@ -511,10 +510,10 @@ def open_store(
     if read_only and path.exists() and not repaired:
         con = _read_only_connection(path, lock_timeout, sandbox)
         version = _schema_version(con, path)
-        if version == SCHEMA_VERSION:
+        if version == latest:
             return _read_only_store(con, path, invocation, sandbox)
         con.close()
-        if version > SCHEMA_VERSION:
+        if version > latest:
             raise _too_new(path, version)
     workspace.ensure()
     migrating = Invocation("migrate", [], invocation.user, invocation.host)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
+from nodus_cli.store import migrations
 from nodus_cli.store.asof import as_of_column
 from nodus_cli.store.db import Store
-from nodus_cli.store.migrations import NODUS_TABLES
 from nodus_cli.store.sandbox import check_read_only, sql_error_text, sql_input_error
 
 FETCH_BATCH = 2048
@@ -87,7 +87,7 @@ def list_tables(store: Store) -> list[TableInfo]:
 
 
 def _owner(table: str) -> str:
-    return "nodus" if table in NODUS_TABLES else "user"
+    return "nodus" if table in migrations.REGISTRY.tables else "user"
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -126,7 +126,7 @@ def load_file(store: Store, path: Path, table: str, *, mode: LoadMode = "create"
 
     if not _IDENTIFIER.fullmatch(table):
         raise UsageError(f"invalid table name {table!r} (letters, digits and _ only)")
-    if table.lower() in NODUS_TABLES:
+    if table.lower() in migrations.REGISTRY.tables:
         raise UsageError(f"table {table!r} belongs to nodus; choose another name")
     if not path.is_file():
         raise NotFoundError(f"{path}: no such file")

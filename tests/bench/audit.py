@@ -29,6 +29,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
 
+from nodus_cli import schemas  # noqa: E402
 from nodus_cli.audit.seal import build_files, seal_rows  # noqa: E402
 from nodus_cli.audit.verify import prove, verify_bundle  # noqa: E402
 from nodus_cli.keys.signing import SigningKey  # noqa: E402
@@ -159,6 +160,7 @@ def bench_rows(base: Path, rows: int, key: SigningKey) -> None:
 
 
 def main() -> None:
+    schemas.install()
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=1.0, help="GiB of files to build over")
     parser.add_argument("--rows", type=int, default=1_000_000, help="store rows to seal")

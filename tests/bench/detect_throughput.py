@@ -39,6 +39,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
 
+from nodus_cli import schemas  # noqa: E402
 from nodus_cli.anomaly.methods import METHODS  # noqa: E402
 from nodus_cli.anomaly.source import parse_series, read_points  # noqa: E402
 from nodus_cli.store import open_store  # noqa: E402
@@ -102,6 +103,7 @@ def river_reference(values, points: int) -> float:
 
 
 def main() -> None:
+    schemas.install()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)

@@ -37,6 +37,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
 
+from nodus_cli import schemas  # noqa: E402
 from nodus_cli.scaleout.export import ExportResult, export_tables  # noqa: E402
 from nodus_cli.store import Store, open_store  # noqa: E402
 from nodus_cli.workspace import Workspace  # noqa: E402
@@ -98,6 +99,7 @@ def _time_processes(work: Path) -> None:
 
 
 def main() -> None:
+    schemas.install()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=6_001_215)
     parser.add_argument("--commits", type=int, default=60, help="transactions writing --rows")

@@ -52,6 +52,7 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
 
+from nodus_cli import schemas  # noqa: E402
 from nodus_cli.anomaly import calibrate, robust  # noqa: E402
 from nodus_cli.anomaly.calibrate import Calibration  # noqa: E402
 from nodus_cli.store import open_store  # noqa: E402
@@ -312,6 +313,7 @@ def cli_scores(series: Series, root: Path) -> np.ndarray:
 
 
 def main() -> None:
+    schemas.install()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cli", action="store_true", help="also score auto through the CLI")
     parser.add_argument("--jobs", type=int, default=2)

@@ -30,6 +30,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
 
+from nodus_cli import schemas  # noqa: E402
 from nodus_cli.scaleout import QueryEngine  # noqa: E402
 from nodus_cli.scaleout.dataset import exported_tables  # noqa: E402
 from nodus_cli.scaleout.engines import (  # noqa: E402
@@ -153,6 +154,7 @@ def bench_scale(scale: float, args: argparse.Namespace, queries: dict[int, str])
 
 
 def main() -> None:
+    schemas.install()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.1,1", help="comma-separated TPC-H scale factors")
     parser.add_argument("--master", default="local[*]")

@@ -1,18 +1,8 @@
-"""The age v1 file format (c2sp.org/age), streaming, with the post-quantum recipient.
+"""The age header: encodings, recipient stanzas and identities, and the header itself.
 
-Recipients and identities:
-
-- ``mlkem768x25519`` (age 1.3, ``age1pq1...`` / ``AGE-SECRET-KEY-PQ-1...``): HPKE base
-  mode, KEM MLKEM768-X25519 (X-Wing, 0x647a), HKDF-SHA256, ChaCha20-Poly1305, info
-  ``age-encryption.org/mlkem768x25519``; the stanza argument is ``enc``, the body the
-  sealed 16-byte file key. nodus seals only to these.
-- ``X25519`` and ``scrypt`` are read too (other tools' files, the conformance vectors).
-
-A file is the header (version line, stanzas, ``--- MAC``), a 16-byte nonce, and the
-payload in 64 KiB ChaCha20-Poly1305 chunks (STREAM: 11-byte counter and a last-chunk
-flag as nonce). Everything here streams: memory stays flat whatever the file size.
-ASCII-armored files (``-----BEGIN AGE ENCRYPTED FILE-----``) are read and written, also
-streaming.
+Everything before the payload (``stream.py``): the version line, one stanza per
+recipient (``mlkem768x25519``, ``X25519``, ``scrypt``) wrapping the file key, and the
+header MAC.
 """
 
 from __future__ import annotations
@@ -21,27 +11,22 @@ import base64
 import binascii
 import hashlib
 import hmac
-import io
-import itertools
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from nodus_cli.errors import InputError
 from nodus_cli.keys import xwing
 from nodus_cli.keys.errors import (
-    AgeArmorError,
     AgeHeaderError,
     AgeHmacError,
     AgeNoMatch,
-    AgePayloadError,
     NotAgeFile,
 )
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    pass
 
 VERSION_LINE = b"age-encryption.org/v1"
 HYBRID_TYPE = "mlkem768x25519"
@@ -63,12 +48,6 @@ ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
 BODY_COLUMNS = 64
 MAX_HEADER_LINE = 8192
 MAX_STANZAS = 1024
-ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
-ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
-ARMOR_COLUMNS = 64
-ARMOR_LINE_BYTES = 48  # what one full line encodes
-ARMOR_READ_SIZE = 16384 * (ARMOR_COLUMNS + 1)  # whole LF lines per read
-ARMOR_WRITE_SIZE = 16384 * ARMOR_LINE_BYTES
 WHITESPACE = b" \t\r\n"
 ARGUMENT = re.compile(rb"^[\x21-\x7e]+$")
 BASE64_RAW = re.compile(rb"^[A-Za-z0-9+/]*$")
@@ -275,7 +254,7 @@ class X25519Identity:
         except ValueError:
             raise AgeHeaderError("invalid X25519 stanza: low-order share") from None
         ours = self._private.public_key().public_bytes_raw()
-        key = _hkdf(shared, share + ours, X25519_INFO)
+        key = hkdf(shared, share + ours, X25519_INFO)
         return _open_file_key(key, stanza.body)
 
 
@@ -307,7 +286,7 @@ class ScryptIdentity:
         return _open_file_key(key, stanza.body)
 
 
-def _hkdf(secret: bytes, salt: bytes, info: bytes) -> bytes:
+def hkdf(secret: bytes, salt: bytes, info: bytes) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -392,215 +371,6 @@ def hybrid_identity_seeds(text: str, source: str = "identity file") -> list[byte
     return seeds
 
 
-# --- armor --------------------------------------------------------------------------
-
-
-class ArmorReader(io.RawIOBase):
-    """Decodes the ASCII armor strictly and fast.
-
-    Runs of full 64-column lines are checked and decoded a block at a time (the line
-    ends sit at fixed strides, so a few C-level operations check a whole block); the
-    last, short line, the END line and anything irregular go line by line.
-    """
-
-    def __init__(self, source: IO[bytes]) -> None:
-        self._source = source
-        self._pending = memoryview(b"")
-        self._carry = b""
-        self._done = False
-        self._last_short = False
-        self._begin()
-
-    def readable(self) -> bool:
-        return True
-
-    def _begin(self) -> None:
-        first = self._source.readline(4096)
-        while first and not first.strip(WHITESPACE):
-            first = self._source.readline(4096)
-        first = first.lstrip(WHITESPACE)
-        if _strip_eol(first) != ARMOR_BEGIN:
-            if first.startswith(b"-----BEGIN ") and first[11:14].upper() != b"AGE":
-                raise not_age(first)  # PGP, PEM: another format, not a damaged age armor
-            raise AgeArmorError("invalid armor: missing or wrong BEGIN line")
-
-    def _refill(self) -> None:
-        chunk = self._source.read(ARMOR_READ_SIZE)
-        data = self._carry + chunk if self._carry else chunk
-        if not data:
-            raise AgeArmorError("invalid armor: the END line is missing (truncated file?)")
-        decoded = None if self._last_short else _decode_full_lines(data)
-        if decoded is not None:
-            self._pending, self._carry = memoryview(decoded[0]), data[decoded[1] :]
-            return
-        lines = data.split(b"\n")
-        self._carry = lines.pop() if chunk else b""
-        if not chunk and lines[-1] == b"":
-            lines.pop()  # the file's final newline
-        output = bytearray()
-        for number, line in enumerate(lines):
-            if self._line(line, output):
-                self._finish(b"\n".join(lines[number + 1 :]) + self._carry)
-                break
-        self._pending = memoryview(bytes(output))
-
-    def _line(self, line: bytes, output: bytearray) -> bool:
-        """Decode one line (without its LF) into ``output``; True at the END line."""
-        stripped = line[:-1] if line.endswith(b"\r") else line
-        if stripped == ARMOR_END:
-            return True
-        if self._last_short:
-            raise AgeArmorError("invalid armor: data after the last line")
-        if not stripped or len(stripped) > ARMOR_COLUMNS:
-            raise AgeArmorError("invalid armor: bad line length")
-        if len(stripped) < ARMOR_COLUMNS or b"=" in stripped:
-            self._last_short = True
-        try:
-            data = binascii.a2b_base64(stripped, strict_mode=True)
-        except binascii.Error:
-            raise AgeArmorError("invalid armor: bad base64") from None
-        if base64.b64encode(data) != stripped:
-            raise AgeArmorError("invalid armor: non-canonical base64")
-        output += data
-        return False
-
-    def _finish(self, rest: bytes) -> None:
-        self._done = True
-        while True:
-            if rest.strip(WHITESPACE):
-                raise AgeArmorError("invalid armor: data after the END line")
-            rest = self._source.read(ARMOR_READ_SIZE)
-            if not rest:
-                break
-
-    def blocks(self) -> Iterator[memoryview]:
-        """The rest of the decoded data, a block at a time, without a copy."""
-        while True:
-            if self._pending:
-                block, self._pending = self._pending, memoryview(b"")
-                yield block
-            if self._done:
-                return
-            self._refill()
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._pending and not self._done:
-            self._refill()
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def _decode_full_lines(data: bytes) -> tuple[bytes, int] | None:
-    """The decoded bytes of ``data``'s leading run of full 64-column lines (LF or CRLF,
-    no padding) and how many bytes they span; None when ``data`` does not start so."""
-    end = data.find(b"\n", 0, ARMOR_COLUMNS + 2)
-    if end not in (ARMOR_COLUMNS, ARMOR_COLUMNS + 1):
-        return None
-    width = end + 1
-    count = len(data) // width
-    decoded = _decode_lines(data, width, count)  # every line full: all blocks but the last
-    if decoded is not None:
-        return decoded
-    for mark in (b"=", b"-"):  # padding ends the last line; "-" starts the END line
-        found = data.find(mark, 0, count * width)
-        if found >= 0:
-            count = min(count, found // width - (mark == b"-"))
-    return _decode_lines(data, width, count)  # None: the careful path says what is wrong
-
-
-def _decode_lines(data: bytes, width: int, count: int) -> tuple[bytes, int] | None:
-    """``count`` full lines of ``width`` bytes decoded, or None when a line has another
-    length, a character is not base64, or the run ends in padding (the careful path
-    checks that the last line is canonical)."""
-    import numpy as np
-    import pybase64
-
-    if count <= 0:
-        return None
-    for offset, end_byte in enumerate(b"\r\n"[-(width - ARMOR_COLUMNS) :]):
-        if data[ARMOR_COLUMNS + offset : count * width : width] != bytes([end_byte]) * count:
-            return None
-    # Each line a record: the copy of the 64-byte text fields runs at memcpy speed.
-    line = np.dtype([("text", f"V{ARMOR_COLUMNS}"), ("end", f"V{width - ARMOR_COLUMNS}")])
-    text = np.frombuffer(data, line, count)["text"].tobytes()
-    if text.endswith(b"="):
-        return None
-    try:
-        return pybase64.b64decode(text, validate=True), count * width
-    except binascii.Error:
-        return None
-
-
-class ArmorWriter(io.RawIOBase):
-    """Writes the ASCII armor: BEGIN, 64-column base64 lines, and END on ``finish``."""
-
-    def __init__(self, target: IO[bytes]) -> None:
-        self._target = target
-        self._buffer = bytearray()
-        self._target.write(ARMOR_BEGIN + b"\n")
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self._buffer += data
-        if len(self._buffer) >= ARMOR_WRITE_SIZE:
-            whole = len(self._buffer) - len(self._buffer) % ARMOR_LINE_BYTES
-            self._target.write(_armor_lines(bytes(self._buffer[:whole])))
-            del self._buffer[:whole]
-        return len(data)
-
-    def finish(self) -> None:
-        self._target.write(_armor_lines(bytes(self._buffer)) + ARMOR_END + b"\n")
-        self._buffer.clear()
-
-
-def _armor_lines(data: bytes) -> bytes:
-    """``data`` as base64 in 64-column lines, each ending in LF."""
-    import numpy as np
-    import pybase64
-
-    text = pybase64.b64encode(data)
-    full = len(text) // ARMOR_COLUMNS
-    lines = np.empty((full, ARMOR_COLUMNS + 1), np.uint8)
-    lines[:, :ARMOR_COLUMNS] = np.frombuffer(text, np.uint8, full * ARMOR_COLUMNS).reshape(
-        full, ARMOR_COLUMNS
-    )
-    lines[:, ARMOR_COLUMNS] = ord("\n")
-    rest = text[full * ARMOR_COLUMNS :]
-    return lines.tobytes() + (rest + b"\n" if rest else b"")
-
-
-def _strip_eol(line: bytes) -> bytes:
-    if line.endswith(b"\r\n"):
-        return line[:-2]
-    return line[:-1] if line.endswith(b"\n") else line
-
-
-def _buffered(source: IO[bytes]) -> io.BufferedReader:
-    if isinstance(source, io.BufferedReader):
-        return source
-    return io.BufferedReader(source)  # type: ignore[arg-type]
-
-
-def looks_armored(reader: io.BufferedReader) -> bool:
-    """Not a binary age file, and an armor (or an attempt at one) in its first bytes."""
-    start = reader.peek(4096)[:4096]
-    if start.startswith(VERSION_LINE[:19]):
-        return False
-    return start.lstrip(WHITESPACE).startswith(b"-----") or b"-----BEGIN" in start
-
-
-def unarmored(source: IO[bytes]) -> io.BufferedReader:
-    """``source``, or its decoded contents when it is ASCII-armored."""
-    reader = _buffered(source)
-    if looks_armored(reader):
-        return io.BufferedReader(ArmorReader(reader), buffer_size=ENCRYPTED_CHUNK_SIZE)
-    return reader
-
-
 # --- header -------------------------------------------------------------------------
 
 
@@ -616,7 +386,7 @@ class Header:
 
 
 def header_mac(file_key: bytes, mac_input: bytes) -> bytes:
-    return hmac.new(_hkdf(file_key, b"", b"header"), mac_input, "sha256").digest()
+    return hmac.new(hkdf(file_key, b"", b"header"), mac_input, "sha256").digest()
 
 
 def _read_line(source: IO[bytes]) -> bytes:
@@ -728,191 +498,3 @@ def sealed_to(stanzas: list[Stanza]) -> str:
     kinds = sorted({s.type[:32] for s in stanzas})[:4]  # the file's words: bounded
     count = len(stanzas)
     return f"it is sealed to {count} other recipient{'s' if count > 1 else ''} ({', '.join(kinds)})"
-
-
-# --- payload ------------------------------------------------------------------------
-
-
-def _read_exact(source: IO[bytes], size: int) -> bytes:
-    buffer = bytearray(size)
-    return bytes(buffer[: _fill(source, memoryview(buffer))])
-
-
-def _fill(source: IO[bytes], buffer: memoryview) -> int:
-    """Read into ``buffer`` until it is full or the input ends (pipes return short reads)."""
-    filled = 0
-    while filled < len(buffer):
-        count = source.readinto(buffer[filled:])  # type: ignore[attr-defined]
-        if not count:
-            break
-        filled += count
-    return filled
-
-
-def _payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
-    return ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
-
-
-def _chunk_nonce(counter: int, last: bool) -> bytes:
-    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
-
-
-def seal(
-    source: IO[bytes],
-    target: IO[bytes],
-    recipients: list[HybridRecipient],
-    on_progress: Progress = None,
-    *,
-    armor: bool = False,
-) -> int:
-    """Encrypt ``source`` to ``target`` for ``recipients`` (ASCII-armored with ``armor``);
-    returns the plaintext size."""
-    if not recipients:
-        raise InputError("no recipient to seal to")
-    if armor:
-        armored = ArmorWriter(target)
-        size = seal(source, armored, recipients, on_progress)  # type: ignore[arg-type]
-        armored.finish()
-        return size
-    file_key = os.urandom(FILE_KEY_SIZE)
-    target.write(encode_header([r.wrap(file_key) for r in recipients], file_key))
-    nonce = os.urandom(NONCE_SIZE)
-    target.write(nonce)
-    aead = _payload_aead(file_key, nonce)
-    chunks = (memoryview(bytearray(CHUNK_SIZE)), memoryview(bytearray(CHUNK_SIZE)))
-    sealed = memoryview(bytearray(ENCRYPTED_CHUNK_SIZE))
-    counter, total = 0, 0
-    size = _fill(source, chunks[0])
-    while True:  # two buffers: the next chunk is read ahead to know which one is last
-        following = _fill(source, chunks[1 - counter % 2]) if size == CHUNK_SIZE else 0
-        last = following == 0
-        aead.encrypt_into(
-            _chunk_nonce(counter, last), chunks[counter % 2][:size], None, sealed[: size + TAG_SIZE]
-        )
-        target.write(sealed[: size + TAG_SIZE])
-        total += size
-        if on_progress:
-            on_progress(size)
-        if last:
-            return total
-        size, counter = following, counter + 1
-
-
-def decrypt_payload(
-    source: IO[bytes], target: IO[bytes], file_key: bytes, on_progress: Progress = None
-) -> int:
-    """Stream the payload; every chunk is authenticated before it is written."""
-    from cryptography.exceptions import InvalidTag
-
-    nonce = _read_exact(source, NONCE_SIZE)
-    if len(nonce) != NONCE_SIZE:
-        raise AgeHeaderError("the file ends after its header: the payload is missing (truncated)")
-    aead = _payload_aead(file_key, nonce)
-    plain = memoryview(bytearray(CHUNK_SIZE))
-    total = 0
-    for counter, (chunk, last) in enumerate(_with_last(_payload_chunks(source))):
-        size = len(chunk)
-        if size < TAG_SIZE:
-            raise AgePayloadError("the payload is truncated")
-        if last and counter > 0 and size == TAG_SIZE:
-            raise AgePayloadError("the payload ends with an empty chunk")
-        try:
-            aead.decrypt_into(_chunk_nonce(counter, last), chunk, None, plain[: size - TAG_SIZE])
-        except InvalidTag:
-            raise AgePayloadError(f"payload chunk {counter} fails authentication") from None
-        target.write(plain[: size - TAG_SIZE])
-        total += size - TAG_SIZE
-        if on_progress:
-            on_progress(size)
-    return total
-
-
-def _with_last(chunks: Iterator[memoryview]) -> Iterator[tuple[memoryview, bool]]:
-    """Each chunk and whether it is the last: the next one is read ahead to know.
-    A payload without a single chunk is one empty (truncated) chunk."""
-    current = next(chunks, memoryview(b""))
-    for following in chunks:
-        yield current, False
-        current = following
-    yield current, True
-
-
-def _payload_chunks(source: IO[bytes]) -> Iterator[memoryview]:
-    """The encrypted chunks: full ones, then the shorter last one."""
-    raw = getattr(source, "raw", None)
-    if isinstance(raw, ArmorReader):
-        yield from _armored_chunks(source, raw)
-        return
-    buffers = (  # two: a chunk is still being decrypted while the next is read
-        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
-        memoryview(bytearray(ENCRYPTED_CHUNK_SIZE)),
-    )
-    for counter in itertools.count():
-        buffer = buffers[counter % 2]
-        size = _fill(source, buffer)
-        if size:
-            yield buffer[:size]
-        if size < ENCRYPTED_CHUNK_SIZE:
-            return
-
-
-def _armored_chunks(source: IO[bytes], raw: ArmorReader) -> Iterator[memoryview]:
-    """Chunks cut straight out of the decoded armor blocks (a copy only for the chunk
-    that spans two blocks)."""
-    leftover = source.read1(ENCRYPTED_CHUNK_SIZE)  # type: ignore[attr-defined]
-    pending = memoryview(b"")
-    for block in itertools.chain([memoryview(leftover)], raw.blocks()):
-        view = block
-        if pending:
-            needed = ENCRYPTED_CHUNK_SIZE - len(pending)
-            pending = memoryview(bytes(pending) + bytes(view[:needed]))
-            view = view[needed:]
-            if len(pending) < ENCRYPTED_CHUNK_SIZE:
-                continue
-            yield pending
-        while len(view) >= ENCRYPTED_CHUNK_SIZE:
-            yield view[:ENCRYPTED_CHUNK_SIZE]
-            view = view[ENCRYPTED_CHUNK_SIZE:]
-        pending = view
-    if pending:
-        yield pending
-
-
-def open_file(
-    source: IO[bytes],
-    target: IO[bytes],
-    identities: list[Identity],
-    on_progress: Progress = None,
-) -> tuple[Identity, int]:
-    """Decrypt an age file (armored or not); returns the identity used and the size."""
-    reader = unarmored(source)
-    header = read_header(reader)
-    file_key, identity = unwrap_file_key(header, identities)
-    return identity, decrypt_payload(reader, target, file_key, on_progress)
-
-
-def rewrap(
-    source: IO[bytes],
-    target: IO[bytes],
-    identities: list[Identity],
-    recipients: list[HybridRecipient],
-) -> Identity:
-    """Re-encrypt only the file key: stanzas any of ``identities`` opens are replaced by
-    stanzas for ``recipients``; others are kept; the payload is copied byte for byte
-    (an armored file stays armored, its decoded payload unchanged)."""
-    import shutil
-
-    buffered = _buffered(source)
-    armored = looks_armored(buffered)
-    reader = unarmored(buffered)
-    header = read_header(reader)
-    file_key, identity = unwrap_file_key(header, identities)
-    kept = [s for s in header.stanzas if not any(i.unwrap(s) for i in identities)]
-    sink = ArmorWriter(target) if armored else target
-    sink.write(encode_header(kept + [r.wrap(file_key) for r in recipients], file_key))
-    shutil.copyfileobj(reader, sink, ARMOR_WRITE_SIZE)
-    if isinstance(sink, ArmorWriter):
-        sink.finish()
-    return identity
