@@ -3,10 +3,12 @@
 Rows carry their shape from the moment they are inserted (``schema.shape_sql``).
 Learning folds the new rows' shapes into the shape rows of ``patterns``, then mines
 templates again over every shape the store knows (thousands of strings, not millions
-of lines). Mining depends only on the multiset of shapes with their line counts, so
-the current templates and their ids are the same whatever order files came in, and a
-run killed before its commit is simply learned again by the next one: the learned
-line numbers move in the same transaction as the patterns they produced.
+of lines). The figures of shapes and templates are aggregated and written in DuckDB;
+Python only mines the distinct masked texts. Mining depends only on the multiset of
+shapes with their line counts, so the current templates and their ids are the same
+whatever order files came in, and a run killed before its commit is simply learned
+again by the next one: the learned line numbers move in the same transaction as the
+patterns they produced.
 """
 
 from __future__ import annotations
