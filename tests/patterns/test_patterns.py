@@ -154,6 +154,39 @@ def test_same_ids_whatever_the_order_and_the_runs(run_nodus, tmp_path, monkeypat
     assert len(together) == 3 and sum(together.values()) == 900
 
 
+PATTERN_ROWS = """SELECT id, kind, template, absorbed_by, count, first_seen, last_seen,
+    sources, levels::VARCHAR AS levels, example FROM patterns ORDER BY kind, id"""
+
+
+def test_figures_learned_in_several_passes_add_up_to_those_of_one(run_nodus, tmp_path, monkeypatch):
+    # Levels, sources, counts, times and examples of shapes and templates are merged
+    # pass by pass: in any order they come to what one pass over every file gives.
+    files = [_day(tmp_path, f"d{d}.jsonl", d, seed=d) for d in (1, 2, 3)]
+    files.append(
+        _log(tmp_path / "errors.jsonl", [("2026-11-04T00:00:00Z", "error", "logout for user7")])
+    )
+
+    def table() -> list[dict[str, object]]:
+        done = run_nodus("query", PATTERN_ROWS, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    monkeypatch.setenv("NODUS_HOME", str(tmp_path / "one"))
+    assert run_nodus("-q", "ingest", *map(str, files)).returncode == 0
+    together = table()
+    monkeypatch.setenv("NODUS_HOME", str(tmp_path / "apart"))
+    for path in [files[2], files[3], files[0], files[1]]:
+        assert run_nodus("-q", "ingest", str(path)).returncode == 0
+    assert table() == together
+    templates = [row for row in together if row["kind"] == "template"]
+    assert sum(row["count"] for row in templates) == 901
+    levels = Counter[str]()
+    for row in templates:
+        levels.update(json.loads(row["levels"]))
+    assert levels["error"] >= 1 and sum(levels.values()) == 901
+    assert {s for row in templates for s in row["sources"]} == {p.name for p in files}
+
+
 def test_rows_a_killed_run_left_unlearned_are_learned_next_time(run_nodus, tmp_path):
     path = _day(tmp_path, "d1.jsonl", 1, seed=1)
     # --no-patterns commits the rows and stops before learning, as a kill there would
