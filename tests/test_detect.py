@@ -165,6 +165,14 @@ def test_quiet_series_does_not_fail(cli, nodus_home: Path) -> None:
     assert result.exit_code == 0 and result.json()["anomalies"] == 0
 
 
+@pytest.mark.parametrize("method", ["auto", "robust", "hst"])
+def test_a_window_without_points_scores_nothing(cli, nodus_home: Path, method: str) -> None:
+    insert_series(nodus_home, "load", cycle_series(300))
+    result = cli("detect", "load", "--method", method, "--since", "2100-01-01", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["anomalies"] == 0
+
+
 def test_missing_series_and_bad_usage_exit_2(cli, nodus_home: Path) -> None:
     insert_series(nodus_home, "load", [1.0, 2.0, 3.0])
     assert cli("detect", "nope").exit_code == 2
