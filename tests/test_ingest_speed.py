@@ -10,6 +10,7 @@ per group.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -18,9 +19,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodus_cli.ingest import engine
+from nodus_cli.ingest import engine, formats
 from nodus_cli.ingest.engine import IngestOptions, ingest
-from nodus_cli.ingest.formats import LOGFMT_PAIR, MACROS, Detected, _json_parse, logfmt_sql, sql_str
+from nodus_cli.ingest.formats import (
+    LOGFMT_PAIR,
+    MACROS,
+    Detected,
+    _json_parse,
+    access_sql,
+    logfmt_sql,
+    sql_str,
+)
 from nodus_cli.ingest.lines import WindowLines
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
@@ -173,3 +182,68 @@ def test_a_logfmt_value_that_is_not_json_text_is_quarantined_not_a_failed_file(
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)["files"][0]
     assert (report["status"], report["rows"], report["quarantined"]) == ("ingested", 1, 1)
+
+
+ACCESS_PIECES = st.sampled_from(
+    (
+        "10.0.0.1",
+        "-",
+        "a[b",
+        'u"q',
+        "[18/Nov/2025:00:00:01 +0000]",
+        "[18/Nov/2025:00:00:01 +0000",
+        "[31/Feb/2025:00:00:01 +0000]",
+        '"GET /cart HTTP/1.1"',
+        '"GET /a\\"b HTTP/1.1"',
+        '"GET  /x"',
+        '"GET\t/x HTTP/1.0"',
+        '"-"',
+        '""',
+        '"curl/8.5.0"',
+        '"Mozilla/5.0 (X11) \u00e9"',
+        "200",
+        "404",
+        "5xx",
+        "1234",
+        "\t",
+        " ",
+        "]",
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(ACCESS_PIECES, min_size=1, max_size=12).map(" ".join)
+        | st.builds(
+            lambda *fields: " ".join(fields),
+            st.sampled_from(("10.0.0.1", "a[b", 'u"q', "::1")),
+            st.sampled_from(("-", "id")),
+            st.sampled_from(("-", "bob", "b\\ob")),
+            st.sampled_from(("[18/Nov/2025:00:00:01 +0000]", "[31/Feb/2025:01:02:03 +0000]", "[]")),
+            st.sampled_from(('"GET /cart HTTP/1.1"', '"GET /a\\"b HTTP/1.1"', '"GET  /x"', '"-"')),
+            st.sampled_from(("200 12", "304 -", '500 0 "-" "curl/8"', '200 1 "r" "a"  ', "2 3")),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_access_lines_cut_at_quotes_parse_as_the_access_pattern_does(lines: list[str]) -> None:
+    """The string-function parse of plain access lines stores what ACCESS's groups give."""
+    numbered = list(enumerate(lines, 1))
+    ours = _parsed(access_sql(), numbered)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(formats, "PLAIN_ACCESS", "a^")  # matches no line: all by ACCESS
+        reference = _parsed(access_sql(), numbered)
+    assert ours == reference
+
+
+def test_plain_access_lines_take_the_string_function_parse() -> None:
+    """The bench's and the usual lines are plain; one with an escaped quote is not."""
+    plain = re.compile(formats.PLAIN_ACCESS)
+    usual = (
+        '10.0.3.7 - - [18/Nov/2025:00:00:01 +0000] "GET /cart HTTP/1.1" 200 512 "-" "curl/8.5.0"'
+    )
+    assert plain.match(usual) and plain.match('1.2.3.4 - bob [x] "GET / HTTP/1.0" 404 -')
+    assert not plain.match('1.2.3.4 - - [x] "GET /a\\"b HTTP/1.1" 200 1')

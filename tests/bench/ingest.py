@@ -8,7 +8,8 @@ file. Each is then loaded, in a fresh subprocess writing a fresh store:
 - DuckDB: ``read_json_auto`` for JSON lines; for the other formats ``read_csv`` of
   the raw lines and the format's ``regexp_extract`` (logfmt: ``regexp_extract_all``
   of its pairs into a MAP) with the time read, into a table;
-- nodus: ``nodus ingest FILE`` (exactly-once on: windowed commits with the checkpoint);
+- nodus: ``nodus ingest FILE`` (exactly-once on: windowed commits with the checkpoint),
+  and ``nodus ingest --no-patterns FILE`` (the load alone, patterns learned later);
 - lnav, when installed: its one-shot load, ``lnav -n -c ';SELECT count(*) FROM
   all_logs' FILE`` (a JSON format for the bench's files is installed into a private
   HOME first: lnav recognises no JSON lines without one). The count lnav prints
@@ -297,6 +298,7 @@ def main() -> None:
             sql = shape.reference(data)
             reference = [sys.executable, "-c", REFERENCE]
             duck, ours, lnav = Side([], []), Side([], []), Side([], [])
+            bare = Side([], [])  # nodus ingest --no-patterns: the load without learning
             rss: list[int] = []
             if lnav_env is not None:
                 counted = lnav_count(data, lnav_env)
@@ -316,6 +318,13 @@ def main() -> None:
                     ours.wall.append(wall)
                     ours.cpu.append(cpu)
                     rss.append(peak)
+                home = empty(work / "home")
+                wall, _, cpu = run_child(
+                    [*nodus, "--home", str(home), "-q", "ingest", "--no-patterns", str(data)], env
+                )
+                if timed:
+                    bare.wall.append(wall)
+                    bare.cpu.append(cpu)
                 if lnav_env is not None:
                     wall, _, cpu = run_child(["lnav", "-n", "-c", LNAV_COUNT, str(data)], lnav_env)
                     if timed:
@@ -328,9 +337,11 @@ def main() -> None:
                 f"peak RSS {max(rss) / 1024:.0f} MiB"
             )
             print(f"  vs DuckDB  {ratios(duck, ours)}")
+            print(f"    no-patt. {ratios(duck, bare)}")
             worst[f"{shape.name} vs DuckDB"] = min(duck.cpu) / min(ours.cpu)
             if lnav_env is not None:
                 print(f"  vs lnav    {ratios(lnav, ours)}")
+                print(f"    no-patt. {ratios(lnav, bare)}")
                 worst[f"{shape.name} vs lnav"] = min(lnav.cpu) / min(ours.cpu)
             if not args.no_double:
                 twice = work / f"double-{data.name}"
