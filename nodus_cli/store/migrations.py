@@ -26,8 +26,11 @@ from nodus_cli.patterns import schema as patterns_schema
 from nodus_cli.scaleout.schema import (
     COMMIT_LEDGER,
     EXPORT_TABLES,
+    LOAD_LEDGER,
+    LOAD_MARKS,
     create_commit_ledger,
     create_export_tables,
+    create_load_ledger,
 )
 from nodus_cli.sqltools.schema import create_query_log
 from nodus_cli.store.asof import add_committed_at
@@ -142,6 +145,12 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(13, "store: committed_at on logs, metrics, quarantine, anomalies", add_committed_at),
     Migration(14, "scaleout: export ledger per commit", create_commit_ledger, (COMMIT_LEDGER,)),
+    Migration(
+        15,
+        "scaleout: ledger of nodus load, export marks per load",
+        create_load_ledger,
+        (LOAD_LEDGER, LOAD_MARKS),
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
