@@ -247,3 +247,48 @@ def test_plain_access_lines_take_the_string_function_parse() -> None:
     )
     assert plain.match(usual) and plain.match('1.2.3.4 - bob [x] "GET / HTTP/1.0" 404 -')
     assert not plain.match('1.2.3.4 - - [x] "GET /a\\"b HTTP/1.1" 200 1')
+
+
+def _syslog_rows(path: Path) -> str:
+    """The rows and quarantine ``path`` gives as syslog (a fresh store)."""
+    with (
+        tempfile.TemporaryDirectory() as home,
+        open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
+    ):
+        assert not ingest(store, [str(path)], IngestOptions(format="syslog")).failed
+        tables = [
+            store.con.execute(
+                f"SELECT * EXCLUDE (file_id, committed_at) FROM {table} ORDER BY line_no"
+            ).fetchall()
+            for table in ("logs", "quarantine")
+        ]
+        return json.dumps(tables, default=str)
+
+
+BSD_LINES = st.builds(
+    lambda *fields: " ".join(fields),
+    st.sampled_from(("Nov 18 00:00:01", "Nov  8 10:11:12", "Feb 30 00:00:00", "nov 18 00:00:01")),
+    st.sampled_from(("web-01", "h\u00e9", "[h]", "h:1")),
+    st.sampled_from(("sshd[42]:", "cron:", "su[x]:", "a:b[1]:", "app[1]:x", "k[7]:", "[9]:")),
+    st.sampled_from(
+        ("session opened", "", " two spaces", "colon: ] [", "\u00e9t\u00e9 [1]: again")
+    ),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(BSD_LINES | st.sampled_from(SYSLOG_LINES), min_size=1, max_size=8))
+def test_plain_syslog_lines_cut_in_place_store_what_the_pattern_stores(lines: list[str]) -> None:
+    """BSD lines whose fields are cut at fixed places store what SYSLOG_3164's groups give."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        path = Path(tmp) / "sys.log"
+        path.write_bytes(("\n".join(lines) + "\n").encode())
+        ours = _syslog_rows(path)
+        patch.setattr(formats, "PLAIN_3164", "a^")  # matches no line: all by SYSLOG_3164
+        assert ours == _syslog_rows(path)
+
+
+def test_plain_syslog_lines_take_the_cut() -> None:
+    plain = re.compile(formats.PLAIN_3164)
+    assert plain.match("Nov  8 10:11:12 web-02 sshd[4242]: Accepted publickey for alice")
+    assert not plain.match("<34>Oct 11 22:14:15 mymachine su: 'su root' failed")
