@@ -292,3 +292,45 @@ def test_plain_syslog_lines_take_the_cut() -> None:
     plain = re.compile(formats.PLAIN_3164)
     assert plain.match("Nov  8 10:11:12 web-02 sshd[4242]: Accepted publickey for alice")
     assert not plain.match("<34>Oct 11 22:14:15 mymachine su: 'su root' failed")
+
+
+PLAIN_LOGFMT_PIECES = st.sampled_from(
+    (
+        "ts=2026-11-18T00:00:01Z",
+        "level=warn",
+        'msg="request served in 12 ms"',
+        'msg="a b=c, {d}"',
+        'q=""',
+        "k=",
+        "u=\u00e9t\u00e9/x@y",
+        'ctl="\x01 inside quotes"',
+        "eq=a=b",
+        "ctl=\x1f",
+        'msg="\\"escaped\\""',
+        "k.x/y@z-w=1.5",
+        "dup=1 dup=2",
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(PLAIN_LOGFMT_PIECES, min_size=1, max_size=6).map(" ".join),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_plain_logfmt_lines_replaced_outside_quotes_parse_as_their_pairs(lines: list[str]) -> None:
+    """A line of plain pairs gets the JSON text its pairs give, as any other line."""
+    numbered = list(enumerate(lines, 1))
+    ours = _parsed(logfmt_sql(LOGFMT_KEYS), numbered)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(formats, "PLAIN_LOGFMT", "a^")  # matches no line: all by the pairs
+        assert ours == _parsed(logfmt_sql(LOGFMT_KEYS), numbered)
+
+
+def test_plain_logfmt_lines_take_the_replacement() -> None:
+    plain = re.compile(formats.PLAIN_LOGFMT)
+    assert plain.fullmatch('ts=2026-11-18T00:00:01Z level=info msg="served in 9 ms" host=web-1')
+    assert not plain.fullmatch('msg="\\"quoted\\""') and not plain.fullmatch("a=1  b=2")

@@ -209,14 +209,21 @@ def jsonl_sql(keys: dict[str, str]) -> str:
 
 
 LOGFMT_PAIR = r'([A-Za-z_@][A-Za-z0-9_.@/\-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)'
+# A line of nothing but pairs one space apart, without a backslash, whose bare values
+# hold no '=' and nothing JSON escapes (a control character). Its JSON text is made by
+# plain replacements outside the quotes (= to ":", a space to ","): the text the pairs
+# give, without capture groups, a list of pairs and a JSON value per pair.
+_PLAIN_PAIR = r'[A-Za-z_@][A-Za-z0-9_.@/\-]*=(?:"[^"\\]*"|[^\s"\\=\x00-\x1f]*)'
+PLAIN_LOGFMT = f"{_PLAIN_PAIR}(?: {_PLAIN_PAIR})*"
 
 
 def logfmt_sql(keys: dict[str, str]) -> str:
     """The JSON lines parser over each line's pairs as a JSON object text.
 
-    One pass of the pattern yields each pair's key and value (two passes, one per
-    group, cost a quarter of the parse). A quoted value is taken as written, as
-    JSON text: one JSON cannot read leaves the line to quarantine.
+    A plain line (``PLAIN_LOGFMT``) is turned into that text by replacements; any
+    other takes each pair's key and value from one pass of the pattern. A quoted
+    value is taken as written, as JSON text: one JSON cannot read leaves the line to
+    quarantine.
     """
     pair = sql_str(LOGFMT_PAIR)
     # text either way: a quoted value typed JSON would be cast, and fail the whole window
@@ -228,10 +235,16 @@ def logfmt_sql(keys: dict[str, str]) -> str:
         f"'{{' || array_to_string(list_transform(pairs, lambda p: to_json(p.key) || ':' || "
         f"{value}), ',') || '}}'"
     )
+    # split at the quotes: outside them at odd places, a quoted value at even ones
+    replaced = """'{"' || array_to_string(list_transform(string_split(line, '"'),
+          lambda piece, i: CASE WHEN i % 2 = 1 THEN replace(replace(piece, '=', '":"'),
+          ' ', '","') ELSE piece END), '') || '"}'"""
     inner = f"""SELECT line_no, byte_offset, record, line,
-          CASE WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
-        FROM (SELECT *, regexp_extract_all(line, {pair}, ['key', 'value']) AS pairs
-              FROM (SELECT *, nodus_filled(line) AS record FROM raw))"""
+          CASE WHEN plain THEN {replaced} WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
+        FROM (SELECT *, CASE WHEN NOT plain THEN
+                regexp_extract_all(line, {pair}, ['key', 'value']) END AS pairs
+              FROM (SELECT *, nodus_filled(line) AS record,
+                      regexp_full_match(line, {sql_str(PLAIN_LOGFMT)}) AS plain FROM raw))"""
     return _json_parse(inner, keys, "no key=value pairs")
 
 
