@@ -25,7 +25,11 @@ median ratio of the paired runs is printed beside it, for wall time and for CPU
 time (user + system seconds of the child), which is steadier on a busy machine.
 Peak memory (max RSS) of nodus is reported at the file's size and at twice that.
 
+With ``--against DIR`` (a checkout of another nodus, e.g. ``git archive main``) that
+nodus runs too, in the same alternation, so its ratios are measured beside these.
+
 Run: python tests/bench/ingest.py [--lines N] [--runs N] [--formats jsonl-short,combined]
+     [--against DIR]
 """
 
 from __future__ import annotations
@@ -277,6 +281,7 @@ def main() -> None:
         help="comma-separated, of: " + ", ".join(shape.name for shape in SHAPES),
     )
     parser.add_argument("--no-double", action="store_true", help="skip the RSS run at 2x size")
+    parser.add_argument("--against", type=Path, help="another nodus checkout, run alike")
     args = parser.parse_args()
     chosen = [shape for shape in SHAPES if shape.name in args.formats.split(",")]
     env = dict(os.environ)
@@ -286,6 +291,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nodus-bench-") as tmp:
         work = Path(tmp)
         env["PYTHONPYCACHEPREFIX"] = str(work / "bytecode")
+        against_env = None
+        if args.against is not None:
+            against_env = {**env, "PYTHONPATH": str(args.against.resolve())}
         lnav_env = lnav_setup(work)
         print(
             f"{args.lines:,} lines a file, best of {args.runs} runs; lnav: "
@@ -299,6 +307,7 @@ def main() -> None:
             reference = [sys.executable, "-c", REFERENCE]
             duck, ours, lnav = Side([], []), Side([], []), Side([], [])
             bare = Side([], [])  # nodus ingest --no-patterns: the load without learning
+            other = Side([], [])  # the --against checkout's nodus ingest
             rss: list[int] = []
             if lnav_env is not None:
                 counted = lnav_count(data, lnav_env)
@@ -325,6 +334,14 @@ def main() -> None:
                 if timed:
                     bare.wall.append(wall)
                     bare.cpu.append(cpu)
+                if against_env is not None:
+                    home = empty(work / "home")
+                    wall, _, cpu = run_child(
+                        [*nodus, "--home", str(home), "-q", "ingest", str(data)], against_env
+                    )
+                    if timed:
+                        other.wall.append(wall)
+                        other.cpu.append(cpu)
                 if lnav_env is not None:
                     wall, _, cpu = run_child(["lnav", "-n", "-c", LNAV_COUNT, str(data)], lnav_env)
                     if timed:
@@ -338,10 +355,14 @@ def main() -> None:
             )
             print(f"  vs DuckDB  {ratios(duck, ours)}")
             print(f"    no-patt. {ratios(duck, bare)}")
+            if against_env is not None:
+                print(f"    against  {ratios(duck, other)}")
             worst[f"{shape.name} vs DuckDB"] = min(duck.cpu) / min(ours.cpu)
             if lnav_env is not None:
                 print(f"  vs lnav    {ratios(lnav, ours)}")
                 print(f"    no-patt. {ratios(lnav, bare)}")
+                if against_env is not None:
+                    print(f"    against  {ratios(lnav, other)}")
                 worst[f"{shape.name} vs lnav"] = min(lnav.cpu) / min(ours.cpu)
             if not args.no_double:
                 twice = work / f"double-{data.name}"
