@@ -206,10 +206,16 @@ def generate(directory: Path, shape: Shape, lines: int) -> Path:
     return path
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child."""
+def run_child(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child.
+
+    ``cwd``: where it runs (``python -m`` imports from there first)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -321,7 +327,7 @@ def main() -> None:
                     duck.cpu.append(cpu)
                 home = empty(work / "home")
                 wall, peak, cpu = run_child(
-                    [*nodus, "--home", str(home), "-q", "ingest", str(data)], env
+                    [*nodus, "--home", str(home), "-q", "ingest", str(data)], env, cwd=PROJECT
                 )
                 if timed:
                     ours.wall.append(wall)
@@ -329,7 +335,9 @@ def main() -> None:
                     rss.append(peak)
                 home = empty(work / "home")
                 wall, _, cpu = run_child(
-                    [*nodus, "--home", str(home), "-q", "ingest", "--no-patterns", str(data)], env
+                    [*nodus, "--home", str(home), "-q", "ingest", "--no-patterns", str(data)],
+                    env,
+                    cwd=PROJECT,
                 )
                 if timed:
                     bare.wall.append(wall)
@@ -337,7 +345,9 @@ def main() -> None:
                 if against_env is not None:
                     home = empty(work / "home")
                     wall, _, cpu = run_child(
-                        [*nodus, "--home", str(home), "-q", "ingest", str(data)], against_env
+                        [*nodus, "--home", str(home), "-q", "ingest", str(data)],
+                        against_env,
+                        cwd=args.against,
                     )
                     if timed:
                         other.wall.append(wall)
