@@ -54,23 +54,27 @@ CONTINUED = (" continued with a space", "\tcontinued with a tab", "\fafter a for
 BLANK = ("", "   ", "\t", "\r")
 
 
+def _syslog_rows(path: Path) -> str:
+    """The rows and quarantine ``path`` gives as syslog (a fresh store)."""
+    with (
+        tempfile.TemporaryDirectory() as home,
+        open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
+    ):
+        assert not ingest(store, [str(path)], IngestOptions(format="syslog")).failed
+        tables = [
+            store.con.execute(
+                f"SELECT * EXCLUDE (file_id, committed_at) FROM {table} ORDER BY line_no"
+            ).fetchall()
+            for table in ("logs", "quarantine")
+        ]
+        return json.dumps(tables, default=str)
+
+
 def _stored(path: Path, *, shortcut: bool, monkeypatch: pytest.MonkeyPatch) -> str:
     with monkeypatch.context() as patch:
         if not shortcut:
             patch.setattr(engine, "_one_line_records", lambda lines, detected: False)
-        with (
-            tempfile.TemporaryDirectory() as home,
-            open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
-        ):
-            report = ingest(store, [str(path)], IngestOptions(format="syslog"))
-            assert not report.failed
-            tables = [
-                store.con.execute(
-                    f"SELECT * EXCLUDE (file_id, committed_at) FROM {table} ORDER BY line_no"
-                ).fetchall()
-                for table in ("logs", "quarantine")
-            ]
-            return json.dumps(tables, default=str)
+        return _syslog_rows(path)
 
 
 @settings(max_examples=25, deadline=None)
@@ -247,22 +251,6 @@ def test_plain_access_lines_take_the_string_function_parse() -> None:
     )
     assert plain.match(usual) and plain.match('1.2.3.4 - bob [x] "GET / HTTP/1.0" 404 -')
     assert not plain.match('1.2.3.4 - - [x] "GET /a\\"b HTTP/1.1" 200 1')
-
-
-def _syslog_rows(path: Path) -> str:
-    """The rows and quarantine ``path`` gives as syslog (a fresh store)."""
-    with (
-        tempfile.TemporaryDirectory() as home,
-        open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
-    ):
-        assert not ingest(store, [str(path)], IngestOptions(format="syslog")).failed
-        tables = [
-            store.con.execute(
-                f"SELECT * EXCLUDE (file_id, committed_at) FROM {table} ORDER BY line_no"
-            ).fetchall()
-            for table in ("logs", "quarantine")
-        ]
-        return json.dumps(tables, default=str)
 
 
 BSD_LINES = st.builds(
