@@ -10,6 +10,7 @@ per group.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -18,9 +19,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodus_cli.ingest import engine
+from nodus_cli.ingest import engine, formats
 from nodus_cli.ingest.engine import IngestOptions, ingest
-from nodus_cli.ingest.formats import LOGFMT_PAIR, MACROS, Detected, _json_parse, logfmt_sql, sql_str
+from nodus_cli.ingest.formats import (
+    LOGFMT_PAIR,
+    MACROS,
+    Detected,
+    _json_parse,
+    access_sql,
+    logfmt_sql,
+    sql_str,
+)
 from nodus_cli.ingest.lines import WindowLines
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
@@ -45,23 +54,27 @@ CONTINUED = (" continued with a space", "\tcontinued with a tab", "\fafter a for
 BLANK = ("", "   ", "\t", "\r")
 
 
+def _syslog_rows(path: Path) -> str:
+    """The rows and quarantine ``path`` gives as syslog (a fresh store)."""
+    with (
+        tempfile.TemporaryDirectory() as home,
+        open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
+    ):
+        assert not ingest(store, [str(path)], IngestOptions(format="syslog")).failed
+        tables = [
+            store.con.execute(
+                f"SELECT * EXCLUDE (file_id, committed_at) FROM {table} ORDER BY line_no"
+            ).fetchall()
+            for table in ("logs", "quarantine")
+        ]
+        return json.dumps(tables, default=str)
+
+
 def _stored(path: Path, *, shortcut: bool, monkeypatch: pytest.MonkeyPatch) -> str:
     with monkeypatch.context() as patch:
         if not shortcut:
             patch.setattr(engine, "_one_line_records", lambda lines, detected: False)
-        with (
-            tempfile.TemporaryDirectory() as home,
-            open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
-        ):
-            report = ingest(store, [str(path)], IngestOptions(format="syslog"))
-            assert not report.failed
-            tables = [
-                store.con.execute(
-                    f"SELECT * EXCLUDE (file_id, committed_at) FROM {table} ORDER BY line_no"
-                ).fetchall()
-                for table in ("logs", "quarantine")
-            ]
-            return json.dumps(tables, default=str)
+        return _syslog_rows(path)
 
 
 @settings(max_examples=25, deadline=None)
@@ -173,3 +186,139 @@ def test_a_logfmt_value_that_is_not_json_text_is_quarantined_not_a_failed_file(
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)["files"][0]
     assert (report["status"], report["rows"], report["quarantined"]) == ("ingested", 1, 1)
+
+
+ACCESS_PIECES = st.sampled_from(
+    (
+        "10.0.0.1",
+        "-",
+        "a[b",
+        'u"q',
+        "[18/Nov/2025:00:00:01 +0000]",
+        "[18/Nov/2025:00:00:01 +0000",
+        "[31/Feb/2025:00:00:01 +0000]",
+        '"GET /cart HTTP/1.1"',
+        '"GET /a\\"b HTTP/1.1"',
+        '"GET  /x"',
+        '"GET\t/x HTTP/1.0"',
+        '"-"',
+        '""',
+        '"curl/8.5.0"',
+        '"Mozilla/5.0 (X11) \u00e9"',
+        "200",
+        "404",
+        "5xx",
+        "1234",
+        "\t",
+        " ",
+        "]",
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(ACCESS_PIECES, min_size=1, max_size=12).map(" ".join)
+        | st.builds(
+            lambda *fields: " ".join(fields),
+            st.sampled_from(("10.0.0.1", "a[b", 'u"q', "::1")),
+            st.sampled_from(("-", "id")),
+            st.sampled_from(("-", "bob", "b\\ob")),
+            st.sampled_from(("[18/Nov/2025:00:00:01 +0000]", "[31/Feb/2025:01:02:03 +0000]", "[]")),
+            st.sampled_from(('"GET /cart HTTP/1.1"', '"GET /a\\"b HTTP/1.1"', '"GET  /x"', '"-"')),
+            st.sampled_from(("200 12", "304 -", '500 0 "-" "curl/8"', '200 1 "r" "a"  ', "2 3")),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_access_lines_cut_at_quotes_parse_as_the_access_pattern_does(lines: list[str]) -> None:
+    """The string-function parse of plain access lines stores what ACCESS's groups give."""
+    numbered = list(enumerate(lines, 1))
+    ours = _parsed(access_sql(), numbered)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(formats, "PLAIN_ACCESS", "a^")  # matches no line: all by ACCESS
+        reference = _parsed(access_sql(), numbered)
+    assert ours == reference
+
+
+def test_plain_access_lines_take_the_string_function_parse() -> None:
+    """The bench's and the usual lines are plain; one with an escaped quote is not."""
+    plain = re.compile(formats.PLAIN_ACCESS)
+    usual = (
+        '10.0.3.7 - - [18/Nov/2025:00:00:01 +0000] "GET /cart HTTP/1.1" 200 512 "-" "curl/8.5.0"'
+    )
+    assert plain.match(usual) and plain.match('1.2.3.4 - bob [x] "GET / HTTP/1.0" 404 -')
+    assert not plain.match('1.2.3.4 - - [x] "GET /a\\"b HTTP/1.1" 200 1')
+
+
+BSD_LINES = st.builds(
+    lambda *fields: " ".join(fields),
+    st.sampled_from(("Nov 18 00:00:01", "Nov  8 10:11:12", "Feb 30 00:00:00", "nov 18 00:00:01")),
+    st.sampled_from(("web-01", "h\u00e9", "[h]", "h:1")),
+    st.sampled_from(("sshd[42]:", "cron:", "su[x]:", "a:b[1]:", "app[1]:x", "k[7]:", "[9]:")),
+    st.sampled_from(
+        ("session opened", "", " two spaces", "colon: ] [", "\u00e9t\u00e9 [1]: again")
+    ),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(BSD_LINES | st.sampled_from(SYSLOG_LINES), min_size=1, max_size=8))
+def test_plain_syslog_lines_cut_in_place_store_what_the_pattern_stores(lines: list[str]) -> None:
+    """BSD lines whose fields are cut at fixed places store what SYSLOG_3164's groups give."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        path = Path(tmp) / "sys.log"
+        path.write_bytes(("\n".join(lines) + "\n").encode())
+        ours = _syslog_rows(path)
+        patch.setattr(formats, "PLAIN_3164", "a^")  # matches no line: all by SYSLOG_3164
+        assert ours == _syslog_rows(path)
+
+
+def test_plain_syslog_lines_take_the_cut() -> None:
+    plain = re.compile(formats.PLAIN_3164)
+    assert plain.match("Nov  8 10:11:12 web-02 sshd[4242]: Accepted publickey for alice")
+    assert not plain.match("<34>Oct 11 22:14:15 mymachine su: 'su root' failed")
+
+
+PLAIN_LOGFMT_PIECES = st.sampled_from(
+    (
+        "ts=2026-11-18T00:00:01Z",
+        "level=warn",
+        'msg="request served in 12 ms"',
+        'msg="a b=c, {d}"',
+        'q=""',
+        "k=",
+        "u=\u00e9t\u00e9/x@y",
+        'ctl="\x01 inside quotes"',
+        "eq=a=b",
+        "ctl=\x1f",
+        'msg="\\"escaped\\""',
+        "k.x/y@z-w=1.5",
+        "dup=1 dup=2",
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(PLAIN_LOGFMT_PIECES, min_size=1, max_size=6).map(" ".join),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_plain_logfmt_lines_replaced_outside_quotes_parse_as_their_pairs(lines: list[str]) -> None:
+    """A line of plain pairs gets the JSON text its pairs give, as any other line."""
+    numbered = list(enumerate(lines, 1))
+    ours = _parsed(logfmt_sql(LOGFMT_KEYS), numbered)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(formats, "PLAIN_LOGFMT", "a^")  # matches no line: all by the pairs
+        assert ours == _parsed(logfmt_sql(LOGFMT_KEYS), numbered)
+
+
+def test_plain_logfmt_lines_take_the_replacement() -> None:
+    plain = re.compile(formats.PLAIN_LOGFMT)
+    assert plain.fullmatch('ts=2026-11-18T00:00:01Z level=info msg="served in 9 ms" host=web-1')
+    assert not plain.fullmatch('msg="\\"quoted\\""') and not plain.fullmatch("a=1  b=2")

@@ -17,6 +17,7 @@ from nodus_cli.scaleout import QueryEngine
 from nodus_cli.scaleout.engines import query_export
 from nodus_cli.scaleout.export import export_tables, parse_partition_spec
 from nodus_cli.store import Store, open_store
+from nodus_cli.store.query import load_file
 from nodus_cli.workspace import Workspace
 
 LOG_ROWS = """INSERT INTO logs (time, level, message, attrs, source, line_no)
@@ -466,3 +467,146 @@ def test_a_record_that_ingest_grows_is_exported_again(store: Store, tmp_path: Pa
         ("ERROR [main] boom",),
         ("ERROR [main] boom\njava.lang.IllegalStateException: bad",),
     ]
+
+
+def load_rows(store: Store, folder: Path, values: list[int], mode: str) -> None:
+    """``nodus load`` of a CSV holding ``values`` into ``loaded`` (create/append/replace)."""
+    import uuid
+
+    csv = folder / f"{uuid.uuid4().hex}.csv"
+    csv.write_text("v,label\n" + "".join(f"{v},v{v}\n" for v in values))
+    load_file(store, csv, "loaded", mode=mode)  # type: ignore[arg-type]
+
+
+def test_a_loaded_table_exported_twice_rewrites_nothing(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    load_rows(store, tmp_path, list(range(10)), "create")
+    load_rows(store, tmp_path, list(range(10, 15)), "append")
+    [first] = export_tables(store, ["loaded"], out)
+    assert (first.mode, first.tracking, first.rows, first.total_rows) == ("full", "load", 15, 15)
+    assert store.con.execute("SELECT count(*) FROM export_rows").fetchone() == (0,)
+    files = snapshot(out)
+    [again] = export_tables(store, ["loaded"], out)
+    assert (again.mode, again.tracking, again.rows, again.total_rows) == (
+        "unchanged",
+        "load",
+        0,
+        15,
+    )
+    assert snapshot(out) == files
+    assert store.con.execute("SELECT count(*) FROM export_batches").fetchone() == (1,)
+
+
+def test_rows_appended_by_load_are_read_by_position_not_fingerprinted(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export after appends reads only the rows past its mark: no row is hashed."""
+    out = tmp_path / "out"
+    load_rows(store, tmp_path, [1, 2, 2], "create")
+    export_tables(store, ["loaded"], out)
+
+    def hashed(*args: object) -> str:
+        raise AssertionError("an append-only load was settled row by row")
+
+    monkeypatch.setattr("nodus_cli.scaleout.export._multiset_difference", hashed)
+    for values in ([2, 3], [2], [4, 5, 6]):
+        load_rows(store, tmp_path, values, "append")
+        [result] = export_tables(store, ["loaded"], out)
+        assert (result.mode, result.tracking, result.rows) == ("append", "load", len(values))
+        assert export_tables(store, ["loaded"], out)[0].mode == "unchanged"
+    everything = "SELECT * FROM loaded ORDER BY ALL"
+    assert exported(out, everything) == store.con.execute(everything).fetchall()
+    assert store.con.execute("SELECT load_id, position, exported FROM export_loads").fetchall() == [
+        (4, 9, 9)
+    ]
+
+
+def test_a_replaced_table_is_settled_against_the_files(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    load_rows(store, tmp_path, [1, 2, 3], "create")
+    export_tables(store, ["loaded"], out)
+    load_rows(store, tmp_path, [2, 3, 3, 4], "replace")
+    [result] = export_tables(store, ["loaded"], out)
+    assert (result.mode, result.rows, result.total_rows) == ("append", 2, 5)  # a 3 and the 4
+    load_rows(store, tmp_path, [5], "append")  # the mark moved to the replaced table's end
+    [appended] = export_tables(store, ["loaded"], out)
+    assert (appended.rows, appended.total_rows) == (1, 6)
+    assert exported(out, "SELECT v FROM loaded ORDER BY v") == [(1,), (2,), (3,), (3,), (4,), (5,)]
+
+
+def test_a_table_exported_by_row_before_its_loads_were_recorded_stays_by_row(
+    store: Store, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    store.con.execute("CREATE TABLE loaded AS SELECT 1::BIGINT AS v, 'v1' AS label")
+    assert export_tables(store, ["loaded"], out)[0].tracking == "row"
+    load_rows(store, tmp_path, [2], "append")
+    [result] = export_tables(store, ["loaded"], out)
+    assert (result.tracking, result.rows, result.total_rows) == ("row", 1, 2)
+    [full] = export_tables(store, ["loaded"], out, full=True)  # a rewrite starts by load
+    assert (full.tracking, full.rows) == ("load", 2)
+
+
+def test_load_then_export_twice_through_the_cli(tmp_path: Path, run_nodus) -> None:
+    home, out = tmp_path / "home", tmp_path / "out"
+    csv = tmp_path / "hosts.csv"
+    csv.write_text("name,rack\nh1,1\nh2,2\n")
+    assert run_nodus("--home", str(home), "load", str(csv), "--table", "hosts").returncode == 0
+    runs = []
+    for _ in range(2):
+        done = run_nodus("--home", str(home), "export", "hosts", "--to", str(out), "--json")
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout))
+    assert json.dumps(runs).count('"tracking": "load"') == 2
+    assert '"mode": "unchanged"' in json.dumps(runs[1])
+
+
+# loads of ``loaded``: (mode, values), or an export (--full or not)
+load_operation = st.one_of(
+    st.tuples(
+        st.sampled_from(("append", "replace")), st.lists(st.integers(0, 3), min_size=1, max_size=4)
+    ),
+    st.tuples(st.just("export"), st.booleans()),
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(load_operation, min_size=1, max_size=8))
+def test_load_tracking_matches_its_model(tmp_path: Path, ops: list) -> None:
+    """Appends since the mark are exported as they are; after a replace, the rows the
+    export lacks (as a multiset). The export only grows, and always holds the table."""
+    import uuid
+
+    home = tmp_path / uuid.uuid4().hex
+    home.mkdir()
+    out = home / "out"
+    table: list[int] = [0]
+    model: Counter[int] = Counter()
+    appended: list[int] | None = []  # since the last export; None once a replace came
+    with open_store(Workspace(home / "ws", "--home")) as store:
+        load_rows(store, home, table, "create")
+        export_tables(store, ["loaded"], out)
+        model.update(table)
+        for kind, arg in [*ops, ("export", False)]:
+            if kind == "export":
+                export_tables(store, ["loaded"], out, full=arg)
+                if arg:
+                    model = Counter(table)
+                elif appended is not None:
+                    model.update(appended)
+                else:
+                    model |= Counter(table)  # a multiset union: the copies it lacks
+                appended = []
+                rows = exported(out, "SELECT v, label FROM loaded")
+                assert Counter(v for v, _ in rows) == model
+                assert not Counter(table) - model
+            elif kind == "append":
+                load_rows(store, home, arg, "append")
+                table += arg
+                if appended is not None:
+                    appended += arg
+            else:
+                load_rows(store, home, arg, "replace")
+                table, appended = list(arg), None

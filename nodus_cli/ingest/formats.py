@@ -209,14 +209,21 @@ def jsonl_sql(keys: dict[str, str]) -> str:
 
 
 LOGFMT_PAIR = r'([A-Za-z_@][A-Za-z0-9_.@/\-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)'
+# A line of nothing but pairs one space apart, without a backslash, whose bare values
+# hold no '=' and nothing JSON escapes (a control character). Its JSON text is made by
+# plain replacements outside the quotes (= to ":", a space to ","): the text the pairs
+# give, without capture groups, a list of pairs and a JSON value per pair.
+_PLAIN_PAIR = r'[A-Za-z_@][A-Za-z0-9_.@/\-]*=(?:"[^"\\]*"|[^\s"\\=\x00-\x1f]*)'
+PLAIN_LOGFMT = f"{_PLAIN_PAIR}(?: {_PLAIN_PAIR})*"
 
 
 def logfmt_sql(keys: dict[str, str]) -> str:
     """The JSON lines parser over each line's pairs as a JSON object text.
 
-    One pass of the pattern yields each pair's key and value (two passes, one per
-    group, cost a quarter of the parse). A quoted value is taken as written, as
-    JSON text: one JSON cannot read leaves the line to quarantine.
+    A plain line (``PLAIN_LOGFMT``) is turned into that text by replacements; any
+    other takes each pair's key and value from one pass of the pattern. A quoted
+    value is taken as written, as JSON text: one JSON cannot read leaves the line to
+    quarantine.
     """
     pair = sql_str(LOGFMT_PAIR)
     # text either way: a quoted value typed JSON would be cast, and fail the whole window
@@ -228,10 +235,16 @@ def logfmt_sql(keys: dict[str, str]) -> str:
         f"'{{' || array_to_string(list_transform(pairs, lambda p: to_json(p.key) || ':' || "
         f"{value}), ',') || '}}'"
     )
+    # split at the quotes: outside them at odd places, a quoted value at even ones
+    replaced = """'{"' || array_to_string(list_transform(string_split(line, '"'),
+          lambda piece, i: CASE WHEN i % 2 = 1 THEN replace(replace(piece, '=', '":"'),
+          ' ', '","') ELSE piece END), '') || '"}'"""
     inner = f"""SELECT line_no, byte_offset, record, line,
-          CASE WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
-        FROM (SELECT *, regexp_extract_all(line, {pair}, ['key', 'value']) AS pairs
-              FROM (SELECT *, nodus_filled(line) AS record FROM raw))"""
+          CASE WHEN plain THEN {replaced} WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
+        FROM (SELECT *, CASE WHEN NOT plain THEN
+                regexp_extract_all(line, {pair}, ['key', 'value']) END AS pairs
+              FROM (SELECT *, nodus_filled(line) AS record,
+                      regexp_full_match(line, {sql_str(PLAIN_LOGFMT)}) AS plain FROM raw))"""
     return _json_parse(inner, keys, "no key=value pairs")
 
 
@@ -247,13 +260,30 @@ SYSLOG_3164 = (
 )
 
 
+# Most BSD syslog lines start ``Mmm dd hh:mm:ss host app[pid]: `` (no priority, the
+# time 15 characters wide): they match this too, and their fields are cut at fixed
+# places and at the first space, bracket and colon, several times cheaper than the
+# capture groups of SYSLOG_3164 (which give the same fields).
+PLAIN_3164 = (
+    r"^[A-Z][a-z]{2} [ 0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9] [^\s]+ [^\s\[\]:]+\[[0-9]+\]: "
+)
+
+
 def syslog_sql(mtime_sql: str) -> str:
     f5 = "['pri','version','ts','host','app','procid','msgid','sd','msg']"
     f3 = "['pri','ts','host','app','pid','msg']"
     year = f"CAST(year({mtime_sql}) AS VARCHAR)"
-    bsd = (
-        f"try_strptime({year} || ' ' || regexp_replace(s3.ts, ' +', ' ', 'g'), '%Y %b %d %H:%M:%S')"
+    # the day may be padded with spaces (Nov  8): one space, as %d reads it
+    day = (
+        "CASE WHEN contains(s3.ts, '  ') THEN regexp_replace(s3.ts, ' +', ' ', 'g') ELSE s3.ts END"
     )
+    bsd = f"try_strptime({year} || ' ' || {day}, '%Y %b %d %H:%M:%S')"
+    # a plain line: 'Mmm dd hh:mm:ss ' (16 characters), then host, ' ', app[pid]: msg
+    plain = """{'pri': '', 'ts': line[1:15], 'host': rest[1:strpos(rest, ' ') - 1],
+        'app': tail[1:strpos(tail, '[') - 1],
+        'pid': tail[strpos(tail, '[') + 1:strpos(tail, ']') - 1],
+        'msg': tail[strpos(tail, ']') + 3:]}"""
+    tail = "rest[strpos(rest, ' ') + 1:]"
     t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN nodus_tstz(s3.ts)
             ELSE {year_fix(f"CAST({bsd} AS TIMESTAMPTZ)", mtime_sql)} END"""
     severity = "CAST(try_cast({0} AS INTEGER) % 8 AS VARCHAR)"
@@ -283,10 +313,13 @@ def syslog_sql(mtime_sql: str) -> str:
         CASE WHEN is5 THEN nullif(s5.ts, '-') WHEN is3 THEN s3.ts END AS written_time
       FROM (SELECT *, joined AND (is5 OR is3) AS ok,
                    CASE WHEN is5 THEN regexp_extract(line, {sql_str(SYSLOG_5424)}, {f5}) END AS s5,
-                   CASE WHEN is3 THEN regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) END AS s3
-            FROM (SELECT *, NOT is5 AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
+                   CASE WHEN is3 AND plain THEN {plain}
+                        WHEN is3 THEN regexp_extract(line, {sql_str(SYSLOG_3164)}, {f3}) END AS s3
+            FROM (SELECT *, {tail} AS tail FROM (SELECT *, line[17:] AS rest,
+                    regexp_matches(line, {sql_str(PLAIN_3164)}) AS plain,
+                    NOT is5 AND regexp_matches(line, {sql_str(SYSLOG_3164)}) AS is3
                   FROM (SELECT *, regexp_matches(line, {sql_str(SYSLOG_5424)}) AS is5
-                        FROM records) AS five) AS matched) AS extracted""")
+                        FROM records) AS five) AS cut) AS matched) AS extracted""")
 
 
 # --- access logs ---------------------------------------------------------------------
@@ -299,9 +332,29 @@ ACCESS = (
 ACCESS_FIELDS = ("client", "ident", "user", "ts", "request", "status", "bytes", "referer", "agent")
 
 
+# Most access log lines hold no backslash escape and no bracket or quote inside their
+# first fields: they match this too, and are cut at their quotes and spaces by string
+# functions, several times cheaper than the capture groups of ACCESS (which give the
+# same fields). The others are parsed by ACCESS.
+PLAIN_ACCESS = (
+    r'^[^\s"\\\[\]]+ [^\s"\\\[\]]+ [^\s"\\\[\]]+ \[[^\]"\\]+\] "[^"\\]*" (?:\d{3}|-) (?:\d+|-)'
+    r'(?: "[^"\\]*" "[^"\\]*")? *$'
+)
+# A request of method, path and protocol (or no protocol): split at its spaces.
+PLAIN_REQUEST = r"\S+ \S+(?: \S+)?"
+
+
 def access_sql() -> str:
     names = "[" + ", ".join(sql_str(f) for f in ACCESS_FIELDS) + "]"
-    request = "regexp_extract(a.request, '^(\\S+) (\\S+)(?: (\\S+))?$', ['method','path','proto'])"
+    # quoted: [first fields and time, request, status and bytes, referer, ' ', agent, rest]
+    plain = """{'client': head[1], 'ident': head[2], 'user': head[3],
+          'ts': quoted[1][strpos(quoted[1], '[') + 1:strpos(quoted[1], ']') - 1],
+          'request': quoted[2], 'status': codes[1], 'bytes': codes[2],
+          'referer': coalesce(quoted[4], ''), 'agent': coalesce(quoted[6], '')}"""
+    groups = f"regexp_extract(line, {sql_str(ACCESS)}, {names})"
+    fields = f"CASE WHEN plain THEN {plain} ELSE {groups} END"
+    request = f"""CASE WHEN regexp_full_match(a.request, {sql_str(PLAIN_REQUEST)})
+          THEN string_split(a.request, ' ') ELSE [] END"""
     return f"""SELECT ok, CASE WHEN ok THEN NULL ELSE 'not an access log line' END AS reason,
         try_strptime(a.ts, '%d/%b/%Y:%H:%M:%S %z') AS time,
         CASE WHEN NOT ok THEN NULL WHEN a.status LIKE '5%' THEN 'error'
@@ -309,16 +362,20 @@ def access_sql() -> str:
         NULL AS host, NULL AS app, NULL::BIGINT AS pid, a.request AS message,
         CASE WHEN ok THEN CAST(json_object(
             'client', a.client, 'ident', nullif(a.ident, '-'), 'user', nullif(a.user, '-'),
-            'method', nullif(r.method, ''), 'path', nullif(r.path, ''),
-            'protocol', nullif(r.proto, ''), 'status', try_cast(a.status AS INTEGER),
+            'method', r[1], 'path', r[2], 'protocol', r[3],
+            'status', try_cast(a.status AS INTEGER),
             'bytes', try_cast(a.bytes AS BIGINT), 'referer', nullif(nullif(a.referer, ''), '-'),
             'user_agent', nullif(nullif(a.agent, ''), '-')) AS JSON) END AS attrs,
         line_no, byte_offset, record, CASE WHEN ok THEN NULL ELSE line END AS raw
       FROM (SELECT *, {request} AS r FROM (
               SELECT *, record AND a.client <> '' AS ok FROM (
-                SELECT *, regexp_extract(line, {sql_str(ACCESS)}, {names}) AS a
-                FROM (SELECT *, nodus_filled(line) AS record FROM raw) AS r) AS m) AS k)
-              AS extracted"""
+                SELECT *, {fields} AS a
+                FROM (SELECT *, string_split(quoted[1], ' ') AS head,
+                        string_split(trim(quoted[3]), ' ') AS codes
+                      FROM (SELECT *, regexp_matches(line, {sql_str(PLAIN_ACCESS)}) AS plain,
+                              string_split(line, '"') AS quoted
+                            FROM (SELECT *, nodus_filled(line) AS record FROM raw) AS r) AS q)
+                      AS p) AS m) AS k) AS extracted"""
 
 
 # --- plain text with a leading timestamp ----------------------------------------------

@@ -1,8 +1,8 @@
 """``nodus export``: store tables to hive-partitioned Parquet, incremental and crash-safe.
 
-The high-water mark is not a row id or a timestamp watermark: DuckDB row ids change
-when deleted rows are vacuumed, ``time`` is not insertion order (late and backfilled
-data), and a wall clock can step backwards. It is one of two ledgers:
+The high-water mark is not a timestamp watermark: ``time`` is not insertion order
+(late and backfilled data), and a wall clock can step backwards. It is one of three
+ledgers:
 
 - By commit (``logs``, ``metrics``, ``quarantine``, ``anomalies``, whose rows carry
   ``committed_at``, the start time of the transaction that wrote them): every commit
@@ -17,6 +17,15 @@ data), and a wall clock can step backwards. It is one of two ledgers:
   exact ``committed_at`` while at least as many of that commit's rows are deleted
   (between the same two exports) are not seen; nodus only stamps a row with the
   time of the transaction writing it.
+- By load (user tables written by ``nodus load``, which is the only writer of a user
+  table: user SQL runs read-only): each load is in ``table_loads`` with the table's
+  row count before and after it, and an export keeps the load and row position it
+  reached (``export_loads``). When every load since was an append that began where
+  the previous one ended, and the table holds as many rows as the last load left
+  (its row ids then run from 0 in insertion order: nothing was deleted), the new
+  rows are those at and past the position, read by row id (DuckDB skips the row
+  groups before it). Otherwise (a ``--replace``) the table's rows are settled row by
+  row: their fingerprints against those of the rows in the export's files.
 - By row (every other table): each exported row's fingerprint, the 128-bit
   ``md5_number(to_json(row))``, goes into ``export_rows``; an export writes the rows
   whose fingerprint occurs more often in the table than in the ledger (a multiset
@@ -58,9 +67,10 @@ from nodus_cli.scaleout.dataset import (
     quote_identifier,
     sql_literal,
 )
-from nodus_cli.scaleout.schema import COMMIT_LEDGER
+from nodus_cli.scaleout.schema import COMMIT_LEDGER, LOAD_MARKS
 from nodus_cli.store.asof import COMMITTED_AT, STAMPED
 from nodus_cli.store.db import Store
+from nodus_cli.store.loads import LOAD_LEDGER
 
 DEFAULT_PARTITIONING: dict[str, list[str]] = {
     "logs": ["day(time)", "source"],
@@ -79,8 +89,9 @@ FINGERPRINT = "md5_number(to_json(row))"
 NEW_ROWS_TABLE = "_nodus_export_new"
 COMMITS_TABLE = "_nodus_export_commits"
 FINGERPRINT_COLUMN = "_nodus_fp"
-BY_COMMIT, BY_ROW = "commit", "row"  # how a table's exported rows are tracked
+BY_COMMIT, BY_LOAD, BY_ROW = "commit", "load", "row"  # how a table's exported rows are tracked
 COMMIT_METHOD = f"rows per {COMMITTED_AT}"
+LOAD_METHOD = "row position per nodus load"
 MAX_LISTED_COMMITS = 1_000  # beyond this, commit times are a subquery, not SQL text
 _SPEC_ITEM = re.compile(r"(?:(?P<fn>[a-z]+)\((?P<arg>[^()]+)\)|(?P<col>[^()]+))")
 
@@ -103,7 +114,7 @@ class ExportResult:
     target: str
     mode: str  # "full", "append" or "unchanged"
     rows: int
-    tracking: str = BY_ROW  # BY_COMMIT or BY_ROW
+    tracking: str = BY_ROW  # BY_COMMIT, BY_LOAD or BY_ROW
     files: list[str] = field(default_factory=list)
     partitions: int = 0
     batch: str | None = None
@@ -206,10 +217,24 @@ def _fingerprint_method() -> str:
     return f"{FINGERPRINT} duckdb {major_minor}"
 
 
-def _tracking(table: str, columns: list[tuple[str, str]]) -> str:
-    """By commit for the tables nodus stamps with ``committed_at``, by row otherwise."""
-    stamped = table in STAMPED and (COMMITTED_AT, "TIMESTAMP WITH TIME ZONE") in columns
-    return BY_COMMIT if stamped else BY_ROW
+def _tracking(
+    store: Store, table: str, columns: list[tuple[str, str]], kept: str | None
+) -> tuple[str, str]:
+    """How the table's rows are tracked, and the method's name in ``export_targets``.
+
+    By commit for the tables nodus stamps with ``committed_at``; by load for a table
+    ``nodus load`` wrote, unless its export is kept (``kept``: the target's method,
+    None for a new or ``--full`` export) by row fingerprints, as one exported before
+    loads were recorded is; by row otherwise.
+    """
+    if table in STAMPED and (COMMITTED_AT, "TIMESTAMP WITH TIME ZONE") in columns:
+        return BY_COMMIT, COMMIT_METHOD
+    loaded = store.con.execute(
+        f"SELECT count(*) FROM {LOAD_LEDGER} WHERE lower(table_name) = lower(?)", [table]
+    ).fetchone()[0]
+    if loaded and kept in (None, LOAD_METHOD):
+        return BY_LOAD, LOAD_METHOD
+    return BY_ROW, _fingerprint_method()
 
 
 def export_tables(
@@ -272,8 +297,8 @@ def export_table(
     columns = _table_columns(store, table)
     target = to / table
     state = _target_state(store, target)
-    tracking = _tracking(table, columns)
-    method = COMMIT_METHOD if tracking == BY_COMMIT else _fingerprint_method()
+    kept = None if full or state is None else state.fingerprint
+    tracking, method = _tracking(store, table, columns, kept)
     spec = partition_by
     if spec is None:
         spec_items = state.partition_by if state else DEFAULT_PARTITIONING.get(table, [])
@@ -317,8 +342,11 @@ def export_table(
             target_id = state.target_id if state else _next_target_id(store)
             progress.stage(f"{table}: finding new rows")
             ledger_id = target_id if mode == "append" else None
+            mark: _LoadMark | None = None
             if tracking == BY_COMMIT:
                 result.rows = _stage_new_commits(store, table, columns, target, ledger_id)
+            elif tracking == BY_LOAD:
+                result.rows, mark = _stage_new_loads(store, table, columns, target, ledger_id)
             else:
                 result.rows = _stage_new_rows(store, table, ledger_id)
             details["rows"] = result.rows
@@ -327,6 +355,8 @@ def export_table(
                 details["mode"] = "unchanged"
                 if tracking == BY_COMMIT:
                     _record_commits(store, target_id)
+                if mark is not None:
+                    _record_mark(store, target_id, mark, 0, full=False)
                 store.con.execute(
                     "UPDATE export_targets SET last_export = now() WHERE target_id = ?",
                     [target_id],
@@ -341,6 +371,8 @@ def export_table(
                 _fsync_tree(staging)
                 progress.advance(1)
                 _record_batch(store, target_id, mode, tracking, staging, batch, result)
+                if mark is not None:
+                    _record_mark(store, target_id, mark, result.rows, full=mode == "full")
                 _record_target(store, target_id, target, table, spec_items, columns, method)
                 details.update(files=len(result.files), partitions=result.partitions)
         committed = True
@@ -371,7 +403,8 @@ def _exported_total(store: Store, target_id: int) -> int:
     return int(
         store.con.execute(
             f"""SELECT (SELECT count(*) FROM export_rows WHERE target_id = $1)
-            + (SELECT coalesce(sum(exported), 0) FROM {COMMIT_LEDGER} WHERE target_id = $1)""",
+            + (SELECT coalesce(sum(exported), 0) FROM {COMMIT_LEDGER} WHERE target_id = $1)
+            + (SELECT coalesce(sum(exported), 0) FROM {LOAD_MARKS} WHERE target_id = $1)""",
             [target_id],
         ).fetchone()[0]
     )
@@ -474,6 +507,81 @@ def _stage_new_commits(
         query = query or f"{everything} WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW_ROWS_TABLE} AS {query}")
     return int(con.execute(f"SELECT count(*) FROM {NEW_ROWS_TABLE}").fetchone()[0])
+
+
+@dataclass(frozen=True)
+class _LoadMark:
+    """How far an export of a loaded table reaches: its last load and row position."""
+
+    load_id: int
+    position: int
+
+
+def _stage_new_loads(
+    store: Store,
+    table: str,
+    columns: list[tuple[str, str]],
+    target: Path,
+    target_id: int | None,
+) -> tuple[int, _LoadMark]:
+    """Like ``_stage_new_rows`` for a table tracked by load: the rows staged and the mark.
+
+    Without a ``target_id`` every row; with one, the rows past the export's position
+    when the loads since only appended, else the rows not in the export's files.
+    """
+    con = store.con
+    quoted = quote_identifier(table)
+    latest, rows, top = con.execute(
+        f"""SELECT (SELECT max(load_id) FROM {LOAD_LEDGER} WHERE lower(table_name) = lower(?)),
+            (SELECT count(*) FROM {quoted}), (SELECT coalesce(max(rowid) + 1, 0) FROM {quoted})""",
+        [table],
+    ).fetchone()
+    mark = _LoadMark(int(latest), int(rows))
+    everything = f"SELECT NULL::UHUGEINT AS {FINGERPRINT_COLUMN}, * FROM {quoted}"
+    if target_id is None:
+        query = everything
+    else:
+        previous = con.execute(
+            f"SELECT load_id, position FROM {LOAD_MARKS} WHERE target_id = ?", [target_id]
+        ).fetchone()
+        loads = con.execute(
+            f"""SELECT mode, rows_before, rows_after FROM {LOAD_LEDGER}
+            WHERE lower(table_name) = lower(?) AND load_id > ? ORDER BY load_id""",
+            [table, previous[0] if previous else 0],
+        ).fetchall()
+        position = previous[1] if previous else -1
+        for load_mode, before, after in loads:
+            if load_mode != "append" or before != position:
+                position = -1
+                break
+            position = after
+        if position == rows == top and previous is not None:  # only appended since
+            query = f"{everything} WHERE rowid >= {int(previous[1])}"
+        else:
+            current = (
+                f"SELECT md5_number(to_json(_row)) AS {FINGERPRINT_COLUMN}, * FROM {quoted} AS _row"
+            )
+            done = (
+                "SELECT md5_number(to_json(_row)) AS fingerprint, count(*) AS copies FROM ("
+                + _read_back(target, columns, "true")
+                + ") AS _row GROUP BY fingerprint"
+            )
+            query = _multiset_difference(current, done)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {NEW_ROWS_TABLE} AS {query}")
+    return int(con.execute(f"SELECT count(*) FROM {NEW_ROWS_TABLE}").fetchone()[0]), mark
+
+
+def _record_mark(store: Store, target_id: int, mark: _LoadMark, rows: int, *, full: bool) -> None:
+    """Move the target's mark to ``mark``, adding the ``rows`` this export wrote."""
+    con = store.con
+    before = con.execute(
+        f"SELECT coalesce(sum(exported), 0) FROM {LOAD_MARKS} WHERE target_id = ?", [target_id]
+    ).fetchone()[0]
+    con.execute(f"DELETE FROM {LOAD_MARKS} WHERE target_id = ?", [target_id])
+    con.execute(
+        f"INSERT INTO {LOAD_MARKS} VALUES (?, ?, ?, ?)",
+        [target_id, mark.load_id, mark.position, rows + (0 if full else int(before))],
+    )
 
 
 def _in_commits(store: Store, which: str) -> list[str]:
@@ -604,9 +712,10 @@ def _record_batch(
     if mode == "full":
         con.execute("DELETE FROM export_rows WHERE target_id = ?", [target_id])
         con.execute(f"DELETE FROM {COMMIT_LEDGER} WHERE target_id = ?", [target_id])
+        con.execute(f"DELETE FROM {LOAD_MARKS} WHERE target_id = ?", [target_id])
     if tracking == BY_COMMIT:
         _record_commits(store, target_id)
-    else:
+    elif tracking == BY_ROW:
         con.execute(
             f"INSERT INTO export_rows SELECT ?, {FINGERPRINT_COLUMN} FROM {NEW_ROWS_TABLE}",
             [target_id],

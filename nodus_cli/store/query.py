@@ -12,6 +12,7 @@ from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.store import migrations
 from nodus_cli.store.asof import as_of_column
 from nodus_cli.store.db import Store
+from nodus_cli.store.loads import record_load
 from nodus_cli.store.sandbox import check_read_only, sql_error_text, sql_input_error
 
 FETCH_BATCH = 2048
@@ -149,6 +150,7 @@ def load_file(store: Store, path: Path, table: str, *, mode: LoadMode = "create"
                 verb = "CREATE OR REPLACE TABLE" if mode == "replace" else "CREATE TABLE"
                 store.con.execute(f'{verb} "{table}" AS SELECT * FROM {source}', [str(path)])
             total = store.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            record_load(store.con, table, mode, before, total)  # nodus export's watermark
         except duckdb.Error as exc:
             raise InputError(f"{path}: cannot load: {sql_error_text(exc)}") from None
         summary["rows"] = total - before

@@ -1,4 +1,4 @@
-"""The store's own migrations: the core tables (1) and commit times (13).
+"""The store's own migrations: the core tables (1), commit times (13), loads (15).
 
 ``logs``, ``metrics``, ``quarantine`` and ``ingest_files`` are created here because
 several packages write or read them; ingest adds its bookkeeping columns later.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodus_cli.store.asof import add_committed_at
+from nodus_cli.store.loads import LOAD_LEDGER, create_load_ledger
 from nodus_cli.store.migrations import Apply, Migration
 
 
@@ -85,4 +86,5 @@ MIGRATIONS = (
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
     ),
     Migration(13, "store: committed_at on logs, metrics, quarantine, anomalies", add_committed_at),
+    Migration(15, "store: ledger of nodus load", create_load_ledger, (LOAD_LEDGER,)),
 )

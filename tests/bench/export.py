@@ -14,12 +14,17 @@ the row-fingerprint ledger). Then times, in one process:
 - reference: DuckDB's own ``COPY`` of the same 1% rows to partitioned Parquet, the
   least an export of them can cost.
 
+With ``--lineitem``, TPC-H lineitem at scale factor 1 (``tpchgen-cli``) loaded with
+``nodus load`` (tracked by load): the first export, a second with no new rows, one
+after a ``nodus load --append`` of 1% more rows, and DuckDB's ``COPY`` of those rows.
+
 Last, a whole ``nodus export logs`` process with no new rows, against ``nodus tables``
-and a process that only imports DuckDB and opens the store (what any command pays).
+and a process that only imports DuckDB and opens the store (what any command pays);
+with ``--lineitem`` also ``nodus export lineitem`` with no new rows.
 
 Ratios: the 1% export / the reference COPY, and the second export by commit / by row.
 
-Run: python tests/bench/export.py [--rows N] [--commits N] [--rows-too]
+Run: python tests/bench/export.py [--rows N] [--commits N] [--rows-too] [--lineitem]
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ sys.path.insert(0, str(PROJECT))
 from nodus_cli import schemas  # noqa: E402
 from nodus_cli.scaleout.export import ExportResult, export_tables  # noqa: E402
 from nodus_cli.store import Store, open_store  # noqa: E402
+from nodus_cli.store.query import load_file  # noqa: E402
 from nodus_cli.workspace import Workspace  # noqa: E402
 
 ROWS = """INSERT INTO logs (time, level, host, app, pid, message, attrs, source, file_id,
@@ -78,17 +84,54 @@ def _runs(store: Store, table: str, out: Path, grow: Callable[[], None]) -> list
     return [first, again, more]
 
 
-def _time_processes(work: Path) -> None:
+def _lineitem(store: Store, work: Path) -> None:
+    """``nodus load`` of TPC-H lineitem (SF1), then its exports: first, again, after 1%."""
+    tpch = work / "tpch"
+    subprocess.run(
+        ["tpchgen-cli", "parquet", "-s", "1", "--tables=lineitem", f"--output-dir={tpch}"],
+        check=True,
+        capture_output=True,
+    )
+    data = tpch / "lineitem.parquet"
+    start = time.perf_counter()
+    load_file(store, data, "lineitem")
+    print(
+        f"lineitem: nodus load of {data.stat().st_size >> 20} MiB Parquet: "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    more = work / "lineitem-more.parquet"
+    store.con.execute(
+        f"COPY (SELECT * FROM read_parquet('{data}') USING SAMPLE 1 PERCENT (reservoir, 7)) "
+        f"TO '{more}' (FORMAT parquet)"
+    )
+    times = _runs(
+        store, "lineitem", work / "out", lambda: load_file(store, more, "lineitem", mode="append")
+    )
+    start = time.perf_counter()
+    store.con.execute(
+        f"COPY (SELECT * FROM read_parquet('{more}')) TO '{work / 'copy-li'}' (FORMAT parquet)"
+    )
+    reference = time.perf_counter() - start
+    print(
+        f"reference: DuckDB COPY of the same rows: {reference:.2f} s; "
+        f"ratio 1% export / reference COPY = {times[2] / reference:.2f}"
+    )
+
+
+def _time_processes(work: Path, lineitem: bool) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     store = work / "ws" / "store.duckdb"
     opening = f"import duckdb; duckdb.connect({str(store)!r}).execute('SELECT 1')"
     nodus = ["-m", "nodus_cli", "--home", str(work / "ws")]
     times = []
-    for command in (
+    commands = [
         ["-c", opening],
         [*nodus, "tables"],
         [*nodus, "export", "logs", "--to", str(work / "out")],
-    ):
+    ]
+    if lineitem:
+        commands.append([*nodus, "export", "lineitem", "--to", str(work / "out")])
+    for command in commands:
         start = time.perf_counter()
         subprocess.run([sys.executable, *command], env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
@@ -96,6 +139,8 @@ def _time_processes(work: Path) -> None:
         f"process: nodus export logs, no new rows: {times[2]:.2f} s; nodus tables: "
         f"{times[1]:.2f} s; python + duckdb opening the store: {times[0]:.2f} s"
     )
+    if lineitem:
+        print(f"process: nodus export lineitem (tracked by load), no new rows: {times[3]:.2f} s")
 
 
 def main() -> None:
@@ -104,6 +149,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=6_001_215)
     parser.add_argument("--commits", type=int, default=60, help="transactions writing --rows")
     parser.add_argument("--rows-too", action="store_true", help="also time row fingerprints")
+    parser.add_argument(
+        "--lineitem", action="store_true", help="also TPC-H SF1 lineitem from nodus load"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nodus-export-bench-"))
     new = args.rows // 100
@@ -149,7 +197,9 @@ def main() -> None:
                     ),
                 )
                 print(f"ratio: second export by commit / by row = {by_commit[1] / by_row[1]:.4f}")
-        _time_processes(work)
+            if args.lineitem:
+                _lineitem(store, work)
+        _time_processes(work, args.lineitem)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -8,7 +8,8 @@ file. Each is then loaded, in a fresh subprocess writing a fresh store:
 - DuckDB: ``read_json_auto`` for JSON lines; for the other formats ``read_csv`` of
   the raw lines and the format's ``regexp_extract`` (logfmt: ``regexp_extract_all``
   of its pairs into a MAP) with the time read, into a table;
-- nodus: ``nodus ingest FILE`` (exactly-once on: windowed commits with the checkpoint);
+- nodus: ``nodus ingest FILE`` (exactly-once on: windowed commits with the checkpoint),
+  and ``nodus ingest --no-patterns FILE`` (the load alone, patterns learned later);
 - lnav, when installed: its one-shot load, ``lnav -n -c ';SELECT count(*) FROM
   all_logs' FILE`` (a JSON format for the bench's files is installed into a private
   HOME first: lnav recognises no JSON lines without one). The count lnav prints
@@ -24,7 +25,11 @@ median ratio of the paired runs is printed beside it, for wall time and for CPU
 time (user + system seconds of the child), which is steadier on a busy machine.
 Peak memory (max RSS) of nodus is reported at the file's size and at twice that.
 
+With ``--against DIR`` (a checkout of another nodus, e.g. ``git archive main``) that
+nodus runs too, in the same alternation, so its ratios are measured beside these.
+
 Run: python tests/bench/ingest.py [--lines N] [--runs N] [--formats jsonl-short,combined]
+     [--against DIR]
 """
 
 from __future__ import annotations
@@ -201,10 +206,16 @@ def generate(directory: Path, shape: Shape, lines: int) -> Path:
     return path
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child."""
+def run_child(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child.
+
+    ``cwd``: where it runs (``python -m`` imports from there first)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -276,6 +287,7 @@ def main() -> None:
         help="comma-separated, of: " + ", ".join(shape.name for shape in SHAPES),
     )
     parser.add_argument("--no-double", action="store_true", help="skip the RSS run at 2x size")
+    parser.add_argument("--against", type=Path, help="another nodus checkout, run alike")
     args = parser.parse_args()
     chosen = [shape for shape in SHAPES if shape.name in args.formats.split(",")]
     env = dict(os.environ)
@@ -285,6 +297,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nodus-bench-") as tmp:
         work = Path(tmp)
         env["PYTHONPYCACHEPREFIX"] = str(work / "bytecode")
+        against_env = None
+        if args.against is not None:
+            against_env = {**env, "PYTHONPATH": str(args.against.resolve())}
         lnav_env = lnav_setup(work)
         print(
             f"{args.lines:,} lines a file, best of {args.runs} runs; lnav: "
@@ -297,6 +312,8 @@ def main() -> None:
             sql = shape.reference(data)
             reference = [sys.executable, "-c", REFERENCE]
             duck, ours, lnav = Side([], []), Side([], []), Side([], [])
+            bare = Side([], [])  # nodus ingest --no-patterns: the load without learning
+            other = Side([], [])  # the --against checkout's nodus ingest
             rss: list[int] = []
             if lnav_env is not None:
                 counted = lnav_count(data, lnav_env)
@@ -310,12 +327,31 @@ def main() -> None:
                     duck.cpu.append(cpu)
                 home = empty(work / "home")
                 wall, peak, cpu = run_child(
-                    [*nodus, "--home", str(home), "-q", "ingest", str(data)], env
+                    [*nodus, "--home", str(home), "-q", "ingest", str(data)], env, cwd=PROJECT
                 )
                 if timed:
                     ours.wall.append(wall)
                     ours.cpu.append(cpu)
                     rss.append(peak)
+                home = empty(work / "home")
+                wall, _, cpu = run_child(
+                    [*nodus, "--home", str(home), "-q", "ingest", "--no-patterns", str(data)],
+                    env,
+                    cwd=PROJECT,
+                )
+                if timed:
+                    bare.wall.append(wall)
+                    bare.cpu.append(cpu)
+                if against_env is not None:
+                    home = empty(work / "home")
+                    wall, _, cpu = run_child(
+                        [*nodus, "--home", str(home), "-q", "ingest", str(data)],
+                        against_env,
+                        cwd=args.against,
+                    )
+                    if timed:
+                        other.wall.append(wall)
+                        other.cpu.append(cpu)
                 if lnav_env is not None:
                     wall, _, cpu = run_child(["lnav", "-n", "-c", LNAV_COUNT, str(data)], lnav_env)
                     if timed:
@@ -328,9 +364,15 @@ def main() -> None:
                 f"peak RSS {max(rss) / 1024:.0f} MiB"
             )
             print(f"  vs DuckDB  {ratios(duck, ours)}")
+            print(f"    no-patt. {ratios(duck, bare)}")
+            if against_env is not None:
+                print(f"    against  {ratios(duck, other)}")
             worst[f"{shape.name} vs DuckDB"] = min(duck.cpu) / min(ours.cpu)
             if lnav_env is not None:
                 print(f"  vs lnav    {ratios(lnav, ours)}")
+                print(f"    no-patt. {ratios(lnav, bare)}")
+                if against_env is not None:
+                    print(f"    against  {ratios(lnav, other)}")
                 worst[f"{shape.name} vs lnav"] = min(lnav.cpu) / min(ours.cpu)
             if not args.no_double:
                 twice = work / f"double-{data.name}"
