@@ -161,6 +161,8 @@ def ingest(
         if secret is not None and (kinds or fields):
             for statement in redact.macros(secret, kinds):
                 con.execute(statement)
+        if secret is not None and kinds:
+            store.redact_journal(redact.text_redactor(secret, kinds))
         if secret is not None and fields:
             stack.callback(con.remove_function, FIELDS_UDF)
             redactor = redact.field_redactor(secret, fields)
