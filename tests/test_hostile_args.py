@@ -31,6 +31,8 @@ CASES = [
     (("quarantine", "--limit", HUGE), "64-bit"),
     (("config", "show", "app.toml", "--generation", HUGE), "64-bit"),
     (("sql", "advise", "--limit", HUGE), "64-bit"),
+    (("keys", "sign", ""), "an empty path"),
+    (("keys", "seal", "", "--recipient", "x"), "an empty path"),
     (("query", "@/dev/zero"), "larger than 64 MiB"),
     (("sql", "lint", "/dev/zero"), "larger than 64 MiB"),
 ]

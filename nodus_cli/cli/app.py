@@ -18,6 +18,7 @@ from typer._click import Context, Parameter
 from typer._click import exceptions as click_exceptions
 from typer._click import types as click_types
 from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import TyperPath
 
 from nodus_cli import __version__
 from nodus_cli.cli import audit, core, export, ingest, keys, patterns, quickstart, state, timeline
@@ -220,10 +221,20 @@ class _Int64Range(click_types.IntRange):
         return number
 
 
-def _bound_integers(group: TyperGroup) -> None:
-    """Every integer option and argument of every command fits in 64 bits.
+class _NonEmptyPath(TyperPath):
+    """A path option or argument that refuses the empty string (Python reads it as ``.``)."""
 
-    Their values end in DuckDB (a LIMIT, a generation number), which takes no larger
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "":
+            self.fail("an empty path names no file", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _bound_integers(group: TyperGroup) -> None:
+    """Every integer option and argument of every command fits in 64 bits, and no path
+    is the empty string.
+
+    Integers end in DuckDB (a LIMIT, a generation number), which takes no larger
     integer: ``--limit 99999999999999999999`` is a usage error (exit 2) at parsing,
     like any other value out of its range, not a crash deep inside the command.
     """
@@ -237,6 +248,8 @@ def _bound_integers(group: TyperGroup) -> None:
             ranged = isinstance(kind, click_types.IntRange) and not kind.clamp
             if (plain or ranged) and not isinstance(kind, _Int64Range):
                 param.type = _Int64Range(kind)
+            elif type(kind) is TyperPath:
+                kind.__class__ = _NonEmptyPath  # the same settings, one check more
 
 
 def _add_wide_option(group: TyperGroup) -> None:
