@@ -155,19 +155,33 @@ def atomic_write(
         handle.write(data)
 
 
-def read_text(path: Path, kind: str) -> str:
-    """A small UTF-8 file's text; a failure as one line in the user's words
-    (``FILE: no such file``, ``FILE: not an age identity file``)."""
+TEXT_LIMIT = 64 << 20  # bytes: an SQL file or text argument larger than this is refused
+
+
+def read_text(path: Path | str, kind: str, limit: int = TEXT_LIMIT) -> str:
+    """A small UTF-8 text's bytes from a file, or from stdin for ``-``; a failure as one
+    line in the user's words (``FILE: no such file``, ``FILE: not an age identity file``).
+
+    The read is bounded: ``@/dev/zero`` or an endless pipe is an error after ``limit``
+    bytes, never a hang that eats memory. Pipes and FIFOs are read (``@<(cmd)`` works).
+    """
     from nodus_cli.errors import InputError, describe_os_error
 
+    name = "stdin" if str(path) == "-" else str(path)
     try:
-        data = path.read_bytes()
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
     except OSError as exc:
         raise InputError(describe_os_error(exc)) from None
+    if len(data) > limit:
+        raise InputError(f"{name}: {kind} larger than {limit >> 20} MiB is not read")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not {kind} (not UTF-8 text)") from None
+        raise InputError(f"{name}: not {kind} (not UTF-8 text)") from None
 
 
 # --- bounded reads of untrusted inputs --------------------------------------------------

@@ -25,7 +25,7 @@ def parse_duration(text: str) -> timedelta:
     """Parse ``90s``, ``15m``, ``6h``, ``1d12h`` or plain seconds into a timedelta."""
     raw = text.strip()
     if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return timedelta(seconds=float(raw))
+        return _seconds(float(raw), text)
     compact = raw.replace(" ", "")
     pos = 0
     total = 0.0
@@ -36,7 +36,14 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if pos != len(compact) or not compact:
         raise UsageError(f"invalid duration {text!r} (expected e.g. 90s, 15m, 6h, 1d12h)")
-    return timedelta(seconds=total)
+    return _seconds(total, text)
+
+
+def _seconds(total: float, text: str) -> timedelta:
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:  # more days than a timedelta holds (999999999), or infinite
+        raise UsageError(f"duration {text!r} is too long") from None
 
 
 def parse_time(text: str, *, now: datetime | None = None) -> datetime:
@@ -52,12 +59,18 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
         return now
     if lowered == "today":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    out_of_range = UsageError(f"time {text!r} is out of range (years 1 to 9999)")
     if re.fullmatch(r"\d{9,}(\.\d+)?", raw):
-        return datetime.fromtimestamp(float(raw), UTC)
+        try:
+            return datetime.fromtimestamp(float(raw), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise out_of_range from None
     relative = _RELATIVE.match(raw)
     if relative and not re.match(r"^\d{4}-", raw):
         try:
             return now - parse_duration(relative.group("dur"))
+        except OverflowError:
+            raise out_of_range from None
         except UsageError:
             pass
     try:

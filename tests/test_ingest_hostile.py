@@ -346,7 +346,7 @@ def test_nul_lines_are_records_and_quarantine_keeps_the_bytes_read(
     run(store, multi)
     assert store.con.execute(
         "SELECT raw, raw_bytes FROM quarantine WHERE byte_offset = 0"
-    ).fetchone() == ("junk ?\nmore", b"junk \xff\r\nmore")
+    ).fetchone() == ("junk \ufffd\nmore", b"junk \xff\r\nmore")
 
 
 # --- 10: memory ----------------------------------------------------------------------------

@@ -164,6 +164,50 @@ def test_spark_stages_reach_the_progress(spark: Any, tpch: tuple[Store, Path]) -
     assert all(re.fullmatch(r"(stage \d+: \d+/\d+ tasks(, )?)+", s) for s in recorder.stages[2:])
 
 
+def test_spark_runs_only_queries_that_stay_inside_the_data(
+    spark: Any, tpch: tuple[Store, Path], tmp_path: Path
+) -> None:
+    """Issue 23.1 on Spark: Spark's parser decides what a query is, files are no tables,
+    and functions that reach outside the data (by the registry's groups) are refused."""
+    from nodus_cli.errors import NodusError
+    from nodus_cli.sqltools.transpile import TranspileResult
+
+    _, export = tpch
+    register_spark_views(spark, exported_tables(export))
+    written = tmp_path / "written"
+    hostile = [
+        f"INSERT OVERWRITE DIRECTORY '{written}' USING csv SELECT * FROM region",
+        f"CACHE TABLE cached OPTIONS ('path' '{written}') AS SELECT * FROM region",
+        f"ADD JAR {written}.jar",
+        "SET spark.sql.runSQLOnFiles=true",
+        "CREATE TEMPORARY VIEW v AS SELECT 1",
+        "DROP VIEW region",
+        "EXPLAIN SELECT 1",
+        "SELECT * FROM csv.`/etc/passwd`",
+        "SELECT reflect('java.lang.System', 'getenv', 'HOME')",
+        "SELECT r_name FROM region WHERE r_name IN "
+        "(SELECT java_method('java.lang.System', 'getProperty', 'user.home'))",
+        "WITH c AS (SELECT try_reflect('java.lang.System', 'getenv', 'HOME') AS e) SELECT * FROM c",
+        "SELECT input_file_name() FROM region",
+        "SELECT * FROM region LATERAL VIEW explode(array(input_file_block_start())) x AS y",
+        "SELECT * FROM python_worker_logs()",
+    ]
+    accepted = []
+    for sql in hostile:
+        try:
+            list(run_spark(spark, TranspileResult(sql)).rows)
+        except NodusError as exc:
+            assert exc.exit_code == 2 and "\n" not in exc.message, (sql, exc.message)
+        else:
+            accepted.append(sql)
+    assert accepted == []
+    assert not written.exists() and not Path(f"{written}.jar").exists()
+    assert spark.conf.get("spark.sql.runSQLOnFiles") == "false"
+    assert spark.catalog.tableExists("region")  # the DROP never ran
+    fine = "SELECT r_name, rand() < 2 AS r, typeof(r_name) AS t FROM region ORDER BY 1 LIMIT 1"
+    assert list(run_spark(spark, TranspileResult(fine)).rows) == [("AFRICA", True, "string")]
+
+
 @pytest.mark.slow
 def test_spark_in_a_fresh_process(run_nodus, tpch: tuple[Store, Path]) -> None:
     """The real command line: its own JVM, quiet stderr, the same answer as DuckDB."""

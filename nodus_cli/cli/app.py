@@ -16,7 +16,9 @@ from typing import Annotated, Any
 import typer
 from typer._click import Context, Parameter
 from typer._click import exceptions as click_exceptions
+from typer._click import types as click_types
 from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import TyperPath
 
 from nodus_cli import __version__
 from nodus_cli.cli import audit, core, export, flags, ingest, keys, patterns, quickstart, timeline
@@ -39,6 +41,7 @@ class NodusGroup(TyperGroup):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _add_wide_option(self)
+        _bound_integers(self)
 
     def main(  # type: ignore[override]
         self,
@@ -67,6 +70,10 @@ class NodusGroup(TyperGroup):
     def _run(
         self, argv: list[str], prog_name: str, complete_var: str | None, extra: dict[str, Any]
     ) -> int:
+        unusable = _unusable_argument(argv)
+        if unusable is not None:
+            error_line(unusable)
+            return EXIT_USAGE
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except NodusError as exc:
@@ -105,6 +112,24 @@ class NodusGroup(TyperGroup):
             _print_traceback()
             return EXIT_INTERNAL
         return result if isinstance(result, int) else 0
+
+
+def _unusable_argument(argv: Sequence[str]) -> str | None:
+    """Why an argument cannot be used at all, before any command sees it.
+
+    Every argument ends up as text somewhere (SQL, a DuckDB parameter, the journal):
+    one holding a NUL byte or bytes that are not UTF-8 (Python keeps those as lone
+    surrogates) is refused here once, instead of failing deep inside each command.
+    """
+    for number, arg in enumerate(argv, 1):
+        if "\0" in arg:
+            return f"argument {number} holds a NUL byte"
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "backslashreplace").decode("utf-8")
+            return f"argument {number} ({shown!r}) is not UTF-8 text"
+    return None
 
 
 def _print_traceback() -> None:
@@ -162,6 +187,69 @@ def _set_wide(_ctx: Context, _param: Parameter, value: bool) -> bool:
     if value:
         flags.STATE.wide = True
     return value
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class _Int64Range(click_types.IntRange):
+    """An integer type as declared (its help unchanged) that also fits in 64 bits."""
+
+    def __init__(self, declared: click_types.ParamType) -> None:
+        self.declared = declared
+        low = getattr(declared, "min", None)
+        high = getattr(declared, "max", None)
+        super().__init__(
+            INT64[0] if low is None else low,
+            INT64[1] if high is None else high,
+            getattr(declared, "min_open", False),
+            getattr(declared, "max_open", False),
+        )
+        self.name = declared.name
+
+    def _describe_range(self) -> str:
+        describe = getattr(self.declared, "_describe_range", None)
+        return describe() if describe else ""
+
+    def get_metavar(self, param: Parameter, ctx: Context) -> str | None:
+        return self.declared.get_metavar(param, ctx)
+
+    def convert(self, value: Any, param: Parameter | None, ctx: Context | None) -> Any:
+        number = self.declared.convert(value, param, ctx)  # the declared range's message
+        if not INT64[0] <= number <= INT64[1]:
+            self.fail(f"{number} is out of range (a 64-bit integer at most)", param, ctx)
+        return number
+
+
+class _NonEmptyPath(TyperPath):
+    """A path option or argument that refuses the empty string (Python reads it as ``.``)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "":
+            self.fail("an empty path names no file", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _bound_integers(group: TyperGroup) -> None:
+    """Every integer option and argument of every command fits in 64 bits, and no path
+    is the empty string.
+
+    Integers end in DuckDB (a LIMIT, a generation number), which takes no larger
+    integer: ``--limit 99999999999999999999`` is a usage error (exit 2) at parsing,
+    like any other value out of its range, not a crash deep inside the command.
+    """
+    for command in group.commands.values():
+        if isinstance(command, TyperGroup):
+            _bound_integers(command)
+            continue
+        for param in command.params:
+            kind = param.type
+            plain = kind is click_types.INT
+            ranged = isinstance(kind, click_types.IntRange) and not kind.clamp
+            if (plain or ranged) and not isinstance(kind, _Int64Range):
+                param.type = _Int64Range(kind)
+            elif type(kind) is TyperPath:
+                kind.__class__ = _NonEmptyPath  # the same settings, one check more
 
 
 def _add_wide_option(group: TyperGroup) -> None:

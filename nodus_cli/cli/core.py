@@ -2,7 +2,6 @@
 
 import contextlib
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -177,7 +176,7 @@ def _version(distribution: str) -> str | None:
 def read_sql_argument(sql: str) -> str:
     """``-`` reads the SQL from stdin; an ``@FILE`` reads it from a file."""
     if sql == "-":
-        text = sys.stdin.read()
+        text = read_text("-", "SQL")
     elif sql.startswith("@"):
         text = read_text(Path(sql[1:]), "an SQL file")
     else:

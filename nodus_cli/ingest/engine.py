@@ -8,6 +8,7 @@ committed window; the next run resumes there.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import os
@@ -48,6 +49,7 @@ MEMORY_BYTES = 256 << 20
 # line, or a multi-line record): copies for the parse, the columns and the insert
 MEMORY_PER_BYTE = 4
 WINDOW_VIEW = "nodus_window"  # the registered Arrow stream of the window being parsed
+RAW_BYTES_KEY = "_raw_bytes"  # attrs: a row's bytes as read (base64) when its text differs
 FIELDS_UDF = "nodus_redact_fields"  # JSON text -> the same with --redact fields pseudonymised
 
 
@@ -161,6 +163,8 @@ def ingest(
         if secret is not None and (kinds or fields):
             for statement in redact.macros(secret, kinds):
                 con.execute(statement)
+        if secret is not None and kinds:
+            store.redact_journal(redact.text_redactor(secret, kinds))
         if secret is not None and fields:
             stack.callback(con.remove_function, FIELDS_UDF)
             redactor = redact.field_redactor(secret, fields)
@@ -600,6 +604,8 @@ class _Job:
             source_name,
             file_id,
         )
+        if lines.altered_offsets and not (self.kinds or self.fields or detected.is_metrics):
+            self._keep_row_bytes(lines, file_id, multiline=detected.multiline)
         records = _plain_records(lines, detected)
         if records is None:
             if detected.multiline:
@@ -648,6 +654,55 @@ class _Job:
             ],
         )
 
+    def _keep_row_bytes(self, lines: WindowLines, file_id: int, *, multiline: bool) -> None:
+        """Keep in ``attrs`` (key ``RAW_BYTES_KEY``, base64) the bytes of the window's rows
+        whose text is not as read: an undecodable sequence (U+FFFD in the text) or a NUL.
+        """
+        import base64
+
+        ends: dict[int, int] = {}
+        if multiline:  # the record holding an altered line is the last to start before it
+            offsets = self._record_starts(lines, file_id)
+            starts = {
+                offsets[found - 1]
+                for altered in lines.altered_offsets
+                if (found := bisect.bisect_right(offsets, altered)) > 0
+            }
+            ends = dict(itertools.pairwise(offsets))
+        else:
+            starts = set(lines.altered_offsets)
+        rows = self.con.execute(
+            "SELECT byte_offset FROM logs WHERE file_id = ? AND byte_offset >= ? "
+            "AND byte_offset < ?",
+            [file_id, lines.offset, lines.offset + lines.size],
+        ).fetchall()
+        kept = [
+            (
+                base64.b64encode(lines.bytes_read(offset, ends.get(offset))).decode("ascii"),
+                file_id,
+                offset,
+            )
+            for (offset,) in rows
+            if offset in starts
+        ]
+        if kept:
+            self.con.executemany(
+                "UPDATE logs SET attrs = CAST(json_merge_patch(coalesce(attrs, JSON '{}'), "
+                f"json_object('{RAW_BYTES_KEY}', ?)) AS JSON) "
+                "WHERE file_id = ? AND byte_offset = ?",
+                kept,
+            )
+
+    def _record_starts(self, lines: WindowLines, file_id: int) -> list[int]:
+        """Where the window's records (rows and quarantined) start, and the window's end."""
+        starts = self.con.execute(
+            "SELECT byte_offset FROM quarantine WHERE file_id = $1 AND byte_offset >= $2 "
+            "AND byte_offset < $3 UNION SELECT byte_offset FROM logs WHERE file_id = $1 "
+            "AND byte_offset >= $2 AND byte_offset < $3 ORDER BY 1",
+            [file_id, lines.offset, lines.offset + lines.size],
+        ).fetchall()
+        return [row[0] for row in starts] + [lines.offset + lines.size]
+
     def _keep_exact_bytes(self, lines: WindowLines, file_id: int, *, multiline: bool) -> None:
         """Fill ``raw_bytes`` of the window's quarantined lines whose text is not as read.
 
@@ -661,14 +716,7 @@ class _Job:
         ).fetchall()
         ends: dict[int, int] = {}
         if multiline:
-            starts = self.con.execute(
-                "SELECT byte_offset FROM quarantine WHERE file_id = $1 AND byte_offset >= $2 "
-                "AND byte_offset < $3 UNION SELECT byte_offset FROM logs WHERE file_id = $1 "
-                "AND byte_offset >= $2 AND byte_offset < $3 ORDER BY 1",
-                window,
-            ).fetchall()
-            offsets = [row[0] for row in starts] + [lines.offset + lines.size]
-            ends = dict(itertools.pairwise(offsets))
+            ends = dict(itertools.pairwise(self._record_starts(lines, file_id)))
         exact = [
             (data, file_id, line_no)
             for line_no, byte_offset, raw in found

@@ -10,7 +10,6 @@ to read.
 
 from __future__ import annotations
 
-import codecs
 import queue
 import re
 import threading
@@ -26,35 +25,67 @@ INLINE_BYTES = 12  # an Arrow string view holds a string this short itself
 MAX_WINDOW = (2 << 30) - 1  # string views address their buffer with 32-bit offsets
 
 
-def _same_length_replace(error: UnicodeError) -> tuple[str, int]:
-    """Replace each undecodable byte by one '?' so byte offsets stay exact."""
-    assert isinstance(error, UnicodeDecodeError)
-    return "?" * (error.end - error.start), error.end
-
-
-codecs.register_error("nodus-same-length", _same_length_replace)
-
-
 NUL_LINE = re.compile(rb"(?m)^\0+(?=\r?$)")
 NUL_MARK = b"\x1a"  # ASCII SUB: a line of NUL bytes is a record, not a blank line
+REPLACEMENT = "\ufffd".encode()  # what an undecodable byte sequence becomes in the text
 
 
 def _valid_text(window: bytes | bytearray) -> bytes | bytearray:
-    """The window as valid UTF-8 without NUL bytes, every byte offset unchanged.
+    """The window as valid UTF-8 without NUL bytes, line for line.
 
-    A NUL inside a line becomes a space; a line of nothing but NULs (a file's
-    preallocated or crash-zeroed blocks) becomes SUB characters, so that it is still
-    a record, quarantined like any line that does not parse.
+    Each undecodable byte sequence becomes U+FFFD (so the text may be longer than the
+    bytes read: ``WindowLines`` takes byte offsets from the bytes). A NUL inside a line
+    becomes a space; a line of nothing but NULs (a file's preallocated or crash-zeroed
+    blocks) becomes SUB characters, so that it is still a record, quarantined like any
+    line that does not parse. Newlines are never touched: line N of the text is line N
+    of the bytes.
     """
     if not window.isascii():  # ASCII is valid UTF-8; the check is much cheaper than decoding
         try:
             window.decode("utf-8")
         except UnicodeDecodeError:
-            window = window.decode("utf-8", "nodus-same-length").encode("utf-8")
+            window = window.decode("utf-8", "replace").encode("utf-8")
     if b"\0" in window:
         window = NUL_LINE.sub(lambda run: NUL_MARK * len(run[0]), window)
         window = window.replace(b"\0", b" ")
     return window
+
+
+def _line_bounds(buffer: bytes | bytearray) -> tuple[Any, Any, Any]:
+    """Every line's start, length with its line end, and length without a CR before it."""
+    import numpy as np
+
+    octets = np.frombuffer(buffer, np.uint8)
+    ends = _newlines(octets)
+    if buffer and not buffer.endswith(b"\n"):
+        ends = np.append(ends, len(buffer))
+    starts = np.empty(len(ends), np.int64)
+    if len(ends):
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    lengths = ends - starts
+    text_lengths = lengths
+    if b"\r" in buffer:  # a CR before the line's end is not part of the line
+        text_lengths = lengths - ((octets[np.maximum(ends - 1, 0)] == 13) & (lengths > 0))
+    return starts, lengths, text_lengths
+
+
+def _per_line(positions: Any, starts: Any) -> Any:
+    """How many of ``positions`` fall in each line (``starts``: the lines' first bytes)."""
+    import numpy as np
+
+    return np.bincount(np.searchsorted(starts, positions, "right") - 1, minlength=len(starts))
+
+
+def _replacements(octets: Any) -> Any:
+    """Positions where U+FFFD's three bytes start in ``octets``."""
+    import numpy as np
+
+    if len(octets) < 3:
+        return np.empty(0, np.int64)
+    lead = np.flatnonzero(octets[:-2] == REPLACEMENT[0])
+    keep = (octets[lead + 1] == REPLACEMENT[1]) & (octets[lead + 2] == REPLACEMENT[2])
+    return lead[keep]
 
 
 def _newlines(buffer: Any) -> Any:
@@ -121,33 +152,36 @@ class WindowLines:
         text = _valid_text(window)
         # the bytes as read, when the lines DuckDB sees differ from them (see exact_bytes)
         self.original = None if text is window else bytes(window)
+        octets = np.frombuffer(text, np.uint8)
+        starts, whole, lengths = _line_bounds(text)
+        count = len(starts)
+        # where each line starts and how long it is in the file, and where the lines start
+        # whose text is not their bytes (an undecodable sequence or a NUL)
+        byte_starts, byte_lengths = starts, lengths
+        self.altered_offsets: list[int] = []
+        if self.original is not None:
+            as_read = np.frombuffer(self.original, np.uint8)
+            byte_starts, _, byte_lengths = _line_bounds(self.original)
+            altered = _per_line(_replacements(octets), starts) != _per_line(
+                _replacements(as_read), byte_starts
+            )
+            altered |= _per_line(np.flatnonzero(as_read == 0), byte_starts) > 0
+            self.altered_offsets = (byte_starts[altered] + offset).tolist()
         window = text
-        octets = np.frombuffer(window, np.uint8)
-        ends = _newlines(octets)
-        if window and not window.endswith(b"\n"):
-            ends = np.append(ends, len(window))
-        count = len(ends)
-        starts = np.empty(count, np.int64)
-        if count:
-            starts[0] = 0
-            starts[1:] = ends[:-1] + 1
-        lengths = ends - starts
-        first_bytes = octets[starts[lengths > 0]]
+        first_bytes = octets[starts[whole > 0]]
         # A line that is empty or starts with a blank may hold no record at all.
-        self.maybe_blank = bool((lengths == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
+        self.maybe_blank = bool((whole == 0).any() or np.isin(first_bytes, (9, 13, 32)).any())
         # A line that starts with what DuckDB's regular expressions take for a blank
         # (RE2's \s: tab, LF, FF, CR, space) may continue the record above it.
         self.maybe_continued = bool(np.isin(first_bytes, (9, 10, 12, 13, 32)).any())
-        if b"\r" in window:  # a CR before the line's end is not part of the line
-            lengths -= (octets[np.maximum(ends - 1, 0)] == 13) & (lengths > 0)
-        if max_line is not None and count and int(lengths.max()) > max_line:
-            for index in np.flatnonzero(lengths > max_line).tolist():
-                start = int(starts[index])
-                length = int(lengths[index])
-                read = window if self.original is None else self.original  # bytes as read
+        if max_line is not None and count and int(byte_lengths.max()) > max_line:
+            read = window if self.original is None else self.original  # bytes as read
+            for index in np.flatnonzero(byte_lengths > max_line).tolist():
+                start = int(byte_starts[index])
+                length = int(byte_lengths[index])
                 head = bytes(read[start : start + min(length, HEAD_BYTES)])
                 self.too_long.append((lines_before + index + 1, offset + start, length, head))
-            lengths = np.where(lengths > max_line, 0, lengths)
+            lengths = np.where(byte_lengths > max_line, 0, lengths)
             self.maybe_blank = True
         self.longest = int(lengths.max()) if count else 0
         self.count = count
@@ -155,7 +189,7 @@ class WindowLines:
             window,
             _string_views(window, starts, lengths),
             np.arange(lines_before + 1, lines_before + count + 1, dtype=np.int64),
-            starts + offset,
+            byte_starts + offset,
         )
 
     def _long_line(
@@ -181,20 +215,28 @@ class WindowLines:
     def exact_bytes(self, byte_offset: int, text: str, end: int | None = None) -> bytes | None:
         """The bytes read for the record at ``byte_offset`` whose text is ``text``.
 
-        The record is one line, or runs to ``end`` (the next record's offset) for a
-        multi-line format. None when ``text`` already is those bytes. The final line
-        end is left out as in the text; CRs, NULs and undecodable bytes are as read.
+        None when ``text`` already is those bytes (see ``bytes_read``).
         """
         if self.original is None:
             return None
+        exact = self.bytes_read(byte_offset, end)
+        return None if exact == text.encode("utf-8") else exact
+
+    def bytes_read(self, byte_offset: int, end: int | None = None) -> bytes:
+        """The bytes read for the record at ``byte_offset``.
+
+        The record is one line, or runs to ``end`` (the next record's offset) for a
+        multi-line format. The final line end is left out as in the text; CRs, NULs and
+        undecodable bytes are as read.
+        """
+        read = self.original if self.original is not None else b""
         start = byte_offset - self.offset
         if end is None:
-            found = self.original.find(b"\n", start)
-            stop = found if found >= 0 else len(self.original)
+            found = read.find(b"\n", start)
+            stop = found if found >= 0 else len(read)
         else:
             stop = end - self.offset
-        exact = self.original[start:stop].rstrip(b"\n").removesuffix(b"\r")
-        return None if exact == text.encode("utf-8") else exact
+        return read[start:stop].rstrip(b"\n").removesuffix(b"\r")
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         if self._arrow is None:

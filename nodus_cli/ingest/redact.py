@@ -116,6 +116,25 @@ def macros(secret: bytes, kinds: list[str]) -> list[str]:
     return statements
 
 
+def text_redactor(secret: bytes, kinds: list[str]) -> Callable[[str], str]:
+    """``nodus_redact`` as a Python function, for texts stored without passing through SQL.
+
+    The journal's record of a redacted ingest (its arguments, its summary) goes through
+    it. It runs the very macros ingest uses, on a private in-memory connection, so that
+    a path in the journal and the same path in ``ingest_files`` get the same pseudonyms.
+    """
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    for statement in macros(secret, kinds):
+        con.execute(statement)
+
+    def apply(text: str) -> str:
+        return str(con.execute("SELECT nodus_redact(?)", [text]).fetchall()[0][0])
+
+    return apply
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

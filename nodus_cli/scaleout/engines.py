@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -265,6 +266,7 @@ def start_spark(master: str = DEFAULT_MASTER, conf: dict[str, str] | None = None
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.sql.runSQLOnFiles": "false",  # no SELECT FROM csv.`path`: see read_only_frame
     }
     if local:
         settings |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
@@ -375,9 +377,10 @@ def run_spark(
     json_columns = json_columns or set()
     statements = translated.statements
     with _spark_errors():
+        spark.conf.set("spark.sql.runSQLOnFiles", "false")  # csv.`/etc/passwd` is no table
         for statement in statements[:-1]:
-            spark.sql(statement).collect()
-        frame = spark.sql(statements[-1])
+            read_only_frame(spark, statement).collect()
+        frame = read_only_frame(spark, statements[-1])
         if limit is not None:
             frame = frame.limit(limit)
         fields = frame.schema.fields
@@ -385,6 +388,95 @@ def run_spark(
         types = [_duckdb_type_name(f, json_columns) for f in fields]
         rows = _spark_rows(*_exact_timestamps(frame))
     return EngineResult(columns, types, rows, translated.warnings)
+
+
+# Registry groups whose functions reach outside the data: a nondeterministic "misc"
+# function reads the JVM or the files under the data (reflect, java_method,
+# input_file_name), a protobuf function reads a descriptor file, a table function other
+# than a generator reads what Spark keeps (python_worker_logs).
+_OUTSIDE_GROUPS = ("misc_funcs", "protobuf_funcs", "table_funcs")
+_HARMLESS_TABLE_FUNCTIONS = ("org.apache.spark.sql.catalyst.plans.logical.Range",)
+
+
+def read_only_frame(spark: Any, statement: str) -> Any:
+    """``statement`` as a DataFrame (analysed, not run), refused unless it only reads.
+
+    Spark's own parser decides what a query is (``parseQuery``: no command, DDL, DML,
+    ``INSERT OVERWRITE DIRECTORY``, ``CACHE``, ``ADD JAR`` or ``SET`` parses as one),
+    so nothing runs before the check; the analysed plan is then refused if it uses a
+    function that reaches outside the data (``_outside_functions``).
+    """
+    from pyspark.errors import ParseException
+
+    session = spark._jsparkSession
+    try:
+        session.sessionState().sqlParser().parseQuery(statement)
+    except Exception as exc:  # py4j wraps Spark's ParseException
+        if not isinstance(exc, ParseException) and "ParseException" not in str(exc):
+            raise
+        try:
+            kind = session.sessionState().sqlParser().parsePlan(statement).nodeName()
+        except Exception:
+            raise InputError(f"Spark SQL error: {first_line(exc)}") from None
+        raise UsageError(
+            f"--engine spark runs queries only; refused: {kind} (it is not a query)"
+        ) from None
+    frame = spark.sql(statement)  # analysis only: a query runs when its rows are asked for
+    plan = json.loads(frame._jdf.queryExecution().analyzed().toJSON())
+    outside = _outside_functions(spark)
+    used = sorted({outside[name] for name in _plan_classes(plan) if name in outside})
+    if used:
+        raise UsageError(f"--engine spark refuses {', '.join(used)}: it reaches outside the data")
+    return frame
+
+
+def _plan_classes(node: Any) -> Iterator[str]:
+    """The class of every plan node and expression of a plan's JSON, subqueries included."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("class"), str):
+                yield item["class"]
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+_OUTSIDE: dict[str, dict[str, str]] = {}
+
+
+def _outside_functions(spark: Any) -> dict[str, str]:
+    """Class name -> function name of every registered function that reaches outside
+    the data, read from Spark's function registries (once per Spark application)."""
+    application = spark.sparkContext.applicationId
+    if application in _OUTSIDE:
+        return _OUTSIDE[application]
+    jvm = spark._jvm
+    nondeterministic = jvm.java.lang.Class.forName(
+        "org.apache.spark.sql.catalyst.expressions.Nondeterministic"
+    )
+    state = spark._jsparkSession.sessionState()
+    outside: dict[str, str] = {}
+    for registry in (state.functionRegistry(), state.tableFunctionRegistry()):
+        listed = registry.listFunction().iterator()
+        while listed.hasNext():
+            name = listed.next()
+            info = registry.lookupFunction(name).get()
+            group, class_name = info.getGroup(), info.getClassName()
+            if group not in _OUTSIDE_GROUPS or class_name in _HARMLESS_TABLE_FUNCTIONS:
+                continue
+            if group == "misc_funcs":
+                try:
+                    found = jvm.java.lang.Class.forName(class_name)
+                except Exception:
+                    continue  # a builder, not an expression: what it builds is listed
+                if not nondeterministic.isAssignableFrom(found):
+                    continue  # current_user, version, typeof: values, not reads
+            aliases = {name.funcName(), *outside.get(class_name, "").split("/")} - {""}
+            outside[class_name] = "/".join(sorted(aliases))  # reflect/java_method: one class
+    _OUTSIDE[application] = outside
+    return outside
 
 
 def _duckdb_type_name(spark_field: Any, json_columns: set[str]) -> str:

@@ -31,7 +31,11 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 DEFAULT_RUNS = 6  # interleaved pairs timed before the first look at the interval
 DEFAULT_BUDGET = 5.0  # seconds of timing before the verdict is taken as it stands
-NOT_SLOWER = 1.05  # a rewrite is kept when the interval's upper bound is at most this
+NOT_SLOWER = 1.05  # a whole interval above this is "slower"
+# A rewrite is kept only when measurably faster: its whole interval below 1 and its ratio
+# at most 1 - DEAD_BAND. Within the band the two are the same query to a stopwatch, and
+# the original stays whatever the noise (the band mirrors NOT_SLOWER).
+DEAD_BAND = 0.05
 TOO_FAST = 0.005  # seconds: below this for both queries, timing noise decides verdicts
 PRECISION = 0.02  # stop once the interval's half-width (log scale) is this narrow
 MAX_PAIRS = 400
@@ -408,10 +412,15 @@ def verify_rewrite(
 ) -> RewriteReport:
     """Prove ``report``'s rewrite on ``con``: same rows after every rule, not slower overall.
 
-    "Not slower" is decided on the 95% confidence interval of the time ratio over
-    interleaved runs (see ``measure_ratio``): the rewrite is kept only when the upper
-    bound is at most ``NOT_SLOWER``. Queries too fast to time keep the original. On any
-    difference, error or slowdown the report keeps the original and names the rule.
+    The verdict is taken on the 95% confidence interval of the time ratio over
+    interleaved runs (see ``measure_ratio``): the rewrite is kept only when it is
+    measurably faster (ratio at most ``1 - DEAD_BAND``, the whole interval below 1); it
+    is "slower" when the whole interval lies above ``NOT_SLOWER``. A query whose true
+    ratio is near 1 thus keeps the original
+    every time, instead of flipping with the noise around a threshold; so do queries
+    too fast to time and intervals left too wide by the budget ("no measurable
+    difference"). On a different result, an error or a slowdown the report keeps the
+    original and names the rule.
     """
     note = on_progress or (lambda _message: None)
     original_sql = _engine_sql(report.original, report.dialect)
@@ -472,15 +481,25 @@ def verify_rewrite(
             f"too fast to time reliably (original {report.original_seconds * 1000:.1f} ms, "
             f"rewrite {report.rewritten_seconds * 1000:.1f} ms): kept the original",
         )
-    if measured.high > NOT_SLOWER:
+    culprit = None
+    if measured.high > NOT_SLOWER:  # slower, or may be: name the rule most to blame
         note("timing each rule against the query before it, to name the slow one")
         slowest = _slowest_step(con, original_sql, report.steps, runs)
+        culprit = slowest.rule if slowest else None
+    if measured.low > NOT_SLOWER:
         return _refuse(
             report,
-            slowest.rule if slowest else None,
-            f"not shown to be not slower: time ratio {interval} (95% interval; kept only "
-            f"when its upper bound is at most {NOT_SLOWER:.2f})"
-            + ("; the rewrite is slower" if measured.low > 1 else ""),
+            culprit,
+            f"slower: time ratio {interval} (95% interval, all of it above {NOT_SLOWER:.2f})",
+        )
+    if measured.high >= 1 or measured.ratio > 1 - DEAD_BAND:
+        maybe = " (possibly slower)" if culprit else ""
+        return _refuse(
+            report,
+            culprit,
+            f"no measurable difference{maybe}: time ratio {interval} (95% interval; a "
+            f"rewrite is kept when it is at most {1 - DEAD_BAND:.2f}x with the whole interval "
+            "below 1): kept the original",
         )
     return report
 

@@ -88,6 +88,20 @@ def _summary_json(summary: dict[str, Any]) -> str:
     return json.dumps(summary, default=str, sort_keys=True)
 
 
+TextRedactor = Callable[[str], str]
+
+
+def _redact_values(value: Any, redactor: TextRedactor) -> Any:
+    """``value`` with every text in it (at any depth, keys aside) passed through ``redactor``."""
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, dict):
+        return {key: _redact_values(item, redactor) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_redact_values(item, redactor) for item in value]
+    return value
+
+
 Fold = Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]]
 
 
@@ -196,6 +210,7 @@ class Store:
         self._guard = guard.GuardState()
         self._open = True
         self._run: JournalRun | None = None  # set: changes fold into one journal row
+        self._journal_redactor: TextRedactor | None = None
         guard.OPEN_IN_PROCESS[str(path)] += 1
 
     def __enter__(self) -> Store:
@@ -251,25 +266,41 @@ class Store:
     def schema_version(self) -> int:
         return _schema_version(self.con, self.path)
 
+    def redact_journal(self, redactor: TextRedactor) -> None:
+        """From now on every text this store journals passes through ``redactor``.
+
+        A redacted ingest calls it: the journal must not keep in clear (an input's path,
+        a ``--source`` name, an error quoting a value) what the rows hold pseudonymised.
+        Arguments and every text of a summary are covered, whoever writes the row.
+        """
+        previous = self._journal_redactor
+        self._journal_redactor = (
+            redactor if previous is None else (lambda text: redactor(previous(text)))
+        )
+
     def _append_journal(
         self, outcome: str, summary: dict[str, Any], invocation: Invocation | None = None
     ) -> None:
         run = self._run if invocation is None else None
         if run is not None:
             outcome, summary = run.fold(outcome, summary)
-            if run.row_id is not None:
-                self.con.execute(
-                    "UPDATE journal SET outcome = ?, summary = ? WHERE id = ?",
-                    [outcome, _summary_json(summary), run.row_id],
-                )
-                return
+        redactor = self._journal_redactor
+        if redactor is not None:
+            summary = _redact_values(summary, redactor)
+        if run is not None and run.row_id is not None:
+            self.con.execute(
+                "UPDATE journal SET outcome = ?, summary = ? WHERE id = ?",
+                [outcome, _summary_json(summary), run.row_id],
+            )
+            return
         inv = invocation or self.invocation
+        args = inv.args if redactor is None else [redactor(arg) for arg in inv.args]
         row = self.con.execute(
             'INSERT INTO journal (time, command, args, "user", host, outcome, summary) '
             "VALUES (now(), ?, ?, ?, ?, ?, ?) RETURNING id",
             [
                 inv.command,
-                json.dumps(inv.args),
+                json.dumps(args),
                 inv.user,
                 inv.host,
                 outcome,

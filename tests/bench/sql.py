@@ -355,7 +355,12 @@ def verdict_stability(con: Any, queries: dict[str, str], repeats: int) -> dict[s
             verify_rewrite(report, con)
             kind = "kept" if report.kept else (report.reason or "").split(":")[0].split(" (")[0]
             verdicts.setdefault(name, []).append(kind)
-        print(f"  {name}: {verdicts[name]}", file=sys.stderr)
+            interval = (
+                f" {report.ratio:.3f} [{report.ratio_low:.3f}, {report.ratio_high:.3f}]"
+                if report.ratio is not None and report.ratio_low is not None
+                else ""
+            )
+            print(f"  {name}: {kind}{interval}, {report.runs} pairs", file=sys.stderr)
     changed = [name for name, kinds in verdicts.items() if len(set(kinds)) > 1]
     flipped = [name for name, kinds in verdicts.items() if len({k == "kept" for k in kinds}) > 1]
     return {"repeats": repeats, "verdicts": verdicts, "changed": changed, "flipped": flipped}

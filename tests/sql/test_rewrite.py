@@ -289,3 +289,48 @@ def test_five_verifications_of_a_slow_rewrite_give_the_same_verdict(tpch_con: An
         verdicts.add((report.kept, report.culprit))
         assert "[" in (report.reason or "")  # the ratio's interval is reported
     assert verdicts == {(False, "slow_filter")}
+
+
+def _timed_like(monkeypatch: pytest.MonkeyPatch, ratio: float, seed: int) -> None:
+    """Real rows, fake times: the rewrite (the query with ORDER BY) ``ratio`` times the
+    original, both with +-4% noise and a preempted run now and then."""
+    import random
+
+    noise = random.Random(seed)
+
+    def fake_execute(con: Any, sql: str) -> tuple[list[Any], float]:
+        rows, _seconds = execute(con, sql)
+        base = 0.020 * (ratio if "ORDER BY" in sql.upper() else 1.0)
+        spike = 4.0 if noise.random() < 0.1 else 1.0
+        return rows, base * spike * (1 + noise.uniform(-0.04, 0.04))
+
+    monkeypatch.setattr(rewrite_module, "execute", fake_execute)
+
+
+@pytest.mark.usefixtures("broken_rules")
+@pytest.mark.parametrize(
+    ("ratio", "kept", "reason"),
+    [
+        (1.0, False, "no measurable difference"),
+        (1.03, False, "no measurable difference"),
+        (0.97, False, "no measurable difference"),
+        (0.8, True, None),
+        (1.3, False, "slower"),
+    ],
+)
+def test_five_verifications_near_and_far_from_1_give_the_same_verdict(
+    tpch_con: Any, monkeypatch: pytest.MonkeyPatch, ratio: float, kept: bool, reason: str | None
+) -> None:
+    """Issue 16.3: a true ratio near 1 lies in the dead band (0.95-1.05) and keeps the
+    original every time, whatever the noise; measurably faster is kept, slower refused."""
+    rules = dict(rewrite_module.RULES)
+    rules["add_sort"] = Rule("add_sort", "a different plan", False, _add_a_sort)
+    monkeypatch.setattr(rewrite_module, "RULES", rules)
+    verdicts = set()
+    for seed in range(5):
+        _timed_like(monkeypatch, ratio, seed)
+        report = rewrite_sql("SELECT n_name FROM nation", rules=["add_sort"], con=tpch_con)
+        verify_rewrite(report, tpch_con, runs=6, budget=60)
+        verdicts.add((report.kept, (report.reason or "").split(":")[0].split(" (")[0] or None))
+        assert report.ratio_low is not None and report.ratio_low <= report.ratio_high
+    assert verdicts == {(kept, reason)}
