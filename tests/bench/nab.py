@@ -202,6 +202,40 @@ def raw_score(series: Series, flagged: np.ndarray, profile_name: str) -> float:
     return total
 
 
+@dataclass
+class Outcome:
+    """Where one series' points go: windows found (and how early), missed, false alarms."""
+
+    windows: int = 0
+    found: int = 0
+    reward: float = 0.0  # summed over found windows (1 each at best: an early detection)
+    false_alarms: int = 0
+    false_cost: float = 0.0  # their summed (negative) reward
+
+    def add(self, other: Outcome) -> Outcome:
+        return Outcome(
+            self.windows + other.windows,
+            self.found + other.found,
+            self.reward + other.reward,
+            self.false_alarms + other.false_alarms,
+            self.false_cost + other.false_cost,
+        )
+
+
+def outcome(series: Series, flagged: np.ndarray, profile_name: str) -> Outcome:
+    reward = series.rewards[profile_name]
+    hit = series.scored & flagged
+    false = hit & (series.window < 0)
+    result = Outcome(false_alarms=int(false.sum()), false_cost=float(reward[false].sum()))
+    for w in set(series.window[series.scored & (series.window >= 0)].tolist()):
+        hits = reward[hit & (series.window == w)]
+        result.windows += 1
+        if len(hits):
+            result.found += 1
+            result.reward += float(hits.max())
+    return result
+
+
 def null_and_perfect(series: Series, profile_name: str) -> tuple[float, float]:
     null = raw_score(series, np.zeros(len(series.values), dtype=bool), profile_name)
     return null, series.windows * PROFILES[profile_name]["tp"]
@@ -252,7 +286,7 @@ def plateau(train_score: dict[Calibration, float], chosen: Calibration) -> float
 
 
 def cross_validate(data, table, profile_name):
-    """(pooled held-out score, the constants each fold chose)."""
+    """(pooled held-out score, the constants each fold chose for its held-out category)."""
     bounds = [null_and_perfect(one, profile_name) for one in data]
     categories = sorted({one.category for one in data})
     held_raw: list[float] = []
@@ -268,6 +302,39 @@ def cross_validate(data, table, profile_name):
         held_raw += [table[best][i] for i in test]
         held_bounds += [bounds[i] for i in test]
     return normalised(held_raw, held_bounds), chosen
+
+
+def print_breakdown(data, rows, chosen, profile_name, per_series: bool) -> None:
+    """Points lost per category under the held-out constants: misses, lateness, false alarms.
+
+    A missed window costs 2 / (2 windows) of the normalised score, a late detection
+    its shortfall from 1, a false alarm its reward; the three sum to 100 - score.
+    """
+    total_windows = sum(o.windows for o in data)
+    unit = 100.0 / (2 * total_windows)  # normalised points per raw point
+    print(f"    {'held out':22s} windows found  missed(pts)  late(pts)  false alarms(pts)")
+    grand = Outcome()
+    for category in sorted({one.category for one in data}):
+        sum_ = Outcome()
+        for one in data:
+            if one.category != category:
+                continue
+            got = outcome(one, flags(one, rows, chosen[category]), profile_name)
+            sum_ = sum_.add(got)
+            if per_series:
+                print(f"      {Path(one.name).stem[:36]:36s} {_outcome_row(got, unit)}")
+        grand = grand.add(sum_)
+        print(f"    {category[:22]:22s} {_outcome_row(sum_, unit)}")
+    print(f"    {'all':22s} {_outcome_row(grand, unit)}")
+
+
+def _outcome_row(o: Outcome, unit: float) -> str:
+    missed = o.windows - o.found
+    late = o.found - o.reward
+    return (
+        f"{o.windows:4d} {o.found:4d}  {missed:3d} ({2 * missed * unit:5.1f})"
+        f"  {late * unit:6.1f}  {o.false_alarms:5d} ({-o.false_cost * unit:5.1f})"
+    )
 
 
 def full_score(data, rows, calibration, profile_name):
@@ -318,6 +385,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="standard profile, the three methods only"
     )
+    parser.add_argument(
+        "--per-series", action="store_true", help="break auto's points lost down per series"
+    )
     args = parser.parse_args()
     root = shared_path() / "data" / "nab"
     data = load(root)
@@ -345,6 +415,8 @@ def main() -> None:
                 for cat, c in chosen.items()
             )
             print(f"  {method:18s} {cv:8.2f}  {full:8.2f}  {folds}", flush=True)
+            if method == "auto" and profile_name == "standard":
+                print_breakdown(data, rows, chosen, profile_name, args.per_series)
             if method == "auto":
                 common = Counter(chosen.values()).most_common(1)[0][0]
                 if common != calibrate.DEFAULT:
