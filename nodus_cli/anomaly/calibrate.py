@@ -26,13 +26,20 @@ one long run bit for bit from a bounded window of past points.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 ANOMALY_THRESHOLD = 0.5  # the score at which a point is an anomaly (tail FLAG_TAIL)
 BLOCK = 50  # points per block of long-term statistics
+# log10(5) / log10(0.5 / (1 - 0.5 ** (1 / BLOCK))): decades from the 50th to the
+# 90th percentile of block maxima over those from a typical point to their median.
+TIE_SHARE = math.log10(5.0) / math.log10(0.5 / (1.0 - 0.5 ** (1.0 / BLOCK)))
 MIN_HISTORY = 200  # points learnt from before anything is scored
-SIGMA_FLOOR = 0.05  # in log1p units: a dead-flat history still needs a real jump to alarm
+# The median maximum of 50 standard normal |z|: a block's maximum is never taken
+# to be less, so after a dead-flat (or one-valued) history an ordinary deviation
+# is still ordinary.
+TYPICAL_MAXIMUM = 2.5
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,10 @@ class Calibration:
 
     short: int = 1  # points in the short-term mean of the strength
     long_blocks: int = 40  # blocks of BLOCK points whose maxima make the long-term tail
-    flag_tail: float = 1e-4  # the tail probability that maps to the anomaly threshold
+    flag_tail: float = 10**-3.25  # the tail probability that maps to the anomaly threshold
     suppress: int = 25  # points after an alarm during which no new one is raised
     min_blocks: int = 3  # blocks a series' first tail is fitted on (then up to long_blocks)
+    width_floor: float = 0.2  # in log1p units: the narrowest tail (a flat history's)
 
     @property
     def history(self) -> int:
@@ -83,15 +91,16 @@ def block_tails(
     first_block = -(-start // BLOCK)  # first block wholly inside the array
     offset = first_block * BLOCK - start
     blocks = max(0, (n - offset) // BLOCK)
-    maxima = a[:, offset : offset + blocks * BLOCK].reshape(detectors, blocks, BLOCK).max(axis=2)
+    within = a[:, offset : offset + blocks * BLOCK].reshape(detectors, blocks, BLOCK)
     window = calibration.long_blocks
     valid = np.zeros(detectors, dtype=np.int64) if valid_from is None else np.asarray(valid_from)
     first_valid = -(-valid // BLOCK) if start == 0 else np.zeros(detectors, dtype=np.int64)
-    before = np.zeros((detectors, blocks + 1, 2))
-    for q, column in ((50, 0), (90, 1)):
+    statistics = ((within.max(axis=2), 50), (within.max(axis=2), 90), (within.mean(axis=2), 50))
+    before = np.zeros((detectors, blocks + 1, len(statistics)))
+    for column, (per_block, q) in enumerate(statistics):
         if blocks:
             ranked = ndimage.percentile_filter(
-                maxima, q, size=(1, window), origin=(0, (window - 1) // 2), mode="nearest"
+                per_block, q, size=(1, window), origin=(0, (window - 1) // 2), mode="nearest"
             )
             before[:, 1:, column] = ranked  # stats of blocks b-window..b-1 for block b
         if start == 0:  # a series' first blocks see only the valid blocks there are
@@ -99,15 +108,21 @@ def block_tails(
                 low = int(first_valid[row])
                 for block in range(low + calibration.min_blocks, min(low + window, blocks + 1)):
                     before[row, block, column] = np.percentile(
-                        maxima[row, low:block], q, method="lower"
+                        per_block[row, low:block], q, method="lower"
                     )
     absolute = np.arange(start, start + n)
     block_of = absolute // BLOCK - first_block  # -1 before the first whole block
     index = np.clip(block_of, 0, blocks)
     first_usable = first_valid + (calibration.min_blocks if start == 0 else window)
     usable = (block_of[None, :] >= first_usable[:, None]) & (absolute >= MIN_HISTORY)
-    median, upper = before[:, index, 0], before[:, index, 1]
-    width = np.maximum(upper - median, SIGMA_FLOOR)
+    median, upper, typical = (before[:, index, column] for column in range(3))
+    # A discrete strength (a count, a median of integers) ties the maxima: the 90th
+    # percentile is the median and says nothing of the tail's width. The tail then
+    # decays as it does from a typical point (tail 1/2) to the median maximum (1/2 of
+    # blocks, 1.4% of points): a value seen often is no tail event.
+    ties = np.maximum(TIE_SHARE * (median - typical), 0.0)
+    width = np.maximum(np.where(upper > median, upper - median, ties), calibration.width_floor)
+    median = np.maximum(median, math.log1p(TYPICAL_MAXIMUM))
     log10_block = np.log10(0.5) - (recent - median) / width * np.log10(5.0)
     return np.where(usable, np.minimum(log10_block, 0.0), 0.0)
 

@@ -3,9 +3,10 @@
 Run: nice -n 10 python tests/bench/nab.py [--cli] [--jobs N]
 (required: cross-validated standard score >= 65, auto above every single method)
 
-The 41 development series of shared/data/nab fall in five categories. The two
+The 41 development series of shared/data/nab fall in five categories. The three
 swept calibration constants (calibrate.Calibration: the tail that maps to the flag
-threshold, in quarter decades, and the suppression after an alarm) are chosen by
+threshold, in quarter decades, the suppression after an alarm, and the narrowest
+width of a fitted tail) are chosen by
 leave-one-category-out cross-validation: for each category, the constants whose
 training score, averaged with that of the neighbouring flag tails (the score is
 jagged in the threshold), is best on the other four are applied to it, and the
@@ -82,6 +83,7 @@ GRID = {
     "flag_tail": tuple(10.0 ** (-2.0 - k / 4) for k in range(13)),  # 1e-2 .. 1e-5
     "suppress": (0, 25, 50, 100, 250),
     "min_blocks": (3,),
+    "width_floor": (0.05, 0.1, 0.2, 0.3),
 }
 CACHE = Path(tempfile.gettempdir()) / "nodus-bench-nab"
 VALID_FROM = np.array(robust.valid_from(robust.FEATURE_NAMES))
@@ -250,10 +252,9 @@ def normalised(raws: list[float], bounds: list[tuple[float, float]]) -> float:
 def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibration, np.ndarray]:
     """Raw score per calibration and series (grid order x series)."""
     table: dict[Calibration, np.ndarray] = {}
-    for short, long_blocks, min_blocks in itertools.product(
-        GRID["short"], GRID["long_blocks"], GRID["min_blocks"]
-    ):
-        base = Calibration(short=short, long_blocks=long_blocks, min_blocks=min_blocks)
+    tail_fields = [name for name in GRID if name not in ("flag_tail", "suppress")]
+    for values in itertools.product(*(GRID[name] for name in tail_fields)):
+        base = Calibration(**dict(zip(tail_fields, values, strict=True)))
         tails = [
             calibrate.combine(
                 calibrate.block_tails(strengths(one)[rows], 0, base, VALID_FROM[rows])
@@ -261,7 +262,7 @@ def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibr
             for one in data
         ]
         for flag_tail, suppress in itertools.product(GRID["flag_tail"], GRID["suppress"]):
-            chosen = Calibration(short, long_blocks, flag_tail, suppress, min_blocks)
+            chosen = replace(base, flag_tail=flag_tail, suppress=suppress)
             table[chosen] = np.array(
                 [
                     raw_score(one, flags(one, rows, chosen, tail), profile_name)
@@ -411,7 +412,7 @@ def main() -> None:
             cv, chosen = cross_validate(data, table, profile_name)
             full = full_score(data, rows, calibrate.DEFAULT, profile_name)
             folds = "; ".join(
-                f"{cat[:12]}: {c.short},{c.long_blocks},{c.flag_tail:g},{c.suppress},{c.min_blocks}"
+                f"{cat[:12]}: {c.flag_tail:.2g},{c.suppress},{c.width_floor:g}"
                 for cat, c in chosen.items()
             )
             print(f"  {method:18s} {cv:8.2f}  {full:8.2f}  {folds}", flush=True)
