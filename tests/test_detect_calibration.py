@@ -252,6 +252,13 @@ def test_reason_reads_like_a_sentence() -> None:
     assert "e+" not in sentence
 
 
+def test_a_new_record_reads_as_one() -> None:
+    sentence = reasons.explain(
+        "record", 93.0, 12.0, 70.0, -6.0, unit="", step_s=300.0, season_s=0.0
+    )
+    assert sentence.startswith("93, beyond the highest value of the last 3 days (70)")
+
+
 def test_cli_reasons_have_no_exponents(cli, nodus_home: Path) -> None:
     rng = np.random.default_rng(5)
     values = 25_000 + 500 * rng.normal(size=1500)

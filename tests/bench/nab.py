@@ -65,13 +65,20 @@ PROFILES = {
 }
 PROBATION_SHARE = 0.15
 PROBATION_MAX = 750
+# name: (features, most detectors that may agree; 0: calibrate.AGREEING)
 METHODS = {
-    "auto": robust.AUTO_FEATURES,
-    "auto with hst": robust.FEATURE_NAMES,
-    "auto without slide": tuple(f for f in robust.AUTO_FEATURES if f != "slide"),
-    "robust": robust.ROBUST_FEATURES,
-    "hst": robust.HST_FEATURES,
-    **{f"only {name}": (name,) for name in robust.FEATURE_NAMES if name not in ("local", "hst")},
+    "auto": (robust.AUTO_FEATURES, 0),
+    "auto with hst": (robust.FEATURE_NAMES, 0),
+    "auto without slide": (tuple(f for f in robust.AUTO_FEATURES if f != "slide"), 0),
+    "auto without record": (tuple(f for f in robust.AUTO_FEATURES if f != "record"), 0),
+    "auto, pairs only": (robust.AUTO_FEATURES, 2),
+    "robust": (robust.ROBUST_FEATURES, 0),
+    "hst": (robust.HST_FEATURES, 0),
+    **{
+        f"only {name}": ((name,), 0)
+        for name in robust.FEATURE_NAMES
+        if name not in ("local", "hst")
+    },
 }
 # The history constants are fixed by argument rather than swept (each swept option
 # lets a fold pick a constant that fits four categories and misses the fifth): the
@@ -83,7 +90,7 @@ GRID = {
     "flag_tail": tuple(10.0 ** (-2.0 - k / 4) for k in range(13)),  # 1e-2 .. 1e-5
     "suppress": (0, 25, 50, 100, 250),
     "min_blocks": (3,),
-    "width_floor": (0.05, 0.1, 0.2, 0.3),
+    "width_floor": (0.05, 0.1, 0.2, 0.3, 0.4),
 }
 CACHE = Path(tempfile.gettempdir()) / "nodus-bench-nab"
 VALID_FROM = np.array(robust.valid_from(robust.FEATURE_NAMES))
@@ -185,11 +192,11 @@ def strengths(series: Series) -> np.ndarray:
     return strength
 
 
-def flags(series: Series, rows: list[int], calibration: Calibration, log10_p=None):
+def flags(series: Series, rows: list[int], calibration: Calibration, log10_p=None, agreeing=0):
     """The points the CLI would mark as anomalies with these constants."""
     if log10_p is None:
         tails = calibrate.block_tails(strengths(series)[rows], 0, calibration, VALID_FROM[rows])
-        log10_p, _winner = calibrate.combine(tails)
+        log10_p, _winner = calibrate.combine(tails, agreeing)
     return calibrate.first_alarms(calibrate.score(log10_p, calibration), calibration)
 
 
@@ -249,7 +256,9 @@ def normalised(raws: list[float], bounds: list[tuple[float, float]]) -> float:
     return 100.0 * (sum(raws) - null) / (perfect - null)
 
 
-def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibration, np.ndarray]:
+def sweep(
+    data: list[Series], rows: list[int], profile_name: str, agreeing: int = 0
+) -> dict[Calibration, np.ndarray]:
     """Raw score per calibration and series (grid order x series)."""
     table: dict[Calibration, np.ndarray] = {}
     tail_fields = [name for name in GRID if name not in ("flag_tail", "suppress")]
@@ -257,7 +266,7 @@ def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibr
         base = Calibration(**dict(zip(tail_fields, values, strict=True)))
         tails = [
             calibrate.combine(
-                calibrate.block_tails(strengths(one)[rows], 0, base, VALID_FROM[rows])
+                calibrate.block_tails(strengths(one)[rows], 0, base, VALID_FROM[rows]), agreeing
             )[0]
             for one in data
         ]
@@ -305,7 +314,7 @@ def cross_validate(data, table, profile_name):
     return normalised(held_raw, held_bounds), chosen
 
 
-def print_breakdown(data, rows, chosen, profile_name, per_series: bool) -> None:
+def print_breakdown(data, rows, chosen, profile_name, per_series: bool, agreeing=0) -> None:
     """Points lost per category under the held-out constants: misses, lateness, false alarms.
 
     A missed window costs 2 / (2 windows) of the normalised score, a late detection
@@ -320,7 +329,7 @@ def print_breakdown(data, rows, chosen, profile_name, per_series: bool) -> None:
         for one in data:
             if one.category != category:
                 continue
-            got = outcome(one, flags(one, rows, chosen[category]), profile_name)
+            got = outcome(one, flags(one, rows, chosen[category], agreeing=agreeing), profile_name)
             sum_ = sum_.add(got)
             if per_series:
                 print(f"      {Path(one.name).stem[:36]:36s} {_outcome_row(got, unit)}")
@@ -338,9 +347,12 @@ def _outcome_row(o: Outcome, unit: float) -> str:
     )
 
 
-def full_score(data, rows, calibration, profile_name):
+def full_score(data, rows, calibration, profile_name, agreeing=0):
     bounds = [null_and_perfect(one, profile_name) for one in data]
-    raws = [raw_score(one, flags(one, rows, calibration), profile_name) for one in data]
+    raws = [
+        raw_score(one, flags(one, rows, calibration, agreeing=agreeing), profile_name)
+        for one in data
+    ]
     return normalised(raws, bounds)
 
 
@@ -402,20 +414,21 @@ def main() -> None:
     print(f"shipped constants: {calibrate.DEFAULT}")
     for profile_name in ["standard"] if args.quick else PROFILES:
         print(
-            f"\n{profile_name} profile      CV score  full dev (shipped)  constants chosen per fold"
+            f"\n{profile_name} profile        CV score  full dev (shipped)"
+            "  flag tail, suppression, width floor chosen per fold"
         )
-        for method, features in METHODS.items():
+        for method, (features, agreeing) in METHODS.items():
             if args.quick and method.startswith(("only", "auto with")):
                 continue
             rows = [robust.FEATURE_NAMES.index(f) for f in features]
-            table = sweep(data, rows, profile_name)
+            table = sweep(data, rows, profile_name, agreeing)
             cv, chosen = cross_validate(data, table, profile_name)
-            full = full_score(data, rows, calibrate.DEFAULT, profile_name)
+            full = full_score(data, rows, calibrate.DEFAULT, profile_name, agreeing)
             folds = "; ".join(
                 f"{cat[:12]}: {c.flag_tail:.2g},{c.suppress},{c.width_floor:g}"
                 for cat, c in chosen.items()
             )
-            print(f"  {method:18s} {cv:8.2f}  {full:8.2f}  {folds}", flush=True)
+            print(f"  {method:20s} {cv:8.2f}  {full:8.2f}  {folds}", flush=True)
             if method == "auto" and profile_name == "standard":
                 print_breakdown(data, rows, chosen, profile_name, args.per_series)
             if method == "auto":
