@@ -118,7 +118,8 @@ def block_tails(
     index = np.clip(block_of, 0, blocks)
     first_usable = first_valid + (calibration.min_blocks if start == 0 else window)
     usable = (block_of[None, :] >= first_usable[:, None]) & (absolute >= MIN_HISTORY)
-    median, upper, typical = (before[:, index, column] for column in range(3))
+    # Per block (then read per point): the tail's median and its slope in decades.
+    median, upper, typical = before[:, :, 0], before[:, :, 1], before[:, :, 2]
     # A discrete strength (a count, a median of integers) ties the maxima: the 90th
     # percentile is the median and says nothing of the tail's width. The tail then
     # decays as it does from a typical point (tail 1/2) to the median maximum (1/2 of
@@ -126,7 +127,9 @@ def block_tails(
     ties = np.maximum(TIE_SHARE * (median - typical), 0.0)
     width = np.maximum(np.where(upper > median, upper - median, ties), calibration.width_floor)
     median = np.maximum(median, math.log1p(TYPICAL_MAXIMUM))
-    log10_block = np.log10(0.5) - (recent - median) / width * np.log10(5.0)
+    slope = np.log10(5.0) / width
+    offset = np.log10(0.5) + median * slope
+    log10_block = offset[:, index] - recent * slope[:, index]
     return np.where(usable, np.minimum(log10_block, 0.0), 0.0)
 
 
