@@ -34,6 +34,15 @@ lock_timeout = 10.0
 """
 
 
+def is_workspace_dir(path: Path) -> bool:
+    """Whether ``path`` looks like a nodus workspace (its settings beside its secret).
+
+    Commands that walk a user's directories (``audit build``/``verify``) never descend
+    into one: its store, secret and keyring are private, not the user's data.
+    """
+    return (path / "nodus.toml").is_file() and (path / "secret.key").is_file()
+
+
 @dataclass(frozen=True)
 class Workspace:
     """A workspace directory and the files inside it."""

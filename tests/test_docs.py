@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 
 from nodus_cli.cli.app import app
-from nodus_cli.cli.docgen import _walk, stale
+from nodus_cli.cli.docgen import ENVIRONMENT, _walk, stale
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +58,16 @@ def test_every_command_takes_json() -> None:
             continue  # a group: its subcommands are checked
         options = {opt for p in command.params for opt in p.opts}  # type: ignore[attr-defined]
         assert "--json" in options, path
+
+
+def test_every_environment_variable_nodus_reads_is_documented() -> None:
+    """Names read through os.environ or named by an ``*_ENV`` constant, in the man pages'
+    ENVIRONMENT and in README's table."""
+    source = "\n".join(p.read_text() for p in (PROJECT / "nodus_cli").rglob("*.py"))
+    read = set(re.findall(r'environ(?:\.get\(|\.setdefault\(|\[)"([A-Z][A-Z0-9_]+)"', source))
+    read |= set(re.findall(r'_ENV = "([A-Z][A-Z0-9_]+)"', source))
+    documented = {name.strip() for names, _, _ in ENVIRONMENT for name in names.split(",")}
+    assert read <= documented, read - documented
+    readme = (PROJECT / "README.md").read_text()
+    for name in documented:
+        assert f"`{name}`" in readme, name

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,13 +14,19 @@ from nodus_cli.anomaly.methods import Method, get_method
 from nodus_cli.anomaly.reasons import explain, unit_of
 from nodus_cli.anomaly.robust import FEATURE_NAMES, Scores
 from nodus_cli.anomaly.source import Source, read_points
-from nodus_cli.progress import ProgressLike, reporter
+from nodus_cli.progress import Progress, ProgressLike, reporter
 from nodus_cli.store.db import Store
 
 __all__ = ["ANOMALY_THRESHOLD", "Anomaly", "Detection", "detect"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-INSERT_BATCH = 5000  # anomalies written per statement, so memory does not grow with them
+# Points scored per call of a method: its arrays stay in cache and memory is bounded by
+# the chunk, not the series. A method's state is a bounded window of past points, so
+# chunked scores equal one long run's (tests/test_detect.py).
+CHUNK = 100_000
+INSERT_BATCH = 50_000  # anomalies written per statement, so memory does not grow with them
+ANOMALY_BATCH = "nodus_anomaly_batch"  # the registered Arrow array of one insert
+SCORE_FIELDS = tuple(field.name for field in fields(Scores))
 
 
 @dataclass
@@ -60,6 +67,10 @@ class Detection:
     def last_time(self) -> datetime | None:
         return to_datetime(int(self.times_us[-1])) if len(self.times_us) else None
 
+    @functools.cached_property
+    def unit(self) -> str:
+        return unit_of(self.series)
+
     @property
     def anomalies(self) -> list[Anomaly]:
         return list(self.iter_anomalies())
@@ -80,38 +91,50 @@ class Detection:
             float(self.scores.z[index]),
             float(self.scores.expected[index]),
             float(self.scores.log10_tail[index]),
-            unit=unit_of(self.series),
+            unit=self.unit,
             step_s=self.step_s,
             season_s=self.season_s,
         )
 
-    def points(self, only_anomalies: bool) -> Iterator[tuple[datetime, float, float, bool, str]]:
-        """(time, value, score, anomaly, reason) per scored point, or per anomaly."""
+    def points(self, only_anomalies: bool) -> Iterator[tuple[str, float, float, bool, str]]:
+        """(ISO 8601 time, value, score, anomaly, reason) per scored point, or per anomaly.
+
+        Every point's row is built CHUNK points at a time (times formatted by numpy),
+        so streaming a million of them holds only a chunk of Python objects.
+        """
         if only_anomalies:
             for found in self.iter_anomalies():
-                yield found.time, found.value, found.score, True, found.reason
+                yield found.time.isoformat(), found.value, found.score, True, found.reason
             return
-        flags = self.scores.anomaly.tolist()
-        for index, (t_us, value, score) in enumerate(
-            zip(
-                self.times_us.tolist(),
-                self.values.tolist(),
-                self.scores.score.tolist(),
+        for low in range(0, self.scored, CHUNK):
+            high = min(low + CHUNK, self.scored)
+            flags = self.scores.anomaly[low:high].tolist()
+            rows = zip(
+                iso_times(self.times_us[low:high]),
+                self.values[low:high].tolist(),
+                self.scores.score[low:high].tolist(),
+                flags,
                 strict=True,
             )
-        ):
-            anomaly = flags[index]
-            yield (
-                to_datetime(t_us),
-                value,
-                _rounded(score),
-                anomaly,
-                self.reason(index) if anomaly else "",
-            )
+            for index, (time, value, score, anomaly) in enumerate(rows, start=low):
+                yield time, value, _rounded(score), anomaly, self.reason(index) if anomaly else ""
 
 
 def _rounded(score: float) -> float:
-    return round(score, 6) if math.isfinite(score) else 1.0
+    """Six decimals; + 0.0 turns the -0.0 of a zero tail into 0.0 (shown as "-0.0")."""
+    return round(score, 6) + 0.0 if math.isfinite(score) else 1.0
+
+
+def iso_times(times_us: Any) -> list[str]:
+    """``to_datetime(t).isoformat()`` of each epoch-microsecond time, formatted by numpy."""
+    import numpy as np
+
+    moments = times_us.astype("datetime64[us]")
+    texts = np.datetime_as_string(moments, unit="s")
+    fractional = times_us % 1_000_000 != 0
+    if fractional.any():
+        texts = np.where(fractional, np.datetime_as_string(moments, unit="us"), texts)
+    return [text + "+00:00" for text in texts.tolist()]
 
 
 def to_datetime(epoch_us: int) -> datetime:
@@ -160,8 +183,7 @@ def detect(
         times_us, values = read_points(store, source, after=resumed_after, since=since, until=until)
         progress.total(len(values))
         progress.stage(f"scoring with {method.name}")
-        scores, state = method.score(state, times_us, values)
-        progress.advance(len(values))
+        scores, state = _score_in_chunks(method, state, times_us, values, progress)
         progress.stage("saving")
         times_known = state.times_us if len(state.times_us) >= 2 else times_us
         step_s = float(np.median(np.diff(times_known))) / 1e6 if len(times_known) >= 2 else 0.0
@@ -193,17 +215,56 @@ def detect(
     return result
 
 
+def _score_in_chunks(
+    method: Method, state: Any, times_us: Any, values: Any, progress: Progress
+) -> tuple[Scores, Any]:
+    """The method's scores of every point, computed CHUNK points at a time."""
+    import numpy as np
+
+    n = len(values)
+    scores = Scores(
+        score=np.empty(n),
+        log10_tail=np.empty(n),
+        anomaly=np.empty(n, dtype=bool),
+        z=np.empty(n),
+        expected=np.empty(n),
+        feature=np.empty(n, dtype=np.int8),
+    )
+    for low in range(0, n, CHUNK):
+        high = min(low + CHUNK, n)
+        part, state = method.score(state, times_us[low:high], values[low:high])
+        for name in SCORE_FIELDS:
+            getattr(scores, name)[low:high] = getattr(part, name)
+        progress.advance(high - low)
+    return scores, state
+
+
 def _save_anomalies(store: Store, result: Detection) -> None:
-    batch: list[list[Any]] = []
-    for found in result.iter_anomalies():
-        batch.append(
-            [result.series, found.time, found.value, found.score, result.method, found.reason]
-        )
-        if len(batch) >= INSERT_BATCH:
-            _insert(store, batch)
-            batch = []
-    if batch:
-        _insert(store, batch)
+    """Insert the anomalies INSERT_BATCH at a time, each batch as one Arrow array."""
+    import nanoarrow as na
+
+    schema = na.struct(
+        {"t_us": na.int64(), "value": na.float64(), "score": na.float64(), "reason": na.string()}
+    )
+    flagged = result.flagged
+    for low in range(0, len(flagged), INSERT_BATCH):
+        indices = flagged[low : low + INSERT_BATCH]
+        columns = [
+            na.c_array(result.times_us[indices], na.int64()),
+            na.c_array(result.values[indices], na.float64()),
+            na.c_array([_rounded(float(result.scores.score[i])) for i in indices], na.float64()),
+            na.c_array([result.reason(int(i)) for i in indices], na.string()),
+        ]
+        batch = na.Array(na.c_array_from_buffers(schema, len(indices), [None], children=columns))
+        store.con.register(ANOMALY_BATCH, batch)
+        try:
+            store.con.execute(
+                "INSERT INTO anomalies (series, time, value, score, method, reason) "
+                f"SELECT ?, make_timestamptz(t_us), value, score, ?, reason FROM {ANOMALY_BATCH}",
+                [result.series, result.method],
+            )
+        finally:
+            store.con.unregister(ANOMALY_BATCH)
 
 
 def _insert(store: Store, batch: list[list[Any]]) -> None:

@@ -163,18 +163,29 @@ def _causal_extremes(x: Any, window: int) -> tuple[Any, Any]:
     return highest, lowest
 
 
-def _scale_floor(rank: Callable[..., Any], values: Any, level: Any) -> Any:
-    """The least scale a deviation is measured against: 10% of the recent 5-95% span."""
-    import numpy as np
+def _remembering(rank: Callable[..., Any]) -> Callable[..., Any]:
+    """``rank`` computing each (array, window, percentile) once: the features share
+    the 5-95% span and the long-run median of the values (half the filters of auto).
 
-    span = rank(values, SCALE_WINDOW, 95) - rank(values, SCALE_WINDOW, 5)
-    return np.maximum(SPAN_FLOOR * span, 1e-9 * (1.0 + np.abs(level)))
+    The cache holds each input array, so no other array can take its id meanwhile.
+    """
+    cache: dict[tuple[int, int, float], tuple[Any, Any]] = {}
+
+    def remembered(x: Any, window: int, percentile: float) -> Any:
+        key = (id(x), window, percentile)
+        if key not in cache:
+            cache[key] = (x, rank(x, window, percentile))
+        return cache[key][1]
+
+    return remembered
 
 
-def _robust_z(rank: Callable[..., Any], deviation: Any, floor: Any) -> Any:
+def _robust_z(rank: Callable[..., Any], deviation: Any, values: Any, level: Any) -> Any:
     import numpy as np
 
     scale = 1.4826 * rank(np.abs(deviation), SCALE_WINDOW, 50)
+    span = rank(values, SCALE_WINDOW, 95) - rank(values, SCALE_WINDOW, 5)
+    floor = np.maximum(SPAN_FLOOR * span, 1e-9 * (1.0 + np.abs(level)))
     return np.clip(deviation / np.maximum(scale, floor), -MAX_Z, MAX_Z)
 
 
@@ -274,9 +285,8 @@ def strengths(
     """
     import numpy as np
 
-    rank = functools.partial(_causal_percentile, at_origin=start == 0)
+    rank = _remembering(functools.partial(_causal_percentile, at_origin=start == 0))
     level = rank(x, LEVEL_WINDOW, 50)
-    floor = _scale_floor(rank, x, level)
     zs: list[Any] = []
     expectations: list[Any] = []
     for name in features:
@@ -287,7 +297,7 @@ def strengths(
         if name == "record":
             highest, lowest = _causal_extremes(x, RECORD_WINDOW)
             bound = np.where(x > highest, highest, np.where(x < lowest, lowest, x))
-            zs.append(_robust_z(rank, x - bound, floor))
+            zs.append(_robust_z(rank, x - bound, x, level))
             expectations.append(bound)
             continue
         if name == "local":
@@ -301,7 +311,7 @@ def strengths(
             wiggle_now = np.concatenate([wiggle[1:], wiggle[-1:]])
             recent = rank(wiggle_now, SPREAD_WINDOW, 50)
             longer = rank(recent, SCALE_WINDOW, 50)
-            zs.append(_robust_z(rank, recent - longer, floor))
+            zs.append(_robust_z(rank, recent - longer, x, level))
             expectations.append(longer)
             continue
         else:
@@ -310,10 +320,10 @@ def strengths(
             longer = rank(x, SCALE_WINDOW, 50)
             if season:
                 longer = _same_phase_before(recent, longer, season, start)
-            zs.append(_robust_z(rank, recent - longer, floor))
+            zs.append(_robust_z(rank, recent - longer, x, level))
             expectations.append(longer)
             continue
-        zs.append(_robust_z(rank, x - expected, floor))
+        zs.append(_robust_z(rank, x - expected, x, level))
         expectations.append(expected)
     signed = np.vstack(zs)
     return np.abs(signed), signed, np.vstack(expectations)

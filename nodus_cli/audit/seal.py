@@ -25,6 +25,7 @@ from nodus_cli.audit.bundle import (
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.fsutil import atomic_writer
 from nodus_cli.progress import SILENT, Progress, ProgressLike, reporter
+from nodus_cli.workspace import is_workspace_dir
 
 if TYPE_CHECKING:
     from nodus_cli.store import Store
@@ -219,7 +220,8 @@ def relative_input(root: Path, path: Path) -> str:
 def walk_inputs(root: Path, inputs: Sequence[str]) -> list[str]:
     """Every regular file under the inputs, root-relative, sorted; symlinked dirs skipped.
 
-    A symlink to a file is included only when its target stays inside ``root``.
+    A symlink to a file is included only when its target stays inside ``root``. A nodus
+    workspace met on the way is not descended into (its secret and store are private).
     """
     found: set[str] = set()
     for item in inputs:
@@ -232,7 +234,7 @@ def walk_inputs(root: Path, inputs: Sequence[str]) -> list[str]:
         if not start.is_dir():
             raise NotFoundError(f"{start}: no such file or directory")
         for directory, dirnames, filenames in os.walk(start, followlinks=False):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if not is_workspace_dir(Path(directory) / d))
             for name in filenames:
                 full = Path(directory) / name
                 rel = full.relative_to(root).as_posix()

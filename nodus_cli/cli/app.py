@@ -207,7 +207,11 @@ app = typer.Typer(
     name="nodus",
     help=(
         "nodus: logs, metrics, anomalies, audit bundles, configuration and SQL "
-        "over one local DuckDB store."
+        "over one local DuckDB store.\n\n"
+        "Examples:\n\n"
+        "  nodus quickstart                    # try it on the bundled samples\n"
+        "  nodus --home demo init              # a workspace in ./demo, not .nodus/\n"
+        '  nodus -v query "SELECT count(*) FROM logs"   # -v: what nodus does, on stderr'
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,

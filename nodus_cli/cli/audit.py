@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="audit",
-    help="Signed, Merkle-chained audit bundles of files or store rows, verified offline.",
+    help="Signed, Merkle-chained audit bundles of files or store rows, verified offline.\n\n"
+    "Examples:\n\n"
+    "  nodus audit build samples/ -o samples.bundle && nodus audit verify samples.bundle\n"
+    "  nodus audit seal logs -o logs.bundle",
     no_args_is_help=True,
 )
 
@@ -169,7 +172,15 @@ def build(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Seal files (directories recursively, in a fixed order) into a signed bundle."""
+    """Seal files (directories recursively, in a fixed order) into a signed bundle.
+
+    A nodus workspace inside a directory is skipped: its store and secret are private.
+
+    Examples:
+
+      nodus audit build samples/ -o samples.bundle
+      nodus audit build samples/ --embed -o samples-embedded.bundle   # content included
+    """
     from nodus_cli.audit.seal import build_files, remember
 
     key = _signing_key(passphrase_file)
@@ -210,7 +221,13 @@ def seal(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Seal a table's rows, embedded in canonical form, into a signed bundle."""
+    """Seal a table's rows, embedded in canonical form, into a signed bundle.
+
+    Examples:
+
+      nodus audit seal logs -o logs.bundle
+      nodus audit seal journal --since 1d -o journal.bundle
+    """
     from nodus_cli.audit.seal import remember, seal_rows
 
     start = parse_time(since) if since else None
@@ -278,6 +295,13 @@ def verify(
 
     Exit 0 only when everything holds; 1 on any mismatch; 2 for an unreadable or
     malformed bundle; 3 when the signer is not trusted.
+
+    Examples:
+
+      nodus audit verify logs.bundle            # the bundle the quickstart sealed
+      nodus audit verify logs.bundle --store --json
+      nodus keys export --purpose sign -o team.pub && nodus audit verify logs.bundle \\
+        --trust team.pub
     """
     from nodus_cli.audit.verify import verify_bundle
 
@@ -302,7 +326,13 @@ def chain(
     trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a whole history: every bundle and every link between neighbours."""
+    """Verify a whole history: every bundle and every link between neighbours.
+
+    Examples:
+
+      nodus audit build samples/ -o mon.bundle && nodus audit build samples/ -o tue.bundle \\
+        && nodus audit chain mon.bundle tue.bundle
+    """
     from nodus_cli.audit.verify import verify_chain
 
     _finish(verify_chain(bundles, _trusted(trust, trust_root), root=root), as_json)
@@ -315,7 +345,13 @@ def prove(
     output: OutputOption,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a stand-alone inclusion proof (C2SP tlog-proof with the signed checkpoint)."""
+    """Write a stand-alone inclusion proof (C2SP tlog-proof with the signed checkpoint).
+
+    Examples:
+
+      nodus audit build samples/ -o samples.bundle \\
+        && nodus audit prove samples.bundle cpu.csv -o cpu.proof
+    """
     from nodus_cli.audit.verify import prove as write_proof
 
     result = write_proof(bundle, entry, output)
@@ -334,7 +370,14 @@ def verify_proof(
     trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check that ENTRY_FILE is in the signed checkpoint's tree."""
+    """Check that ENTRY_FILE is in the signed checkpoint's tree.
+
+    Examples:
+
+      nodus audit build samples/ -o samples.bundle \\
+        && nodus audit prove samples.bundle cpu.csv -o cpu.proof \\
+        && nodus audit verify-proof cpu.proof samples/cpu.csv
+    """
     from nodus_cli.audit.verify import verify_proof as check
 
     _finish(check(proof, entry_file, _trusted(trust, trust_root)), as_json)

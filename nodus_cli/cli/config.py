@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 config_app = typer.Typer(
     name="config",
     help="Configuration files: semantic diff, atomic apply with health check and "
-    "automatic rollback, and a history you can travel back through.",
+    "automatic rollback, and a history you can travel back through.\n\n"
+    "Examples:\n\n"
+    "  nodus config apply service.toml --set pool.max=600\n"
+    "  nodus config history service.toml",
     no_args_is_help=True,
 )
 
@@ -93,7 +96,13 @@ def diff(
     show_secrets: ShowSecretsOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show what changes between two configuration files, key by key."""
+    """Show what changes between two configuration files, key by key.
+
+    Examples:
+
+      sed s/8080/8081/ service.toml > new.toml && nodus config diff service.toml new.toml
+      nodus config diff service.toml new.toml --exit-code   # exit 1: the port changed
+    """
     from nodus_cli.confops.diff import (
         mask_secrets,
         mask_unified,
@@ -154,7 +163,16 @@ def apply(
     show_secrets: ShowSecretsOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Replace TARGET with NEW, or edit it with --set/--unset, atomically and recorded."""
+    """Replace TARGET with NEW, or edit it with --set/--unset, atomically and recorded.
+
+    Examples:
+
+      nodus config apply service.toml --set pool.max=600 \\
+        --check 'grep -q "max = 600" "$NODUS_CONFIG_TARGET"'
+      sed s/8080/8081/ service.toml > new.toml && nodus config apply service.toml new.toml --dry-run
+      nodus config apply service.toml --set pool.max=700 \\
+        --expect-sha256 "$(sha256sum service.toml | cut -d' ' -f1)"
+    """
     from nodus_cli.confops.apply import ApplyResult, apply_config, plan_config
     from nodus_cli.confops.edit import parse_set, parse_unset
 
@@ -202,7 +220,13 @@ def rollback(
     show_secrets: ShowSecretsOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Apply an earlier generation again (it becomes a new generation)."""
+    """Apply an earlier generation again (it becomes a new generation).
+
+    Examples:
+
+      nodus config apply service.toml --set pool.max=900 && nodus config rollback service.toml
+      nodus config rollback service.toml --to 0 --dry-run
+    """
     from nodus_cli.confops.apply import rollback_config
 
     with _settled_store() if dry_run else state.open_store() as store, _one_journal_row(store):
@@ -226,7 +250,13 @@ def history(
     show_secrets: ShowSecretsOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List TARGET's generations: when, who, source, content hash, changes, check."""
+    """List TARGET's generations: when, who, source, content hash, changes, check.
+
+    Examples:
+
+      nodus config history service.toml
+      nodus config history service.toml -f json
+    """
     from nodus_cli.confops.diff import mask_change_json
     from nodus_cli.confops.history import list_generations, target_key
 
@@ -280,7 +310,14 @@ def show(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print TARGET's content of one generation (default: the current one)."""
+    """Print TARGET's content of one generation (default: the current one).
+
+    Examples:
+
+      nodus config apply service.toml --set pool.max=600 && \\
+        nodus config show service.toml -g 0    # before the change
+      nodus config show service.toml --at now
+    """
     from nodus_cli.confops.history import (
         content_of,
         current_generation,

@@ -57,7 +57,13 @@ def init(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a workspace (store, keyring and nodus.toml): --home or NODUS_HOME, else .nodus/."""
+    """Create a workspace (store, keyring and nodus.toml): --home or NODUS_HOME, else .nodus/.
+
+    Examples:
+
+      nodus init                    # .nodus/ here (nothing to do when it exists)
+      nodus init ops                # a new workspace in ops/.nodus
+    """
     from nodus_cli.store import Invocation, open_store
     from nodus_cli.store.db import set_aside
 
@@ -98,7 +104,13 @@ def init(
 
 
 def info(as_json: JsonOption = False) -> None:
-    """Show the workspace paths, store schema version, table row counts and versions."""
+    """Show the workspace paths, store schema version, table row counts and versions.
+
+    Examples:
+
+      nodus info
+      nodus info --json
+    """
     ws = state.workspace()
     document: dict[str, object] = {
         "nodus": __version__,
@@ -227,6 +239,13 @@ def query(
 
     The SQL runs on a read-only connection that cannot reach files, the network or
     extensions, nor change its settings (see nodus-security(7)).
+
+    Examples:
+
+      nodus query "SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC"
+      nodus query "SELECT count(*) AS n FROM read_csv('samples/cpu.csv')" \\
+        --allow-files samples/cpu.csv             # your own file, beside the store
+      echo "SELECT count(*) AS n FROM logs" | nodus query - --as-of "1h ago" --json
     """
     from nodus_cli.sqltools.querylog import record_query
     from nodus_cli.store.query import run_query
@@ -288,6 +307,11 @@ def tables(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
 
     as_of names the column query --as-of cuts a table on; "-": the table is read as it
     is now (tables loaded with nodus load, nodus's bookkeeping).
+
+    Examples:
+
+      nodus tables
+      nodus tables -f json
     """
     from nodus_cli.store.query import list_tables
 
@@ -324,7 +348,13 @@ def load(
     append: Annotated[bool, typer.Option("--append", help="Append to the table.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Load reference data into a table of the store, in one journaled transaction."""
+    """Load reference data into a table of the store, in one journaled transaction.
+
+    Examples:
+
+      nodus load samples/cpu.csv --table cpu_raw            # a new table
+      nodus load samples/cpu.csv --table cpu_raw --replace
+    """
     from nodus_cli.store.query import load_file
 
     if replace and append:
@@ -349,6 +379,11 @@ def journal(
 
     On a terminal the table shows the summary and arguments as short text (host is in
     json/ndjson/csv); secret-looking argument values are always masked.
+
+    Examples:
+
+      nodus journal --since 1d
+      nodus journal -f csv
     """
     since_time = parse_time(since) if since else None
     output = resolve_format(fmt, as_json)

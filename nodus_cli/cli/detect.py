@@ -14,6 +14,7 @@ from nodus_cli.cli.output import (
     Format,
     FormatOption,
     JsonOption,
+    dumps,
     emit_json,
     progress,
     render_rows,
@@ -116,9 +117,9 @@ def detect(
 
     Examples:
 
-      nodus detect cpu --fail-on-anomaly
-
-      nodus detect --patterns --since 1h --level error --fail-on-anomaly
+      nodus detect cpu                          # new anomalies since the last run
+      nodus detect --pattern 96b1b8e7828fe68e --bucket 1h   # one log pattern's lines per hour
+      nodus detect --patterns --since 1h --level error --fail-on-anomaly   # from cron
     """
     from nodus_cli.anomaly.detect import detect as run_detect
     from nodus_cli.anomaly.detect import record_first_seen
@@ -170,22 +171,7 @@ def detect(
                     )
                 )
     if as_json and fmt is None:
-        documents = [
-            {
-                "series": result.series,
-                "method": result.method,
-                "resumed_after": result.resumed_after,
-                "scored": result.scored,
-                "last_time": result.last_time,
-                "anomalies": result.found,
-                "points": [
-                    {"time": t, "value": v, "score": s, "anomaly": a, "reason": r or None}
-                    for t, v, s, a, r in result.points(only_anomalies)
-                ],
-            }
-            for result in results
-        ]
-        emit_json({"series": documents} if many else documents[0])
+        emit_detections(results, only_anomalies, many)
     else:
         columns = ["timestamp", "value", "score", "anomaly"]
         if output is not Format.csv:
@@ -257,6 +243,47 @@ def _pattern_sources(
                 if rate.pattern_id in firsts
             ]
     return sources, new
+
+
+def emit_detections(results: list[Any], only_anomalies: bool, many: bool) -> None:
+    """The --json document of ``results``, its points streamed one at a time.
+
+    The same text as ``emit_json`` of the whole document: each points list is left
+    as a unique placeholder in the document, which is written around them.
+    """
+    import secrets
+    import sys
+
+    token = secrets.token_hex(16)
+    documents = [
+        {
+            "series": result.series,
+            "method": result.method,
+            "resumed_after": result.resumed_after,
+            "scored": result.scored,
+            "last_time": result.last_time,
+            "anomalies": result.found,
+            "points": f"{token}{number}",
+        }
+        for number, result in enumerate(results)
+    ]
+    text = dumps({"series": documents} if many else documents[0]) + "\n"
+    out = sys.stdout
+    for number, result in enumerate(results):
+        before, text = text.split(f'"{token}{number}"', 1)
+        out.write(before)
+        key_line = before.rsplit("\n", 1)[-1]  # '    "points": '
+        indent = key_line[: len(key_line) - len(key_line.lstrip(" "))]
+        inner = "\n" + indent + "  "
+        count = 0
+        for t, v, s, a, r in result.points(only_anomalies):
+            point = {"time": t, "value": v, "score": s, "anomaly": a, "reason": r or None}
+            out.write("," if count else "[")
+            out.write(inner + dumps(point).replace("\n", inner))
+            count += 1
+        out.write(f"\n{indent}]" if count else "[]")
+    out.write(text)
+    out.flush()
 
 
 TABLE_ROWS = 20  # a terminal table shows this many first and last rows
@@ -338,7 +365,14 @@ def forecast(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Forecast a series with prediction intervals and the time it crosses a threshold."""
+    """Forecast a series with prediction intervals and the time it crosses a threshold.
+
+    Examples:
+
+      nodus forecast disk_used_pct --threshold 90 --report disk.html
+      nodus forecast disk_used_pct --horizon 1d --threshold 90 \\
+        --fail-on-breach                          # exit 1: 90% is crossed within a day
+    """
     from nodus_cli.anomaly.source import parse_series
     from nodus_cli.forecast.model import forecast_source
     from nodus_cli.forecast.report import ReportOptions, write_report

@@ -33,7 +33,13 @@ def export(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Write tables as hive-partitioned Parquet, incrementally (see nodus-export(5))."""
+    """Write tables as hive-partitioned Parquet, incrementally (see nodus-export(5)).
+
+    Examples:
+
+      nodus export logs metrics --to lake       # only rows added since the last export
+      nodus export logs --to lake --full        # rewrite from scratch
+    """
     from nodus_cli.scaleout.export import export_tables
 
     with (

@@ -96,7 +96,14 @@ def ingest(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest log and metric files into the store, exactly once (re-runs add only new lines)."""
+    """Ingest log and metric files into the store, exactly once (re-runs add only new lines).
+
+    Examples:
+
+      nodus ingest samples/                     # a directory: only new lines are added
+      nodus ingest 'samples/*.log' --redact ip  # a glob; IP addresses as keyed pseudonyms
+      cat samples/syslog.log | nodus ingest - --source syslog-stdin
+    """
     from nodus_cli.ingest.engine import IngestOptions
     from nodus_cli.ingest.engine import ingest as run_ingest
     from nodus_cli.ingest.source import parse_size
@@ -192,7 +199,13 @@ def _journal_summary(store: "Store", run: "JournalRun", report: "IngestReport") 
 
 
 def sources(fmt: FormatOption = None, as_json: JsonOption = False) -> None:
-    """List every ingested file: path, fingerprint, format, rows, quarantined, bytes read."""
+    """List every ingested file: path, fingerprint, format, rows, quarantined, bytes read.
+
+    Examples:
+
+      nodus sources
+      nodus sources -f csv
+    """
     from nodus_cli.ingest.catalog import list_sources
 
     with state.open_store(read_only=True) as store:
@@ -211,7 +224,13 @@ def quarantine(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show quarantined lines: file, line, byte offset, reason and the raw text."""
+    """Show quarantined lines: file, line, byte offset, reason and the raw text.
+
+    Examples:
+
+      nodus quarantine --source app.jsonl --limit 10
+      nodus quarantine --json
+    """
     from nodus_cli.ingest.catalog import list_quarantine
 
     with state.open_store(read_only=True) as store:

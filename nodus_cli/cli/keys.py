@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 keys_app = typer.Typer(
     name="keys",
     help="A keyring of hybrid post-quantum keys (ML-DSA-65+Ed25519 signing, X-Wing "
-    "encryption), its signed key log, and age-compatible sealed files.",
+    "encryption), its signed key log, and age-compatible sealed files.\n\n"
+    "Examples:\n\n"
+    "  nodus keys list\n"
+    "  nodus keys sign samples/cpu.csv && nodus keys verify samples/cpu.csv samples/cpu.csv.sig",
     no_args_is_help=True,
 )
 
@@ -151,6 +154,11 @@ def generate(
 
     The first key of a purpose becomes its primary; later ones are active (use
     'nodus keys rotate' to change the primary). A new keyring asks for its passphrase.
+
+    Examples:
+
+      nodus keys generate                       # one more signing and encryption key
+      nodus keys generate --purpose sign --not-after 365d
     """
     from nodus_cli.keys.keyring import ENCRYPT, SIGN, utc_now
 
@@ -189,7 +197,13 @@ def rotate(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Make a new primary key; the old one keeps verifying or decrypting only."""
+    """Make a new primary key; the old one keeps verifying or decrypting only.
+
+    Examples:
+
+      nodus keys rotate --purpose sign
+      nodus keys rotate --purpose encrypt --rewrap cpu.csv.age
+    """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import check_sealed, keyring_identities, rewrap_file
     from nodus_cli.keys.keyring import ENCRYPT, utc_now
@@ -241,7 +255,13 @@ def list_keys(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the keys: id, purpose, state, dates, and the age1pq1 recipient of encryption keys."""
+    """List the keys: id, purpose, state, dates, and the age1pq1 recipient of encryption keys.
+
+    Examples:
+
+      nodus keys list
+      nodus keys list --purpose encrypt -f csv
+    """
     from nodus_cli.keys.keyring import utc_now
 
     now = utc_now()
@@ -260,7 +280,12 @@ def list_keys(
 
 @keys_app.command()
 def show(key_id: KeyIdArgument, as_json: JsonOption = False) -> None:
-    """Show one key's public details (never its private part)."""
+    """Show one key's public details (never its private part).
+
+    Examples:
+
+      nodus keys show "$(nodus keys list --purpose sign -f csv | sed -n 2p | cut -d, -f1)"
+    """
     summary = _keyring().find(key_id).public_summary()
     if as_json:
         emit_json(summary)
@@ -275,7 +300,12 @@ def revoke(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Revoke a key now: nothing signed after this moment verifies, and it no longer encrypts."""
+    """Revoke a key now: nothing signed after this moment verifies, and it no longer encrypts.
+
+    Examples:
+
+      nodus keys revoke "$(nodus keys list --purpose sign -f csv | sed -n 2p | cut -d, -f1)"
+    """
     unlocked = _unlock(passphrase_file)
     record = unlocked.revoke(key_id)
     unlocked.save()
@@ -293,7 +323,13 @@ def destroy(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Erase a key's private part for good (its public part stays, to verify)."""
+    """Erase a key's private part for good (its public part stays, to verify).
+
+    Examples:
+
+      nodus keys destroy "$(nodus keys list --purpose encrypt -f csv | sed -n 2p | cut -d, -f1)" \\
+        --yes
+    """
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("destroy erases the private key for good: pass --yes to confirm")
@@ -342,6 +378,13 @@ def export(
 
     Signing keys are exported in every state (they verify old signatures); encryption
     keys only while they may encrypt (primary or active, not expired).
+
+    Examples:
+
+      nodus keys export --purpose sign -o team.pub    # for --trust elsewhere
+      nodus keys export --format age -o recipients.txt
+      nodus keys export "$(nodus keys list --purpose encrypt -f csv | sed -n 2p | cut -d, -f1)" \\
+        --identity -o key.txt   # for age -d -i key.txt
     """
     from nodus_cli.keys.export import exportable, public_key_text
     from nodus_cli.keys.keyring import b64, utc_now
@@ -415,7 +458,12 @@ def import_keys(
     as_json: JsonOption = False,
 ) -> None:
     """Add others' public keys (signing keys to verify with, recipients to seal to by @KEYID)
-    and age identities (AGE-SECRET-KEY-PQ-1..., kept sealed as encryption keys)."""
+    and age identities (AGE-SECRET-KEY-PQ-1..., kept sealed as encryption keys).
+
+    Examples:
+
+      nodus keys export -o team.pub && nodus keys import team.pub   # keys it has are skipped
+    """
     from nodus_cli.keys import age, signing
     from nodus_cli.keys.files import read_key_file
     from nodus_cli.keys.keyring import ENCRYPT, SIGN
@@ -487,6 +535,11 @@ def seal(
 
     One FILE: -o is the output (default FILE.age, or stdout for '-'). Several FILEs:
     -o is a directory (default: next to each file), each written as NAME.age.
+
+    Examples:
+
+      nodus keys seal samples/syslog.log -r @keyring -o syslog.log.age
+      nodus keys seal samples/app.jsonl samples/node.prom -r @keyring -o .
     """
     from nodus_cli.keys import age
     from nodus_cli.keys.export import seal_targets
@@ -542,7 +595,13 @@ def open_sealed(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Decrypt an age file with the keyring (any key not destroyed) or an identity file."""
+    """Decrypt an age file with the keyring (any key not destroyed) or an identity file.
+
+    Examples:
+
+      nodus keys open cpu.csv.age -o cpu.csv
+      nodus keys open cpu.csv.age | head -3              # to stdout
+    """
     from nodus_cli.keys import age
     from nodus_cli.keys.files import keyring_identities, naming, read_key_file
 
@@ -581,7 +640,13 @@ def sign(
     passphrase_file: PassphraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a detached composite signature (default FILE.sig, '-' for stdout)."""
+    """Write a detached composite signature (default FILE.sig, '-' for stdout).
+
+    Examples:
+
+      nodus keys sign samples/cpu.csv                    # samples/cpu.csv.sig
+      nodus keys sign samples/app.jsonl -o - > app.sig
+    """
     from nodus_cli.keys.files import sign_stream
 
     if output is None:
@@ -624,7 +689,14 @@ def verify(
     trust_root: TrustRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a detached signature: both halves, and the key's validity at signing time."""
+    """Check a detached signature: both halves, and the key's validity at signing time.
+
+    Examples:
+
+      nodus keys sign samples/cpu.csv && nodus keys verify samples/cpu.csv samples/cpu.csv.sig
+      nodus keys export --purpose sign -o team.pub \\
+        && nodus keys verify samples/cpu.csv samples/cpu.csv.sig --trust team.pub
+    """
     from nodus_cli.keys.files import DetachedSignature, read_key_file, verify_stream
     from nodus_cli.keys.signing import load_public_keys
 
@@ -659,7 +731,13 @@ def log(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the key log: every generate, rotate, import, revoke and destroy."""
+    """Show the key log: every generate, rotate, import, revoke and destroy.
+
+    Examples:
+
+      nodus keys log
+      nodus keys log --verify
+    """
     from nodus_cli.keys import keylog
     from nodus_cli.keys.keyring import utc_now
 

@@ -296,7 +296,14 @@ def _text(value: Any) -> str:
     if isinstance(value, dict | list):
         return dumps(value, indent=None)
     converted = jsonable(value)
-    return converted if isinstance(converted, str) else json.dumps(converted)
+    if isinstance(converted, str):
+        return converted
+    # what json.dumps writes for these, without its encoder's cost per cell
+    if type(converted) is float:
+        return float.__repr__(converted)
+    if converted is True or converted is False:
+        return "true" if converted else "false"
+    return json.dumps(converted)
 
 
 def render_rows(

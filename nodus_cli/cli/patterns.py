@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 patterns_app = typer.Typer(
     name="patterns",
-    help="The kinds of log line (templates learned at ingest), new ones and their counts.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -62,15 +61,16 @@ def patterns(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List log patterns, most lines first, with when each was first and last seen.
+    """The kinds of log line (templates learned at ingest), new ones and their counts.
+
+    Without a command: the patterns, most lines first, with when each was first and
+    last seen.
 
     Examples:
 
       nodus patterns --top 10
-
       nodus patterns --new-since 1h --fail-on-new    # after a deploy, in CI or cron
-
-      nodus patterns show 3f2a9c01
+      nodus patterns show 96b1b8e7828fe68e      # "payment declined: upstream timeout"
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -117,7 +117,7 @@ def show(
 
     Examples:
 
-      nodus patterns show 3f2a9c01 --bucket 10m
+      nodus patterns show 96b1b8e7828fe68e --bucket 10m
     """
     from nodus_cli.patterns.query import show_pattern
     from nodus_cli.timeparse import parse_duration

@@ -2,12 +2,14 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nodus_cli.cli import state
-from nodus_cli.cli.output import Format, JsonOption, emit_json, render_rows, say
+from nodus_cli.cli.output import JsonOption, emit_json, say
+
+if TYPE_CHECKING:
+    from nodus_cli.quickstart import StepResult
 
 
 def quickstart(
@@ -16,41 +18,73 @@ def quickstart(
     ] = Path("nodus-quickstart"),
     as_json: JsonOption = False,
 ) -> None:
-    """Make a fresh workspace, load the bundled samples and show what nodus does."""
-    from nodus_cli.quickstart import run_quickstart
-    from nodus_cli.store import Invocation
+    """Make a fresh workspace, load the bundled samples and show what nodus does.
 
-    invocation = Invocation.from_argv("quickstart", state.STATE.argv)
-    steps = []
-    for number, step in enumerate(run_quickstart(directory, invocation=invocation), 1):
-        steps.append(step)
+    Every step runs real nodus commands in DIRECTORY, each in its own process, and
+    shows each command line and what it printed.
+
+    Examples:
+
+      nodus quickstart              # a fresh workspace in ./nodus-quickstart, on the samples
+    """
+    from nodus_cli.quickstart import StepResult, run_quickstart
+
+    steps: list[StepResult] = []
+    try:
+        for number, step in enumerate(run_quickstart(directory), 1):
+            steps.append(step)
+            if not as_json:
+                _print_step(number, step, directory)
+    finally:
         if as_json:
-            continue
-        say("")
-        say(f"[{number}] {step.title}")
-        if step.text:
-            say(f"    {step.text}")
-        if step.columns:
-            sys.stderr.flush()
-            render_rows(step.columns, step.rows, Format.table)
-    if as_json:
-        emit_json(
-            {
-                "workspace": str((directory / ".nodus").absolute()),
-                "steps": [
-                    {
-                        "title": s.title,
-                        "text": s.text,
-                        "rows": [dict(zip(s.columns, row, strict=True)) for row in s.rows],
-                        "files": s.files,
-                    }
-                    for s in steps
-                ],
-            }
-        )
-    else:
+            emit_json(
+                {
+                    "workspace": str((directory / ".nodus").absolute()),
+                    "steps": [
+                        {
+                            "title": s.title,
+                            "note": s.note,
+                            "commands": [
+                                {
+                                    "command": run.command.shown,
+                                    "exit_code": run.exit_code,
+                                    "output": run.output,
+                                }
+                                for run in s.runs
+                            ],
+                            "files": s.files,
+                        }
+                        for s in steps
+                    ],
+                }
+            )
+    if not as_json:
         say("")
         say(f"Done. Try: cd {directory} && nodus tables")
+
+
+def _print_step(number: int, step: "StepResult", directory: Path) -> None:
+    say("")
+    say(f"[{number}] {step.title}" + (f"  (in {directory}/)" if number == 1 else ""))
+    for run in step.runs:
+        say(f"$ {run.command.shown}")
+        sys.stderr.flush()
+        sys.stdout.write(_shortened(run.output))
+        sys.stdout.flush()
+    if step.note:
+        say(f"    {step.note}")
+
+
+SHOWN_LINES = 24  # a longer output shows its head and tail, saying how much is left out
+
+
+def _shortened(output: str) -> str:
+    lines = output.splitlines(keepends=True)
+    if len(lines) <= SHOWN_LINES:
+        return output
+    head, tail = lines[: SHOWN_LINES - 6], lines[-4:]
+    skipped = len(lines) - len(head) - len(tail)
+    return "".join([*head, f"... ({skipped} more lines)\n", *tail])
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,11 @@ if TYPE_CHECKING:
 
 sql_app = typer.Typer(
     name="sql",
-    help="Rewrite queries (verified by execution), transpile between dialects, lint, advise.",
+    help="Rewrite queries (verified by execution), transpile between dialects, lint, advise."
+    "\n\nExamples:\n\n"
+    "  nodus sql rules\n"
+    '  echo "SELECT level FROM logs WHERE level = NULL" | nodus sql lint  '
+    "# exit 1: a finding",
     no_args_is_help=True,
 )
 
@@ -124,7 +128,14 @@ def rewrite(
     ] = 5.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Print a rewritten query; with --verify, proven by execution to be no worse."""
+    """Print a rewritten query; with --verify, proven by execution to be no worse.
+
+    Examples:
+
+      echo "SELECT * FROM (SELECT level FROM logs) WHERE level = 'error'" | nodus sql rewrite
+      echo "SELECT * FROM (SELECT level FROM logs) WHERE level = 'error'" | nodus sql rewrite \\
+        --verify --runs 3
+    """
     from nodus_cli.sqltools.rewrite import resolve_rules, rewrite_sql, verify_rewrite
 
     text = _read_source(source)
@@ -167,7 +178,13 @@ def _say_verdict(report: "RewriteReport") -> None:
 
 @sql_app.command("rules")
 def rules_command(as_json: JsonOption = False, fmt: FormatOption = None) -> None:
-    """List the rewrite and lint rules with their codes and defaults."""
+    """List the rewrite and lint rules with their codes and defaults.
+
+    Examples:
+
+      nodus sql rules
+      nodus sql rules -f csv
+    """
     from nodus_cli.sqltools.lint import LINT_RULES
     from nodus_cli.sqltools.rewrite import RULES
 
@@ -197,7 +214,14 @@ def transpile(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Translate SQL between dialects; a construct the target lacks is an error (exit 2)."""
+    """Translate SQL between dialects; a construct the target lacks is an error (exit 2).
+
+    Examples:
+
+      echo "SELECT level FROM logs ORDER BY time DESC LIMIT 5" | nodus sql transpile --to tsql
+      echo "SELECT * FROM logs ASOF JOIN metrics ON logs.time >= metrics.time" \\
+        | nodus sql transpile --to postgres   # exit 2: postgres has no ASOF JOIN
+    """
     from nodus_cli.sqltools.transpile import transpile_sql
 
     if not to_dialect:
@@ -252,7 +276,13 @@ def lint(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Find real bugs and slow patterns in SQL; findings on stdout, exit 1 when any remain."""
+    """Find real bugs and slow patterns in SQL; findings on stdout, exit 1 when any remain.
+
+    Examples:
+
+      echo "SELECT app FROM logs WHERE level = NULL" | nodus sql lint  # exit 1: = NULL
+      echo "SELECT app FROM logs WHERE level = NULL" | nodus sql lint --fix   # fixed SQL on stdout
+    """
     from nodus_cli.fsutil import atomic_write
     from nodus_cli.sqltools.lint import LintResult, fix_source, lint_source
 
@@ -338,7 +368,13 @@ def advise(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the slowest queries from the query log, each with a verified faster rewrite."""
+    """List the slowest queries from the query log, each with a verified faster rewrite.
+
+    Examples:
+
+      nodus sql advise
+      nodus sql advise --limit 3 --runs 3
+    """
     from nodus_cli.sqltools.advise import advise as advise_slowest
     from nodus_cli.sqltools.advise import slowest_queries
     from nodus_cli.sqltools.rewrite import resolve_rules

@@ -75,13 +75,11 @@ def timeline(
 
     Examples:
 
-      nodus timeline --around 2026-11-03T14:05 --window 30m
+      nodus timeline --around 2026-11-20T14:17 --window 30m   # the samples' cpu spike
 
       nodus timeline --since 2h --kinds config,anomalies --format csv
 
-      nodus timeline --around 2026-11-03T14:05 --as-of 2026-11-03T15:00  # as known then
-
-      nodus timeline --around 2026-11-03T14:05 --report incident.html
+      nodus timeline --around 2026-11-20T14:17 --report incident.html
     """
     import datetime as dt
 

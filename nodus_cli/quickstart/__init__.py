@@ -1,19 +1,26 @@
 """``nodus quickstart``: a fresh workspace, the bundled samples, and the main job end to end.
 
-Each capability adds its step to ``STEPS``; the CLI prints every step as it runs.
+Each capability adds its step to ``STEPS``: the ``nodus`` commands it runs, in a new
+process each, in the quickstart's directory, exactly as a user would type them there.
+The CLI prints every command and what it printed, so what the quickstart shows is what
+the commands did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from nodus_cli.errors import InputError, WorkspaceError
-from nodus_cli.store import Invocation, Store, open_store
-from nodus_cli.workspace import Workspace, init_workspace
+from nodus_cli.errors import NodusError, WorkspaceError
+from nodus_cli.workspace import init_workspace
+
+EXIT_INTERNAL = 70
 
 SAMPLE_FILES = (
     "app.jsonl",
@@ -25,26 +32,58 @@ SAMPLE_FILES = (
 )
 
 
-@dataclass
-class StepResult:
-    """What one step did: a title, a sentence, and optionally a small table."""
+@dataclass(frozen=True)
+class Command:
+    """One ``nodus`` command line a step runs, exactly as the quickstart shows it."""
+
+    args: tuple[str, ...]
+    expect: int = 0  # its documented exit status on the samples (lint finds bugs: 1)
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def shown(self) -> str:
+        prefix = "".join(f"{name}={_quote(value)} " for name, value in self.env)
+        return prefix + " ".join(_quote(arg) for arg in ["nodus", *self.args])
+
+
+def _quote(arg: str) -> str:
+    """Shell quoting as a person writes it: SQL with 'literals' goes in double quotes."""
+    if "'" in arg and not any(char in arg for char in '"$`\\!'):
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A titled group of commands, with a sentence that says what to look at."""
 
     title: str
-    text: str = ""
-    columns: list[str] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    commands: tuple[Command, ...]
+    note: str = ""
+    files: tuple[str, ...] = ()  # what the step leaves in the directory
+
+
+@dataclass
+class CommandRun:
+    """A command the quickstart ran, and what it printed (stdout and stderr, in order)."""
+
+    command: Command
+    exit_code: int
+    output: str
+
+
+@dataclass
+class StepResult:
+    title: str
+    note: str
+    runs: list[CommandRun] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Context:
-    directory: Path
-    workspace: Workspace
-    store: Store
-    samples: Path
+class StepFailed(NodusError):
+    """A quickstart command did not exit as documented on the bundled samples: a bug."""
 
-
-Step = Callable[[Context], StepResult]
+    exit_code = EXIT_INTERNAL
 
 
 def copy_samples(target: Path) -> Path:
@@ -57,174 +96,8 @@ def copy_samples(target: Path) -> Path:
     return samples
 
 
-def _query(ctx: Context, title: str, text: str, sql: str) -> StepResult:
-    cursor = ctx.store.con.execute(sql)
-    columns = [d[0] for d in cursor.description]
-    return StepResult(title, text, columns, cursor.fetchall())
-
-
-def load_samples(ctx: Context) -> StepResult:
-    """Ingest the sample logs and metrics through the same code path as ``nodus ingest``."""
-    from nodus_cli.ingest.engine import ingest
-    from nodus_cli.patterns.learn import learn_pending
-
-    report = ingest(ctx.store, [str(ctx.samples / name) for name in SAMPLE_FILES])
-    if report.failed:
-        raise InputError(f"quickstart sample {report.failed[0].path}: {report.failed[0].error}")
-    learn_pending(ctx.store)  # as nodus ingest does after its files
-    con = ctx.store.con
-    logs = con.execute("SELECT count(*) FROM logs").fetchone()[0]
-    points = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
-    return StepResult(
-        "Ingest the sample logs and metrics",
-        f"nodus ingest {ctx.samples}: {logs} log records and {points} metric points are in the "
-        "store.",
-        ["file", "format", "rows", "quarantined"],
-        [(Path(f.path).name, f.format, f.rows, f.quarantined) for f in report.files],
-    )
-
-
-def log_patterns(ctx: Context) -> StepResult:
-    """The kinds of log line the samples hold, most lines first."""
-    from nodus_cli.patterns.query import Filters, list_patterns
-
-    rows = list_patterns(ctx.store.con, Filters(), top=8)
-    return StepResult(
-        "What kinds of log line are there?",
-        "nodus patterns --top 8  (every row of logs has a pattern_id; "
-        "nodus patterns show ID gives examples and counts over time)",
-        ["id", "count", "template"],
-        [(r[0], r[1], r[6]) for r in rows],
-    )
-
-
-SAMPLE_INCIDENT = "2026-11-20T14:17:00+00:00"  # the cpu spike of the samples
-
-
-def incident_timeline(ctx: Context) -> StepResult:
-    """What nodus knows around the sample's cpu spike, on one clock."""
-    import datetime as dt
-
-    from nodus_cli.timeline.events import Window, collect
-    from nodus_cli.timeline.rank import related
-
-    moment = dt.datetime.fromisoformat(SAMPLE_INCIDENT)
-    width = dt.timedelta(hours=1)
-    events = collect(ctx.store.con, Window(moment - width, moment + width))
-    ranked = related(events, moment, width)
-    return StepResult(
-        "What happened around the cpu spike?",
-        f"nodus timeline --around {SAMPLE_INCIDENT[:16]} --window 1h  ({len(events)} events; "
-        "before the spike, most likely related first:)",
-        ["before", "kind", "summary"],
-        [(f"{r.minutes_before:g} min", r.event.kind, r.event.summary) for r in ranked[:8]],
-    )
-
-
-def errors_per_hour(ctx: Context) -> StepResult:
-    return _query(
-        ctx,
-        "Which hours had the most errors?",
-        "nodus query \"SELECT date_trunc('hour', time) AS hour, count(*) AS errors "
-        "FROM logs WHERE level = 'error' GROUP BY hour ORDER BY errors DESC LIMIT 5\"",
-        """SELECT strftime(date_trunc('hour', time), '%Y-%m-%d %H:00') AS hour,
-                  count(*) AS errors
-           FROM logs WHERE level = 'error' GROUP BY ALL ORDER BY errors DESC, hour LIMIT 5""",
-    )
-
-
-def metric_summary(ctx: Context) -> StepResult:
-    return _query(
-        ctx,
-        "What do the metric series look like?",
-        'nodus query "SELECT series, count(*), min(value), max(value) FROM metrics GROUP BY 1"',
-        """SELECT series, count(*) AS points, round(min(value), 1) AS min,
-                  round(avg(value), 1) AS mean, round(max(value), 1) AS max
-           FROM metrics GROUP BY series ORDER BY series""",
-    )
-
-
-QUICKSTART_PASSPHRASE = b"nodus-quickstart-demo"  # a demo keyring only: never reuse it
-
-
-def keys_seal_and_open(ctx: Context) -> StepResult:
-    """Make the keyring with a known demo passphrase, then seal and open one sample."""
-    from nodus_cli.keys import age
-    from nodus_cli.keys.files import keyring_identities
-    from nodus_cli.keys.keyring import ENCRYPT, SIGN, Keyring
-
-    unlocked = Keyring(ctx.workspace).unlock(QUICKSTART_PASSPHRASE, create=True)
-    records = [unlocked.generate(SIGN), unlocked.generate(ENCRYPT)]
-    unlocked.save()
-    sample = ctx.samples / "cpu.csv"
-    sealed = sample.with_name("cpu.csv.age")
-    recipient = age.HybridRecipient(unlocked.encryption_recipient().public)
-    with sample.open("rb") as source, sealed.open("wb") as target:
-        age.seal(source, target, [recipient])
-    opened = sealed.with_name("cpu.opened.csv")
-    with sealed.open("rb") as source, opened.open("wb") as target:
-        age.open_file(source, target, keyring_identities(unlocked))
-    same = opened.read_bytes() == sample.read_bytes()
-    ctx.store.record("ok", {"step": "quickstart keys", "keys": [r.key_id for r in records]})
-    return StepResult(
-        "Keep hybrid post-quantum keys, seal and open a file",
-        "NODUS_PASSPHRASE=nodus-quickstart-demo nodus keys generate; nodus keys seal "
-        "samples/cpu.csv -r @keyring; nodus keys open samples/cpu.csv.age -o ... "
-        f"(this demo keyring's passphrase is 'nodus-quickstart-demo'; the opened copy "
-        f"{'matches' if same else 'DIFFERS FROM'} the original).",
-        ["key", "purpose", "state", "algorithm"],
-        [(r.key_id, r.purpose, r.state, r.algorithm) for r in records],
-        files=[str(sealed), str(opened)],
-    )
-
-
-def audit_seal_and_verify(ctx: Context) -> StepResult:
-    """Seal the logs table into a signed bundle with the demo key, then verify it."""
-    from nodus_cli.audit.seal import last_checkpoint, remember, seal_rows
-    from nodus_cli.audit.verify import verify_bundle
-    from nodus_cli.keys.keyring import Keyring
-
-    keyring = Keyring(ctx.workspace)
-    key = keyring.primary_signing_key(QUICKSTART_PASSPHRASE)
-    bundle = ctx.directory / "logs.bundle"
-    prev = last_checkpoint(ctx.store, "nodus/logs")
-    sealed = seal_rows(ctx.store, "logs", bundle, key=key, prev=prev)
-    remember(ctx.store, sealed)
-    report = verify_bundle(bundle, keyring.public_signing_keys())
-    verdict = "verifies (exit 0)" if report.exit_code == 0 else f"FAILS (exit {report.exit_code})"
-    return StepResult(
-        "Seal the logs into a signed audit bundle and verify it",
-        "nodus audit seal logs -o logs.bundle; nodus audit verify logs.bundle "
-        f"(the bundle {verdict}; it holds every row, so it is evidence on its own).",
-        ["bundle", "entries", "root", "signed by"],
-        [(bundle.name, sealed.size, sealed.root.hex()[:16], sealed.key_id)],
-        files=[str(bundle)],
-    )
-
-
-def export_parquet(ctx: Context) -> StepResult:
-    """Export logs and metrics to Parquet and count them back with DuckDB over the files."""
-    from nodus_cli.scaleout import QueryEngine
-    from nodus_cli.scaleout.engines import query_export
-    from nodus_cli.scaleout.export import export_tables
-
-    target = ctx.directory / "export"
-    results = export_tables(ctx.store, ["logs", "metrics"], target)
-    sql = "SELECT 'logs' AS table_name, count(*) AS rows FROM logs UNION ALL "
-    sql += "SELECT 'metrics', count(*) FROM metrics ORDER BY table_name"
-    with query_export(sql, QueryEngine.duckdb, target) as counted:
-        rows = list(counted.rows)
-        columns = counted.columns
-    files = sum(len(r.files) for r in results)
-    return StepResult(
-        "Export to partitioned Parquet for DuckDB or Spark",
-        f"nodus export logs metrics --to {target} wrote {files} files (by day, then "
-        f"source); nodus query --data {target} [--engine spark] reads them back:",
-        columns,
-        rows,
-        [str(target)],
-    )
-
+QUICKSTART_PASSPHRASE = "nodus-quickstart-demo"  # a demo keyring only: never reuse it
+DEMO_KEYRING = (("NODUS_PASSPHRASE", QUICKSTART_PASSPHRASE),)
 
 SAMPLE_SERVICE = """\
 # A sample service configuration for nodus config.
@@ -236,109 +109,156 @@ port = 8080
 max = 100  # connections
 min = 5
 """
+SAMPLE_QUERY = "SELECT app, message FROM logs WHERE level = NULL OR attrs = NULL ORDER BY time\n"
+SAMPLE_FILES_MADE = {"service.toml": SAMPLE_SERVICE, "query.sql": SAMPLE_QUERY}
+HEALTH_CHECK = 'grep -q "max = 500" "$NODUS_CONFIG_TARGET"'
 
 
-def change_configuration(ctx: Context) -> StepResult:
-    """Edit one value of a service file atomically, health-checked, with history."""
-    from nodus_cli.confops.apply import apply_config
-    from nodus_cli.confops.edit import parse_set
-    from nodus_cli.confops.history import list_generations
-
-    target = ctx.directory / "service.toml"
-    target.write_text(SAMPLE_SERVICE)
-    check = 'grep -q "max = 500" "$NODUS_CONFIG_TARGET"'
-    result = apply_config(ctx.store, target, edits=[parse_set("pool.max=500")], check=check)
-    rows = [
-        (g.generation, g.source, g.sha256[:12], g.check_outcome or "")
-        for g in list_generations(ctx.store, result.plan.target)
-    ]
-    return StepResult(
-        "Change a service's configuration safely",
-        f"nodus config apply service.toml --set pool.max=500 --check '{check}'; "
-        "nodus config history service.toml",
-        ["generation", "source", "sha256", "check"],
-        rows,
-        files=[str(target)],
-    )
+SAMPLE_INCIDENT = "2026-11-20T14:17"  # the cpu spike of the samples
 
 
-def sql_lint_and_transpile(ctx: Context) -> StepResult:
-    """Lint a query with two classic bugs against the store, and write it for Postgres."""
-    from nodus_cli.sqltools.catalog import read_catalog
-    from nodus_cli.sqltools.lint import lint_source
-    from nodus_cli.sqltools.transpile import transpile_sql
-
-    sql = "SELECT app, message FROM logs WHERE level = NULL OR attrs = NULL LIMIT 5"
-    findings = lint_source(sql, catalog=read_catalog(ctx.store.con)).findings
-    postgres = transpile_sql(sql.replace("= NULL", "IS NULL"), "duckdb", "postgres").sql
-    return StepResult(
-        "Lint a query, then write it for Postgres",
-        f"nodus sql lint finds {len(findings)} problem(s) in: {sql}  --  "
-        f"nodus sql transpile --to postgres gives: {postgres}",
-        ["line", "column", "code", "message"],
-        [(f.line, f.column, f.code, f.message) for f in findings],
-    )
-
-
-def detect_cpu(ctx: Context) -> StepResult:
-    """Score the cpu series; the sample has a spike on 2026-11-20 14:15-14:20."""
-    from nodus_cli.anomaly.detect import detect
-    from nodus_cli.anomaly.source import parse_series
-
-    result = detect(ctx.store, parse_series("cpu"))
-    return StepResult(
-        "Which cpu points are anomalous?",
-        f"nodus detect cpu  (scored {result.scored} points, "
-        f"{len(result.anomalies)} saved in the anomalies table)",
-        ["time", "value", "score", "reason"],
-        [
-            (found.time.strftime("%Y-%m-%d %H:%M"), found.value, found.score, found.reason)
-            for found in result.anomalies
-        ],
-    )
-
-
-def forecast_disk(ctx: Context) -> StepResult:
-    """Forecast disk usage against a 90% limit and write a self-contained HTML report."""
-    from datetime import timedelta
-
-    from nodus_cli.anomaly.source import parse_series
-    from nodus_cli.forecast.model import forecast_source
-    from nodus_cli.forecast.report import write_report
-
-    result = forecast_source(
-        ctx.store, parse_series("disk_used_pct"), horizon=timedelta(days=1), threshold=90.0
-    )
-    report = ctx.directory / "disk_used_pct-forecast.html"
-    written = write_report(result, report)
-    ctx.store.record("ok", {"step": "quickstart forecast", "report": str(report)})
-    return StepResult(
-        "When will the disk be 90% full?",
-        "nodus forecast disk_used_pct --horizon 1d --threshold 90 "
-        f"--report {report.name}\n    {result.summary()}",
-        files=[str(path) for path in written],
-    )
+def _nodus(*args: str, expect: int = 0, keyring: bool = False) -> Command:
+    return Command(tuple(args), expect, DEMO_KEYRING if keyring else ())
 
 
 STEPS: list[Step] = [
-    load_samples,
-    log_patterns,
-    errors_per_hour,
-    metric_summary,
-    detect_cpu,
-    forecast_disk,
-    change_configuration,
-    keys_seal_and_open,
-    audit_seal_and_verify,
-    sql_lint_and_transpile,
-    export_parquet,
-    incident_timeline,
+    Step(
+        "Ingest the sample logs and metrics",
+        (_nodus("ingest", "samples/"),),
+        "Each file's format is sniffed; rows + quarantined = records.",
+    ),
+    Step(
+        "What kinds of log line are there?",
+        (_nodus("patterns", "--top", "8"),),
+        "Every row of logs has a pattern_id; nodus patterns show ID gives example lines "
+        "and counts over time.",
+    ),
+    Step(
+        "Which hours had the most errors?",
+        (
+            _nodus(
+                "query",
+                "SELECT strftime(date_trunc('hour', time), '%Y-%m-%d %H:00') AS hour, "
+                "count(*) AS errors FROM logs WHERE level = 'error' "
+                "GROUP BY hour ORDER BY errors DESC, hour LIMIT 5",
+            ),
+        ),
+    ),
+    Step(
+        "What do the metric series look like?",
+        (
+            _nodus(
+                "query",
+                "SELECT series, count(*) AS points, round(min(value), 1) AS min, "
+                "round(avg(value), 1) AS mean, round(max(value), 1) AS max "
+                "FROM metrics GROUP BY series ORDER BY series",
+            ),
+        ),
+    ),
+    Step(
+        "Which cpu points are anomalous?",
+        (_nodus("detect", "cpu"),),
+        "The sample has a spike on 2026-11-20 14:15-14:20; the next run scores only new points.",
+    ),
+    Step(
+        "When will the disk be 90% full?",
+        (
+            _nodus(
+                "forecast",
+                "disk_used_pct",
+                "--horizon",
+                "1d",
+                "--threshold",
+                "90",
+                "--report",
+                "disk_used_pct-forecast.html",
+            ),
+        ),
+        files=("disk_used_pct-forecast.html",),
+    ),
+    Step(
+        "Change a service's configuration safely",
+        (
+            _nodus(
+                "config", "apply", "service.toml", "--set", "pool.max=500", "--check", HEALTH_CHECK
+            ),
+            _nodus("config", "history", "service.toml"),
+        ),
+        "service.toml is a sample file; a failing --check would have put the old bytes back.",
+        ("service.toml",),
+    ),
+    Step(
+        "Keep hybrid post-quantum keys, seal and open a file",
+        (
+            _nodus("keys", "generate", keyring=True),
+            _nodus("keys", "seal", "samples/cpu.csv", "-r", "@keyring", "-o", "cpu.csv.age"),
+            _nodus("keys", "open", "cpu.csv.age", "-o", "cpu.opened.csv", keyring=True),
+        ),
+        f"This demo keyring's passphrase is '{QUICKSTART_PASSPHRASE}': never use it for real keys.",
+        ("cpu.csv.age", "cpu.opened.csv"),
+    ),
+    Step(
+        "Seal the logs into a signed audit bundle and verify it",
+        (
+            _nodus("audit", "seal", "logs", "-o", "logs.bundle", keyring=True),
+            _nodus("audit", "verify", "logs.bundle"),
+        ),
+        "The bundle holds every row, so it is evidence on its own.",
+        ("logs.bundle",),
+    ),
+    Step(
+        "Lint a query, fix it, then write it for Postgres",
+        (
+            _nodus("sql", "lint", "query.sql", expect=1),
+            _nodus("sql", "lint", "query.sql", "--fix"),
+            _nodus("sql", "transpile", "query.sql", "--to", "postgres"),
+        ),
+        "query.sql is a sample query with two classic bugs; --fix rewrote the file.",
+        ("query.sql",),
+    ),
+    Step(
+        "Export to partitioned Parquet for DuckDB or Spark",
+        (
+            _nodus("export", "logs", "metrics", "--to", "export"),
+            _nodus(
+                "query",
+                "SELECT 'logs' AS table_name, count(*) AS rows FROM logs UNION ALL "
+                "SELECT 'metrics', count(*) FROM metrics ORDER BY table_name",
+                "--data",
+                "export",
+            ),
+        ),
+        "Add --engine spark to run the same SQL on Apache Spark.",
+        ("export",),
+    ),
+    Step(
+        "What happened around the cpu spike?",
+        (_nodus("timeline", "--around", SAMPLE_INCIDENT, "--window", "1h"),),
+        "The events on one clock, then those before the spike, most likely related first.",
+    ),
 ]
 
 
-def run_quickstart(
-    directory: Path, *, invocation: Invocation | None = None, lock_timeout: float = 10.0
-) -> Iterator[StepResult]:
+def run_command(command: Command, directory: Path) -> CommandRun:
+    """Run ``nodus`` in ``directory`` as a user would after ``cd DIRECTORY``: a new
+    process of this same nodus, finding the workspace ``.nodus/`` there."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {k: v for k, v in os.environ.items() if k not in ("NODUS_HOME", "NODUS_PASSPHRASE")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    env.update(command.env)
+    done = subprocess.run(
+        [sys.executable, "-m", "nodus_cli", *command.args],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    return CommandRun(command, done.returncode, done.stdout)
+
+
+def run_quickstart(directory: Path) -> Iterator[StepResult]:
     """Make a fresh workspace in ``directory`` and run every step, yielding results."""
     workspace, created = init_workspace(directory)
     if not created:
@@ -346,8 +266,18 @@ def run_quickstart(
             f"{workspace.root} already exists; quickstart wants a fresh directory "
             "(remove it or pass another DIR)"
         )
-    samples = copy_samples(directory)
-    with open_store(workspace, invocation=invocation, lock_timeout=lock_timeout) as store:
-        ctx = Context(directory, workspace, store, samples)
-        for step in STEPS:
-            yield step(ctx)
+    copy_samples(directory)
+    for name, text in SAMPLE_FILES_MADE.items():
+        (directory / name).write_text(text)
+    for step in STEPS:
+        result = StepResult(step.title, step.note, files=[str(directory / f) for f in step.files])
+        for command in step.commands:
+            run = run_command(command, directory)
+            result.runs.append(run)
+            if run.exit_code != command.expect:
+                yield result
+                raise StepFailed(
+                    f"quickstart: '{command.shown}' exited {run.exit_code} instead of "
+                    f"{command.expect} (please report this)"
+                )
+        yield result

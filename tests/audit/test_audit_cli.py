@@ -318,3 +318,19 @@ def test_quickstart_seals_its_logs_into_a_verified_bundle(cli: Invoke, tmp_path:
     verified = cli("--home", str(target / ".nodus"), "audit", "verify", str(bundle), "--json")
     assert verified.exit_code == 0, verified.stdout
     assert verified.json()["size"] > 0  # type: ignore[index]
+
+
+def test_a_workspace_inside_the_tree_is_neither_sealed_nor_reported_added(
+    cli: Invoke, signer: Path, tmp_path: Path
+) -> None:
+    data = _tree(tmp_path)
+    workspace = data / ".nodus"
+    workspace.mkdir()
+    (workspace / "nodus.toml").write_text("")
+    (workspace / "secret.key").write_text("00" * 32 + "\n")
+    bundle = tmp_path / "files.bundle"
+    assert _build(cli, tmp_path, bundle)["size"] == 3
+    (workspace / "store.duckdb").write_bytes(b"grown since the build")
+    code, report = _verify(cli, bundle, "--root", str(tmp_path), "--trust", str(signer))
+    assert code == 0, report
+    assert report["entries"]["added"] == []
