@@ -76,6 +76,30 @@ def test_generated_noise_flags_at_most_one_percent(method: str, noise: str) -> N
     assert anomalies <= MAX_FLAG_RATE and high <= MAX_HIGH_SCORE_RATE, (anomalies, high)
 
 
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("mean", [0.2, 1.0, 3.0, 5.0])
+def test_small_poisson_counts_flag_at_most_one_percent(method: str, mean: float) -> None:
+    rng = np.random.default_rng(int(mean * 10))
+    n = 10_000
+    values = rng.poisson(mean, n).astype(float)
+    times = (np.arange(n) * 60_000_000).astype(np.int64)
+    anomalies, high = flag_rate(method, times, values)
+    assert anomalies <= MAX_FLAG_RATE and high <= MAX_HIGH_SCORE_RATE, (anomalies, high)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("seed", [0, 1, 5])
+def test_ordinary_counts_of_three_to_seven_are_no_tail_event(method: str, seed: int) -> None:
+    """Ties: a strength seen in every block (a median of integers) made the next step 1.0."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    values = rng.integers(3, 8, n).astype(float)
+    times = (np.arange(n) * 60_000_000).astype(np.int64)
+    scores, _state = METHODS[method].score(METHODS[method].new_state(), times, values)
+    assert scores.score.max() < 0.999
+    assert scores.anomaly.mean() <= MAX_FLAG_RATE
+
+
 def block_log10(point_tails: np.ndarray) -> np.ndarray:
     """The block tails calibrate.combine takes, from point tails (inverse of point_tail)."""
     return np.log10(-np.expm1(calibrate.BLOCK * np.log1p(-point_tails)))
@@ -98,9 +122,9 @@ def test_two_detectors_agreeing_is_a_tail_probability(detectors: int) -> None:
 
 
 def test_one_extreme_detector_alarms_alone_and_two_moderate_ones_together() -> None:
-    """Far beyond the flag tail a detector alarms alone; five times it needs a second."""
+    """Far beyond the flag tail a detector alarms alone; at twice the tail it needs a second."""
     flag_tail = calibrate.DEFAULT.flag_tail
-    quiet, moderate, extreme = 0.5, 5 * flag_tail, flag_tail**2
+    quiet, moderate, extreme = 0.5, 2 * flag_tail, flag_tail**2
     cases = np.array(
         [
             [extreme, quiet, quiet, quiet, quiet],
@@ -226,6 +250,13 @@ def test_reason_reads_like_a_sentence() -> None:
         "412 requests, 9.3 robust deviations above the level of the last hour (120 requests)"
     )
     assert "e+" not in sentence
+
+
+def test_a_new_record_reads_as_one() -> None:
+    sentence = reasons.explain(
+        "record", 93.0, 12.0, 70.0, -6.0, unit="", step_s=300.0, season_s=0.0
+    )
+    assert sentence.startswith("93, beyond the highest value of the last 3 days (70)")
 
 
 def test_cli_reasons_have_no_exponents(cli, nodus_home: Path) -> None:

@@ -7,12 +7,14 @@ anomaly likelihood of Numenta's HTM detector, each point's short-term mean of
 window before it (its mean and standard deviation, a Gaussian tail), so the result
 is the probability that the series' usual behaviour produces so strong a signal.
 
-Several detectors are combined by a rule fixed up front: the two most surprising
-detectors must agree. With point tails p1 <= p2 of d detectors, the chance that
-two independent uniform tails have a product as small is t (1 - ln t) for
-t = p1 p2, times the d (d - 1) / 2 pairs (Bonferroni), so one detector's
-routine excursion no longer alarms alone unless it is extreme, while two
-moderate ones at once do (cross-validated on NAB: tests/bench/nab.py). A
+Several detectors are combined by a rule fixed up front: the two or the three
+most surprising detectors must agree. With point tails p1 <= p2 <= p3 of d
+detectors, the chance that k independent uniform tails have a product as small
+as t = p1 ... pk is t (1 - ln t) for two and t (1 - ln t + (ln t)^2 / 2) for
+three, times the C(d, k) sets of k (Bonferroni), and the smaller of the two
+counts twice (both rules were looked at). So one detector's routine excursion
+no longer alarms alone unless it is extreme, while two moderate ones at once,
+or three milder ones, do (cross-validated on NAB: tests/bench/nab.py). A
 single detector is its own tail. The score shown to the user is that
 probability on a log scale, ``0.5 * log(p) / log(FLAG_TAIL)`` clipped to
 [0, 1], so the flag threshold 0.5 means the same tail probability for every
@@ -26,13 +28,21 @@ one long run bit for bit from a bounded window of past points.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 ANOMALY_THRESHOLD = 0.5  # the score at which a point is an anomaly (tail FLAG_TAIL)
 BLOCK = 50  # points per block of long-term statistics
+# log10(5) / log10(0.5 / (1 - 0.5 ** (1 / BLOCK))): decades from the 50th to the
+# 90th percentile of block maxima over those from a typical point to their median.
+TIE_SHARE = math.log10(5.0) / math.log10(0.5 / (1.0 - 0.5 ** (1.0 / BLOCK)))
+AGREEING = 3  # the most surprising detectors that may agree to alarm: two or three
 MIN_HISTORY = 200  # points learnt from before anything is scored
-SIGMA_FLOOR = 0.05  # in log1p units: a dead-flat history still needs a real jump to alarm
+# The median maximum of 50 standard normal |z|: a block's maximum is never taken
+# to be less, so after a dead-flat (or one-valued) history an ordinary deviation
+# is still ordinary.
+TYPICAL_MAXIMUM = 2.5
 
 
 @dataclass(frozen=True)
@@ -41,9 +51,10 @@ class Calibration:
 
     short: int = 1  # points in the short-term mean of the strength
     long_blocks: int = 40  # blocks of BLOCK points whose maxima make the long-term tail
-    flag_tail: float = 1e-4  # the tail probability that maps to the anomaly threshold
+    flag_tail: float = 10**-3.5  # the tail probability that maps to the anomaly threshold
     suppress: int = 25  # points after an alarm during which no new one is raised
     min_blocks: int = 3  # blocks a series' first tail is fitted on (then up to long_blocks)
+    width_floor: float = 0.3  # in log1p units: the narrowest tail (a flat history's)
 
     @property
     def history(self) -> int:
@@ -83,15 +94,16 @@ def block_tails(
     first_block = -(-start // BLOCK)  # first block wholly inside the array
     offset = first_block * BLOCK - start
     blocks = max(0, (n - offset) // BLOCK)
-    maxima = a[:, offset : offset + blocks * BLOCK].reshape(detectors, blocks, BLOCK).max(axis=2)
+    within = a[:, offset : offset + blocks * BLOCK].reshape(detectors, blocks, BLOCK)
     window = calibration.long_blocks
     valid = np.zeros(detectors, dtype=np.int64) if valid_from is None else np.asarray(valid_from)
     first_valid = -(-valid // BLOCK) if start == 0 else np.zeros(detectors, dtype=np.int64)
-    before = np.zeros((detectors, blocks + 1, 2))
-    for q, column in ((50, 0), (90, 1)):
+    statistics = ((within.max(axis=2), 50), (within.max(axis=2), 90), (within.mean(axis=2), 50))
+    before = np.zeros((detectors, blocks + 1, len(statistics)))
+    for column, (per_block, q) in enumerate(statistics):
         if blocks:
             ranked = ndimage.percentile_filter(
-                maxima, q, size=(1, window), origin=(0, (window - 1) // 2), mode="nearest"
+                per_block, q, size=(1, window), origin=(0, (window - 1) // 2), mode="nearest"
             )
             before[:, 1:, column] = ranked  # stats of blocks b-window..b-1 for block b
         if start == 0:  # a series' first blocks see only the valid blocks there are
@@ -99,16 +111,25 @@ def block_tails(
                 low = int(first_valid[row])
                 for block in range(low + calibration.min_blocks, min(low + window, blocks + 1)):
                     before[row, block, column] = np.percentile(
-                        maxima[row, low:block], q, method="lower"
+                        per_block[row, low:block], q, method="lower"
                     )
     absolute = np.arange(start, start + n)
     block_of = absolute // BLOCK - first_block  # -1 before the first whole block
     index = np.clip(block_of, 0, blocks)
     first_usable = first_valid + (calibration.min_blocks if start == 0 else window)
     usable = (block_of[None, :] >= first_usable[:, None]) & (absolute >= MIN_HISTORY)
-    median, upper = before[:, index, 0], before[:, index, 1]
-    width = np.maximum(upper - median, SIGMA_FLOOR)
-    log10_block = np.log10(0.5) - (recent - median) / width * np.log10(5.0)
+    # Per block (then read per point): the tail's median and its slope in decades.
+    median, upper, typical = before[:, :, 0], before[:, :, 1], before[:, :, 2]
+    # A discrete strength (a count, a median of integers) ties the maxima: the 90th
+    # percentile is the median and says nothing of the tail's width. The tail then
+    # decays as it does from a typical point (tail 1/2) to the median maximum (1/2 of
+    # blocks, 1.4% of points): a value seen often is no tail event.
+    ties = np.maximum(TIE_SHARE * (median - typical), 0.0)
+    width = np.maximum(np.where(upper > median, upper - median, ties), calibration.width_floor)
+    median = np.maximum(median, math.log1p(TYPICAL_MAXIMUM))
+    slope = np.log10(5.0) / width
+    offset = np.log10(0.5) + median * slope
+    log10_block = offset[:, index] - recent * slope[:, index]
     return np.where(usable, np.minimum(log10_block, 0.0), 0.0)
 
 
@@ -123,25 +144,30 @@ def point_tail(log10_block: Any) -> Any:
     return np.where(log10_block >= 0.0, 0.0, np.minimum(log10_p, 0.0))
 
 
-def combine(block_log10: Any) -> tuple[Any, Any]:
-    """(log10 tail of the two most surprising detectors' agreement, the most surprising one).
+def combine(block_log10: Any, agreeing: int = 0) -> tuple[Any, Any]:
+    """(log10 tail of the most surprising detectors' agreement, the most surprising one).
 
     ``block_log10`` is ``block_tails``' output; ``point_tail`` is monotone, so the
-    two smallest block tails are the two smallest point tails.
+    smallest block tails are the smallest point tails. ``agreeing`` (default
+    AGREEING) is the most detectors whose agreement is looked at.
     """
     import numpy as np
 
     detectors, n = block_log10.shape
     winner = np.argmin(block_log10, axis=0)
-    columns = np.arange(n)
-    first = point_tail(block_log10[winner, columns])
     if detectors == 1:
-        return first, winner
-    second = point_tail(np.partition(block_log10, 1, axis=0)[1])
-    log10_t = first + second
-    pairs = detectors * (detectors - 1) / 2
-    log10_p = log10_t + np.log10((1.0 - log10_t * np.log(10.0)) * pairs)
-    return np.minimum(log10_p, 0.0), winner
+        return point_tail(block_log10[0]), winner
+    sizes = range(2, min(agreeing or AGREEING, detectors) + 1)
+    smallest = np.sort(np.partition(block_log10, sizes[-1] - 1, axis=0)[: sizes[-1]], 0)
+    ln_tails = point_tail(smallest) * np.log(10.0)
+    best = np.zeros(n)
+    for k in sizes:
+        ln_t = ln_tails[:k].sum(axis=0)
+        # P(a product of k uniforms <= t) = t * sum_{j<k} (-ln t)^j / j!
+        series = sum((-ln_t) ** j / math.factorial(j) for j in range(k))
+        sets = math.comb(detectors, k) * len(sizes)
+        best = np.minimum(best, (ln_t + np.log(series * sets)) / np.log(10.0))
+    return best, winner
 
 
 def score(log10_p: Any, calibration: Calibration = DEFAULT) -> Any:

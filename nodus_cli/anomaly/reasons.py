@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from nodus_cli.anomaly.hst import LAGS
-from nodus_cli.anomaly.robust import LEVEL_WINDOW, RECENT_WINDOWS, SPREAD_WINDOW
+from nodus_cli.anomaly.robust import LEVEL_WINDOW, RECENT_WINDOWS, RECORD_WINDOW, SPREAD_WINDOW
 
 HUGE_Z = 1e6  # deviations from a level that never moved before
 # Name endings that say what a series counts (Prometheus naming conventions first).
@@ -97,6 +97,13 @@ def explain(
         return (
             f"the level of the last {span} moved {direction} the usual "
             f"{quantity(expected, unit)} to {shown}{odds}"
+        )
+    if feature == "record":
+        extreme = "highest" if z >= 0 else "lowest"
+        span = duration(step_s * RECORD_WINDOW)
+        return (
+            f"{shown}, beyond the {extreme} value of the last {span} "
+            f"({quantity(expected, unit)}){odds}"
         )
     if feature == "spread":
         change = "more erratic" if z >= 0 else "unusually steady"

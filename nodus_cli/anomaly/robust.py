@@ -19,12 +19,14 @@ Features, each a robust z-score (deviation over 1.4826 * MAD of recent deviation
   instead of alarming for ever;
 * ``spread``: how far points stray from the level lately against how far they
   usually do (a series turning erratic, or suddenly flat);
+* ``record``: how far the value leaves the range of the last RECORD_WINDOW points
+  (a new high or low: a spike taller than any before, a fall to a new floor);
 * ``hst``: the sparseness of the last few values under half-space trees (hst.py).
 
 Each feature's strength is then turned into a tail probability against its own
 history by the one calibration every method shares (calibrate.py), and the
-features are combined by a rule fixed up front (the two most surprising must
-agree: calibrate.combine).
+features are combined by a rule fixed up front (the two or three most
+surprising must agree: calibrate.combine).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ DRIFT_WINDOW = 40
 SLIDE_WINDOW = 15  # between shift and drift (their geometric mean): cross-validated
 # Points in the recent median of each level-shift feature.
 RECENT_WINDOWS = {"shift": SHIFT_WINDOW, "slide": SLIDE_WINDOW, "drift": DRIFT_WINDOW}
+RECORD_WINDOW = 1000  # points whose range a new record leaves
 SEASON_WARMUP = 600  # points seen before the season is learnt (once, from these points)
 MAX_SEASON = SEASON_WARMUP // 2
 SEASONS_REMEMBERED = 3
@@ -59,13 +62,14 @@ STRENGTH_HISTORY = max(
     + SEASONS_REMEMBERED * MAX_SEASON
     + PHASE_WINDOW
     + 2 * LEVEL_WINDOW,
+    RECORD_WINDOW + SCALE_WINDOW,
     hst.HISTORY,
 )
 # Enough past points that every window of every new point is full and identical to
 # the one a single long run would have used, calibration included.
 BUFFER = STRENGTH_HISTORY + calibrate.DEFAULT.history + 64
 
-FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift", "slide", "hst")
+FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift", "slide", "record", "hst")
 ROBUST_FEATURES = ("local",)
 HST_FEATURES = ("hst",)
 AUTO_FEATURES = FEATURE_NAMES[:-1]  # without hst, which lowers the CV score (tests/bench/nab.py)
@@ -145,6 +149,18 @@ def _causal_percentile(x: Any, window: int, percentile: float, at_origin: bool =
             out[i] = seen[int(np.floor((i - 1) * percentile / 100.0 + 1e-9))]
     out[0] = x[0]
     return out
+
+
+def _causal_extremes(x: Any, window: int) -> tuple[Any, Any]:
+    """(max, min) of x[i-window:i] per point; x[0] itself at the first point."""
+    import numpy as np
+    from scipy import ndimage
+
+    origin = (window - 1) // 2
+    previous = np.concatenate([x[:1], x[:-1]])
+    highest = ndimage.maximum_filter1d(previous, window, origin=origin, mode="nearest")
+    lowest = ndimage.minimum_filter1d(previous, window, origin=origin, mode="nearest")
+    return highest, lowest
 
 
 def _remembering(rank: Callable[..., Any]) -> Callable[..., Any]:
@@ -277,6 +293,12 @@ def strengths(
         if name == "hst":
             zs.append(hst.strength(rank, x, start))
             expectations.append(level)
+            continue
+        if name == "record":
+            highest, lowest = _causal_extremes(x, RECORD_WINDOW)
+            bound = np.where(x > highest, highest, np.where(x < lowest, lowest, x))
+            zs.append(_robust_z(rank, x - bound, x, level))
+            expectations.append(bound)
             continue
         if name == "local":
             expected = level

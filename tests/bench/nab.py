@@ -3,16 +3,20 @@
 Run: nice -n 10 python tests/bench/nab.py [--cli] [--jobs N]
 (required: cross-validated standard score >= 65, auto above every single method)
 
-The 41 development series of shared/data/nab fall in five categories. The two
+The 41 development series of shared/data/nab fall in five categories. The three
 swept calibration constants (calibrate.Calibration: the tail that maps to the flag
-threshold, in quarter decades, and the suppression after an alarm) are chosen by
+threshold, in quarter decades, the suppression after an alarm, and the narrowest
+width of a fitted tail) are chosen by
 leave-one-category-out cross-validation: for each category, the constants whose
 training score, averaged with that of the neighbouring flag tails (the score is
 jagged in the threshold), is best on the other four are applied to it, and the
 five held-out results are pooled into one normalised score (the CV score). The
 history constants are fixed by argument (see GRID), and design choices (half-space
-trees in `auto`, the `slide` feature) are shown as rows of their own, compared by
-their CV score. The raw detector strengths do not depend on the calibration, so
+trees in `auto`, the `slide` and `record` features, agreement of two or three
+detectors) are shown as rows of their own, compared by their CV score (a choice
+among rows is itself a selection: when the record window, 500 to 4,000 points,
+was left to the folds instead of fixed at 1,000, the pooled score was 58.2, not
+60.1). The raw detector strengths do not depend on the calibration, so
 they are computed once per series and cached (keyed by the detector source code);
 each sweep is cheap. The shipped constants (calibrate.DEFAULT) are the folds' most
 common choice for `auto` (the bench says so when they are not); the full
@@ -65,13 +69,20 @@ PROFILES = {
 }
 PROBATION_SHARE = 0.15
 PROBATION_MAX = 750
+# name: (features, most detectors that may agree; 0: calibrate.AGREEING)
 METHODS = {
-    "auto": robust.AUTO_FEATURES,
-    "auto with hst": robust.FEATURE_NAMES,
-    "auto without slide": tuple(f for f in robust.AUTO_FEATURES if f != "slide"),
-    "robust": robust.ROBUST_FEATURES,
-    "hst": robust.HST_FEATURES,
-    **{f"only {name}": (name,) for name in robust.FEATURE_NAMES if name not in ("local", "hst")},
+    "auto": (robust.AUTO_FEATURES, 0),
+    "auto with hst": (robust.FEATURE_NAMES, 0),
+    "auto without slide": (tuple(f for f in robust.AUTO_FEATURES if f != "slide"), 0),
+    "auto without record": (tuple(f for f in robust.AUTO_FEATURES if f != "record"), 0),
+    "auto, pairs only": (robust.AUTO_FEATURES, 2),
+    "robust": (robust.ROBUST_FEATURES, 0),
+    "hst": (robust.HST_FEATURES, 0),
+    **{
+        f"only {name}": ((name,), 0)
+        for name in robust.FEATURE_NAMES
+        if name not in ("local", "hst")
+    },
 }
 # The history constants are fixed by argument rather than swept (each swept option
 # lets a fold pick a constant that fits four categories and misses the fifth): the
@@ -83,6 +94,7 @@ GRID = {
     "flag_tail": tuple(10.0 ** (-2.0 - k / 4) for k in range(13)),  # 1e-2 .. 1e-5
     "suppress": (0, 25, 50, 100, 250),
     "min_blocks": (3,),
+    "width_floor": (0.05, 0.1, 0.2, 0.3, 0.4),
 }
 CACHE = Path(tempfile.gettempdir()) / "nodus-bench-nab"
 VALID_FROM = np.array(robust.valid_from(robust.FEATURE_NAMES))
@@ -184,11 +196,11 @@ def strengths(series: Series) -> np.ndarray:
     return strength
 
 
-def flags(series: Series, rows: list[int], calibration: Calibration, log10_p=None):
+def flags(series: Series, rows: list[int], calibration: Calibration, log10_p=None, agreeing=0):
     """The points the CLI would mark as anomalies with these constants."""
     if log10_p is None:
         tails = calibrate.block_tails(strengths(series)[rows], 0, calibration, VALID_FROM[rows])
-        log10_p, _winner = calibrate.combine(tails)
+        log10_p, _winner = calibrate.combine(tails, agreeing)
     return calibrate.first_alarms(calibrate.score(log10_p, calibration), calibration)
 
 
@@ -203,6 +215,40 @@ def raw_score(series: Series, flagged: np.ndarray, profile_name: str) -> float:
     return total
 
 
+@dataclass
+class Outcome:
+    """Where one series' points go: windows found (and how early), missed, false alarms."""
+
+    windows: int = 0
+    found: int = 0
+    reward: float = 0.0  # summed over found windows (1 each at best: an early detection)
+    false_alarms: int = 0
+    false_cost: float = 0.0  # their summed (negative) reward
+
+    def add(self, other: Outcome) -> Outcome:
+        return Outcome(
+            self.windows + other.windows,
+            self.found + other.found,
+            self.reward + other.reward,
+            self.false_alarms + other.false_alarms,
+            self.false_cost + other.false_cost,
+        )
+
+
+def outcome(series: Series, flagged: np.ndarray, profile_name: str) -> Outcome:
+    reward = series.rewards[profile_name]
+    hit = series.scored & flagged
+    false = hit & (series.window < 0)
+    result = Outcome(false_alarms=int(false.sum()), false_cost=float(reward[false].sum()))
+    for w in set(series.window[series.scored & (series.window >= 0)].tolist()):
+        hits = reward[hit & (series.window == w)]
+        result.windows += 1
+        if len(hits):
+            result.found += 1
+            result.reward += float(hits.max())
+    return result
+
+
 def null_and_perfect(series: Series, profile_name: str) -> tuple[float, float]:
     null = raw_score(series, np.zeros(len(series.values), dtype=bool), profile_name)
     return null, series.windows * PROFILES[profile_name]["tp"]
@@ -214,21 +260,22 @@ def normalised(raws: list[float], bounds: list[tuple[float, float]]) -> float:
     return 100.0 * (sum(raws) - null) / (perfect - null)
 
 
-def sweep(data: list[Series], rows: list[int], profile_name: str) -> dict[Calibration, np.ndarray]:
+def sweep(
+    data: list[Series], rows: list[int], profile_name: str, agreeing: int = 0
+) -> dict[Calibration, np.ndarray]:
     """Raw score per calibration and series (grid order x series)."""
     table: dict[Calibration, np.ndarray] = {}
-    for short, long_blocks, min_blocks in itertools.product(
-        GRID["short"], GRID["long_blocks"], GRID["min_blocks"]
-    ):
-        base = Calibration(short=short, long_blocks=long_blocks, min_blocks=min_blocks)
+    tail_fields = [name for name in GRID if name not in ("flag_tail", "suppress")]
+    for values in itertools.product(*(GRID[name] for name in tail_fields)):
+        base = Calibration(**dict(zip(tail_fields, values, strict=True)))
         tails = [
             calibrate.combine(
-                calibrate.block_tails(strengths(one)[rows], 0, base, VALID_FROM[rows])
+                calibrate.block_tails(strengths(one)[rows], 0, base, VALID_FROM[rows]), agreeing
             )[0]
             for one in data
         ]
         for flag_tail, suppress in itertools.product(GRID["flag_tail"], GRID["suppress"]):
-            chosen = Calibration(short, long_blocks, flag_tail, suppress, min_blocks)
+            chosen = replace(base, flag_tail=flag_tail, suppress=suppress)
             table[chosen] = np.array(
                 [
                     raw_score(one, flags(one, rows, chosen, tail), profile_name)
@@ -253,7 +300,7 @@ def plateau(train_score: dict[Calibration, float], chosen: Calibration) -> float
 
 
 def cross_validate(data, table, profile_name):
-    """(pooled held-out score, the constants each fold chose)."""
+    """(pooled held-out score, the constants each fold chose for its held-out category)."""
     bounds = [null_and_perfect(one, profile_name) for one in data]
     categories = sorted({one.category for one in data})
     held_raw: list[float] = []
@@ -271,9 +318,45 @@ def cross_validate(data, table, profile_name):
     return normalised(held_raw, held_bounds), chosen
 
 
-def full_score(data, rows, calibration, profile_name):
+def print_breakdown(data, rows, chosen, profile_name, per_series: bool, agreeing=0) -> None:
+    """Points lost per category under the held-out constants: misses, lateness, false alarms.
+
+    A missed window costs 2 / (2 windows) of the normalised score, a late detection
+    its shortfall from 1, a false alarm its reward; the three sum to 100 - score.
+    """
+    total_windows = sum(o.windows for o in data)
+    unit = 100.0 / (2 * total_windows)  # normalised points per raw point
+    print(f"    {'held out':22s} windows found  missed(pts)  late(pts)  false alarms(pts)")
+    grand = Outcome()
+    for category in sorted({one.category for one in data}):
+        sum_ = Outcome()
+        for one in data:
+            if one.category != category:
+                continue
+            got = outcome(one, flags(one, rows, chosen[category], agreeing=agreeing), profile_name)
+            sum_ = sum_.add(got)
+            if per_series:
+                print(f"      {Path(one.name).stem[:36]:36s} {_outcome_row(got, unit)}")
+        grand = grand.add(sum_)
+        print(f"    {category[:22]:22s} {_outcome_row(sum_, unit)}")
+    print(f"    {'all':22s} {_outcome_row(grand, unit)}")
+
+
+def _outcome_row(o: Outcome, unit: float) -> str:
+    missed = o.windows - o.found
+    late = o.found - o.reward
+    return (
+        f"{o.windows:4d} {o.found:4d}  {missed:3d} ({2 * missed * unit:5.1f})"
+        f"  {late * unit:6.1f}  {o.false_alarms:5d} ({-o.false_cost * unit:5.1f})"
+    )
+
+
+def full_score(data, rows, calibration, profile_name, agreeing=0):
     bounds = [null_and_perfect(one, profile_name) for one in data]
-    raws = [raw_score(one, flags(one, rows, calibration), profile_name) for one in data]
+    raws = [
+        raw_score(one, flags(one, rows, calibration, agreeing=agreeing), profile_name)
+        for one in data
+    ]
     return normalised(raws, bounds)
 
 
@@ -320,6 +403,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="standard profile, the three methods only"
     )
+    parser.add_argument(
+        "--per-series", action="store_true", help="break auto's points lost down per series"
+    )
     args = parser.parse_args()
     root = shared_path() / "data" / "nab"
     data = load(root)
@@ -333,20 +419,23 @@ def main() -> None:
     print(f"shipped constants: {calibrate.DEFAULT}")
     for profile_name in ["standard"] if args.quick else PROFILES:
         print(
-            f"\n{profile_name} profile      CV score  full dev (shipped)  constants chosen per fold"
+            f"\n{profile_name} profile        CV score  full dev (shipped)"
+            "  flag tail, suppression, width floor chosen per fold"
         )
-        for method, features in METHODS.items():
+        for method, (features, agreeing) in METHODS.items():
             if args.quick and method.startswith(("only", "auto with")):
                 continue
             rows = [robust.FEATURE_NAMES.index(f) for f in features]
-            table = sweep(data, rows, profile_name)
+            table = sweep(data, rows, profile_name, agreeing)
             cv, chosen = cross_validate(data, table, profile_name)
-            full = full_score(data, rows, calibrate.DEFAULT, profile_name)
+            full = full_score(data, rows, calibrate.DEFAULT, profile_name, agreeing)
             folds = "; ".join(
-                f"{cat[:12]}: {c.short},{c.long_blocks},{c.flag_tail:g},{c.suppress},{c.min_blocks}"
+                f"{cat[:12]}: {c.flag_tail:.2g},{c.suppress},{c.width_floor:g}"
                 for cat, c in chosen.items()
             )
-            print(f"  {method:18s} {cv:8.2f}  {full:8.2f}  {folds}", flush=True)
+            print(f"  {method:20s} {cv:8.2f}  {full:8.2f}  {folds}", flush=True)
+            if method == "auto" and profile_name == "standard":
+                print_breakdown(data, rows, chosen, profile_name, args.per_series)
             if method == "auto":
                 common = Counter(chosen.values()).most_common(1)[0][0]
                 if common != calibrate.DEFAULT:
