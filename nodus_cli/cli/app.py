@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click import Context, Parameter
+from typer._click import Context
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
@@ -22,6 +22,7 @@ from nodus_cli import __version__
 from nodus_cli.cli import audit, core, export, ingest, keys, patterns, quickstart, state, timeline
 from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
+from nodus_cli.cli.options import WIDE_HELP, WideOption, set_wide
 from nodus_cli.cli.output import Format, detail, error_line, visible
 from nodus_cli.cli.sql import sql_app
 from nodus_cli.errors import EXIT_USAGE, NodusError, describe_os_error
@@ -158,12 +159,6 @@ def _engine_versions() -> str:
     return ", ".join(versions)
 
 
-def _set_wide(_ctx: Context, _param: Parameter, value: bool) -> bool:
-    if value:
-        state.STATE.wide = True
-    return value
-
-
 def _add_wide_option(group: TyperGroup) -> None:
     """Every command that prints a table (it takes ``--format table|json|...``) also
     takes ``--wide``: on a terminal, show every cell whole instead of fitting the width."""
@@ -179,8 +174,8 @@ def _add_wide_option(group: TyperGroup) -> None:
                     is_flag=True,
                     default=False,
                     expose_value=False,
-                    callback=_set_wide,
-                    help="On a terminal, show every cell whole (a pipe always does).",
+                    callback=set_wide,
+                    help=WIDE_HELP,
                 )
             )
 
@@ -261,10 +256,7 @@ def global_options(
             help="Say what nodus does (files, timings, engine versions); -vv adds tracebacks.",
         ),
     ] = 0,
-    wide: Annotated[
-        bool,
-        typer.Option("--wide", help="Tables show every cell whole, even on a terminal."),
-    ] = False,
+    wide: WideOption = False,
     version: Annotated[
         bool,
         typer.Option(

@@ -6,15 +6,17 @@ from typing import Annotated
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.output import (
-    Format,
+from nodus_cli.cli.options import (
+    AsOfOption,
     FormatOption,
     JsonOption,
-    emit_json,
-    render_rows,
+    LogSourceOption,
     resolve_format,
-    say,
+    since_option,
+    time_or_none,
+    until_option,
 )
+from nodus_cli.cli.output import Format, emit_json, render_rows, say
 from nodus_cli.timeparse import parse_duration, parse_time
 
 COLUMNS = ["time", "kind", "source", "summary", "count", "last", "ref"]
@@ -29,11 +31,9 @@ def timeline(
         str, typer.Option("--window", help="How far before (and after) --around to look.")
     ] = "30m",
     since: Annotated[
-        str | None, typer.Option("--since", help="Start of the listing (default: a window ago).")
+        str | None, since_option("Start of the listing (default: a window ago).")
     ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="End of the listing (default: now).")
-    ] = None,
+    until: Annotated[str | None, until_option("End of the listing (default: now).")] = None,
     kinds: Annotated[
         str | None,
         typer.Option(
@@ -41,16 +41,11 @@ def timeline(
             help="Comma list of logs, anomalies, config, keys, audit, journal, patterns (all).",
         ),
     ] = None,
-    source: Annotated[
-        str | None, typer.Option("--source", help="Only log lines of this source.")
-    ] = None,
+    source: LogSourceOption = None,
     min_level: Annotated[
         str, typer.Option("--min-level", help="Log lines at this level and above.")
     ] = "warn",
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="Read the store as it was known at this time."),
-    ] = None,
+    as_of: AsOfOption = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -88,10 +83,10 @@ def timeline(
     from nodus_cli.timeline.rank import related
 
     width = parse_duration(window)
-    moment = parse_time(around) if around else None
+    moment = time_or_none(around)
     end = parse_time(until) if until else (moment + width if moment else dt.datetime.now(dt.UTC))
     start = parse_time(since) if since else (moment - width if moment else end - width)
-    known = parse_time(as_of) if as_of else None
+    known = time_or_none(as_of)
     scope = Window(start, end, parse_kinds(kinds), source, parse_level(min_level), known)
     workspace = state.workspace()
     with state.open_store(read_only=True) as store:
