@@ -13,7 +13,6 @@ from nodus_cli.cli.options import (
     LogSourceOption,
     resolve_format,
     since_option,
-    time_or_none,
     until_option,
 )
 from nodus_cli.cli.output import Format, emit_json, render_rows, say
@@ -83,10 +82,10 @@ def timeline(
     from nodus_cli.timeline.rank import related
 
     width = parse_duration(window)
-    moment = time_or_none(around)
+    moment = parse_time(around) if around else None
     end = parse_time(until) if until else (moment + width if moment else dt.datetime.now(dt.UTC))
     start = parse_time(since) if since else (moment - width if moment else end - width)
-    known = time_or_none(as_of)
+    known = parse_time(as_of) if as_of else None
     scope = Window(start, end, parse_kinds(kinds), source, parse_level(min_level), known)
     workspace = state.workspace()
     with state.open_store(read_only=True) as store:
