@@ -24,6 +24,7 @@ from nodus_cli import __version__
 from nodus_cli.cli import audit, core, export, flags, ingest, keys, patterns, quickstart, timeline
 from nodus_cli.cli import detect as detect_commands
 from nodus_cli.cli.config import config_app
+from nodus_cli.cli.options import WIDE_HELP, WideOption, set_wide
 from nodus_cli.cli.output import Format, detail, error_line, visible
 from nodus_cli.cli.sql import sql_app
 from nodus_cli.errors import EXIT_USAGE, NodusError, describe_os_error
@@ -183,12 +184,6 @@ def _engine_versions() -> str:
     return ", ".join(versions)
 
 
-def _set_wide(_ctx: Context, _param: Parameter, value: bool) -> bool:
-    if value:
-        flags.STATE.wide = True
-    return value
-
-
 INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -267,8 +262,8 @@ def _add_wide_option(group: TyperGroup) -> None:
                     is_flag=True,
                     default=False,
                     expose_value=False,
-                    callback=_set_wide,
-                    help="On a terminal, show every cell whole (a pipe always does).",
+                    callback=set_wide,
+                    help=WIDE_HELP,
                 )
             )
 
@@ -349,10 +344,7 @@ def global_options(
             help="Say what nodus does (files, timings, engine versions); -vv adds tracebacks.",
         ),
     ] = 0,
-    wide: Annotated[
-        bool,
-        typer.Option("--wide", help="Tables show every cell whole, even on a terminal."),
-    ] = False,
+    wide: WideOption = False,
     version: Annotated[
         bool,
         typer.Option(

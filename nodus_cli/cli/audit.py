@@ -6,9 +6,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.keys import TrustRootOption
-from nodus_cli.cli.output import JsonOption, emit_json, progress, say, write_text
-from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
+from nodus_cli.cli.options import (
+    JsonOption,
+    PassphraseFileOption,
+    RequiredOutputOption,
+    TrustRootOption,
+    since_option,
+    until_option,
+)
+from nodus_cli.cli.output import emit_json, progress, say, write_text
+from nodus_cli.cli.passphrase import read_passphrase
 from nodus_cli.interrupts import terminate_as_interrupt
 from nodus_cli.timeparse import parse_time
 
@@ -26,9 +33,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-OutputOption = Annotated[
-    Path, typer.Option("--output", "-o", help="Where to write (replaced atomically).")
-]
 OriginOption = Annotated[
     str | None,
     typer.Option(
@@ -115,7 +119,7 @@ def _sealed(result: "SealResult", as_json: bool) -> None:
 @app.command()
 def build(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories to seal.")],
-    output: OutputOption,
+    output: RequiredOutputOption,
     root: Annotated[
         Path | None,
         typer.Option(
@@ -168,17 +172,11 @@ def build(
 @app.command()
 def seal(
     table: Annotated[str, typer.Argument(help="Table to seal (journal too).")],
-    output: OutputOption,
+    output: RequiredOutputOption,
     since: Annotated[
-        str | None,
-        typer.Option(
-            "--since", help="Only rows with time >= this (ISO time or 1h, 2d).", show_default=False
-        ),
+        str | None, since_option("Only rows with time >= this (ISO time or 1h, 2d).")
     ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option("--until", help="Only rows with time < this.", show_default=False),
-    ] = None,
+    until: Annotated[str | None, until_option("Only rows with time < this.")] = None,
     origin: OriginOption = None,
     prev: PrevOption = None,
     passphrase_file: PassphraseFileOption = None,
@@ -305,7 +303,7 @@ def chain(
 def prove(
     bundle: Annotated[Path, typer.Argument(help="The bundle holding the entry.", dir_okay=False)],
     entry: Annotated[str, typer.Argument(help="The entry's recorded path, or its index.")],
-    output: OutputOption,
+    output: RequiredOutputOption,
     as_json: JsonOption = False,
 ) -> None:
     """Write a stand-alone inclusion proof (C2SP tlog-proof with the signed checkpoint).

@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nodus_cli.cli import state
+from nodus_cli.cli.options import FormatOption, JsonOption, resolve_format
 from nodus_cli.cli.output import (
     Format,
-    FormatOption,
-    JsonOption,
     emit_json,
     render_rows,
-    resolve_format,
     say,
     warn,
     write_bytes,

@@ -11,15 +11,21 @@ import typer
 
 from nodus_cli import __version__
 from nodus_cli.cli import flags, state
-from nodus_cli.cli.output import (
-    Format,
+from nodus_cli.cli.options import (
+    AllowFilesOption,
+    AsOfOption,
     FormatOption,
     JsonOption,
+    resolve_format,
+    since_option,
+    time_or_none,
+)
+from nodus_cli.cli.output import (
+    Format,
     child_stderr_quiet,
     emit_json,
     progress,
     render_rows,
-    resolve_format,
     say,
     warn,
     write_text,
@@ -186,18 +192,6 @@ def read_sql_argument(sql: str) -> str:
     return text
 
 
-AllowFilesOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--allow-files",
-        metavar="PATH",
-        help="Let the SQL read this file or directory (repeatable); without it SQL reads "
-        "only the store. The workspace's own files are never readable.",
-        show_default=False,
-    ),
-]
-
-
 def query(
     sql: Annotated[str, typer.Argument(help="SQL to run, '-' for stdin, or @FILE.")],
     fmt: FormatOption = None,
@@ -225,15 +219,7 @@ def query(
         ),
     ] = None,
     allow_files: AllowFilesOption = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            metavar="TIME",
-            help="Read the store as it was known at TIME: rows committed after it are hidden "
-            "(nodus tables says which tables can be read so).",
-        ),
-    ] = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Run read-only SQL over the store or a Parquet export (statements that write are refused).
 
@@ -369,9 +355,7 @@ def load(
 
 
 def journal(
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only entries at or after this time.")
-    ] = None,
+    since: Annotated[str | None, since_option("Only entries at or after this time.")] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -385,7 +369,7 @@ def journal(
       nodus journal --since 1d
       nodus journal -f csv
     """
-    since_time = parse_time(since) if since else None
+    since_time = time_or_none(since)
     output = resolve_format(fmt, as_json)
     with state.open_store(read_only=True) as store:
         sql = (

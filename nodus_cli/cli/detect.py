@@ -9,16 +9,20 @@ import typer
 
 from nodus_cli.anomaly.methods import METHODS  # cheap: no heavy imports
 from nodus_cli.cli import state
-from nodus_cli.cli.core import AllowFilesOption
-from nodus_cli.cli.output import (
-    Format,
+from nodus_cli.cli.options import (
+    AllowFilesOption,
     FormatOption,
     JsonOption,
+    resolve_format,
+    since_option,
+    until_option,
+)
+from nodus_cli.cli.output import (
+    Format,
     dumps,
     emit_json,
     progress,
     render_rows,
-    resolve_format,
     say,
 )
 from nodus_cli.errors import CheckFailed, UsageError
@@ -84,12 +88,9 @@ def detect(
         ),
     ] = "auto",
     since: Annotated[
-        str | None,
-        typer.Option("--since", help="Only points at or after this time (new points only)."),
+        str | None, since_option("Only points at or after this time (new points only).")
     ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="Only points at or before this time.")
-    ] = None,
+    until: Annotated[str | None, until_option("Only points at or before this time.")] = None,
     points: Annotated[
         Points,
         typer.Option("--points", help="Print only anomalies, or every scored point."),
@@ -317,8 +318,7 @@ def forecast(
         str, typer.Option("--horizon", help="How far ahead to forecast (e.g. 6h, 2d).")
     ] = "6h",
     until: Annotated[
-        str | None,
-        typer.Option("--until", help="Forecast from the history up to this time (default: all)."),
+        str | None, until_option("Forecast from the history up to this time (default: all).")
     ] = None,
     threshold: Annotated[
         float | None,

@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.output import JsonOption, emit_json, progress, say
+from nodus_cli.cli.options import JsonOption
+from nodus_cli.cli.output import emit_json, progress, say
 
 
 def export(

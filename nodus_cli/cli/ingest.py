@@ -6,19 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.output import (
-    Format,
-    FormatOption,
-    JsonOption,
-    emit_json,
-    error_line,
-    progress,
-    render_rows,
-    resolve_format,
-    say,
-)
+from nodus_cli.cli.options import FormatOption, JsonOption, resolve_format, time_or_none
+from nodus_cli.cli.output import Format, emit_json, error_line, progress, render_rows, say
 from nodus_cli.errors import EXIT_USAGE
-from nodus_cli.timeparse import parse_time
 
 if TYPE_CHECKING:
     from nodus_cli.ingest.engine import IngestReport
@@ -114,7 +104,7 @@ def ingest(
         source=source,
         tz=tz,
         redact=list(redact_values or []),
-        at=parse_time(at) if at else None,
+        at=time_or_none(at),
         time_column=time_column,
         series=series,
         max_line=parse_size(max_line, "--max-line"),

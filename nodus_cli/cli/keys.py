@@ -11,18 +11,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.output import (
+from nodus_cli.cli.options import (
     FormatOption,
     JsonOption,
+    OutputOption,
+    PassphraseFileOption,
+    TrustRootOption,
+    resolve_format,
+)
+from nodus_cli.cli.output import (
     dumps,
     emit_json,
     render_rows,
-    resolve_format,
     say,
     visible,
     write_text,
 )
-from nodus_cli.cli.passphrase import PassphraseFileOption, read_passphrase
+from nodus_cli.cli.passphrase import read_passphrase
 from nodus_cli.errors import CheckFailed, UsageError
 
 if TYPE_CHECKING:
@@ -65,19 +70,6 @@ NotAfterOption = Annotated[
     ),
 ]
 KeyIdArgument = Annotated[str, typer.Argument(help="The key id (see 'nodus keys list').")]
-TrustRootOption = Annotated[
-    str | None,
-    typer.Option(
-        "--trust-root",
-        help="Trust the workspace keyring only when its key log starts at the key with "
-        "this fingerprint ('nodus info' shows it; exit 3 otherwise).",
-        show_default=False,
-    ),
-]
-OutputOption = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="Write here ('-' for stdout).", show_default=False),
-]
 
 
 def _keyring() -> "Keyring":

@@ -1,4 +1,4 @@
-"""The one renderer every command uses: output options, JSON encoding, tables, messages.
+"""The one renderer every command uses: JSON encoding, tables, messages, progress.
 
 Data goes to stdout; messages, warnings and progress go to stderr. Colour only on
 a terminal, never with ``NO_COLOR`` or ``--no-color``.
@@ -22,12 +22,9 @@ import re
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Annotated, Any
-
-import typer
+from typing import IO, TYPE_CHECKING, Any
 
 from nodus_cli.cli import flags
-from nodus_cli.errors import UsageError
 from nodus_cli.jsonvalues import jsonable
 
 if TYPE_CHECKING:
@@ -35,52 +32,12 @@ if TYPE_CHECKING:
 
 
 class Format(enum.StrEnum):
+    """What ``--format`` chooses for rows (see ``options.FormatOption``)."""
+
     table = "table"
     json = "json"
     ndjson = "ndjson"
     csv = "csv"
-
-
-def _remember_format(value: Format | None) -> Format | None:
-    flags.STATE.format_given = value
-    _check_format_and_json()
-    return value
-
-
-def _remember_json(value: bool) -> bool:
-    flags.STATE.json_given = value
-    _check_format_and_json()
-    return value
-
-
-def _check_format_and_json() -> None:
-    """``--json`` asks for one JSON document: with ``-f csv`` (or table, ndjson) it is
-    a contradiction, refused before the command does anything."""
-    given = flags.STATE.format_given
-    if flags.STATE.json_given and given is not None and given is not Format.json:
-        raise UsageError(f"--json and --format {given.value} exclude each other")
-
-
-FormatOption = Annotated[
-    Format | None,
-    typer.Option(
-        "--format",
-        "-f",
-        help="Output format: table (default), json, ndjson or csv.",
-        case_sensitive=False,
-        callback=_remember_format,
-    ),
-]
-JsonOption = Annotated[
-    bool,
-    typer.Option("--json", help="Print one JSON document on stdout.", callback=_remember_json),
-]
-
-
-def resolve_format(fmt: Format | None, as_json: bool) -> Format:
-    if fmt is not None:
-        return fmt
-    return Format.json if as_json else Format.table
 
 
 # --- Escaping -------------------------------------------------------------------------

@@ -7,25 +7,11 @@ when stdin is a terminal. The passphrase is never echoed, printed or logged.
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from nodus_cli.errors import UsageError
 
 PASSPHRASE_ENV = "NODUS_PASSPHRASE"
 MAX_PASSPHRASE_FILE = 64 << 10
-
-PassphraseFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--passphrase-file",
-        help=f"Read the keyring passphrase from the first line of this file "
-        f"(default: ${PASSPHRASE_ENV}, else a prompt on a terminal).",
-        show_default=False,
-        dir_okay=False,
-    ),
-]
 
 
 def _prompt(text: str) -> bytes:

@@ -5,17 +5,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nodus_cli.cli import flags, state
-from nodus_cli.cli.output import (
-    Format,
+from nodus_cli.cli.options import (
     FormatOption,
     JsonOption,
-    emit_json,
-    render_rows,
+    LogSourceOption,
     resolve_format,
-    say,
+    since_option,
+    time_or_none,
+    until_option,
 )
+from nodus_cli.cli.output import Format, emit_json, render_rows, say
 from nodus_cli.errors import CheckFailed
-from nodus_cli.timeparse import parse_time
 
 if TYPE_CHECKING:
     from nodus_cli.patterns.query import Filters
@@ -33,15 +33,9 @@ SPARK_BUCKETS = 24
 @patterns_app.callback()
 def patterns(
     ctx: typer.Context,
-    source: Annotated[
-        str | None, typer.Option("--source", help="Only lines of this source.")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only lines at or after this time.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="Only lines before this time.")
-    ] = None,
+    source: LogSourceOption = None,
+    since: Annotated[str | None, since_option("Only lines at or after this time.")] = None,
+    until: Annotated[str | None, until_option("Only lines before this time.")] = None,
     level: Annotated[
         str | None, typer.Option("--level", help="Only lines of this level (info, warn, …).")
     ] = None,
@@ -79,10 +73,10 @@ def patterns(
 
     filters = Filters(
         source=source,
-        since=parse_time(since) if since else None,
-        until=parse_time(until) if until else None,
+        since=time_or_none(since),
+        until=time_or_none(until),
         level=level.lower() if level else None,
-        new_since=parse_time(new_since) if new_since else None,
+        new_since=time_or_none(new_since),
     )
     if fail_on_new and filters.new_since is None:
         raise typer.BadParameter("--fail-on-new needs --new-since", param_hint="--fail-on-new")

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nodus_cli.cli.output import JsonOption, emit_json, say
+from nodus_cli.cli.options import JsonOption
+from nodus_cli.cli.output import emit_json, say
 
 if TYPE_CHECKING:
     from nodus_cli.quickstart import StepResult

@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nodus_cli.cli import state
+from nodus_cli.cli.options import FormatOption, JsonOption, resolve_format
 from nodus_cli.cli.output import (
     Format,
-    FormatOption,
-    JsonOption,
     detail,
     emit_json,
     render_rows,
-    resolve_format,
     say,
     visible,
     warn,
@@ -53,9 +51,18 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
+RulesOption = Annotated[
+    str,
+    typer.Option(
+        "--rules",
+        help="Rewrite rules: default, all, or a comma-separated list (see 'nodus sql rules').",
+    ),
+]
 RunsOption = Annotated[
     int,
-    typer.Option("--runs", min=1, help="Interleaved timing runs of each query when verifying."),
+    typer.Option(
+        "--runs", min=1, help="Interleaved timing pairs before the interval is first looked at."
+    ),
 ]
 
 
@@ -95,13 +102,7 @@ def _catalog(con: Any) -> "Catalog | None":
 def rewrite(
     source: SourceArgument = "-",
     dialect: DialectOption = "duckdb",
-    rules: Annotated[
-        str,
-        typer.Option(
-            "--rules",
-            help="Rules to apply: default, all, or a comma-separated list (see 'nodus sql rules').",
-        ),
-    ] = "default",
+    rules: RulesOption = "default",
     verify: Annotated[
         bool,
         typer.Option(
@@ -111,12 +112,7 @@ def rewrite(
         ),
     ] = False,
     db: DbOption = None,
-    runs: Annotated[
-        int,
-        typer.Option(
-            "--runs", min=1, help="Interleaved timing pairs before the interval is first looked at."
-        ),
-    ] = 6,
+    runs: RunsOption = 6,
     budget: Annotated[
         float,
         typer.Option(
@@ -361,9 +357,7 @@ def advise(
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="How many of the slowest fingerprints.")
     ] = 5,
-    rules: Annotated[
-        str, typer.Option("--rules", help="Rewrite rules to try: default, all, or a list.")
-    ] = "default",
+    rules: RulesOption = "default",
     runs: RunsOption = 7,
     fmt: FormatOption = None,
     as_json: JsonOption = False,

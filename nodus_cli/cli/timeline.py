@@ -6,15 +6,16 @@ from typing import Annotated
 import typer
 
 from nodus_cli.cli import state
-from nodus_cli.cli.output import (
-    Format,
+from nodus_cli.cli.options import (
+    AsOfOption,
     FormatOption,
     JsonOption,
-    emit_json,
-    render_rows,
+    LogSourceOption,
     resolve_format,
-    say,
+    since_option,
+    until_option,
 )
+from nodus_cli.cli.output import Format, emit_json, render_rows, say
 from nodus_cli.timeparse import parse_duration, parse_time
 
 COLUMNS = ["time", "kind", "source", "summary", "count", "last", "ref"]
@@ -29,11 +30,9 @@ def timeline(
         str, typer.Option("--window", help="How far before (and after) --around to look.")
     ] = "30m",
     since: Annotated[
-        str | None, typer.Option("--since", help="Start of the listing (default: a window ago).")
+        str | None, since_option("Start of the listing (default: a window ago).")
     ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="End of the listing (default: now).")
-    ] = None,
+    until: Annotated[str | None, until_option("End of the listing (default: now).")] = None,
     kinds: Annotated[
         str | None,
         typer.Option(
@@ -41,16 +40,11 @@ def timeline(
             help="Comma list of logs, anomalies, config, keys, audit, journal, patterns (all).",
         ),
     ] = None,
-    source: Annotated[
-        str | None, typer.Option("--source", help="Only log lines of this source.")
-    ] = None,
+    source: LogSourceOption = None,
     min_level: Annotated[
         str, typer.Option("--min-level", help="Log lines at this level and above.")
     ] = "warn",
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="Read the store as it was known at this time."),
-    ] = None,
+    as_of: AsOfOption = None,
     report: Annotated[
         Path | None,
         typer.Option(
