@@ -17,14 +17,16 @@ _UNITS = {
     "d": 86400,
     "w": 7 * 86400,
 }
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d|w)", re.IGNORECASE)
-_RELATIVE = re.compile(r"^\s*-?\s*(?P<dur>(?:\d+(?:\.\d+)?\s*[a-z]+\s*)+?)(?:\s+ago)?\s*$", re.I)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d|w)", re.IGNORECASE | re.ASCII)
+_RELATIVE = re.compile(
+    r"^\s*-?\s*(?P<dur>(?:\d+(?:\.\d+)?\s*[a-z]+\s*)+?)(?:\s+ago)?\s*$", re.I | re.ASCII
+)
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``90s``, ``15m``, ``6h``, ``1d12h`` or plain seconds into a timedelta."""
     raw = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", raw):
+    if re.fullmatch(r"\d+(\.\d+)?", raw, re.ASCII):
         return _seconds(float(raw), text)
     compact = raw.replace(" ", "")
     pos = 0
@@ -46,6 +48,15 @@ def _seconds(total: float, text: str) -> timedelta:
         raise UsageError(f"duration {text!r} is too long") from None
 
 
+def shift(moment: datetime, delta: timedelta, what: str) -> datetime:
+    """``moment + delta``, or a usage error naming ``what`` when that leaves the years
+    1 to 9999 (``--window 70000000000`` reached years before year 1)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        raise UsageError(f"{what} reaches outside the years 1 to 9999") from None
+
+
 def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     """Parse an absolute or relative time into an aware UTC datetime.
 
@@ -60,7 +71,7 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     if lowered == "today":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
     out_of_range = UsageError(f"time {text!r} is out of range (years 1 to 9999)")
-    if re.fullmatch(r"\d{9,}(\.\d+)?", raw):
+    if re.fullmatch(r"\d{9,}(\.\d+)?", raw, re.ASCII):
         try:
             return datetime.fromtimestamp(float(raw), UTC)
         except (OverflowError, OSError, ValueError):

@@ -93,14 +93,15 @@ def _journal(summary: dict[str, Any], outcome: str = "ok") -> None:
 
 
 def _not_after(text: str | None, now: dt.datetime) -> dt.datetime | None:
-    from nodus_cli.timeparse import parse_duration, parse_time
+    from nodus_cli.timeparse import parse_duration, parse_time, shift
 
     if text is None:
         return None
     try:
-        return now + parse_duration(text.lstrip("+"))
+        duration = parse_duration(text.lstrip("+"))
     except UsageError:
         return parse_time(text, now=now)
+    return shift(now, duration, f"--not-after {text}")
 
 
 def _describe(record: "KeyRecord") -> str:
@@ -126,9 +127,9 @@ def generate(
     """
     from nodus_cli.keys.record import ENCRYPT, SIGN, utc_now
 
-    unlocked = _unlock(passphrase_file, create=True)
     now = utc_now()
-    expiry = _not_after(not_after, now)
+    expiry = _not_after(not_after, now)  # bad usage is refused before any prompt
+    unlocked = _unlock(passphrase_file, create=True)
     purposes = [purpose.value] if purpose else [SIGN, ENCRYPT]
     records = [unlocked.generate(p, not_after=expiry, now=now) for p in purposes]
     unlocked.save()
@@ -176,12 +177,13 @@ def rotate(
         raise UsageError("FILES are only taken with --rewrap")
     if rewrap and (purpose.value != ENCRYPT or not files):
         raise UsageError("--rewrap takes sealed FILES and --purpose encrypt")
+    now = utc_now()
+    expiry = _not_after(not_after, now)  # bad usage is refused before any prompt
     unlocked = _unlock(passphrase_file)
     identities = keyring_identities(unlocked) if rewrap else []
     for path in files or []:  # every file must open before anything changes
         check_sealed(path, identities)
-    now = utc_now()
-    old, new = unlocked.rotate(purpose.value, not_after=_not_after(not_after, now), now=now)
+    old, new = unlocked.rotate(purpose.value, not_after=expiry, now=now)
     unlocked.save()
     rewrapped: list[dict[str, str]] = []
     summary = {"rotated": purpose.value, "old": old.key_id if old else None, "new": new.key_id}

@@ -16,7 +16,7 @@ from nodus_cli.cli.options import (
     until_option,
 )
 from nodus_cli.cli.output import Format, emit_json, render_rows, say
-from nodus_cli.timeparse import parse_duration, parse_time
+from nodus_cli.timeparse import parse_duration, parse_time, shift
 
 COLUMNS = ["time", "kind", "source", "summary", "count", "last", "ref"]
 
@@ -83,8 +83,10 @@ def timeline(
 
     width = parse_duration(window)
     moment = parse_time(around) if around else None
-    end = parse_time(until) if until else (moment + width if moment else dt.datetime.now(dt.UTC))
-    start = parse_time(since) if since else (moment - width if moment else end - width)
+    what = f"--window {window}"
+    now = dt.datetime.now(dt.UTC)
+    end = parse_time(until) if until else (shift(moment, width, what) if moment else now)
+    start = parse_time(since) if since else shift(moment or end, -width, what)
     known = parse_time(as_of) if as_of else None
     scope = Window(start, end, parse_kinds(kinds), source, parse_level(min_level), known)
     workspace = state.workspace()
