@@ -54,7 +54,7 @@ def shift(moment: datetime, delta: timedelta, what: str) -> datetime:
     try:
         return moment + delta
     except OverflowError:
-        raise UsageError(f"{what} reaches outside the years 1 to 9999") from None
+        raise UsageError(f"{what} is out of range (years 1 to 9999)") from None
 
 
 def parse_time(text: str, *, now: datetime | None = None) -> datetime:
@@ -79,11 +79,11 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     relative = _RELATIVE.match(raw)
     if relative and not re.match(r"^\d{4}-", raw):
         try:
-            return now - parse_duration(relative.group("dur"))
-        except OverflowError:
-            raise out_of_range from None
+            ago = parse_duration(relative.group("dur"))
         except UsageError:
-            pass
+            ago = None  # not a duration after all: perhaps ISO 8601
+        if ago is not None:
+            return shift(now, -ago, f"time {text!r}")
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
