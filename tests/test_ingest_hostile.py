@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nodus_cli.ingest.engine import IngestOptions, ingest
@@ -512,6 +512,8 @@ def expected_records(data: bytes) -> int:
     ),
     window=st.integers(256, 4096),
 )
+# a line over --max-line that ends the file in a bare CR kept the CR in its first KiB
+@example(lines=[(b'{"msg":"' + b"z" * 700 + b'"}', b"\r")], final=True, fmt="auto", window=256)
 def test_fuzz_ingest_lines_every_format(tmp_path_factory, lines, final, fmt, window) -> None:
     """Never a crash; rows + quarantined = records; quarantine keeps each line's bytes."""
     data = b"".join(line + end for line, end in lines)

@@ -208,8 +208,8 @@ class WindowLines:
         if hold_open and not line.terminated:
             self.open_at, self.open_lines, self.closed_last_bytes = 0, 1, b""
         length = line.size - 1 if line.terminated else line.size
-        if line.terminated and line.last_bytes.endswith(b"\r\n"):
-            length -= 1  # the CR of a CRLF line end, as for any other line
+        if line.last_bytes.endswith(b"\r\n" if line.terminated else b"\r"):
+            length -= 1  # the CR before the line's end (or the file's), as for any other line
         self.too_long = [(lines_before + 1, offset, length, line.head[:length])]
 
     def exact_bytes(self, byte_offset: int, text: str, end: int | None = None) -> bytes | None:
