@@ -263,6 +263,20 @@ def _text(value: Any) -> str:
     return json.dumps(converted)
 
 
+def _float_text(value: float) -> str:
+    return float.__repr__(value) if value - value == 0 else "null"  # inf - inf, nan: not 0
+
+
+# _text of the exact types most cells have, one dictionary lookup instead of the checks
+_TEXT_OF_TYPE: dict[type, Any] = {
+    str: str.__str__,
+    float: _float_text,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda _value: "",
+}
+
+
 def render_rows(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
@@ -272,19 +286,30 @@ def render_rows(
     title: str | None = None,
 ) -> int:
     """Write rows to stdout in ``fmt``, streaming where the format allows. Returns the count."""
-    type_names = list(types) if types else [""] * len(columns)
-    decoded = ([_cell(value, type_names[i]) for i, value in enumerate(row)] for row in rows)
+    decoded: Iterable[Sequence[Any]] = rows
+    if types:
+        type_names = list(types)
+        decoded = ([_cell(value, type_names[i]) for i, value in enumerate(row)] for row in rows)
     if fmt is Format.table:
         return _render_table(columns, decoded, title)
     out = sys.stdout
     count = 0
     if fmt is Format.csv:
         # exact in a pipe or file; on a terminal, what would act on it is shown escaped
-        shown = (lambda t: visible(t, keep="\n")) if flags.stdout_is_terminal() else str
-        out.write(_csv_line([shown(c) for c in columns]))
+        terminal = flags.stdout_is_terminal()
+        out.write(_csv_line([visible(c, keep="\n") if terminal else c for c in columns]))
+        text_of = _TEXT_OF_TYPE.get
+        batch: list[str] = []
         for row in decoded:
-            out.write(_csv_line([shown(_text(value)) for value in row]))
+            fields = [text_of(type(value), _text)(value) for value in row]
+            if terminal:
+                fields = [visible(field, keep="\n") for field in fields]
+            batch.append(_csv_line(fields))
+            if len(batch) == CSV_BATCH:
+                out.write("".join(batch))
+                batch.clear()
             count += 1
+        out.write("".join(batch))
     elif fmt is Format.ndjson:
         for row in decoded:
             out.write(dumps(dict(zip(columns, row, strict=True)), indent=None) + "\n")
@@ -302,11 +327,19 @@ def render_rows(
 
 
 _CSV_SPECIAL = re.compile('[,"\r\n]')
+_CSV_QUOTE_OR_BREAK = re.compile('["\r\n]')
+
+
+# CSV lines written to stdout at once: one write per line costs more than the line
+CSV_BATCH = 256
 
 
 def _csv_line(fields: Sequence[str]) -> str:
     """One RFC 4180 record ending in LF. Python's csv module leaves a lone CR unquoted
     when the line ends in LF, and a reader then splits the field in two."""
+    line = ",".join(fields)
+    if line and line.count(",") == len(fields) - 1 and not _CSV_QUOTE_OR_BREAK.search(line):
+        return line + "\n"  # the common case: no field needs quotes
     quoted = [
         f'"{field.replace(chr(34), chr(34) * 2)}"' if _CSV_SPECIAL.search(field) else field
         for field in fields
@@ -320,7 +353,7 @@ GAPS = ("  ", " ")  # between columns: two spaces, one when a terminal is narrow
 ELLIPSIS = "…"
 
 
-def _render_table(columns: Sequence[str], rows: Iterable[list[Any]], title: str | None) -> int:
+def _render_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None) -> int:
     """Aligned columns, one line per row.
 
     On a terminal the table fits its width: long cells are cut with an ellipsis,
