@@ -4,16 +4,15 @@ item 5): the bar moves to 100% with the bytes and files done; in a pipe, in a fi
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from nodus_cli.progress import SILENT, reporter
-from tests.conftest import PROJECT, nodus_command
+from tests.conftest import nodus_command
+from tests.terminal import run_with_pty, terminal_env
 
 ESC = "\x1b"
 # A delay of 0 shows the bar of a small, quick input (see output.PROGRESS_DELAY).
@@ -21,11 +20,7 @@ NOW = {"NODUS_PROGRESS_DELAY": "0"}
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-    env["TERM"] = "xterm"
-    env.update(extra or {})
-    return env
+    return terminal_env({"TERM": "xterm", **(extra or {})})
 
 
 def run_with_terminal_stderr(
@@ -35,40 +30,7 @@ def run_with_terminal_stderr(
 
     ``err`` is everything the terminal received, escape sequences included.
     """
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    proc = subprocess.Popen(
-        [*nodus_command(), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        env=_env(env),
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-
-    def pump() -> None:  # read as it comes: a pty's buffer is small
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the other side closed
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    out, _ = proc.communicate(timeout=timeout)
-    reader.join(timeout)
-    os.close(leader)
-    err = b"".join(chunks).decode("utf-8", errors="replace")
-    return proc.returncode, out.decode("utf-8", errors="replace"), err
+    return run_with_pty(*args, on="stderr", columns=120, env=_env(env), timeout=timeout)
 
 
 def run_in_pipe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from nodus_cli.cli import flags, output
 from nodus_cli.cli.output import Format, render_rows
 from tests.conftest import PROJECT, nodus_command
+from tests.terminal import run_with_pty
 
 ESC = "\x1b"
 
@@ -27,47 +28,10 @@ ESC = "\x1b"
 
 
 def run_on_terminal(*args: str, columns: int = 80, timeout: float = 120) -> tuple[int, str, str]:
-    """``nodus ARGS`` with stdout on a pseudo-terminal ``columns`` wide: (exit, out, err).
-
-    The output is read as it comes (a pty's buffer is small) and its CRLFs are undone.
-    """
-    import fcntl
-    import pty
-    import struct
-    import termios
-    import threading
-
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        [*nodus_command(), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-
-    def pump() -> None:
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the other side closed
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    _, err = proc.communicate(timeout=timeout)
-    reader.join(timeout)
-    os.close(leader)
-    text = b"".join(chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
-    return proc.returncode, text, err.decode("utf-8", errors="replace")
+    """``nodus ARGS`` with stdout on a pseudo-terminal ``columns`` wide: (exit, out, err),
+    the terminal's CRLFs undone."""
+    code, out, err = run_with_pty(*args, on="stdout", columns=columns, timeout=timeout)
+    return code, out.replace("\r\n", "\n"), err
 
 
 def _plain(text: str) -> str:
