@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodus_cli.store.migrations import Migration
+
 TABLES = ("anomalies", "detector_state")
 
 
@@ -29,3 +31,6 @@ def create_tables(con: Any) -> None:
             PRIMARY KEY (series, method)
         )"""
     )
+
+
+MIGRATIONS = (Migration(3, "detect: anomalies, detector_state", create_tables, TABLES),)

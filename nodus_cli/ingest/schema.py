@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodus_cli.store.migrations import Migration
+
 INGEST_V2_STATEMENTS = (
     # Records seen (rows + quarantined), so "nothing lost" can be checked per file.
     "ALTER TABLE ingest_files ADD COLUMN records BIGINT NOT NULL DEFAULT 0",
@@ -78,3 +80,11 @@ def shape_sql(message: str) -> str:
 def add_pattern_id(con: Any) -> None:
     con.execute("ALTER TABLE logs ADD COLUMN pattern_id UBIGINT")
     con.execute(f"UPDATE logs SET pattern_id = {shape_sql('message')}")
+
+
+MIGRATIONS = (
+    Migration(2, "ingest: checkpoint bookkeeping on ingest_files", apply_ingest_v2),
+    Migration(9, "ingest: zstd for logs.message and logs.attrs", apply_logs_zstd),
+    Migration(10, "ingest: quarantine.raw_bytes, a line's bytes as read", apply_quarantine_bytes),
+    Migration(11, "ingest: logs.pattern_id (each row's shape)", add_pattern_id),
+)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodus_cli.store.migrations import Migration
+
 TABLES = ("patterns", "patterns_learned")
 
 
@@ -40,3 +42,6 @@ def create_tables(con: Any) -> None:
             line_no BIGINT NOT NULL
         )"""
     )
+
+
+MIGRATIONS = (Migration(12, "patterns: patterns, patterns_learned", create_tables, TABLES),)
