@@ -1,7 +1,8 @@
 """``nodus audit``: seal files or store rows into signed, chained bundles; verify them."""
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -99,6 +100,25 @@ def _trusted(files: list[Path] | None, trust_root: str | None) -> "list[SigningP
     return trusted_signing_keys(state.workspace(), files or [], trust_root)
 
 
+def _chained(
+    origin: str,
+    prev: Path | None,
+    stage: str,
+    unit: str,
+    seal: Callable[[Any, Any, Any], "SealResult"],
+) -> "SealResult":
+    """Run ``seal(store, link, meter)`` as the next link of ``origin``'s chain (or after
+    ``prev``) with a progress bar, and remember the bundle as that chain's head."""
+    from nodus_cli.audit.seal import chain_link, remember
+
+    with state.open_store() as store, terminate_as_interrupt():
+        link = chain_link(store, origin, prev)
+        with progress(stage, unit=unit) as meter:
+            result = seal(store, link, meter)
+        remember(store, result)
+    return result
+
+
 def _sealed(result: "SealResult", as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
@@ -148,24 +168,26 @@ def build(
       nodus audit build samples/ -o samples.bundle
       nodus audit build samples/ --embed -o samples-embedded.bundle   # content included
     """
-    from nodus_cli.audit.seal import build_files, chain_link, remember
+    from nodus_cli.audit.seal import build_files
 
     key = _signing_key(passphrase_file)
     origin = origin or "nodus/files"
-    with state.open_store() as store, terminate_as_interrupt():
-        link = chain_link(store, origin, prev)
-        with progress("hashing files") as meter:
-            result = build_files(
-                paths,
-                output,
-                root=root,
-                key=key,
-                origin=origin,
-                prev=link,
-                embed=embed,
-                on_progress=meter,
-            )
-        remember(store, result)
+    result = _chained(
+        origin,
+        prev,
+        "hashing files",
+        "bytes",
+        lambda _store, link, meter: build_files(
+            paths,
+            output,
+            root=root,
+            key=key,
+            origin=origin,
+            prev=link,
+            embed=embed,
+            on_progress=meter,
+        ),
+    )
     _sealed(result, as_json)
 
 
@@ -189,27 +211,29 @@ def seal(
       nodus audit seal logs -o logs.bundle
       nodus audit seal journal --since 1d -o journal.bundle
     """
-    from nodus_cli.audit.seal import chain_link, remember, seal_rows
+    from nodus_cli.audit.seal import seal_rows
 
     start = parse_time(since) if since else None
     end = parse_time(until) if until else None
     key = _signing_key(passphrase_file)
     origin = origin or f"nodus/{table}"
-    with state.open_store() as store, terminate_as_interrupt():
-        link = chain_link(store, origin, prev)
-        with progress("sealing rows", unit="rows") as meter:
-            result = seal_rows(
-                store,
-                table,
-                output,
-                key=key,
-                since=start,
-                until=end,
-                origin=origin,
-                prev=link,
-                on_progress=meter,
-            )
-        remember(store, result)
+    result = _chained(
+        origin,
+        prev,
+        "sealing rows",
+        "rows",
+        lambda store, link, meter: seal_rows(
+            store,
+            table,
+            output,
+            key=key,
+            since=start,
+            until=end,
+            origin=origin,
+            prev=link,
+            on_progress=meter,
+        ),
+    )
     _sealed(result, as_json)
 
 
