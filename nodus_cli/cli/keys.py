@@ -4,7 +4,7 @@ import contextlib
 import datetime as dt
 import enum
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -272,14 +272,13 @@ def revoke(
 
       nodus keys revoke "$(nodus keys list --purpose sign -f csv | sed -n 2p | cut -d, -f1)"
     """
-    unlocked = _unlock(passphrase_file)
-    record = unlocked.revoke(key_id)
-    unlocked.save()
-    _journal({"revoked": record.key_id})
-    if as_json:
-        emit_json({"revoked": record.public_summary()})
-    else:
-        say(f"Revoked {record.purpose} key {record.key_id} at {record.revoked_at}")
+    _change_key(
+        passphrase_file,
+        lambda keyring: keyring.revoke(key_id),
+        "revoked",
+        lambda record: f"Revoked {record.purpose} key {record.key_id} at {record.revoked_at}",
+        as_json,
+    )
 
 
 @keys_app.command()
@@ -302,14 +301,31 @@ def destroy(
         typer.confirm(
             f"Erase the private part of key {visible(key_id)} for good?", abort=True, err=True
         )
+    _change_key(
+        passphrase_file,
+        lambda keyring: keyring.destroy(key_id),
+        "destroyed",
+        lambda record: f"Destroyed the private part of {record.purpose} key {record.key_id}",
+        as_json,
+    )
+
+
+def _change_key(
+    passphrase_file: Path | None,
+    change: Callable[[Any], Any],
+    verb: str,
+    message: Callable[[Any], str],
+    as_json: bool,
+) -> None:
+    """Unlock the keyring, ``change`` one key record, save, journal and report it as ``verb``."""
     unlocked = _unlock(passphrase_file)
-    record = unlocked.destroy(key_id)
+    record = change(unlocked)
     unlocked.save()
-    _journal({"destroyed": record.key_id})
+    _journal({verb: record.key_id})
     if as_json:
-        emit_json({"destroyed": record.public_summary()})
+        emit_json({verb: record.public_summary()})
     else:
-        say(f"Destroyed the private part of {record.purpose} key {record.key_id}")
+        say(message(record))
 
 
 @keys_app.command()
