@@ -108,7 +108,7 @@ def rewrite(
         typer.Option(
             "--verify",
             help="Run original and rewrite; keep the rewrite only if the rows are the same "
-            "and it is measurably faster (time ratio at most 0.95, its interval below 1).",
+            "and it is measurably faster (the 95% interval of its time ratio at most 0.95).",
         ),
     ] = False,
     db: DbOption = None,

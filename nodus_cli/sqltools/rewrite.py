@@ -32,9 +32,11 @@ Progress = Callable[[str], None]
 DEFAULT_RUNS = 6  # interleaved pairs timed before the first look at the interval
 DEFAULT_BUDGET = 5.0  # seconds of timing before the verdict is taken as it stands
 NOT_SLOWER = 1.05  # a whole interval above this is "slower"
-# A rewrite is kept only when measurably faster: its whole interval below 1 and its ratio
-# at most 1 - DEAD_BAND. Within the band the two are the same query to a stopwatch, and
-# the original stays whatever the noise (the band mirrors NOT_SLOWER).
+# A rewrite is kept only when measurably faster: its whole interval at most 1 - DEAD_BAND,
+# as "slower" needs the whole interval above NOT_SLOWER. Within the band the two are the
+# same query to a stopwatch, and the original stays whatever the noise. An estimate whose
+# ratio alone was in the band let a lucky streak keep a rewrite of the same speed
+# (TPC-H q16: 0.68 [0.46, 0.99] once, 0.99 [0.97, 1.02] in four other verifications).
 DEAD_BAND = 0.05
 TOO_FAST = 0.005  # seconds: below this for both queries, timing noise decides verdicts
 PRECISION = 0.02  # stop once the interval's half-width (log scale) is this narrow
@@ -414,9 +416,9 @@ def verify_rewrite(
 
     The verdict is taken on the 95% confidence interval of the time ratio over
     interleaved runs (see ``measure_ratio``): the rewrite is kept only when it is
-    measurably faster (ratio at most ``1 - DEAD_BAND``, the whole interval below 1); it
-    is "slower" when the whole interval lies above ``NOT_SLOWER``. A query whose true
-    ratio is near 1 thus keeps the original
+    measurably faster (the whole interval at most ``1 - DEAD_BAND``); it is "slower"
+    when the whole interval lies above ``NOT_SLOWER``. A query whose true ratio is near
+    1 thus keeps the original
     every time, instead of flipping with the noise around a threshold; so do queries
     too fast to time and intervals left too wide by the budget ("no measurable
     difference"). On a different result, an error or a slowdown the report keeps the
@@ -492,14 +494,14 @@ def verify_rewrite(
             culprit,
             f"slower: time ratio {interval} (95% interval, all of it above {NOT_SLOWER:.2f})",
         )
-    if measured.high >= 1 or measured.ratio > 1 - DEAD_BAND:
+    if measured.high > 1 - DEAD_BAND:
         maybe = " (possibly slower)" if culprit else ""
         return _refuse(
             report,
             culprit,
             f"no measurable difference{maybe}: time ratio {interval} (95% interval; a "
-            f"rewrite is kept when it is at most {1 - DEAD_BAND:.2f}x with the whole interval "
-            "below 1): kept the original",
+            f"rewrite is kept when all of it is at most {1 - DEAD_BAND:.2f}x): kept the "
+            "original",
         )
     return report
 

@@ -334,3 +334,22 @@ def test_five_verifications_near_and_far_from_1_give_the_same_verdict(
         verdicts.add((report.kept, (report.reason or "").split(":")[0].split(" (")[0] or None))
         assert report.ratio_low is not None and report.ratio_low <= report.ratio_high
     assert verdicts == {(kept, reason)}
+
+
+@pytest.mark.usefixtures("broken_rules")
+def test_a_wide_interval_below_1_but_not_below_the_band_keeps_the_original(
+    tpch_con: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lucky streak (TPC-H q16 once: 0.68 [0.46, 0.99] for a rewrite of the same speed):
+    an interval that reaches into the dead band does not show the rewrite faster."""
+    rules = dict(rewrite_module.RULES)
+    rules["add_sort"] = Rule("add_sort", "a different plan", False, _add_a_sort)
+    monkeypatch.setattr(rewrite_module, "RULES", rules)
+    timing = rewrite_module.Timing([0.020] * 21, [0.0136] * 21)
+    lucky = rewrite_module.RatioEstimate(timing, 0.68, 0.46, 0.99, 1.0, too_fast=False)
+    monkeypatch.setattr(rewrite_module, "measure_ratio", lambda *_args, **_kwargs: lucky)
+    report = rewrite_sql("SELECT n_name FROM nation", rules=["add_sort"], con=tpch_con)
+    verify_rewrite(report, tpch_con)
+    assert report.ratio_high is not None and report.ratio_high < 1
+    assert report.ratio_high > 1 - rewrite_module.DEAD_BAND
+    assert not report.kept and (report.reason or "").startswith("no measurable difference")
