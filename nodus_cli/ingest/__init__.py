@@ -1,7 +1,11 @@
 """Ingest logs and metrics into the store: format sniffing, DuckDB-side parsing,
 windowed exactly-once commits, quarantine and keyed redaction.
 
-The API lives in ``nodus_cli.ingest.engine`` (``ingest``) and
-``nodus_cli.ingest.catalog`` (``list_sources``, ``list_quarantine``); this package
-module stays import-light because the store's migrations import ``schema``.
+The API is ``engine.ingest`` (with ``engine.IngestOptions``) and, for what was
+ingested, ``catalog.list_sources`` and ``catalog.list_quarantine``. The modules:
+``source`` finds, opens and cuts files into windows of whole records; ``lines``
+turns a window into the Arrow stream of numbered lines DuckDB scans; ``formats``
+recognises each format and holds the SQL that parses it; ``redact`` computes keyed
+pseudonyms; ``schema`` declares the package's store migrations. This package module
+imports nothing, so importing ``schema`` (``nodus_cli.schemas.install``) stays light.
 """
