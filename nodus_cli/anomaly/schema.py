@@ -33,4 +33,12 @@ def create_tables(con: Any) -> None:
     )
 
 
-MIGRATIONS = (Migration(3, "detect: anomalies, detector_state", create_tables, TABLES),)
+MIGRATIONS = (
+    Migration(
+        3,
+        "detect: anomalies, detector_state",
+        create_tables,
+        TABLES,
+        as_of=(("anomalies", "committed_at"),),  # the column comes with store migration 13
+    ),
+)

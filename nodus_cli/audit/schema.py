@@ -23,4 +23,12 @@ def create_audit_tables(con: Any) -> None:
     )
 
 
-MIGRATIONS = (Migration(5, "audit: last checkpoint per origin", create_audit_tables, TABLES),)
+MIGRATIONS = (
+    Migration(
+        5,
+        "audit: last checkpoint per origin",
+        create_audit_tables,
+        TABLES,
+        as_of=(("audit_checkpoints", "sealed_at"),),
+    ),
+)

@@ -59,5 +59,6 @@ MIGRATIONS = (
         "config: config_generations, config_intents",
         create_config_tables,
         CONFIG_TABLES,
+        as_of=(("config_generations", "time"),),
     ),
 )

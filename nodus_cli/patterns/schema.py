@@ -44,4 +44,12 @@ def create_tables(con: Any) -> None:
     )
 
 
-MIGRATIONS = (Migration(12, "patterns: patterns, patterns_learned", create_tables, TABLES),)
+MIGRATIONS = (
+    Migration(
+        12,
+        "patterns: patterns, patterns_learned",
+        create_tables,
+        TABLES,
+        as_of=(("patterns", "learned_at"),),
+    ),
+)

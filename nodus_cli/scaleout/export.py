@@ -68,7 +68,7 @@ from nodus_cli.scaleout.dataset import (
     sql_literal,
 )
 from nodus_cli.scaleout.schema import COMMIT_LEDGER, LOAD_MARKS
-from nodus_cli.store.asof import COMMITTED_AT, STAMPED
+from nodus_cli.store.asof import COMMITTED_AT, is_stamped
 from nodus_cli.store.db import Store
 from nodus_cli.store.loads import LOAD_LEDGER
 
@@ -227,7 +227,7 @@ def _tracking(
     None for a new or ``--full`` export) by row fingerprints, as one exported before
     loads were recorded is; by row otherwise.
     """
-    if table in STAMPED and (COMMITTED_AT, "TIMESTAMP WITH TIME ZONE") in columns:
+    if is_stamped(table) and (COMMITTED_AT, "TIMESTAMP WITH TIME ZONE") in columns:
         return BY_COMMIT, COMMIT_METHOD
     loaded = store.con.execute(
         f"SELECT count(*) FROM {LOAD_LEDGER} WHERE lower(table_name) = lower(?)", [table]

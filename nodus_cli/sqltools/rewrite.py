@@ -546,11 +546,11 @@ def measure_ratio(
 ) -> RatioEstimate:
     """Time ``second`` against ``first`` in interleaved pairs (ABBA order) until the
     interval is ``PRECISION`` narrow on one side of the keep line, clearly above
-    ``NOT_SLOWER``, or ``budget`` seconds are spent. The interval is Student's t over blocks of ``BLOCK`` pairs, each
-    giving the log ratio of the two queries' fastest runs in it: interleaving cancels the
-    machine's slow drifts, the block minimum the spikes of preemption on a busy machine
-    (with per-run ratios, the interval stayed +-7% wide after 100 pairs at load 8 on two
-    cores), the log makes the ratio's interval symmetric.
+    ``NOT_SLOWER``, or ``budget`` seconds are spent. The interval is Student's t over
+    blocks of ``BLOCK`` pairs, each giving the log ratio of the two queries' fastest runs
+    in it: interleaving cancels the machine's slow drifts, the block minimum the spikes
+    of preemption on a busy machine (with per-run ratios, the interval stayed +-7% wide
+    after 100 pairs at load 8 on two cores), the log makes the ratio's interval symmetric.
     """
     import time
 

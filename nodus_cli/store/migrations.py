@@ -6,7 +6,7 @@ declares its ``Migration`` objects in its own ``schema.py``, and
 ``nodus_cli.schemas`` registers them here before any store is opened, so the store
 knows no package above it. A new migration takes the next version (never edit a
 released one) and lists the tables it creates, so that ``nodus load`` refuses to
-clobber them.
+clobber them, and names the tables ``--as-of`` can cut with the column it cuts on.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class Migration:
     description: str
     apply: Apply
     tables: tuple[str, ...] = ()
+    # (table, column) for each table of this migration that ``--as-of`` can read as of a
+    # moment: ``committed_at`` (the commit time, see ``store.asof``) or a time of its own
+    as_of: tuple[tuple[str, str], ...] = ()
 
 
 class Registry:
@@ -61,6 +64,16 @@ class Registry:
     def tables(self) -> frozenset[str]:
         """The tables nodus creates (``nodus load`` never replaces them)."""
         return frozenset(table for migration in self.migrations for table in migration.tables)
+
+    def as_of_columns(self, before: int | None = None) -> dict[str, str]:
+        """Table -> the column ``--as-of`` cuts it on, as declared by the migrations (those
+        before version ``before`` only, when given)."""
+        return {
+            table: column
+            for migration in self.migrations
+            if before is None or migration.version < before
+            for table, column in migration.as_of
+        }
 
 
 REGISTRY = Registry()

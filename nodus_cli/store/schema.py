@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodus_cli.store.asof import add_committed_at
+from nodus_cli.store.asof import COMMITTED_AT, add_committed_at
 from nodus_cli.store.loads import LOAD_LEDGER, create_load_ledger
 from nodus_cli.store.migrations import Apply, Migration
 
@@ -84,6 +84,12 @@ MIGRATIONS = (
         "core: meta, journal, logs, metrics, quarantine, ingest_files",
         CORE_V1,
         ("meta", "journal", "logs", "metrics", "quarantine", "ingest_files"),
+        as_of=(
+            ("logs", COMMITTED_AT),
+            ("metrics", COMMITTED_AT),
+            ("quarantine", COMMITTED_AT),
+            ("journal", "time"),
+        ),
     ),
     Migration(13, "store: committed_at on logs, metrics, quarantine, anomalies", add_committed_at),
     Migration(15, "store: ledger of nodus load", create_load_ledger, (LOAD_LEDGER,)),
