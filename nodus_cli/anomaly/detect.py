@@ -22,7 +22,7 @@ __all__ = ["ANOMALY_THRESHOLD", "Anomaly", "Detection", "detect"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Points scored per call of a method: its arrays stay in cache and memory is bounded by
 # the chunk, not the series. A method's state is a bounded window of past points, so
-# chunked scores equal one long run's (tests/test_detect.py).
+# chunked scores equal one long run's (tests/anomaly/test_detect.py).
 CHUNK = 100_000
 INSERT_BATCH = 50_000  # anomalies written per statement, so memory does not grow with them
 ANOMALY_BATCH = "nodus_anomaly_batch"  # the registered Arrow array of one insert

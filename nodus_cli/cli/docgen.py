@@ -2,7 +2,7 @@
 
 ``python -m nodus_cli.cli.docgen`` rewrites ``completions/`` and the section-1 pages
 in ``man/``; ``--check`` exits 1 when any file differs from what the app would
-generate now (tests/test_docs.py runs it). Section-5 pages (file formats) are
+generate now (tests/docs/test_docs.py runs it). Section-5 pages (file formats) are
 written by hand and left alone.
 """
 

@@ -236,7 +236,7 @@ def test_verify_runs_with_no_workspace_and_creates_nothing(
 
 def test_verify_imports_no_store_engine(signer: Path, tmp_path: Path, cli: Invoke) -> None:
     """Starts fast: verifying needs cryptography, never DuckDB, numpy or the rest."""
-    from tests.test_startup import _imported
+    from tests.cli.test_startup import _imported
 
     release = _tree(tmp_path / "project")
     bundle = tmp_path / "release.bundle"

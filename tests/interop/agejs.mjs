@@ -1,4 +1,4 @@
-// Drives age-encryption (npm, the age author's TypeScript age) for tests/test_keys_interop.py.
+// Drives age-encryption (npm, the age author's TypeScript age) for tests/keys/test_keys_interop.py.
 //   node agejs.mjs generate [hybrid|x25519]        -> {"identity": ..., "recipient": ...}
 //   node agejs.mjs recipient IDENTITY             -> the identity's recipient
 //   node agejs.mjs encrypt [--armor] RECIPIENT... < plain > sealed

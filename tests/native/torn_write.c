@@ -1,4 +1,4 @@
-/* LD_PRELOAD shim for tests/test_store_guard.py: tear one write to a *.duckdb file.
+/* LD_PRELOAD shim for tests/store/test_store_guard.py: tear one write to a *.duckdb file.
  *
  * The TORN_AT-th pwrite to a file whose name ends in ".duckdb" writes only its first
  * TORN_KEEP bytes (default 4096, whole pages, at least one page short), then the process

@@ -555,7 +555,7 @@ def test_replacing_a_held_record_survives_sigkill(tmp_path: Path) -> None:
     """Killed anywhere while it replaces a held record, the next run ends as one clean run."""
     import random
 
-    from tests.test_ingest_kill import kill_after_windows, run_child, wait_ok
+    from tests.ingest.test_ingest_kill import kill_after_windows, run_child, wait_ok
 
     content = (
         "SELECT line_no, byte_offset, message FROM logs ORDER BY ALL",

@@ -690,7 +690,7 @@ def test_the_passphrase_is_prompted_for_on_a_terminal(ws: Workspace, tmp_path: P
     import sys
     import termios
 
-    from .conftest import PROJECT
+    from tests.conftest import PROJECT
 
     document = tmp_path / "doc"
     document.write_bytes(b"signed at a terminal")

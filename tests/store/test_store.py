@@ -185,7 +185,7 @@ def _hold_lock(root: Path, seconds: float) -> subprocess.Popen[str]:
         [sys.executable, "-c", HOLD_LOCK, str(root), str(seconds)],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc

@@ -40,7 +40,7 @@ NOT_RUN = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test,spark]' && "
     "pytest -n auto": "runs the whole test suite, this test included",
     "nodus query @report.sql --data lake --engine spark": (
-        "starts a JVM and a Spark session (about a minute); tests/test_scaleout_spark.py "
+        "starts a JVM and a Spark session (about a minute); tests/scaleout/test_scaleout_spark.py "
         "runs --engine spark on an export"
     ),
     "nodus query @report.sql --data lake --engine spark --master spark://head:7077": (

@@ -10,7 +10,7 @@ import typer
 from nodus_cli.cli.app import app
 from nodus_cli.cli.docgen import ENVIRONMENT, _walk, stale
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _commands() -> list[tuple[list[str], object]]:

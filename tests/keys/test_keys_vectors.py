@@ -27,8 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from nodus_cli.keys import age, signing, xwing
 from nodus_cli.keys.errors import AgeError
-
-from .conftest import shared_path
+from tests.conftest import shared_path
 
 VECTORS = shared_path() / "vectors" / "pq"
 

@@ -21,7 +21,7 @@ from nodus_cli.ingest.engine import IngestOptions, ingest
 from nodus_cli.store import guard, open_store
 from nodus_cli.workspace import Workspace
 from tests.conftest import PROJECT
-from tests.test_ingest_kill import snapshot
+from tests.ingest.test_ingest_kill import snapshot
 
 WINDOW = 4096
 CHILD = """

@@ -10,7 +10,7 @@ import pytest
 
 from nodus_cli.forecast.model import LINEAR_TREND, fit_forecast, regular_grid
 from nodus_cli.forecast.season import detect_season
-from tests.test_detect import START, STEP, cycle_series, insert_series
+from tests.anomaly.test_detect import START, STEP, cycle_series, insert_series
 
 
 def rising(n: int = 432) -> list[float]:

@@ -22,8 +22,8 @@ from nodus_cli.forecast.report import chart_figure, key_steps
 from nodus_cli.fsutil import atomic_write
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
-from tests.test_detect import START, STEP, cycle_series, insert_series
-from tests.test_forecast import rising
+from tests.anomaly.test_detect import START, STEP, cycle_series, insert_series
+from tests.forecast.test_forecast import rising
 
 
 def insert_labelled(home: Path, name: str, values, labels: dict[str, str]) -> None:

@@ -120,7 +120,7 @@ def test_killing_the_real_command(run_nodus, tmp_path: Path, seed: int) -> None:
     inserted = _add_rows(home, 0)
     assert run_nodus("--home", str(home), "export", "logs", "--to", str(out)).returncode == 0
     inserted = _add_rows(home, inserted)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     command = [sys.executable, "-m", "nodus_cli", "--home", str(home), "export", "logs"]
     process = subprocess.Popen([*command, "--to", str(out)], env=env)
     time.sleep(random.Random(seed).uniform(0.3, 1.5))

@@ -13,7 +13,7 @@ from nodus_cli.anomaly import calibrate, reasons, robust
 from nodus_cli.anomaly.methods import METHODS
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
-from tests.test_detect import START, STEP, insert_series
+from tests.anomaly.test_detect import START, STEP, insert_series
 
 MAX_FLAG_RATE = 0.01  # issue 17: at most about 1% of a series without anomalies
 # The tail behind the score is calibrated too, if less tightly: the suppression

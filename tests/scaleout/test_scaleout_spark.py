@@ -153,7 +153,7 @@ def test_spark_through_the_cli(cli, spark: Any, tmp_path: Path) -> None:
 def test_spark_stages_reach_the_progress(spark: Any, tpch: tuple[Store, Path]) -> None:
     """``query --engine spark`` shows its stage (issue 15 item 5): starting, then the
     stages the status tracker reports, polled from a thread stopped with the block."""
-    from tests.test_progress import Recorder
+    from tests.cli.test_progress import Recorder
 
     _, export = tpch
     recorder = Recorder()

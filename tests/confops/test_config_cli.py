@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_startup import _imported
 from tests.conftest import PROJECT, nodus_command
-from tests.test_startup import _imported
 
 SERVICE = """\
 # service settings

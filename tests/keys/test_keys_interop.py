@@ -25,7 +25,7 @@ from .test_keys import PASSPHRASE
 
 template, ws = test_keys.template, test_keys.ws  # the keyring fixtures
 
-SCRIPT = Path(__file__).parent / "interop" / "agejs.mjs"
+SCRIPT = Path(__file__).resolve().parents[1] / "interop" / "agejs.mjs"
 PINNED = "0.3.1"
 SIZES = [0, 1, 65536, (3 << 20) + 1]  # empty, tiny, one full chunk, many chunks
 
