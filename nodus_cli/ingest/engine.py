@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from nodus_cli.errors import InputError, NodusError, UsageError
-from nodus_cli.ingest import formats, redact
-from nodus_cli.ingest.formats import Detected, sql_str
+from nodus_cli.ingest import formats, redact, sniff
+from nodus_cli.ingest.formats import sql_str
 from nodus_cli.ingest.lines import WindowLines, numbered
 from nodus_cli.ingest.schema import shape_sql
+from nodus_cli.ingest.sniff import Detected
 from nodus_cli.ingest.source import (
     HEAD_BYTES,
     SNIFF_BYTES,
@@ -288,7 +289,7 @@ class _Job:
         with stream:
             requested = checkpoint.format if checkpoint.format else self.options.format
             try:
-                detected = formats.detect(
+                detected = sniff.detect(
                     _decode(head),
                     requested,
                     time_column=self.options.time_column,

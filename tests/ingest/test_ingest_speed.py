@@ -24,13 +24,13 @@ from nodus_cli.ingest.engine import IngestOptions, ingest
 from nodus_cli.ingest.formats import (
     LOGFMT_PAIR,
     MACROS,
-    Detected,
     _json_parse,
     access_sql,
     logfmt_sql,
     sql_str,
 )
 from nodus_cli.ingest.lines import WindowLines
+from nodus_cli.ingest.sniff import Detected
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
 
