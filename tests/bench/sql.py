@@ -47,13 +47,8 @@ from nodus_cli.errors import NodusError  # noqa: E402
 from nodus_cli.sqltools.catalog import execute  # noqa: E402
 from nodus_cli.sqltools.compare import compare_results  # noqa: E402
 from nodus_cli.sqltools.parsing import dialect_names  # noqa: E402
-from nodus_cli.sqltools.rewrite import (  # noqa: E402
-    Timing,
-    resolve_rules,
-    rewrite_sql,
-    time_pair,
-    verify_rewrite,
-)
+from nodus_cli.sqltools.rewrite import resolve_rules, rewrite_sql, verify_rewrite  # noqa: E402
+from nodus_cli.sqltools.timing import Timing, time_pair  # noqa: E402
 from nodus_cli.sqltools.transpile import transpile_sql, writable  # noqa: E402
 
 TABLES = ("customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from nodus_cli.errors import UsageError
 from nodus_cli.sqltools import rewrite as rewrite_module
+from nodus_cli.sqltools import timing as timing_module
 from nodus_cli.sqltools.catalog import execute, read_catalog
 from nodus_cli.sqltools.compare import compare_results
 from nodus_cli.sqltools.rewrite import (
@@ -200,6 +201,7 @@ def _fake_clock(monkeypatch: pytest.MonkeyPatch, times: dict[str, Any]) -> None:
         return [], times[sql](calls[sql])
 
     monkeypatch.setattr(rewrite_module, "execute", fake_execute)
+    monkeypatch.setattr(timing_module, "execute", fake_execute)
 
 
 def test_equal_times_with_noise_give_a_narrow_interval_and_keep(
@@ -209,8 +211,8 @@ def test_equal_times_with_noise_give_a_narrow_interval_and_keep(
         monkeypatch,
         {"a": lambda n: 0.020 * (1 + 0.01 * (n % 3)), "b": lambda n: 0.020 * (1 + 0.01 * (n % 2))},
     )
-    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
-    assert estimate.low <= 1.0 <= estimate.high <= rewrite_module.NOT_SLOWER
+    estimate = timing_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.low <= 1.0 <= estimate.high <= timing_module.NOT_SLOWER
     assert not estimate.too_fast
 
 
@@ -219,13 +221,13 @@ def test_a_ten_percent_slower_rewrite_is_decided_slower(monkeypatch: pytest.Monk
         monkeypatch,
         {"a": lambda n: 0.020 + 0.0004 * (n % 3), "b": lambda n: 0.022 + 0.0004 * (n % 2)},
     )
-    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
-    assert estimate.low > rewrite_module.NOT_SLOWER
+    estimate = timing_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.low > timing_module.NOT_SLOWER
 
 
 def test_queries_of_a_millisecond_are_too_fast_to_time(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_clock(monkeypatch, {"a": lambda n: 0.001, "b": lambda n: 0.0008})
-    assert rewrite_module.measure_ratio(None, "a", "b").too_fast
+    assert timing_module.measure_ratio(None, "a", "b").too_fast
 
 
 def test_noise_stops_at_the_budget_and_keeps_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,9 +236,9 @@ def test_noise_stops_at_the_budget_and_keeps_the_original(monkeypatch: pytest.Mo
         monkeypatch,
         {"a": lambda n: 0.02 if n <= 3 else 0.04, "b": lambda n: 0.04 if n <= 3 else 0.02},
     )
-    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=0.0)
+    estimate = timing_module.measure_ratio(None, "a", "b", min_pairs=6, budget=0.0)
     assert len(estimate.timing.first) == 6
-    assert estimate.high > rewrite_module.NOT_SLOWER  # undecided: not shown to be not slower
+    assert estimate.high > timing_module.NOT_SLOWER  # undecided: not shown to be not slower
 
 
 def test_spikes_of_a_busy_machine_do_not_widen_the_interval(
@@ -247,8 +249,8 @@ def test_spikes_of_a_busy_machine_do_not_widen_the_interval(
         monkeypatch,
         {"a": lambda n: 0.1 if n % 3 == 0 else 0.02, "b": lambda n: 0.1 if n % 3 == 1 else 0.02},
     )
-    estimate = rewrite_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
-    assert estimate.high <= rewrite_module.NOT_SLOWER
+    estimate = timing_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.high <= timing_module.NOT_SLOWER
     assert len(estimate.timing.first) == 6
 
 
@@ -305,6 +307,7 @@ def _timed_like(monkeypatch: pytest.MonkeyPatch, ratio: float, seed: int) -> Non
         return rows, base * spike * (1 + noise.uniform(-0.04, 0.04))
 
     monkeypatch.setattr(rewrite_module, "execute", fake_execute)
+    monkeypatch.setattr(timing_module, "execute", fake_execute)
 
 
 @pytest.mark.usefixtures("broken_rules")
@@ -345,11 +348,11 @@ def test_a_wide_interval_below_1_but_not_below_the_band_keeps_the_original(
     rules = dict(rewrite_module.RULES)
     rules["add_sort"] = Rule("add_sort", "a different plan", False, _add_a_sort)
     monkeypatch.setattr(rewrite_module, "RULES", rules)
-    timing = rewrite_module.Timing([0.020] * 21, [0.0136] * 21)
-    lucky = rewrite_module.RatioEstimate(timing, 0.68, 0.46, 0.99, 1.0, too_fast=False)
+    timing = timing_module.Timing([0.020] * 21, [0.0136] * 21)
+    lucky = timing_module.RatioEstimate(timing, 0.68, 0.46, 0.99, 1.0, too_fast=False)
     monkeypatch.setattr(rewrite_module, "measure_ratio", lambda *_args, **_kwargs: lucky)
     report = rewrite_sql("SELECT n_name FROM nation", rules=["add_sort"], con=tpch_con)
     verify_rewrite(report, tpch_con)
     assert report.ratio_high is not None and report.ratio_high < 1
-    assert report.ratio_high > 1 - rewrite_module.DEAD_BAND
+    assert report.ratio_high > 1 - timing_module.DEAD_BAND
     assert not report.kept and (report.reason or "").startswith("no measurable difference")
