@@ -1,7 +1,7 @@
 """How long-running library work says how far it has come.
 
 A library calls a :class:`Progress` it was given; it never draws anything. The CLI
-passes one that shows a bar on a terminal (``nodus_cli.cli.output.progress``); a
+passes one that shows a bar on a terminal (``nodus_cli.cli.progressbar.progress``); a
 plain ``advance(amount)`` function is accepted too (see :func:`reporter`).
 """
 

@@ -15,8 +15,9 @@ from nodus_cli.cli.options import (
     since_option,
     until_option,
 )
-from nodus_cli.cli.output import emit_json, progress, say, write_text
+from nodus_cli.cli.output import emit_json, say, write_text
 from nodus_cli.cli.passphrase import read_passphrase
+from nodus_cli.cli.progressbar import progress
 from nodus_cli.interrupts import terminate_as_interrupt
 from nodus_cli.timeparse import parse_time
 

@@ -24,12 +24,12 @@ from nodus_cli.cli.output import (
     Format,
     child_stderr_quiet,
     emit_json,
-    progress,
     render_rows,
     say,
     warn,
     write_text,
 )
+from nodus_cli.cli.progressbar import progress
 from nodus_cli.errors import UsageError
 from nodus_cli.fsutil import read_text
 from nodus_cli.scaleout import QueryEngine

@@ -21,10 +21,10 @@ from nodus_cli.cli.output import (
     Format,
     dumps,
     emit_json,
-    progress,
     render_rows,
     say,
 )
+from nodus_cli.cli.progressbar import progress
 from nodus_cli.errors import CheckFailed, UsageError
 from nodus_cli.timeparse import parse_duration, parse_time
 

@@ -7,7 +7,8 @@ import typer
 
 from nodus_cli.cli import state
 from nodus_cli.cli.options import JsonOption
-from nodus_cli.cli.output import emit_json, progress, say
+from nodus_cli.cli.output import emit_json, say
+from nodus_cli.cli.progressbar import progress
 
 
 def export(

@@ -7,7 +7,8 @@ import typer
 
 from nodus_cli.cli import state
 from nodus_cli.cli.options import FormatOption, JsonOption, resolve_format, time_or_none
-from nodus_cli.cli.output import Format, emit_json, error_line, progress, render_rows, say
+from nodus_cli.cli.output import Format, emit_json, error_line, render_rows, say
+from nodus_cli.cli.progressbar import progress
 from nodus_cli.errors import EXIT_USAGE
 
 if TYPE_CHECKING:

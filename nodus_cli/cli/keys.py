@@ -527,7 +527,7 @@ def seal(
 
 @contextlib.contextmanager
 def _progress_for(path: Path, verb: str, *, to_stdout: bool = False) -> Iterator[Any]:
-    from nodus_cli.cli.output import progress
+    from nodus_cli.cli.progressbar import progress
 
     total = None if str(path) == "-" else path.stat().st_size
     with progress(f"{verb} {path.name}", total, data_on_stdout=to_stdout) as advance:

@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from nodus_cli import __version__
 from nodus_cli.cli.app import EXIT_INTERNAL, NodusGroup
-from nodus_cli.cli.output import Format, jsonable, progress, render_rows
+from nodus_cli.cli.output import Format, jsonable, render_rows
+from nodus_cli.cli.progressbar import progress
 from nodus_cli.errors import CannotVerify, CheckFailed, InputError, NotFoundError, UsageError
 
 

@@ -15,7 +15,7 @@ from tests.conftest import nodus_command
 from tests.terminal import run_with_pty, terminal_env
 
 ESC = "\x1b"
-# A delay of 0 shows the bar of a small, quick input (see output.PROGRESS_DELAY).
+# A delay of 0 shows the bar of a small, quick input (see progressbar.PROGRESS_DELAY).
 NOW = {"NODUS_PROGRESS_DELAY": "0"}
 
 
