@@ -413,8 +413,8 @@ def verify_rewrite(
     when the whole interval lies above ``NOT_SLOWER``. A query whose true ratio is near
     1 thus keeps the original
     every time, instead of flipping with the noise around a threshold; so do queries
-    too fast to time and intervals left too wide by the budget ("no measurable
-    difference"). On a different result, an error or a slowdown the report keeps the
+    too fast to time, intervals left too wide by the budget and intervals from fewer
+    than ``MIN_KEEP_BLOCKS`` blocks of runs ("no measurable difference"). On a different result, an error or a slowdown the report keeps the
     original and names the rule.
     """
     note = on_progress or (lambda _message: None)
@@ -486,6 +486,14 @@ def verify_rewrite(
             report,
             culprit,
             f"slower: time ratio {interval} (95% interval, all of it above {NOT_SLOWER:.2f})",
+        )
+    if measured.high <= 1 - DEAD_BAND and not measured.may_keep:
+        return _refuse(
+            report,
+            culprit,
+            f"no measurable difference: time ratio {interval} from only {report.runs} "
+            f"pairs of runs in the {budget:g} s budget (a longer --budget can decide): "
+            "kept the original",
         )
     if measured.high > 1 - DEAD_BAND:
         maybe = " (possibly slower)" if culprit else ""

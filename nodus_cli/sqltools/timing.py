@@ -32,6 +32,11 @@ PRECISION = 0.02
 MAX_PAIRS = 400
 CLEARLY_SLOWER_WIDTH = 0.1  # an interval this narrow above 1.05 ends the timing early
 BLOCK = 3  # pairs per block: a block's ratio is of its best runs, which preemption spares
+# Blocks needed before an interval may keep a rewrite. Two blocks that happen to agree
+# give a narrow interval by chance (TPC-H q16, of the same speed: 0.878 [0.874, 0.882]
+# after 6 pairs once in five verifications on a loaded machine, ~0.98 [0.93, 1.05] the
+# other four); refusing on few blocks is safe (the original stays), keeping is not.
+MIN_KEEP_BLOCKS = 4
 
 
 @dataclass
@@ -44,6 +49,15 @@ class RatioEstimate:
     high: float
     seconds: float
     too_fast: bool
+
+    @property
+    def blocks(self) -> int:
+        return len(self.timing.first) // BLOCK
+
+    @property
+    def may_keep(self) -> bool:
+        """Enough blocks were timed for the interval to keep a rewrite."""
+        return self.blocks >= MIN_KEEP_BLOCKS
 
 
 def measure_ratio(
@@ -80,7 +94,8 @@ def measure_ratio(
         # verdict would flip between verifications.
         clearly_slower = low > NOT_SLOWER and half <= CLEARLY_SLOWER_WIDTH
         keep_line = 1 - DEAD_BAND
-        decided = half <= PRECISION and (high <= keep_line or low > keep_line)
+        faster = high <= keep_line and len(timing.first) >= MIN_KEEP_BLOCKS * BLOCK
+        decided = half <= PRECISION and (faster or low > keep_line)
         if too_fast or clearly_slower or decided or spent >= budget:
             break
         if len(timing.first) >= MAX_PAIRS:

@@ -356,3 +356,32 @@ def test_a_wide_interval_below_1_but_not_below_the_band_keeps_the_original(
     assert report.ratio_high is not None and report.ratio_high < 1
     assert report.ratio_high > 1 - timing_module.DEAD_BAND
     assert not report.kept and (report.reason or "").startswith("no measurable difference")
+
+
+@pytest.mark.usefixtures("broken_rules")
+def test_a_narrow_interval_from_two_blocks_keeps_the_original(
+    tpch_con: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two blocks that agree by chance (TPC-H q16 once: 0.878 [0.874, 0.882] after six
+    pairs, ~0.98 in four other verifications) are too few to keep a rewrite."""
+    rules = dict(rewrite_module.RULES)
+    rules["add_sort"] = Rule("add_sort", "a different plan", False, _add_a_sort)
+    monkeypatch.setattr(rewrite_module, "RULES", rules)
+    pairs = (timing_module.MIN_KEEP_BLOCKS - 2) * timing_module.BLOCK
+    timing = timing_module.Timing([0.020] * pairs, [0.0176] * pairs)
+    lucky = timing_module.RatioEstimate(timing, 0.878, 0.874, 0.882, 0.3, too_fast=False)
+    monkeypatch.setattr(rewrite_module, "measure_ratio", lambda *_args, **_kwargs: lucky)
+    report = rewrite_sql("SELECT n_name FROM nation", rules=["add_sort"], con=tpch_con)
+    verify_rewrite(report, tpch_con)
+    assert not report.kept and (report.reason or "").startswith("no measurable difference")
+    assert "budget" in (report.reason or "")
+
+
+def test_a_faster_rewrite_is_timed_for_enough_blocks_before_it_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Steady times decide at once, but keeping needs MIN_KEEP_BLOCKS blocks."""
+    _fake_clock(monkeypatch, {"a": lambda n: 0.020, "b": lambda n: 0.0176})
+    estimate = timing_module.measure_ratio(None, "a", "b", min_pairs=6, budget=60)
+    assert estimate.high <= 1 - timing_module.DEAD_BAND and estimate.may_keep
+    assert len(estimate.timing.first) == timing_module.MIN_KEEP_BLOCKS * timing_module.BLOCK
