@@ -9,9 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from nodus_cli import schemas
+
+# Hypothesis explores new inputs on every local run; CI (NODUS_HYPOTHESIS_PROFILE=ci,
+# set by .ci/run) runs the same examples every time, so that a gate's verdict is that
+# of the commit and not of the draw. A failure prints the blob that reproduces it.
+settings.register_profile("explore", print_blob=True)
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("NODUS_HYPOTHESIS_PROFILE", "explore"))
 
 # Library tests open stores themselves: every package's tables are registered first.
 schemas.install()
