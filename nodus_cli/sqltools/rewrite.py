@@ -411,10 +411,10 @@ def verify_rewrite(
     interleaved runs (see ``measure_ratio``): the rewrite is kept only when it is
     measurably faster (the whole interval at most ``1 - DEAD_BAND``); it is "slower"
     when the whole interval lies above ``NOT_SLOWER``. A query whose true ratio is near
-    1 thus keeps the original
-    every time, instead of flipping with the noise around a threshold; so do queries
-    too fast to time, intervals left too wide by the budget and intervals from fewer
-    than ``MIN_KEEP_BLOCKS`` blocks of runs ("no measurable difference"). On a different result, an error or a slowdown the report keeps the
+    1 thus keeps the original every time, instead of flipping with the noise around a
+    threshold; so do queries too fast to time, intervals left too wide by the budget
+    and intervals from fewer than ``MIN_KEEP_BLOCKS`` blocks of runs ("no measurable
+    difference"). On a different result, an error or a slowdown the report keeps the
     original and names the rule.
     """
     note = on_progress or (lambda _message: None)
