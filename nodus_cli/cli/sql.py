@@ -108,7 +108,8 @@ def rewrite(
         typer.Option(
             "--verify",
             help="Run original and rewrite; keep the rewrite only if the rows are the same "
-            "and it is measurably faster (the 95% interval of its time ratio at most 0.95).",
+            "and it is measurably faster (the 95% interval of its time ratio at most 0.95, "
+            "in two independent timings).",
         ),
     ] = False,
     db: DbOption = None,
@@ -118,8 +119,9 @@ def rewrite(
         typer.Option(
             "--budget",
             min=0.0,
-            help="Seconds of timing at most: the verdict is taken when the time ratio's "
-            "interval is narrow or decided, or when they are spent.",
+            help="Seconds of timing at most, for each of the two timings a kept rewrite "
+            "needs: the verdict is taken when the time ratio's interval is narrow or "
+            "decided, or when they are spent.",
         ),
     ] = 5.0,
     as_json: JsonOption = False,
@@ -159,6 +161,9 @@ def _say_verdict(report: "RewriteReport") -> None:
                 f", {ratio:.2f}x the original's time (95% interval {low:.2f}-{high:.2f}, "
                 f"{report.runs} interleaved pairs)"
             )
+            if report.confirmation:
+                again, again_low, again_high = report.confirmation
+                timing += f", confirmed {again:.2f}x ({again_low:.2f}-{again_high:.2f})"
         say(f"verified: same {report.rows} rows{timing}")
     else:
         say(f"kept the original: {report.reason}")

@@ -260,6 +260,8 @@ class RewriteReport:
     ratio_high: float | None = None
     timing_seconds: float | None = None
     same_plan: bool = False  # DuckDB plans both the same: not slower without timing
+    # The second timing a kept rewrite needs: ratio, interval low, interval high.
+    confirmation: tuple[float, float, float] | None = None
 
     @property
     def time_ratio(self) -> float | None:
@@ -289,6 +291,9 @@ class RewriteReport:
                 else None
             ),
             "timing_seconds": _round(self.timing_seconds),
+            "confirmation": (
+                [_round(value) for value in self.confirmation] if self.confirmation else None
+            ),
             "same_plan": self.same_plan,
             "steps": [step.as_dict() for step in self.steps],
             "sql": self.rewritten,
@@ -414,8 +419,12 @@ def verify_rewrite(
     1 thus keeps the original every time, instead of flipping with the noise around a
     threshold; so do queries too fast to time, intervals left too wide by the budget
     and intervals from fewer than ``MIN_KEEP_BLOCKS`` blocks of runs ("no measurable
-    difference"). On a different result, an error or a slowdown the report keeps the
-    original and names the rule.
+    difference"). A rewrite found faster is timed again from scratch and kept only if
+    the second timing agrees: within one timing the machine's state (load, caches) is
+    one sample, and a phase of it that favoured the rewrite kept TPC-H q22 (0.93
+    [0.91, 0.95] once, 0.97-0.99 in four other verifications on a loaded machine). On a
+    different result, an error or a slowdown the report keeps the original and names
+    the rule.
     """
     note = on_progress or (lambda _message: None)
     original_sql = _engine_sql(report.original, report.dialect)
@@ -503,6 +512,18 @@ def verify_rewrite(
             f"no measurable difference{maybe}: time ratio {interval} (95% interval; a "
             f"rewrite is kept when all of it is at most {1 - DEAD_BAND:.2f}x): kept the "
             "original",
+        )
+    note("confirming in a second, independent timing")
+    again = measure_ratio(con, original_sql, final_sql, min_pairs=runs, budget=budget)
+    report.confirmation = (again.ratio, again.low, again.high)
+    if again.too_fast or again.high > 1 - DEAD_BAND or not again.may_keep:
+        return _refuse(
+            report,
+            None,
+            f"no measurable difference: time ratio {interval} in a first timing, "
+            f"{again.ratio:.2f}x [{again.low:.2f}, {again.high:.2f}] in a second (a rewrite "
+            f"is kept when two independent timings each put all of the 95% interval at "
+            f"most {1 - DEAD_BAND:.2f}x): kept the original",
         )
     return report
 

@@ -355,6 +355,8 @@ def verdict_stability(con: Any, queries: dict[str, str], repeats: int) -> dict[s
                 if report.ratio is not None and report.ratio_low is not None
                 else ""
             )
+            if report.confirmation:
+                interval += " then {:.3f} [{:.3f}, {:.3f}]".format(*report.confirmation)
             print(f"  {name}: {kind}{interval}, {report.runs} pairs", file=sys.stderr)
     changed = [name for name, kinds in verdicts.items() if len(set(kinds)) > 1]
     flipped = [name for name, kinds in verdicts.items() if len({k == "kept" for k in kinds}) > 1]

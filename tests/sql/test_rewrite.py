@@ -377,6 +377,32 @@ def test_a_narrow_interval_from_two_blocks_keeps_the_original(
     assert "budget" in (report.reason or "")
 
 
+@pytest.mark.usefixtures("broken_rules")
+def test_a_rewrite_is_kept_only_when_a_second_timing_agrees(
+    tpch_con: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One timing sees one phase of the machine (TPC-H q22 once: 0.93 [0.91, 0.95] on a
+    loaded machine, 0.97-0.99 in four other verifications): a second decides with it."""
+    rules = dict(rewrite_module.RULES)
+    rules["add_sort"] = Rule("add_sort", "a different plan", False, _add_a_sort)
+    monkeypatch.setattr(rewrite_module, "RULES", rules)
+    pairs = timing_module.MIN_KEEP_BLOCKS * timing_module.BLOCK * 4
+    timing = timing_module.Timing([0.020] * pairs, [0.0186] * pairs)
+    lucky = timing_module.RatioEstimate(timing, 0.931, 0.914, 0.949, 2.0, too_fast=False)
+    usual = timing_module.RatioEstimate(timing, 0.984, 0.957, 1.012, 5.0, too_fast=False)
+    for second, kept in ((usual, False), (lucky, True)):
+        estimates = iter((lucky, second))
+        monkeypatch.setattr(
+            rewrite_module, "measure_ratio", lambda *_args, _it=estimates, **_kw: next(_it)
+        )
+        report = rewrite_sql("SELECT n_name FROM nation", rules=["add_sort"], con=tpch_con)
+        verify_rewrite(report, tpch_con)
+        assert report.kept is kept, report.reason
+        assert report.as_dict()["confirmation"] == [second.ratio, second.low, second.high]
+        if not kept:
+            assert "0.98x [0.96, 1.01] in a second" in (report.reason or "")
+
+
 def test_a_faster_rewrite_is_timed_for_enough_blocks_before_it_is_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
