@@ -30,6 +30,7 @@ from nodus_cli.scaleout.dataset import (
     quote_identifier,
     sql_literal,
 )
+from nodus_cli.sqltools.deep import deep_recursion
 from nodus_cli.store.db import Invocation, Store
 from nodus_cli.store.query import QueryResult, run_query
 from nodus_cli.store.sandbox import SANDBOX_CONFIG, FileAllowance, check_read_only, lock_down
@@ -343,6 +344,7 @@ def transpile_for_spark(sql: str) -> TranspileResult:
     return transpile_sql(sql, "duckdb", "spark")
 
 
+@deep_recursion
 def referenced_tables(translated: TranspileResult) -> set[str] | None:
     """Lower-case names of the tables a query reads (None when it cannot tell).
 

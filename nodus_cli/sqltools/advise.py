@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodus_cli.errors import InputError, UsageError
 from nodus_cli.sqltools.catalog import read_catalog
+from nodus_cli.sqltools.deep import deep_recursion
 from nodus_cli.sqltools.querylog import FoldResult, SlowQuery, fold_spool, slowest
 from nodus_cli.sqltools.rewrite import DEFAULT_RUNS, rewrite_sql, verify_rewrite
 from nodus_cli.store.sandbox import check_read_only
@@ -42,6 +43,7 @@ def slowest_queries(store: Store, limit: int) -> tuple[FoldResult, list[SlowQuer
     return folded, slowest(store, limit)
 
 
+@deep_recursion
 def advise(
     sandbox: Store,
     queries: list[SlowQuery],

@@ -160,6 +160,8 @@ def _calls(tree: exp.Expr, target: str) -> list[tuple[str, str]]:
     for node in tree.walk():
         if not isinstance(node, exp.Func | exp.Rollup | exp.Cube | exp.GroupingSets):
             continue
+        if isinstance(node, exp.Connector):  # AND/OR/XOR: written as operators, never calls,
+            continue  # and writing each of a long chain rewrote the chain: quadratic
         text = _written(node, target)
         match = _CALL.match(text or "")
         if match:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodus_cli.sqltools.deep import deep_recursion
+
 if TYPE_CHECKING:
     from nodus_cli.store.db import Store
 
@@ -51,6 +53,7 @@ def record_query(workspace_root: Path, sql: str, seconds: float, rows: int) -> N
             os.close(fd)
 
 
+@deep_recursion
 def fingerprint(sql: str) -> tuple[str, str]:
     """The query with literals replaced by ``?`` as sqlglot writes it, and a short hash.
 
@@ -118,6 +121,7 @@ def fold_spool(store: Store) -> FoldResult:
     return result
 
 
+@deep_recursion
 def _rows(path: Path, batch: str) -> tuple[list[list[Any]], int]:
     rows: list[list[Any]] = []
     skipped = 0

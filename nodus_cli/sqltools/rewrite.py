@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from nodus_cli.errors import InputError, UsageError
 from nodus_cli.sqltools.catalog import Catalog, execute, output_columns, read_catalog
 from nodus_cli.sqltools.compare import compare_results
+from nodus_cli.sqltools.deep import deep_recursion
 from nodus_cli.sqltools.parsing import check_dialect, parse_one
 from nodus_cli.sqltools.timing import (
     DEAD_BAND,
@@ -301,6 +302,7 @@ class RewriteReport:
         }
 
 
+@deep_recursion
 def rewrite_sql(
     sql: str,
     *,
@@ -402,6 +404,7 @@ def _finish(tree: exp.Expr, dialect: str) -> str:
     )
 
 
+@deep_recursion
 def verify_rewrite(
     report: RewriteReport,
     con: Any,

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nodus_cli.sqltools.deep import deep_recursion
 from nodus_cli.sqltools.errors import UnsupportedConstruct
 from nodus_cli.sqltools.parsing import check_dialect, parse_statements
 
@@ -36,6 +37,7 @@ class TranspileResult:
         return self.sql.split(STATEMENT_SEPARATOR) if self.sql else []
 
 
+@deep_recursion
 def transpile_sql(
     sql: str, source: str, target: str, *, allow_unverified: bool = False
 ) -> TranspileResult:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from nodus_cli.sqltools.catalog import Catalog
+from nodus_cli.sqltools.deep import deep_recursion
 from nodus_cli.sqltools.lint.edits import text_edit
 from nodus_cli.sqltools.lint.joins import implicit_cross_join
 from nodus_cli.sqltools.lint.nulls import not_in_list_with_null, not_in_nullable, null_comparison
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from sqlglot import exp
 
 
+@deep_recursion
 def lint_source(
     text: str,
     file: str = "-",
@@ -38,6 +40,7 @@ def lint_source(
     return result
 
 
+@deep_recursion
 def fix_source(
     text: str,
     file: str = "-",
