@@ -7,7 +7,7 @@ stretches of history it did not see (backtests). The baseline is seasonal naive
 (the median of the last three seasons, phase by phase, once there are three, so a
 one-off spike is not repeated); it is kept unless a model beats it there
 stretch by stretch (a sign test, not a mean one spike can carry), and a model
-whose forecast leaves a sane range is dropped. HoltWinters' trend is damped.
+whose forecast leaves a sane range is dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ MAX_TRAIN = 4000  # points of history a model learns from
 MIN_POINTS = 8
 BACKTESTS = 6  # stretches of recent history each candidate is judged on
 SWITCH_P = 0.05  # a model replaces the baseline only when a sign test says it is better
-TREND_DAMPING = 0.8  # per step ahead (Gardner & McKenzie's 0.8-0.98; 0.8 by cross-validation)
 Z95 = 1.959964
 DIVERGENCE_SPANS = 3.0  # a forecast further than this many history spans away is discarded
 SEASONAL_NAIVE = "seasonal-naive"
@@ -260,28 +259,10 @@ def _river_forecasts(make: Callable[[], Any], values: Any, origins: list[int], s
         for value in scaled[learnt:origin]:
             model.learn_one(value)
         learnt = origin
-        predicted = _damp_trend(model, np.asarray(model.forecast(horizon=steps), dtype=float))
+        predicted = np.asarray(model.forecast(horizon=steps), dtype=float)
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked later
             forecasts.append(predicted * spread + centre)
     return forecasts
-
-
-def _damp_trend(model: Any, predicted: Any) -> Any:
-    """HoltWinters' forecast with its trend damped by ``TREND_DAMPING`` per step ahead.
-
-    River extends the last trend for the whole horizon; after a level shift that
-    trend is the shift itself, and a day of 5-minute steps ahead it runs far out of
-    the series' range. The damped trend (Gardner & McKenzie) adds
-    ``phi + phi^2 + ... + phi^h`` trends by step ``h`` instead of ``h``.
-    """
-    import numpy as np
-
-    trend = getattr(model, "trend", None)  # SNARIMAX has none
-    if not trend:
-        return predicted
-    phi = TREND_DAMPING
-    ahead = np.arange(1, len(predicted) + 1)
-    return predicted + (phi * (1 - phi**ahead) / (1 - phi) - ahead) * float(trend[-1])
 
 
 def linear_trend(train: Any, steps: int, window: int) -> Any:
