@@ -5,8 +5,9 @@ season is detected from the data, and river's HoltWinters and SNARIMAX are
 trained on standardised values. Each candidate is judged on the most recent
 stretches of history it did not see (backtests). The baseline is seasonal naive
 (the median of the last three seasons, phase by phase, once there are three, so a
-one-off spike is not repeated); it is kept unless a model is 10% better there, and
-a model whose forecast leaves a sane range is dropped.
+one-off spike is not repeated); it is kept unless a model beats it there
+stretch by stretch (a sign test, not a mean one spike can carry), and a model
+whose forecast leaves a sane range is dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from nodus_cli.store.db import Store
 MAX_TRAIN = 4000  # points of history a model learns from
 MIN_POINTS = 8
 BACKTESTS = 6  # stretches of recent history each candidate is judged on
-SWITCH_MARGIN = 0.9  # a model replaces the seasonal baseline only when 10% better
+SWITCH_P = 0.05  # a model replaces the baseline only when a sign test says it is better
 Z95 = 1.959964
 DIVERGENCE_SPANS = 3.0  # a forecast further than this many history spans away is discarded
 SEASONAL_NAIVE = "seasonal-naive"
@@ -331,14 +332,34 @@ def _diverged(forecast: Any, train: Any) -> bool:
     return bool(np.any(forecast < low - margin) or np.any(forecast > high + margin))
 
 
+def _beats_baseline(errors: list[Any], baseline: list[Any]) -> bool:
+    """Whether a candidate's backtest misses are smaller than the baseline's stretch by stretch.
+
+    A mean won on one stretch with a spike or a level shift says little about the
+    next ordinary one, and ties (a flat series the baseline repeats exactly) do
+    not count for the model. The one-sided sign test (Diebold & Mariano's) over
+    the stretches with a winner must reject "no better" at ``SWITCH_P``: with six
+    stretches, five wins of five or six of six.
+    """
+    import numpy as np
+
+    mine = [float(np.mean(np.abs(e))) for e in errors]
+    theirs = [float(np.mean(np.abs(e))) for e in baseline]
+    wins = sum(a < b for a, b in zip(mine, theirs, strict=True))
+    trials = wins + sum(a > b for a, b in zip(mine, theirs, strict=True))
+    chance = sum(math.comb(trials, k) for k in range(wins, trials + 1)) / 2**trials
+    return trials > 0 and chance <= SWITCH_P
+
+
 def fit_forecast(
     values: Any, steps: int, *, times_s: Any = None, season: int | None = None
 ) -> Fitted:
     """Forecast ``steps`` points after regular ``values``, with the per-step 1-sigma.
 
     Candidates are judged on ``BACKTESTS`` stretches of ``steps`` points at the end
-    of the history (each forecast from the points before it); the lowest mean
-    absolute error wins; the seasonal baseline unless a model is clearly better.
+    of the history (each forecast from the points before it); the seasonal
+    baseline unless a model beats it consistently (``_beats_baseline``), then
+    the lowest mean absolute error.
     """
     import numpy as np
 
@@ -385,7 +406,7 @@ def fit_forecast(
     mae = {name: float(np.mean(np.abs(e))) for name, e in errors.items() if e}
     chosen = baseline
     for name, error in mae.items():
-        if error < mae.get(chosen, math.inf) * (SWITCH_MARGIN if chosen == baseline else 1):
+        if error < mae.get(chosen, math.inf) and _beats_baseline(errors[name], errors[baseline]):
             chosen = name
     mean = forecasts[chosen][-1]
     rmse = float(np.sqrt(np.mean(np.square(errors[chosen])))) if errors[chosen] else 0.0

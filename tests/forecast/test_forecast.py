@@ -120,3 +120,14 @@ def test_seasonal_ar_carries_the_baselines_current_miss_and_lets_it_fade() -> No
     )
     assert corrected[0] > 3  # most of the miss is carried into the next step
     assert abs(corrected[-1]) < 0.1 * abs(corrected[0])  # and fades out
+
+
+def test_a_model_replaces_the_baseline_only_when_it_wins_stretch_by_stretch() -> None:
+    from nodus_cli.forecast.model import _beats_baseline
+
+    baseline = [np.full(36, 1.0)] * 6
+    one_spike = [np.full(36, 0.0)] + [np.full(36, 1.1)] * 5  # a lower mean, won on one stretch
+    assert not _beats_baseline(one_spike, baseline)
+    assert _beats_baseline([np.full(36, 0.9)] * 6, baseline)
+    assert not _beats_baseline([np.full(36, 0.9)] * 4 + [np.full(36, 1.1)] * 2, baseline)
+    assert not _beats_baseline(baseline, baseline)  # ties never count for the model
