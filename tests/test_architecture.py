@@ -3,8 +3,8 @@
 Layers, lowest first (a module may import its own layer's and lower layers' modules):
 
 1. ``base``: what everything may use and that knows no concern (errors, file writing,
-   JSON values, time parsing, masking, progress callbacks, signals as interrupts,
-   finding the workspace).
+   JSON values, time parsing, masking, facts of a numeric series, progress callbacks,
+   signals as interrupts, finding the workspace).
 2. ``store``: the DuckDB store. It knows no capability: each one declares its tables
    in its ``schema.py``, and ``nodus_cli.schemas`` registers them.
 3. ``capability``: one library package per concern. They may use each other (audit
@@ -38,6 +38,7 @@ LAYER_OF = {
     "nodus_cli.masking": "base",
     "nodus_cli.progress": "base",
     "nodus_cli.timeparse": "base",
+    "nodus_cli.series": "base",
     "nodus_cli.workspace": "base",
     "nodus_cli.store": "store",
     "nodus_cli.anomaly": "capability",

@@ -186,7 +186,8 @@ def _robust_z(rank: Callable[..., Any], deviation: Any, values: Any, level: Any)
     scale = 1.4826 * rank(np.abs(deviation), SCALE_WINDOW, 50)
     span = rank(values, SCALE_WINDOW, 95) - rank(values, SCALE_WINDOW, 5)
     floor = np.maximum(SPAN_FLOOR * span, 1e-9 * (1.0 + np.abs(level)))
-    return np.clip(deviation / np.maximum(scale, floor), -MAX_Z, MAX_Z)
+    with np.errstate(over="ignore"):  # a deviation of 1e300 over a small scale: MAX_Z
+        return np.clip(deviation / np.maximum(scale, floor), -MAX_Z, MAX_Z)
 
 
 def _seasonal_expectation(
@@ -269,7 +270,7 @@ def valid_from(features: tuple[str, ...]) -> list[int]:
 
 def learn_season(times_us: Any, x: Any) -> int:
     """The season in points, learnt once from the first SEASON_WARMUP points."""
-    from nodus_cli.forecast.season import detect_season
+    from nodus_cli.series import detect_season
 
     season = detect_season(times_us[:SEASON_WARMUP] / 1e6, x[:SEASON_WARMUP])
     return min(season, MAX_SEASON)

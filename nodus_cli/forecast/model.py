@@ -20,7 +20,7 @@ from typing import Any
 
 from nodus_cli.anomaly.source import Source, one_label_set, read_points
 from nodus_cli.errors import InputError
-from nodus_cli.forecast.season import detect_season, median_step_seconds
+from nodus_cli.series import detect_season, median_step_seconds, power_of_two_scale
 from nodus_cli.store.db import Store
 
 MAX_TRAIN = 4000  # points of history a model learns from
@@ -364,6 +364,8 @@ def fit_forecast(
     import numpy as np
 
     values = np.asarray(values, dtype=float)[-MAX_TRAIN:]
+    unit = power_of_two_scale(values)  # squares of 1e300 overflow; the forecast is scaled back
+    values = values / unit
     n = len(values)
     if season is None:
         season = detect_season(times_s[-n:], values) if times_s is not None else 0
@@ -411,9 +413,9 @@ def fit_forecast(
     mean = forecasts[chosen][-1]
     rmse = float(np.sqrt(np.mean(np.square(errors[chosen])))) if errors[chosen] else 0.0
     growth = 2.0 * rmse**2 / (holdout + 1)  # error variance grows about linearly with h
-    floor = 1e-9 * (1.0 + float(np.max(np.abs(values))))
+    floor = 1e-9 * (1.0 / unit + float(np.max(np.abs(values))))
     sigma = np.maximum(np.sqrt(growth * np.arange(1, steps + 1)), floor)
-    return Fitted(chosen, season, mean, sigma, mae)
+    return Fitted(chosen, season, mean * unit, sigma * unit, {k: v * unit for k, v in mae.items()})
 
 
 def find_crossing(

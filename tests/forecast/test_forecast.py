@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nodus_cli.forecast.model import LINEAR_TREND, fit_forecast, regular_grid
-from nodus_cli.forecast.season import detect_season
+from nodus_cli.series import detect_season
 from tests.anomaly.test_detect import START, STEP, cycle_series, insert_series
 
 
@@ -131,3 +132,34 @@ def test_a_model_replaces_the_baseline_only_when_it_wins_stretch_by_stretch() ->
     assert _beats_baseline([np.full(36, 0.9)] * 6, baseline)
     assert not _beats_baseline([np.full(36, 0.9)] * 4 + [np.full(36, 1.1)] * 2, baseline)
     assert not _beats_baseline(baseline, baseline)  # ties never count for the model
+
+
+def test_values_near_the_float_limit_forecast_as_the_same_series_scaled() -> None:
+    times = np.arange(2000) * 300.0
+    ordinary = cycle_series(2000)
+    unit = 2.0**990  # about 1e298: squares of such values overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would reach the user's stderr
+        huge = fit_forecast(ordinary * unit, 48, times_s=times)
+        assert detect_season(times, ordinary * unit) == detect_season(times, ordinary) == 288
+    plain = fit_forecast(ordinary, 48, times_s=times)
+    assert huge.model == plain.model
+    assert np.array_equal(huge.mean, plain.mean * unit)
+    assert np.array_equal(huge.sigma, plain.sigma * unit)
+
+
+@pytest.mark.parametrize("method", ["auto", "robust", "hst"])
+def test_values_near_the_float_limit_raise_no_numeric_warning(
+    cli, nodus_home: Path, method: str
+) -> None:
+    rng = np.random.default_rng(11)
+    values = rng.normal(0, 1e300, 3000)
+    values[2500] = 1.7e308  # after hst's calibration has seen enough
+    insert_series(nodus_home, "huge", values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detected = cli("detect", "huge", "--method", method, "--json")
+        forecast = cli("forecast", "huge", "--horizon", "2h", "--json")
+    assert detected.exit_code == 0 and forecast.exit_code == 0, detected.stderr + forecast.stderr
+    if method != "hst":  # hst's lagged windows rank a lone spike with noise's extremes
+        assert detected.json()["anomalies"] >= 1
