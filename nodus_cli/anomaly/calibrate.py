@@ -51,10 +51,10 @@ class Calibration:
 
     short: int = 1  # points in the short-term mean of the strength
     long_blocks: int = 40  # blocks of BLOCK points whose maxima make the long-term tail
-    flag_tail: float = 10**-3.5  # the tail probability that maps to the anomaly threshold
+    flag_tail: float = 10**-4.0  # the tail probability that maps to the anomaly threshold
     suppress: int = 25  # points after an alarm during which no new one is raised
     min_blocks: int = 3  # blocks a series' first tail is fitted on (then up to long_blocks)
-    width_floor: float = 0.3  # in log1p units: the narrowest tail (a flat history's)
+    width_floor: float = 0.2  # in log1p units: the narrowest tail (a flat history's)
 
     @property
     def history(self) -> int:
