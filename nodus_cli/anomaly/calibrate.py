@@ -51,7 +51,7 @@ class Calibration:
 
     short: int = 1  # points in the short-term mean of the strength
     long_blocks: int = 40  # blocks of BLOCK points whose maxima make the long-term tail
-    flag_tail: float = 10**-3.5  # the tail probability that maps to the anomaly threshold
+    flag_tail: float = 10**-4.0  # the tail probability that maps to the anomaly threshold
     suppress: int = 25  # points after an alarm during which no new one is raised
     min_blocks: int = 3  # blocks a series' first tail is fitted on (then up to long_blocks)
     width_floor: float = 0.3  # in log1p units: the narrowest tail (a flat history's)
@@ -98,7 +98,8 @@ def block_tails(
     window = calibration.long_blocks
     valid = np.zeros(detectors, dtype=np.int64) if valid_from is None else np.asarray(valid_from)
     first_valid = -(-valid // BLOCK) if start == 0 else np.zeros(detectors, dtype=np.int64)
-    statistics = ((within.max(axis=2), 50), (within.max(axis=2), 90), (within.mean(axis=2), 50))
+    maxima = within.max(axis=2)
+    statistics = ((maxima, 50), (maxima, 90), (within.mean(axis=2), 50), (maxima, 100))
     before = np.zeros((detectors, blocks + 1, len(statistics)))
     for column, (per_block, q) in enumerate(statistics):
         if blocks:
@@ -119,7 +120,7 @@ def block_tails(
     first_usable = first_valid + (calibration.min_blocks if start == 0 else window)
     usable = (block_of[None, :] >= first_usable[:, None]) & (absolute >= MIN_HISTORY)
     # Per block (then read per point): the tail's median and its slope in decades.
-    median, upper, typical = before[:, :, 0], before[:, :, 1], before[:, :, 2]
+    median, upper, typical, highest = (before[:, :, column] for column in range(4))
     # A discrete strength (a count, a median of integers) ties the maxima: the 90th
     # percentile is the median and says nothing of the tail's width. The tail then
     # decays as it does from a typical point (tail 1/2) to the median maximum (1/2 of
@@ -130,6 +131,19 @@ def block_tails(
     slope = np.log10(5.0) / width
     offset = np.log10(0.5) + median * slope
     log10_block = offset[:, index] - recent * slope[:, index]
+    # The fitted tail can call ordinary a strength above every block maximum of the
+    # history (a slow drift's new height after alike maxima: 1 in 6 blocks, say).
+    # The chance of that is at most 1 in the blocks seen plus one, so above the
+    # highest maximum (and the fitted 90th percentile) the tail falls from there.
+    if start == 0:
+        seen = np.clip(np.arange(blocks + 1)[None, :] - first_valid[:, None], 1, window)
+    else:
+        seen = np.full((detectors, blocks + 1), window)
+    highest = np.maximum(highest, median + width)
+    record = highest * slope - np.log10(seen + 1.0)
+    beyond = record[:, index] - recent * slope[:, index]
+    above = recent > highest[:, index]
+    log10_block = np.where(above, np.minimum(log10_block, beyond), log10_block)
     return np.where(usable, np.minimum(log10_block, 0.0), 0.0)
 
 

@@ -72,7 +72,7 @@ BUFFER = STRENGTH_HISTORY + calibrate.DEFAULT.history + 64
 FEATURE_NAMES = ("local", "seasonal", "shift", "spread", "drift", "slide", "record", "hst")
 ROBUST_FEATURES = ("local",)
 HST_FEATURES = ("hst",)
-AUTO_FEATURES = FEATURE_NAMES[:-1]  # without hst, which lowers the CV score (tests/bench/nab.py)
+AUTO_FEATURES = FEATURE_NAMES[:-1]  # without hst: no CV gain beyond noise (tests/bench/nab.py)
 
 
 @dataclass
@@ -264,8 +264,13 @@ def score_window(
 
 
 def valid_from(features: tuple[str, ...]) -> list[int]:
-    """Per feature, the first point whose strength is more than its warm-up."""
-    return [hst.WINDOW if name == "hst" else 0 for name in features]
+    """Per feature, the first point whose strength is more than its warm-up.
+
+    A robust z of the first points divides by the spread of one or two values
+    (z near MAX_Z): as calibration history it would make every later strength
+    of the series look ordinary.
+    """
+    return [hst.WINDOW if name == "hst" else LEVEL_WINDOW for name in features]
 
 
 def learn_season(times_us: Any, x: Any) -> int:

@@ -16,13 +16,14 @@ trees in `auto`, the `slide` and `record` features, agreement of two or three
 detectors) are shown as rows of their own, compared by their CV score (a choice
 among rows is itself a selection: when the record window, 500 to 4,000 points,
 was left to the folds instead of fixed at 1,000, the pooled score was 58.2, not
-60.1). The raw detector strengths do not depend on the calibration, so
-they are computed once per series and cached (keyed by the detector source code);
-each sweep is cheap. The shipped constants (calibrate.DEFAULT) are the folds' most
-common choice for `auto` (the bench says so when they are not); the full
-development score is theirs over all 41 series. With ``--cli`` the shipped
-`auto` is also scored through the real CLI (`nodus detect NAME --points all
---format csv`, one subprocess per series) to check it matches.
+60.1, before the warm-up left the calibration history). The raw detector
+strengths do not depend on the calibration, so they are computed once per series
+and cached (keyed by the detector source code); each sweep is cheap. The shipped
+constants (calibrate.DEFAULT) are the folds' most common choice for `auto` (the
+bench says so when they are not); the full development score is theirs over all
+41 series. With ``--cli`` the shipped `auto` is also scored through the real CLI
+(`nodus detect NAME --points all --format csv`, one subprocess per series) to
+check it matches.
 
 The scorer follows shared/data/nab/README.md: the first min(15% of rows, 750) rows
 are a probation period; the earliest detection in a window earns the scaled
