@@ -351,6 +351,33 @@ def _beats_baseline(errors: list[Any], baseline: list[Any]) -> bool:
     return trials > 0 and chance <= SWITCH_P
 
 
+def step_variance(errors: list[Any], steps: int) -> Any:
+    """The variance of a miss 1 .. ``steps`` points ahead, ``a + b h`` fitted to the backtests.
+
+    A model at the right level of a noisy series misses by as much at the first
+    step as at the last (``b = 0``); a random walk's misses grow with the step
+    (``a = 0``); most series are in between. The mean squared miss of each step
+    over the backtest stretches is fitted by least squares with ``a, b >= 0`` and
+    extended past the stretch length.
+    """
+    import numpy as np
+
+    if not errors:
+        return np.zeros(steps)
+    squared = np.mean(np.square(np.stack(errors)), axis=0)
+    h = np.arange(1, len(squared) + 1, dtype=float)
+    if len(squared) > 1:
+        slope = float(np.cov(h, squared, bias=True)[0, 1] / np.var(h))
+        level = float(np.mean(squared)) - slope * float(np.mean(h))
+    else:
+        slope, level = float(squared[0]), 0.0
+    if slope < 0:
+        slope, level = 0.0, float(np.mean(squared))
+    elif level < 0:
+        slope, level = float(h @ squared / (h @ h)), 0.0
+    return level + slope * np.arange(1, steps + 1)
+
+
 def fit_forecast(
     values: Any, steps: int, *, times_s: Any = None, season: int | None = None
 ) -> Fitted:
@@ -411,10 +438,9 @@ def fit_forecast(
         if error < mae.get(chosen, math.inf) and _beats_baseline(errors[name], errors[baseline]):
             chosen = name
     mean = forecasts[chosen][-1]
-    rmse = float(np.sqrt(np.mean(np.square(errors[chosen])))) if errors[chosen] else 0.0
-    growth = 2.0 * rmse**2 / (holdout + 1)  # error variance grows about linearly with h
+    variance = step_variance(errors[chosen], steps)
     floor = 1e-9 * (1.0 / unit + float(np.max(np.abs(values))))
-    sigma = np.maximum(np.sqrt(growth * np.arange(1, steps + 1)), floor)
+    sigma = np.maximum(np.sqrt(variance), floor)
     return Fitted(chosen, season, mean * unit, sigma * unit, {k: v * unit for k, v in mae.items()})
 
 
