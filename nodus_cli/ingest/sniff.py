@@ -234,8 +234,10 @@ def _auto(lines: list[str], time_column: str | None) -> Detected:
             return chosen
     samples = [line for line in lines if not line.lstrip().startswith("#")]
     prom = re.compile(PROM_SAMPLE)
-    prom_hits = sum(1 for line in samples if _is_number_like(line, prom))
-    if samples and prom_hits == len(samples) and any(line.startswith("#") for line in lines):
+    matches = [_prometheus_sample(line, prom) for line in samples]
+    # "name 12" alone could be any text; a # HELP/TYPE line or a label set says exposition
+    labelled = any(match and match.group(2) for match in matches)
+    if samples and all(matches) and (labelled or any(line.startswith("#") for line in lines)):
         openmetrics = any(line.strip() == "# EOF" for line in lines)
         return Detected("openmetrics" if openmetrics else "prometheus")
     layout_csv = sniff_csv(lines, time_column)
@@ -266,8 +268,10 @@ def _auto(lines: list[str], time_column: str | None) -> Detected:
     return max(scores, key=lambda score: score[0])[1]
 
 
-def _is_number_like(line: str, prom: re.Pattern[str]) -> bool:
+def _prometheus_sample(line: str, prom: re.Pattern[str]) -> re.Match[str] | None:
+    """The line's match as an exposition sample with a numeric value, else None."""
     match = prom.match(line)
     if match is None:
-        return False
-    return _is_number(match.group(3)) or match.group(3) in ("NaN", "+Inf", "-Inf", "Inf")
+        return None
+    value = match.group(3)
+    return match if _is_number(value) or value in ("NaN", "+Inf", "-Inf", "Inf") else None

@@ -701,3 +701,12 @@ def test_cli_stdin_and_bad_options(cli) -> None:
     assert cli("ingest", "-", "--tz", "Mars/Base", input="{}\n").exit_code == 2
     assert cli("ingest", "-", "--redact", "no such", input="{}\n").exit_code == 2
     assert cli("ingest", "-", "--format", "text", input="no time here\n").exit_code == 2
+
+
+def test_exposition_samples_without_help_or_type_lines_are_prometheus() -> None:
+    from nodus_cli.ingest.sniff import detect
+
+    grepped = 'http_requests_total{code="200"} 1027\nhttp_requests_total{code="500"} 3\nup 1\n'
+    assert detect(grepped).format == "prometheus"
+    with pytest.raises(InputError):  # two words and a number say nothing of a format
+        detect("alpha 12\nbeta 13\n")
