@@ -54,6 +54,7 @@ class NodusGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         flags.reset(argv)
+        _reflow_prose(self)
         started = time.perf_counter()
         code = self._run(argv, prog_name or "nodus", complete_var, extra)
         detail(f"nodus: exit {code} after {time.perf_counter() - started:.2f} s")
@@ -245,6 +246,26 @@ def _bound_integers(group: TyperGroup) -> None:
                 param.type = _Int64Range(kind)
             elif type(kind) is TyperPath:
                 kind.__class__ = _NonEmptyPath  # the same settings, one check more
+
+
+def _reflow_prose(command: Any) -> None:
+    """Join the lines of each prose paragraph in the help of ``command`` and its subcommands.
+
+    Typer keeps a docstring's line breaks, so on a terminal narrower than the source
+    (80 columns, or a pipe) a line wraps early and leaves a word alone on the next
+    one; a joined paragraph is wrapped by rich at the width there is. Paragraphs
+    with indented lines (the examples) keep theirs.
+    """
+    if command.help:
+        command.help = "\n\n".join(
+            paragraph
+            if paragraph.startswith("\b")
+            or any(line[:1].isspace() for line in paragraph.splitlines())
+            else " ".join(line.strip() for line in paragraph.splitlines())
+            for paragraph in command.help.split("\n\n")
+        )
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_prose(sub)
 
 
 def _add_wide_option(group: TyperGroup) -> None:
