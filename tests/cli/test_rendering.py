@@ -631,3 +631,16 @@ def test_spark_query_prints_no_jvm_noise(run_nodus, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no "Using incubator modules", no log4j lines
     assert "[b]x[/b]" in result.stdout
+
+
+@pytest.mark.parametrize("width", ["80", "60"])
+def test_help_prose_wraps_at_the_terminal_width_without_orphans(width: str) -> None:
+    """Every line of a help paragraph is full up to the width, so none holds one word."""
+    env = {**os.environ, "COLUMNS": width, "TERM": "dumb"}
+    shown = subprocess.run(
+        [*nodus_command(), "detect", "--help"], capture_output=True, text=True, env=env
+    ).stdout
+    prose = shown.split("Examples:")[0].splitlines()[3:]
+    lines = [line.strip() for line in prose if line.strip()]
+    assert "is an anomaly with reason" in " ".join(lines)
+    assert all(" " in line for line in lines[:-1]), lines

@@ -163,3 +163,16 @@ def test_values_near_the_float_limit_raise_no_numeric_warning(
     assert detected.exit_code == 0 and forecast.exit_code == 0, detected.stderr + forecast.stderr
     if method != "hst":  # hst's lagged windows rank a lone spike with noise's extremes
         assert detected.json()["anomalies"] >= 1
+
+
+def test_interval_width_follows_how_the_backtest_misses_grow() -> None:
+    from nodus_cli.forecast.model import step_variance
+
+    rng = np.random.default_rng(2)
+    flat = [rng.normal(0, 1, 40) for _ in range(30)]  # noise around the right level
+    walk = [np.cumsum(rng.normal(0, 1, 40)) for _ in range(30)]  # misses that grow
+    noise = step_variance(flat, 40)
+    assert 0.5 < noise[0] < 2 and noise[-1] < 1.5 * noise[0]
+    grows = step_variance(walk, 40)
+    assert grows[-1] > 5 * grows[0] and np.all(np.diff(grows) >= 0)
+    assert np.array_equal(step_variance([], 3), np.zeros(3))
