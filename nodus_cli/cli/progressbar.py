@@ -63,6 +63,8 @@ class _Meter:
         if self._bar is not None:
             self._items_done += items
             self._bar.update(self._task, advance=amount, items_done=self._items_done)
+            if items:  # a finished file is drawn, not left to the next timed refresh
+                self._bar.refresh()
 
     def stage(self, text: str) -> None:
         if self._bar is not None:
