@@ -179,7 +179,7 @@ def _code_digest() -> str:
     digest = hashlib.sha256()
     for module in ("robust.py", "hst.py"):
         digest.update((PROJECT / "nodus_cli" / "anomaly" / module).read_bytes())
-    digest.update((PROJECT / "nodus_cli" / "forecast" / "season.py").read_bytes())
+    digest.update((PROJECT / "nodus_cli" / "series.py").read_bytes())
     return digest.hexdigest()[:16]
 
 
