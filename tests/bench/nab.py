@@ -57,8 +57,8 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
 
-from nodus_cli import schemas  # noqa: E402
-from nodus_cli.anomaly import calibrate, robust  # noqa: E402
+from nodus_cli import schemas, series  # noqa: E402
+from nodus_cli.anomaly import calibrate, hst, robust  # noqa: E402
 from nodus_cli.anomaly.calibrate import Calibration  # noqa: E402
 from nodus_cli.store import open_store  # noqa: E402
 from nodus_cli.workspace import Workspace  # noqa: E402
@@ -176,10 +176,11 @@ def load(root: Path) -> list[Series]:
 
 
 def _code_digest() -> str:
+    """The strengths' cache key: the source of the modules that compute them, found
+    through the imports (a module that moves is still found)."""
     digest = hashlib.sha256()
-    for module in ("robust.py", "hst.py"):
-        digest.update((PROJECT / "nodus_cli" / "anomaly" / module).read_bytes())
-    digest.update((PROJECT / "nodus_cli" / "series.py").read_bytes())
+    for module in (robust, hst, series):
+        digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:16]
 
 
