@@ -7,6 +7,7 @@ cheap to import: heavy engines are imported inside the functions that use them.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ class NodusGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         flags.reset(argv)
-        _reflow_prose(self)
+        _reflow_prose(self, shutil.get_terminal_size().columns)
         started = time.perf_counter()
         code = self._run(argv, prog_name or "nodus", complete_var, extra)
         detail(f"nodus: exit {code} after {time.perf_counter() - started:.2f} s")
@@ -248,24 +249,46 @@ def _bound_integers(group: TyperGroup) -> None:
                 kind.__class__ = _NonEmptyPath  # the same settings, one check more
 
 
-def _reflow_prose(command: Any) -> None:
+def _reflow_prose(command: Any, width: int) -> None:
     """Join the lines of each prose paragraph in the help of ``command`` and its subcommands.
 
     Typer keeps a docstring's line breaks, so on a terminal narrower than the source
     (80 columns, or a pipe) a line wraps early and leaves a word alone on the next
     one; a joined paragraph is wrapped by rich at the width there is. Paragraphs
-    with indented lines (the examples) keep theirs.
+    with indented lines (the examples) keep theirs, fitted to ``width`` (see
+    ``_fit_examples``).
     """
     if command.help:
         command.help = "\n\n".join(
-            paragraph
+            _fit_examples(paragraph, width)
             if paragraph.startswith("\b")
             or any(line[:1].isspace() for line in paragraph.splitlines())
             else " ".join(line.strip() for line in paragraph.splitlines())
             for paragraph in command.help.split("\n\n")
         )
     for sub in getattr(command, "commands", {}).values():
-        _reflow_prose(sub)
+        _reflow_prose(sub, width)
+
+
+# rich shows help one column in from the edge and keeps one free at the end
+HELP_MARGIN = 2
+
+
+def _fit_examples(paragraph: str, width: int) -> str:
+    """Example lines too wide for the terminal with their comment get it on a line above.
+
+    A wrapped example breaks the command in the middle of its arguments, so the
+    reader cannot copy it; its ``# comment`` alone can move without changing it.
+    """
+    fitted = []
+    for line in paragraph.splitlines():
+        command, hash_mark, comment = line.partition("  # ")
+        if hash_mark and len(line.rstrip()) + HELP_MARGIN > width:
+            indent = line[: len(line) - len(line.lstrip())]
+            fitted += [f"{indent}# {comment.strip()}", command.rstrip()]
+        else:
+            fitted.append(line)
+    return "\n".join(fitted)
 
 
 def _add_wide_option(group: TyperGroup) -> None:

@@ -644,3 +644,38 @@ def test_help_prose_wraps_at_the_terminal_width_without_orphans(width: str) -> N
     lines = [line.strip() for line in prose if line.strip()]
     assert "is an anomaly with reason" in " ".join(lines)
     assert all(" " in line for line in lines[:-1]), lines
+
+
+def _commented_examples() -> Iterator[tuple[list[str], str, str]]:
+    """Each help example with a ``# comment``: its command path, command and comment."""
+    import typer
+
+    from nodus_cli.cli.app import app
+
+    def walk(command: object, path: list[str]) -> Iterator[tuple[list[str], object]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    for path, command in walk(typer.main.get_command(app), []):
+        for line in (getattr(command, "help", None) or "").splitlines():
+            example, hash_mark, comment = line.strip().partition("  # ")
+            if hash_mark:
+                yield path, example.rstrip(), comment.strip()
+
+
+def test_a_help_example_too_wide_for_the_terminal_keeps_its_command_on_one_line() -> None:
+    """At 80 columns the comment of a long example moves above it; the command stays whole."""
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    examples = list(_commented_examples())
+    wide = {tuple(path) for path, example, comment in examples if len(example) + len(comment) > 70}
+    assert len(wide) >= 5  # the docstrings have such examples; the check below sees them
+    for path in sorted(wide):
+        shown = subprocess.run(
+            [*nodus_command(), *path, "--help"], capture_output=True, text=True, env=env
+        ).stdout
+        lines = [line.strip() for line in shown.split("Examples:")[1].splitlines()]
+        for at, example, comment in examples:
+            if tuple(at) == path:
+                assert any(line.startswith(example) for line in lines), (path, example)
+                assert any(line.endswith(comment) for line in lines), (path, comment)
