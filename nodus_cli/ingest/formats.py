@@ -217,16 +217,19 @@ def logfmt_sql(keys: dict[str, str]) -> str:
         f"'{{' || array_to_string(list_transform(pairs, lambda p: to_json(p.key) || ':' || "
         f"{value}), ',') || '}}'"
     )
-    # split at the quotes: outside them at odd places, a quoted value at even ones
+    # split at the quotes: outside them at odd places, a quoted value at even ones. Made
+    # for every line below the CASE that picks it: made in the CASE, for the plain lines
+    # only, it cost a fifth more CPU for the whole parse.
     replaced = """'{"' || array_to_string(list_transform(string_split(line, '"'),
           lambda piece, i: CASE WHEN i % 2 = 1 THEN replace(replace(piece, '=', '":"'),
           ' ', '","') ELSE piece END), '') || '"}'"""
     inner = f"""SELECT line_no, byte_offset, record, line,
-          CASE WHEN plain THEN {replaced} WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
+          CASE WHEN plain THEN replaced WHEN len(pairs) > 0 THEN {build} ELSE line END AS obj
         FROM (SELECT *, CASE WHEN NOT plain THEN
                 regexp_extract_all(line, {pair}, ['key', 'value']) END AS pairs
               FROM (SELECT *, nodus_filled(line) AS record,
-                      regexp_full_match(line, {sql_str(PLAIN_LOGFMT)}) AS plain FROM raw))"""
+                      regexp_full_match(line, {sql_str(PLAIN_LOGFMT)}) AS plain,
+                      {replaced} AS replaced FROM raw))"""
     return _json_parse(inner, keys, "no key=value pairs")
 
 
