@@ -273,32 +273,29 @@ def autoregression(train: Any, steps: int, differenced: bool) -> Any:
     does. Which fits a series is for the backtests to say.
     """
     import numpy as np
+    from scipy.signal import lfilter, lfiltic
 
     series = np.diff(train) if differenced else np.asarray(train, dtype=float)
     n = len(series)
     if n < 4 * AR_ORDER or np.ptp(series) == 0:
         return np.full(steps, train[-1], dtype=float)
     target = series[AR_ORDER:]
-    lags = np.column_stack([series[AR_ORDER - k : n - k] for k in range(1, AR_ORDER + 1)])
-    intercept = np.zeros((len(target), 0)) if differenced else np.ones((len(target), 1))
-    best, coef = math.inf, np.zeros(intercept.shape[1])
-    for order in range(AR_ORDER + 1):
-        design = np.hstack([intercept, lags[:, :order]])
-        if design.shape[1]:
-            fit = np.linalg.lstsq(design, target, rcond=None)[0]
-            residual = target - design @ fit
-        else:
-            fit, residual = np.zeros(0), target
-        aic = len(target) * math.log(max(float(residual @ residual), 1e-300)) + 2 * len(fit)
+    lags = [series[AR_ORDER - k : n - k] for k in range(1, AR_ORDER + 1)]
+    design = np.column_stack(lags if differenced else [np.ones(len(target)), *lags])
+    gram, moment = design.T @ design, design.T @ target  # one pass over the data for every order
+    first = 0 if differenced else 1  # the mean's column is in every fit
+    best, coef = math.inf, np.zeros(first)
+    for width in range(first, first + AR_ORDER + 1):
+        fit = np.linalg.lstsq(gram[:width, :width], moment[:width], rcond=None)[0]
+        residual = target - design[:, :width] @ fit
+        aic = len(target) * math.log(max(float(residual @ residual), 1e-300)) + 2 * width
         if aic < best:
             best, coef = aic, fit
-    constant = float(coef[0]) if not differenced and len(coef) else 0.0
-    weights = coef[intercept.shape[1] :]
-    recent = list(series[len(series) - len(weights) :]) if len(weights) else []
-    out = np.empty(steps)
-    for h in range(steps):
-        out[h] = constant + sum(w * recent[-k] for k, w in enumerate(weights, start=1))
-        recent.append(out[h])
+    constant = float(coef[0]) if first else 0.0
+    # The recursion y[t] = c + w1 y[t-1] + ... is a filter run from the last points.
+    feedback = np.concatenate([[1.0], -coef[first:]])
+    state = lfiltic([1.0], feedback, series[::-1][: len(feedback) - 1])
+    out = lfilter([1.0], feedback, np.full(steps, constant), zi=state)[0]
     return train[-1] + np.cumsum(out) if differenced else out
 
 
