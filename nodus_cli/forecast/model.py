@@ -411,6 +411,12 @@ def _diverged(forecast: Any, train: Any) -> bool:
     return bool(np.any(forecast < low - margin) or np.any(forecast > high + margin))
 
 
+def _any_diverged(runs: list[Any], values: Any, origins: list[int]) -> bool:
+    """Whether a forecast from any origin (then from the end) left the sane range."""
+    ends = [*origins, len(values)]
+    return any(_diverged(run, values[:end]) for run, end in zip(runs, ends, strict=True))
+
+
 def _beats_baseline(errors: list[Any], baseline: list[Any]) -> bool:
     """Whether a candidate's backtest misses are smaller than the baseline's stretch by stretch.
 
@@ -481,7 +487,7 @@ def candidate_forecasts(
         for differenced in (False, True):
             runs = [decomposed(values[:o], period, holdout, differenced) for o in origins]
             runs.append(decomposed(values, period, steps, differenced))
-            if not any(_diverged(r, values[:o]) for r, o in zip(runs, [*origins, n], strict=True)):
+            if not _any_diverged(runs, values, origins):
                 kind = "ar-differenced" if differenced else "ar"
                 forecasts[kind + (f"+season-{period}" if period else "")] = runs
     trend_window = max(4 * holdout, 2 * season, MIN_POINTS)
@@ -498,7 +504,7 @@ def candidate_forecasts(
         ):
             runs = _river_forecasts(make, values, [*origins, n], max(steps, holdout))
             runs = [r[:holdout] for r in runs[:-1]] + [runs[-1][:steps]]
-            if not any(_diverged(r, values[:o]) for r, o in zip(runs, [*origins, n], strict=True)):
+            if not _any_diverged(runs, values, origins):
                 forecasts[name] = runs
     return forecasts
 
