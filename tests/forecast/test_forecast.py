@@ -176,3 +176,58 @@ def test_interval_width_follows_how_the_backtest_misses_grow() -> None:
     grows = step_variance(walk, 40)
     assert grows[-1] > 5 * grows[0] and np.all(np.diff(grows) >= 0)
     assert np.array_equal(step_variance([], 3), np.zeros(3))
+
+
+def test_autoregression_returns_to_the_mean_on_levels_and_holds_the_level_on_differences() -> None:
+    from nodus_cli.forecast.model import autoregression
+
+    rng = np.random.default_rng(5)
+    around = np.zeros(2000)
+    for i in range(1, len(around)):  # an AR(1) about 10: a latency between spikes
+        around[i] = 0.8 * around[i - 1] + rng.normal()
+    around += 10
+    around[-1] = 20
+    back = autoregression(around, 50, differenced=False)
+    assert back[0] > 15 and abs(back[-1] - 10) < 1  # the spike fades to the mean
+    walk = np.cumsum(rng.normal(size=2000))  # a wandering temperature has no mean to return to
+    held = autoregression(walk, 50, differenced=True)
+    assert np.allclose(held, walk[-1], atol=0.5)
+
+
+def test_a_daily_shape_under_a_wander_is_tried_though_detection_sees_no_season() -> None:
+    from nodus_cli.forecast.model import SEASONAL_NAIVE
+
+    rng = np.random.default_rng(5)
+    hours = 24 * 60
+    times = np.arange(hours) * 3600.0
+    values = 3 * np.sin(2 * np.pi * np.arange(hours) / 24) + np.cumsum(rng.normal(0, 1, hours))
+    assert detect_season(times, values) == 0
+    fitted = fit_forecast(values, 24, times_s=times)
+    assert "ar+season-24" in fitted.holdout_mae and "ar-differenced+season-24" in fitted.holdout_mae
+    assert fitted.holdout_mae[fitted.model] < fitted.holdout_mae[SEASONAL_NAIVE]
+
+
+@pytest.mark.parametrize("persistence", [0.5, 0.9])
+def test_the_combination_misses_no_more_than_its_members_do_on_average_and_intervals_cover(
+    persistence: float,
+) -> None:
+    """The mean of forecasts misses by at most its members' mean miss (the triangle
+    inequality), whatever the series; the 95% interval holds about 95% of what follows."""
+    from nodus_cli.forecast.model import COMBINATION, COMBINED, Z95, interval_coverage
+
+    rng = np.random.default_rng(7)
+    points = 288 * 6
+    noise = np.zeros(points)
+    for i in range(1, points):
+        noise[i] = persistence * noise[i - 1] + rng.normal()
+    values = 100 + 20 * np.sin(2 * np.pi * np.arange(points) / 288) + noise
+    times = np.arange(points) * 300.0
+    inside = []
+    for cut in np.linspace(points // 2, points - 36, 8).astype(int):
+        fitted = fit_forecast(values[:cut], 36, times_s=times[:cut])
+        mae = fitted.holdout_mae
+        members = sorted((k for k in mae if k != COMBINATION), key=mae.__getitem__)[:COMBINED]
+        assert mae[COMBINATION] <= np.mean([mae[k] for k in members]) * (1 + 1e-12)
+        lower, upper = fitted.mean - Z95 * fitted.sigma, fitted.mean + Z95 * fitted.sigma
+        inside.append(interval_coverage(values[cut : cut + 36], lower, upper))
+    assert 0.85 <= np.mean(inside) <= 1.0
