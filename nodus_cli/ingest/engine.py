@@ -26,7 +26,7 @@ from nodus_cli.errors import InputError, NodusError, UsageError
 from nodus_cli.ingest import formats, redact, sniff
 from nodus_cli.ingest.formats import sql_str
 from nodus_cli.ingest.lines import WindowLines, numbered
-from nodus_cli.ingest.schema import shape_sql
+from nodus_cli.ingest.schema import shape_of_masked, shape_sql
 from nodus_cli.ingest.sniff import Detected
 from nodus_cli.ingest.source import (
     HEAD_BYTES,
@@ -317,6 +317,7 @@ class _Job:
                 hold_open=_may_grow(source, detected),
                 record_start=detected.record_start(),
                 max_line=max_line,
+                shapes=detected.format in formats.SHAPED,
             )
             # Closed before the file, even on an error: the reader thread stops first.
             with contextlib.closing(prepared):
@@ -588,7 +589,8 @@ class _Job:
         start belong to the record those ended with.
         """
         file_id, source_name, stem = names
-        ctes = [f"raw AS (SELECT line, line_json, line_no, byte_offset FROM {WINDOW_VIEW})"]
+        shape = ", line_shape" if detected.format in formats.SHAPED else ""
+        ctes = [f"raw AS (SELECT line, line_json, line_no, byte_offset{shape} FROM {WINDOW_VIEW})"]
         if detected.multiline and _one_line_records(lines, detected):
             ctes.append(ONE_LINE_RECORDS)  # nothing to join, here or to an earlier record
         elif detected.multiline:
@@ -802,14 +804,19 @@ class _Job:
                 elif self.kinds:
                     columns[name] = f"nodus_redact({name})"
         attrs = self._json_column("attrs")
-        # The shape is taken of the message as stored (after redaction).
+        # The shape is taken of the message as stored (after redaction); a parser's
+        # shape_text (formats.SHAPED) is the message as parsed, masked.
+        star, shape, masked = "*", shape_sql("message"), ""
+        if detected.format in formats.SHAPED and not (self.kinds or self.fields):
+            star, shape = "* EXCLUDE (shape_text)", shape_of_masked("shape_text")
+            masked = ", shape_text"
         cursor = self.con.execute(
             f"""INSERT INTO logs (time, level, host, app, pid, message, attrs, source,
                 file_id, line_no, byte_offset, pattern_id)
-            SELECT *, {shape_sql("message")} FROM (
+            SELECT {star}, {shape} FROM (
               SELECT time, level, {columns["host"]} AS host, {columns["app"]} AS app, pid,
                 {columns["message"]} AS message, {attrs} AS attrs, ? AS source,
-                ? AS file_id, line_no, byte_offset
+                ? AS file_id, line_no, byte_offset{masked}
               FROM ({good}) AS g) AS r{order}""",
             [source_name, file_id],
         )
@@ -857,10 +864,10 @@ class _Job:
         raise UsageError(f"unknown format {fmt!r}")
 
 
-# ``records`` of a window whose every line that is not blank starts a record: the
-# grouping below would number them with a window function over the whole window,
+# ``records`` of a syslog window whose every line that is not blank starts a record:
+# the grouping below would number them with a window function over the whole window,
 # which runs on one core and cost as much as parsing the lines.
-ONE_LINE_RECORDS = """records AS (SELECT line_no, byte_offset, line, TRUE AS joined
+ONE_LINE_RECORDS = """records AS (SELECT line_no, byte_offset, line, TRUE AS joined, line_shape
     FROM raw WHERE nodus_filled(line))"""
 
 
@@ -880,8 +887,11 @@ def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:
     ``without_leading`` leaves that group out once it was joined to an earlier record.
     """
     having = " HAVING grp > 0" if without_leading else ""
+    shape = ""
+    if detected.format in formats.SHAPED:
+        shape = ", string_agg(line_shape, chr(10) ORDER BY line_no) AS line_shape"
     return f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
-            string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined
+            string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined{shape}
           FROM (SELECT *, sum(CASE WHEN {detected.start_sql()} THEN 1 ELSE 0 END)
                   OVER (ORDER BY line_no ROWS UNBOUNDED PRECEDING) AS grp
                 FROM raw WHERE nodus_filled(line)) GROUP BY grp{having})"""

@@ -77,6 +77,11 @@ def shape_sql(message: str) -> str:
     return f"hash({expr})"
 
 
+def shape_of_masked(masked: str) -> str:
+    """``shape_sql`` of a message whose digits are already 0 (``masked``; NULL as '')."""
+    return f"hash(coalesce({masked}, ''))"
+
+
 def add_pattern_id(con: Any) -> None:
     con.execute("ALTER TABLE logs ADD COLUMN pattern_id UBIGINT")
     con.execute(f"UPDATE logs SET pattern_id = {shape_sql('message')}")

@@ -30,6 +30,7 @@ from nodus_cli.ingest.formats import (
     sql_str,
 )
 from nodus_cli.ingest.lines import WindowLines
+from nodus_cli.ingest.schema import shape_sql
 from nodus_cli.ingest.sniff import Detected
 from nodus_cli.store import open_store
 from nodus_cli.workspace import Workspace
@@ -276,6 +277,19 @@ def test_plain_syslog_lines_cut_in_place_store_what_the_pattern_stores(lines: li
         assert ours == _syslog_rows(path)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    BSD_LINES
+    | st.sampled_from(SYSLOG_LINES)
+    | st.text(alphabet="Nov 18:0[]<>1-T\u00e9\t", max_size=40)
+)
+def test_a_plain_syslog_line_is_a_bsd_line_and_never_rfc_5424(line: str) -> None:
+    """The parser tests PLAIN_3164 first and no other pattern on a line it matches."""
+    if re.match(formats.PLAIN_3164, line):
+        assert re.match(formats.SYSLOG_3164, line)
+        assert not re.match(formats.SYSLOG_5424, line)
+
+
 def test_plain_syslog_lines_take_the_cut() -> None:
     plain = re.compile(formats.PLAIN_3164)
     assert plain.match("Nov  8 10:11:12 web-02 sshd[4242]: Accepted publickey for alice")
@@ -322,3 +336,47 @@ def test_plain_logfmt_lines_take_the_replacement() -> None:
     plain = re.compile(formats.PLAIN_LOGFMT)
     assert plain.fullmatch('ts=2026-11-18T00:00:01Z level=info msg="served in 9 ms" host=web-1')
     assert not plain.fullmatch('msg="\\"quoted\\""') and not plain.fullmatch("a=1  b=2")
+
+
+def _shapes(path: Path, fmt: str) -> list[tuple[object, ...]]:
+    """Each row's line, its pattern id, and the shape ``schema.shape_sql`` gives its message."""
+    with (
+        tempfile.TemporaryDirectory() as home,
+        open_store(Workspace(Path(home) / "ws", "test").ensure()) as store,
+    ):
+        assert not ingest(store, [str(path)], IngestOptions(format=fmt)).failed
+        return store.con.execute(
+            f"SELECT line_no, pattern_id, {shape_sql('message')} FROM logs ORDER BY line_no"
+        ).fetchall()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(("syslog", "combined")),  # combined: the shape from its message
+    st.lists(
+        BSD_LINES
+        | st.sampled_from(SYSLOG_LINES + CONTINUED + BLANK)
+        | st.lists(ACCESS_PIECES, min_size=1, max_size=12).map(" ".join)
+        | st.sampled_from(
+            (
+                '::1 - - [18/Nov/2025:00:00:01 +0000] "GET /\u00e9t\u00e9/12 HTTP/1.1" 200 9',
+                '1.2.3.4 - - [18/Nov/2025:00:00:01 +0000] "GET /a\\"9 HTTP/1.1" 500 1 "-" "x"',
+                "<165>1 2003-10-11T22:14:15.003Z h app 12 ID47 - \ufeff\u00e9 42 [7]",
+                "Nov 18 00:00:01 h\u00e9 app[12]: \u00e9t\u00e9 0123456789 \u3000 9",
+                "Nov 18 00:00:01 h app[1]: a NUL \x00 and 9",
+            )
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    st.sampled_from(("\n", "\r\n")),
+)
+def test_shapes_cut_from_the_masked_line_are_those_of_the_messages(
+    fmt: str, lines: list[str], newline: str
+) -> None:
+    """A parser's shape_text (the masked line, cut) hashes as shape_sql of the message."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "in.log"
+        path.write_bytes((newline.join(lines) + newline).encode())
+        for _, stored, expected in _shapes(path, fmt):
+            assert stored == expected
