@@ -10,7 +10,7 @@ from typing import Any
 
 from nodus_cli.errors import InputError, NotFoundError, UsageError
 from nodus_cli.store.db import Store
-from nodus_cli.store.sandbox import check_read_only, sql_error_text, sql_input_error
+from nodus_cli.store.sandbox import one_read_statement, sql_error_text, sql_input_error
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -234,9 +234,7 @@ def _series_inner(store: Store, source: Source) -> tuple[str, list[Any]]:
 def _sql_inner(store: Store, sql: str) -> tuple[str, list[Any]]:
     import duckdb
 
-    statements = check_read_only(store.con, sql)
-    if len(statements) != 1:
-        raise UsageError("--sql takes exactly one SELECT statement")
+    one_read_statement(store.con, sql, "--sql")
     text = sql.strip().rstrip(";")
     try:
         cursor = store.con.execute(f"SELECT * FROM ({text}) AS q LIMIT 0")

@@ -33,7 +33,7 @@ from nodus_cli.scaleout.dataset import (
 from nodus_cli.sqltools.deep import deep_recursion
 from nodus_cli.store.db import Invocation, Store
 from nodus_cli.store.query import QueryResult, run_query
-from nodus_cli.store.sandbox import SANDBOX_CONFIG, FileAllowance, check_read_only, lock_down
+from nodus_cli.store.sandbox import SANDBOX_CONFIG, FileAllowance, lock_down, one_read_statement
 from nodus_cli.store.sandbox import allow_files as allow_files_for_sql
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def _check_read_only(sql: str) -> None:
 
     con = duckdb.connect(":memory:", config=SANDBOX_CONFIG)
     try:
-        check_read_only(con, sql)
+        one_read_statement(con, sql, "nodus query")
     finally:
         con.close()
 
@@ -377,12 +377,10 @@ def run_spark(
     String columns named in ``json_columns`` are typed JSON for the renderer.
     """
     json_columns = json_columns or set()
-    statements = translated.statements
+    (statement,) = translated.statements  # one: transpile_for_spark refuses more
     with _spark_errors():
         spark.conf.set("spark.sql.runSQLOnFiles", "false")  # csv.`/etc/passwd` is no table
-        for statement in statements[:-1]:
-            read_only_frame(spark, statement).collect()
-        frame = read_only_frame(spark, statements[-1])
+        frame = read_only_frame(spark, statement)
         if limit is not None:
             frame = frame.limit(limit)
         fields = frame.schema.fields

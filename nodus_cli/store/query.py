@@ -13,7 +13,7 @@ from nodus_cli.store import migrations
 from nodus_cli.store.asof import as_of_column
 from nodus_cli.store.db import Store
 from nodus_cli.store.loads import record_load
-from nodus_cli.store.sandbox import check_read_only, sql_error_text, sql_input_error
+from nodus_cli.store.sandbox import one_read_statement, sql_error_text, sql_input_error
 
 FETCH_BATCH = 2048
 
@@ -28,17 +28,14 @@ class QueryResult:
 
 
 def run_query(store: Store, sql: str, *, limit: int | None = None) -> QueryResult:
-    """Run SQL a user gave on a sandboxed store; the last statement's rows come lazily."""
+    """Run the read-only statement a user gave on a sandboxed store; its rows come lazily."""
     import duckdb
 
     if not store.sandboxed:
         raise ValueError("user SQL runs only on a sandboxed store (open_user_sql)")
-    statements = check_read_only(store.con, sql)
+    statement = one_read_statement(store.con, sql, "nodus query")
     try:
-        for statement in statements[:-1]:
-            store.con.execute(statement)
-        last = statements[-1]
-        cursor = store.con.execute(last)
+        cursor = store.con.execute(statement)
     except duckdb.Error as exc:
         store.raise_if_damaged(exc)
         raise sql_input_error(exc) from None

@@ -209,6 +209,18 @@ def check_read_only(con: Any, sql: str) -> list[Any]:
     return list(statements)
 
 
+def one_read_statement(con: Any, sql: str, what: str) -> Any:
+    """``check_read_only``, and exactly one statement: ``what`` (a command) runs one.
+
+    Running all but the last and dropping their rows unseen would hide them; being
+    reads, they could change nothing anyway.
+    """
+    statements = check_read_only(con, sql)
+    if len(statements) > 1:
+        raise UsageError(f"the SQL holds {len(statements)} statements; {what} runs one")
+    return statements[0]
+
+
 def connect_file(path: Path, allowance: FileAllowance = NO_FILES) -> Any:
     """A locked-down read-only connection to a DuckDB file that is not the store."""
     import duckdb

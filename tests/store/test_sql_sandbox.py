@@ -460,3 +460,29 @@ def _count_in(store: Path, sql: str) -> int:
         return int(con.execute(sql).fetchone()[0])
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "SELECT 1 AS a; SELECT 2 AS b"],
+        ["query", "SELECT 1 AS a; SELECT 2 AS b", "--engine", "spark", "--data", "{export}"],
+        ["detect", "--sql", "SELECT now() AS t, 1 AS v; SELECT now() AS t, 2 AS v"],
+    ],
+)
+def test_sql_of_several_statements_is_refused_not_cut_to_the_last(
+    run_nodus, tmp_path: Path, command: list[str]
+) -> None:
+    """The rows of all but the last statement would be dropped unseen: exit 2, saying so.
+
+    With Spark the refusal comes before the JVM starts."""
+    export = tmp_path / "export"
+    if "spark" in command:
+        log = tmp_path / "app.jsonl"
+        log.write_text('{"time": "2026-01-01T00:00:00Z", "level": "info", "msg": "x"}\n')
+        assert run_nodus("ingest", str(log)).returncode == 0
+        assert run_nodus("export", "logs", "--to", str(export)).returncode == 0
+    result = run_nodus(*(part.format(export=export) for part in command))
+    assert result.returncode == 2, result.stderr
+    assert "the SQL holds 2 statements" in result.stderr
+    assert result.stdout == ""
