@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -126,22 +126,26 @@ def _mostly_numbers(cells: Iterable[str]) -> bool:
     return bool(filled) and sum(map(_is_number, filled)) * 2 > len(filled)
 
 
-def sniff_csv(lines: list[str], time_column: str | None = None) -> CsvLayout | None:
-    """A header of names, a time column and at least one numeric column, or None."""
+def _csv_tables(lines: list[str]) -> Iterator[tuple[str, list[str], list[list[str]]]]:
+    """(delimiter, header, rows) for each delimiter that makes ``lines`` a table of names."""
     if len(lines) < 2:
-        return None
+        return
     for delimiter in (",", ";", "\t", "|"):
         try:
             rows = list(csv.reader(io.StringIO("\n".join(lines[:200])), delimiter=delimiter))
         except csv.Error:
-            return None
+            return
         rows = [row for row in rows if row]
         header = [name.strip() for name in rows[0]]
         if len(header) < 2 or any(len(row) != len(header) for row in rows[1:]):
             continue
-        if not all(re.fullmatch(r"[A-Za-z_@][\w .@/\-]*", name) for name in header):
-            continue
-        data = rows[1:]
+        if all(re.fullmatch(r"[A-Za-z_@][\w .@/\-]*", name) for name in header):
+            yield delimiter, header, rows[1:]
+
+
+def sniff_csv(lines: list[str], time_column: str | None = None) -> CsvLayout | None:
+    """A header of names, a time column and at least one numeric column, or None."""
+    for delimiter, header, data in _csv_tables(lines):
         if time_column is not None:
             if time_column not in header:
                 raise UsageError(f"--time-column {time_column!r} is not a column of the CSV")
@@ -263,6 +267,11 @@ def _auto(lines: list[str], time_column: str | None) -> Detected:
     if layout is not None:
         scores.append((hits, Detected("text", layout=layout)))
     scores = [score for score in scores if score[0] > 0]
+    if not scores and any(_csv_tables(lines)):
+        raise InputError(
+            "a CSV table, but nodus reads CSV as metrics: it needs a time column and a "
+            "numeric column (--time-column NAME names the time)"
+        )
     if not scores:
         raise InputError("cannot detect the format (use --format)")
     return max(scores, key=lambda score: score[0])[1]

@@ -710,3 +710,14 @@ def test_exposition_samples_without_help_or_type_lines_are_prometheus() -> None:
     assert detect(grepped).format == "prometheus"
     with pytest.raises(InputError):  # two words and a number say nothing of a format
         detect("alpha 12\nbeta 13\n")
+
+
+def test_a_csv_table_that_is_not_metrics_is_refused_saying_what_csv_needs() -> None:
+    """loghub's template tables are CSV with no time or numbers: the error says so."""
+    from nodus_cli.ingest.sniff import detect
+
+    templates = "EventId,EventTemplate\nE1,<*>:<*> Served block blk_<*> to /<*>\nE2,x <*>\n"
+    with pytest.raises(InputError, match="a CSV table, but nodus reads CSV as metrics"):
+        detect(templates)
+    with pytest.raises(InputError, match="cannot detect the format"):
+        detect("one line of prose\nand another\n")
