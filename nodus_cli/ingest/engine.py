@@ -867,8 +867,7 @@ class _Job:
 # ``records`` of a syslog window whose every line that is not blank starts a record:
 # the grouping below would number them with a window function over the whole window,
 # which runs on one core and cost as much as parsing the lines.
-ONE_LINE_RECORDS = """records AS (SELECT line_no, byte_offset, line, TRUE AS joined, line_shape
-    FROM raw WHERE nodus_filled(line))"""
+ONE_LINE_RECORDS = """records AS (SELECT *, TRUE AS joined FROM raw WHERE nodus_filled(line))"""
 
 
 def _one_line_records(lines: WindowLines, detected: Detected) -> bool:

@@ -284,6 +284,8 @@ def syslog_sql(mtime_sql: str) -> str:
     t3 = f"""CASE WHEN s3.ts LIKE '____-__-__T%' THEN nodus_tstz(s3.ts)
             ELSE {year_fix("bsd_time", mtime_sql)} END"""
     severity = "CAST(try_cast({0} AS INTEGER) % 8 AS VARCHAR)"
+    # the message ends its line: its shape is the masked line from where the message starts
+    message = "CASE WHEN is5 THEN ltrim(s5.msg, chr(65279)) WHEN is3 THEN s3.msg END"
     return _keep_unread_time(f"""SELECT ok, CASE WHEN ok THEN NULL
             WHEN joined THEN 'not a syslog line'
             ELSE 'continuation lines without a record to join' END AS reason,
@@ -295,9 +297,8 @@ def syslog_sql(mtime_sql: str) -> str:
         CASE WHEN is5 THEN nullif(s5.app, '-') WHEN is3 THEN nullif(s3.app, '') END AS app,
         CASE WHEN is5 THEN try_cast(s5.procid AS BIGINT) WHEN is3 THEN try_cast(s3.pid AS BIGINT)
              END AS pid,
-        CASE WHEN is5 THEN ltrim(s5.msg, chr(65279)) WHEN is3 THEN s3.msg END AS message,
-        substr(line_shape, length(line) + 1 - length(CASE WHEN is5 THEN ltrim(s5.msg, chr(65279))
-            WHEN is3 THEN s3.msg END)) AS shape_text,
+        {message} AS message,
+        substr(line_shape, length(line) + 1 - length({message})) AS shape_text,
         CASE WHEN is5 THEN CAST(json_object(
                  'facility', CASE WHEN s5.pri <> '' THEN CAST(s5.pri AS INTEGER) // 8 END,
                  'version', CAST(s5.version AS INTEGER),

@@ -71,10 +71,10 @@ def apply_quarantine_bytes(con: Any) -> None:
 # replace() costs DuckDB less than translate() or a regular expression.
 def shape_sql(message: str) -> str:
     """The SQL expression of a row's shape id over the ``message`` expression."""
-    expr = f"coalesce({message}, '')"
+    expr = message
     for digit in "123456789":
         expr = f"replace({expr}, '{digit}', '0')"
-    return f"hash({expr})"
+    return shape_of_masked(expr)
 
 
 def shape_of_masked(masked: str) -> str:
