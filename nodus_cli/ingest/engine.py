@@ -380,7 +380,11 @@ class _Job:
         for file_id, path, offset, line_no, stored_fp, fmt, stored_head, size, mtime in rows:
             if head_hash(head, offset) != stored_head:
                 continue
-            if path != stored and _still_there(path, stored_head, offset):
+            if (
+                path != stored
+                and _still_there(path, stored_head, offset)
+                and not _same_file(path, source)
+            ):
                 continue  # another file with the same start, still in place: not a rename
             stream = source.open()
             tail = skip_to(stream, offset)
@@ -953,6 +957,16 @@ def _still_there(path: str, digest: str, offset: int) -> bool:
     try:
         return head_hash(Source.open_path(path).read_prefix(HEAD_BYTES), offset) == digest
     except NodusError:
+        return False
+
+
+def _same_file(path: str, source: Source) -> bool:
+    """Whether ``path`` reaches the very file being read (by another spelling, a link)."""
+    if path == STDIN or source.path == STDIN:
+        return False
+    try:
+        return os.path.samefile(path, source.local)
+    except OSError:
         return False
 
 

@@ -78,10 +78,15 @@ def expand_paths(paths: list[str]) -> list[Found]:
                 found.append(Found(raw))  # reported as not found
         else:
             found.append(Found(raw))
+    # One file named twice (``a/x.log`` and ``a/../a/x.log``, a symlink) is read once:
+    # the key is the resolved path, the path kept is the first spelling, made absolute.
     unique: dict[str, Found] = {}
     for item in found:
-        key = item.path if item.path == STDIN else str(Path(item.path).absolute())
-        unique.setdefault(key, Found(key, item.error))
+        if item.path == STDIN:
+            unique.setdefault(STDIN, item)
+            continue
+        absolute = str(Path(item.path).absolute())
+        unique.setdefault(os.path.realpath(absolute), Found(absolute, item.error))
     return list(unique.values())
 
 

@@ -573,6 +573,31 @@ def test_rotation_is_followed_by_content_not_name(store: Store, tmp_path: Path) 
     assert count(store, "SELECT count(*) FROM logs") == 75
 
 
+
+def test_one_file_by_another_spelling_or_link_is_ingested_once(
+    store: Store, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    real = logs / "app.jsonl"
+    real.write_text(jsonl_lines(0, 20))
+    (tmp_path / "alias.jsonl").symlink_to(real)
+    os.link(real, tmp_path / "hard.jsonl")
+    dotted = tmp_path / "logs" / ".." / "logs" / "app.jsonl"
+    # in one run: the same file named three ways is read once
+    results = run(store, real, dotted, tmp_path / "alias.jsonl")
+    assert [f.rows for f in results.values()] == [20]
+    # in later runs: another spelling, a symlink or a hard link continues the checkpoint
+    for spelling in (dotted, tmp_path / "alias.jsonl", tmp_path / "hard.jsonl"):
+        with real.open("a") as handle:
+            handle.write(jsonl_lines(100, 101))
+        (only,) = run(store, spelling).values()
+        assert (only.rows, only.skipped) == (1, count(store, "SELECT count(*) FROM logs") - 1)
+    assert count(store, "SELECT count(*) FROM logs") == 23
+    # a copy is another file, even with the same content
+    shutil.copy(real, tmp_path / "copy.jsonl")
+    assert run(store, tmp_path / "copy.jsonl")["copy.jsonl"].rows == 23
+
 def test_failed_file_does_not_stop_the_others(cli, tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
     good.write_text(jsonl_lines(0, 3))
