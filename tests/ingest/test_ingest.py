@@ -573,7 +573,6 @@ def test_rotation_is_followed_by_content_not_name(store: Store, tmp_path: Path) 
     assert count(store, "SELECT count(*) FROM logs") == 75
 
 
-
 def test_one_file_by_another_spelling_or_link_is_ingested_once(
     store: Store, tmp_path: Path
 ) -> None:
@@ -597,6 +596,7 @@ def test_one_file_by_another_spelling_or_link_is_ingested_once(
     # a copy is another file, even with the same content
     shutil.copy(real, tmp_path / "copy.jsonl")
     assert run(store, tmp_path / "copy.jsonl")["copy.jsonl"].rows == 23
+
 
 def test_failed_file_does_not_stop_the_others(cli, tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
