@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,7 +58,9 @@ class NodusGroup(TyperGroup):
         flags.reset(argv)
         _reflow_prose(self, shutil.get_terminal_size().columns)
         started = time.perf_counter()
-        code = self._run(argv, prog_name or "nodus", complete_var, extra)
+        with warnings.catch_warnings():
+            warnings.showwarning = _library_warning
+            code = self._run(argv, prog_name or "nodus", complete_var, extra)
         detail(f"nodus: exit {code} after {time.perf_counter() - started:.2f} s")
         if standalone_mode:
             sys.exit(code)
@@ -115,6 +118,19 @@ class NodusGroup(TyperGroup):
             _print_traceback()
             return EXIT_INTERNAL
         return result if isinstance(result, int) else 0
+
+
+def _library_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A Python warning (NumPy's overflow, a deprecation) is for nodus's developers:
+    shown with ``-v`` in one line, never as Python's text in a user's terminal or cron mail."""
+    detail(f"nodus: {category.__name__} at {Path(filename).name}:{lineno}: {message}")
 
 
 def _unusable_argument(argv: Sequence[str]) -> str | None:

@@ -55,3 +55,27 @@ def test_broken_pipe_is_quiet(run_nodus, tmp_path: Path) -> None:
     )
     assert proc.stdout == "range\n"
     assert "Traceback" not in proc.stderr
+
+
+def test_numeric_warnings_never_reach_the_user(run_nodus, tmp_path: Path) -> None:
+    """Values near the float limits overflow inside NumPy; the user sees no Python text."""
+    extremes = ("1e308", "-1e308", "1.7976931348623157e308", "5e-324", "0")
+    rows = [
+        f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00Z,"
+        + (extremes[(i // 37) % 5] if i % 37 == 0 else f"{(i * 7919) % 1000 / 1000}")
+        for i in range(300)
+    ]
+    (tmp_path / "extreme.csv").write_text("time,value\n" + "\n".join(rows) + "\n")
+    home = str(tmp_path / "h")
+    assert run_nodus("--home", home, "ingest", str(tmp_path / "extreme.csv")).returncode == 0
+    commands = [("detect", "extreme", "--method", m, "--points", "all") for m in ("hst", "auto")]
+    commands.append(("forecast", "extreme", "--threshold", "100"))
+    for command in commands:
+        result = run_nodus("--home", home, *command, "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert "Warning" not in result.stderr and "py:" not in result.stderr, result.stderr
+    # for nodus's developers, -v names the warning in one line
+    fresh = str(tmp_path / "fresh")
+    run_nodus("--home", fresh, "ingest", str(tmp_path / "extreme.csv"))
+    verbose = run_nodus("-v", "--home", fresh, "detect", "extreme", "--method", "hst")
+    assert "nodus: RuntimeWarning at hst.py:" in verbose.stderr, verbose.stderr
