@@ -158,12 +158,12 @@ def atomic_write(
 TEXT_LIMIT = 64 << 20  # bytes: an SQL file or text argument larger than this is refused
 
 
-def read_text(path: Path | str, kind: str, limit: int = TEXT_LIMIT) -> str:
-    """A small UTF-8 text's bytes from a file, or from stdin for ``-``; a failure as one
-    line in the user's words (``FILE: no such file``, ``FILE: not an age identity file``).
+def read_input(path: Path | str, kind: str, limit: int = TEXT_LIMIT) -> bytes:
+    """A small input's bytes from a file, or from stdin for ``-``; a failure as one
+    line in the user's words (``FILE: no such file``).
 
-    The read is bounded: ``@/dev/zero`` or an endless pipe is an error after ``limit``
-    bytes, never a hang that eats memory. Pipes and FIFOs are read (``@<(cmd)`` works).
+    The read is bounded: ``/dev/zero`` or an endless pipe is an error after ``limit``
+    bytes, never a hang that eats memory. Pipes and FIFOs are read (``<(cmd)`` works).
     """
     from nodus_cli.errors import InputError, describe_os_error
 
@@ -178,6 +178,15 @@ def read_text(path: Path | str, kind: str, limit: int = TEXT_LIMIT) -> str:
         raise InputError(describe_os_error(exc)) from None
     if len(data) > limit:
         raise InputError(f"{name}: {kind} larger than {limit >> 20} MiB is not read")
+    return data
+
+
+def read_text(path: Path | str, kind: str, limit: int = TEXT_LIMIT) -> str:
+    """A small UTF-8 text from a file, or from stdin for ``-`` (see ``read_input``)."""
+    from nodus_cli.errors import InputError
+
+    data = read_input(path, kind, limit)
+    name = "stdin" if str(path) == "-" else str(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

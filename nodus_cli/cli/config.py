@@ -18,7 +18,9 @@ from nodus_cli.cli.output import (
     write_bytes,
     write_text,
 )
-from nodus_cli.errors import CheckFailed, InputError, UsageError, describe_os_error
+from nodus_cli.confops.formats import CONFIG_LIMIT
+from nodus_cli.errors import CheckFailed, UsageError
+from nodus_cli.fsutil import read_input
 
 if TYPE_CHECKING:
     from nodus_cli.confops.apply import ApplyResult, Settled
@@ -333,10 +335,7 @@ def show(
 
 
 def _read_new(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(describe_os_error(exc)) from None
+    return read_input(path, "a configuration file", CONFIG_LIMIT)
 
 
 class _MergedSteps:

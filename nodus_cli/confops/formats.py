@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nodus_cli.errors import InputError
+from nodus_cli.fsutil import read_input
+
+CONFIG_LIMIT = 16 << 20  # bytes: a configuration file larger than this is refused, not read
 
 ConfigFormat = Literal["toml", "json"]
 SUFFIXES: dict[str, ConfigFormat] = {".toml": "toml", ".json": "json"}
@@ -63,13 +66,6 @@ def parse_toml(text: str, name: str) -> dict[str, Any]:
 def read_config(path: Path | str) -> tuple[bytes, ConfigFormat, Any]:
     """Read a file and return its bytes, format and parsed value."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
+    data = read_input(path, "a configuration file", CONFIG_LIMIT)
     fmt = detect_format(path, data)
     return data, fmt, parse(data, fmt, str(path))

@@ -108,6 +108,23 @@ def test_diff_of_invalid_or_missing_file_is_exit_2(cli, tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no such file" in missing.stderr
 
 
+def test_endless_or_piped_inputs_are_bounded_reads(cli, tmp_path: Path) -> None:
+    """/dev/zero is refused after a bound (it used to end in a MemoryError, exit 70);
+    a pipe, as ``diff <(ssh host cat FILE) FILE`` gives, is read."""
+    good = tmp_path / "good.toml"
+    good.write_text("a = 1\n")
+    for args in (("diff", "/dev/zero", str(good)), ("apply", str(good), "/dev/zero")):
+        result = cli("config", *args)
+        assert result.exit_code == 2, result.stderr
+        assert "/dev/zero: a configuration file larger than 16 MiB is not read" in result.stderr
+    assert good.read_text() == "a = 1\n"
+    fifo = tmp_path / "piped"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"printf 'a = 2\\n' > {fifo}"])
+    result = cli("config", "diff", str(good), str(fifo))
+    writer.wait()
+    assert result.exit_code == 0 and "~ a: 1 -> 2" in result.stdout, result.stdout
+
 def test_diff_imports_neither_duckdb_nor_tomlkit(tmp_path: Path) -> None:
     old = tmp_path / "a.toml"
     old.write_text("a = 1\n")
