@@ -125,6 +125,7 @@ def test_endless_or_piped_inputs_are_bounded_reads(cli, tmp_path: Path) -> None:
     writer.wait()
     assert result.exit_code == 0 and "~ a: 1 -> 2" in result.stdout, result.stdout
 
+
 def test_diff_imports_neither_duckdb_nor_tomlkit(tmp_path: Path) -> None:
     old = tmp_path / "a.toml"
     old.write_text("a = 1\n")
