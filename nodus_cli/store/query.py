@@ -126,8 +126,12 @@ def load_file(store: Store, path: Path, table: str, *, mode: LoadMode = "create"
         raise UsageError(f"invalid table name {table!r} (letters, digits and _ only)")
     if table.lower() in migrations.REGISTRY.tables:
         raise UsageError(f"table {table!r} belongs to nodus; choose another name")
-    if not path.is_file():
+    if not path.exists():
         raise NotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(
+            f"{path}: not a regular file (nodus load reads CSV, Parquet or JSON files)"
+        )
     reader = _reader_for(path)
     exists = table in store.table_names()
     if exists and mode == "create":

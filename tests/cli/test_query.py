@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,11 @@ def test_load_errors(cli, tmp_path: Path) -> None:
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     bad_name = cli("load", str(broken), "-t", "bad name")
     assert bad_name.exit_code == 2
+    fifo = tmp_path / "feed.csv"
+    os.mkfifo(fifo)
+    for special in ("/dev/zero", str(tmp_path), str(fifo)):  # never read, never "no such file"
+        refused = cli("load", special, "-t", "x")
+        assert refused.exit_code == 2 and "not a regular file" in refused.stderr, refused.stderr
 
 
 def test_journal_records_changes_with_masked_args(cli, tmp_path: Path) -> None:
