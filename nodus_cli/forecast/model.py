@@ -521,17 +521,34 @@ def calendar_periods(times_s: Any, n: int) -> list[int]:
     return [length for length in lengths if length >= 4 and BASELINE_SEASONS * length <= n]
 
 
-def fit_forecast(
-    values: Any, steps: int, *, times_s: Any = None, season: int | None = None
-) -> Fitted:
-    """Forecast ``steps`` points after regular ``values``, with the per-step 1-sigma.
+@dataclass
+class Backtest:
+    """Every candidate's runs and backtest misses on one history, and the one chosen.
 
-    Candidates are judged on ``BACKTESTS`` stretches of ``steps`` points at the end
-    of the history (each forecast from the points before it); the seasonal
-    baseline unless a model beats it consistently (``_beats_baseline``), then
-    the lowest mean absolute error. The combination's members are the ``COMBINED``
-    best on those same backtests, so its own backtest flatters it a little; the
-    sign test against the baseline is what keeps it honest.
+    ``values`` is the history learnt from divided by ``unit``, and so is everything
+    else here; ``forecasts`` holds per candidate a run from every backtest origin,
+    then the forecast from the end.
+    """
+
+    values: Any
+    unit: float
+    season: int
+    forecasts: dict[str, list[Any]]
+    errors: dict[str, list[Any]]
+    mae: dict[str, float]
+    chosen: str
+
+
+def backtest(
+    values: Any, steps: int, *, times_s: Any = None, season: int | None = None
+) -> Backtest:
+    """Judge every candidate on ``BACKTESTS`` stretches of ``steps`` points at the end.
+
+    Each stretch is forecast from the points before it; the seasonal baseline is
+    kept unless a model beats it consistently (``_beats_baseline``), then the
+    lowest mean absolute error wins. The combination's members are the
+    ``COMBINED`` best on those same backtests, so its own backtest flatters it a
+    little; the sign test against the baseline is what keeps it honest.
     """
     import numpy as np
 
@@ -563,11 +580,24 @@ def fit_forecast(
     for name, error in mae.items():
         if error < mae.get(chosen, math.inf) and _beats_baseline(errors[name], errors[baseline]):
             chosen = name
-    mean = forecasts[chosen][-1]
-    variance = step_variance(errors[chosen], steps)
-    floor = 1e-9 * (1.0 / unit + float(np.max(np.abs(values))))
+    return Backtest(values, unit, season, forecasts, errors, mae, chosen)
+
+
+def fit_forecast(
+    values: Any, steps: int, *, times_s: Any = None, season: int | None = None
+) -> Fitted:
+    """Forecast ``steps`` points after regular ``values``, with the per-step 1-sigma:
+    the candidate ``backtest`` chooses, its interval from its own backtest misses."""
+    import numpy as np
+
+    judged = backtest(values, steps, times_s=times_s, season=season)
+    unit = judged.unit
+    mean = judged.forecasts[judged.chosen][-1]
+    variance = step_variance(judged.errors[judged.chosen], steps)
+    floor = 1e-9 * (1.0 / unit + float(np.max(np.abs(judged.values))))
     sigma = np.maximum(np.sqrt(variance), floor)
-    return Fitted(chosen, season, mean * unit, sigma * unit, {k: v * unit for k, v in mae.items()})
+    mae = {k: v * unit for k, v in judged.mae.items()}
+    return Fitted(judged.chosen, judged.season, mean * unit, sigma * unit, mae)
 
 
 def find_crossing(

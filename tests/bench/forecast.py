@@ -67,35 +67,56 @@ def mase_scale(history: np.ndarray, season: int) -> float:
     return scale if scale > 0 else 1.0
 
 
-def references(history: np.ndarray, season: int, steps: int, train: int) -> dict[str, np.ndarray]:
-    """statsforecast's AutoETS and AutoARIMA forecasts of ``steps`` points."""
+def reference_models(length: int) -> dict[str, Any]:
+    """statsforecast's AutoETS and AutoARIMA for a season of ``length`` points."""
     from statsforecast.models import MSTL, AutoARIMA, AutoETS
 
-    recent = history[-train:]
-    length = season if season and len(recent) >= 2 * season else 1
-    models: dict[str, Any] = {
-        "AutoETS": AutoETS(season_length=length),
-        "AutoARIMA": AutoARIMA(season_length=length),
-    }
     if length > LONG_SEASON:
         # ETS drops such a season and a seasonal ARIMA at lag 336 did not finish one
         # fit in 10 minutes: statsforecast's own answer is MSTL, the season taken out
         # by STL and each model forecasting the rest
-        models = {
+        return {
             "AutoETS": MSTL(season_length=length, trend_forecaster=AutoETS(model="ZZN")),
             "AutoARIMA": MSTL(season_length=length, trend_forecaster=AutoARIMA()),
         }
+    return {"AutoETS": AutoETS(season_length=length), "AutoARIMA": AutoARIMA(season_length=length)}
+
+
+def reference_length(recent: np.ndarray, season: int) -> int:
+    """The season statsforecast is given: the detected one when two fit in its history."""
+    return season if season and len(recent) >= 2 * season else 1
+
+
+def statsforecast_mean(model: Any, recent: np.ndarray, steps: int) -> np.ndarray:
+    """A statsforecast model's point forecast (its fitting chatter silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(model.forecast(y=recent, h=steps)["mean"], dtype=float)
+
+
+def references(history: np.ndarray, season: int, steps: int, train: int) -> dict[str, np.ndarray]:
+    """statsforecast's AutoETS and AutoARIMA forecasts of ``steps`` points."""
+    recent = history[-train:]
     out = {}
-    for name, model in models.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                forecast = model.forecast(y=recent, h=steps)["mean"]
-            except Exception:  # a reference that fails falls back to naive, and says so
-                print(f"  {name} failed; naive used", file=sys.stderr)
-                forecast = np.full(steps, recent[-1])
-        out[name] = np.asarray(forecast, dtype=float)
+    for name, model in reference_models(reference_length(recent, season)).items():
+        try:
+            out[name] = statsforecast_mean(model, recent, steps)
+        except Exception:  # a reference that fails falls back to naive, and says so
+            print(f"  {name} failed; naive used", file=sys.stderr)
+            out[name] = np.full(steps, recent[-1], dtype=float)
     return out
+
+
+def horizon_steps(step: float) -> dict[str, int]:
+    """Each horizon in points of a series sampled every ``step`` seconds."""
+    return {name: max(1, round(seconds / step)) for name, seconds in HORIZONS.items()}
+
+
+def cut_offs(n: int, step: float, origins: int) -> list[int]:
+    """``origins`` cut-offs over the last 30% of ``n`` points, leaving room for the
+    longest horizon whichever horizons are measured (so every run has the same ones)."""
+    longest = max(horizon_steps(step).values())
+    return np.linspace(int(n * 0.7), n - longest, origins).astype(int).tolist()
 
 
 def evaluate(
@@ -105,14 +126,11 @@ def evaluate(
     times, values = read_series(path)
     step, grid, regular = regular_grid(times, values)
     n = len(regular)
-    every = {name: max(1, round(seconds / step)) for name, seconds in HORIZONS.items()}
-    steps = {name: every[name] for name in horizons}
+    steps = {name: horizon_steps(step)[name] for name in horizons}
     longest = max(steps.values())
     errors: dict[str, dict[str, list[float]]] = {h: {m: [] for m in MODELS} for h in horizons}
     inside: dict[str, list[float]] = {h: [] for h in horizons}
-    # the cut-offs leave room for the longest horizon whichever are measured
-    cut_offs = np.linspace(int(n * 0.7), n - max(every.values()), origins).astype(int)
-    for origin in cut_offs.tolist():
+    for origin in cut_offs(n, step, origins):
         history = regular[:origin]
         season = detect_season(grid[:origin][-MAX_TRAIN:], history[-MAX_TRAIN:])
         scale = mase_scale(history, season)

@@ -15,11 +15,9 @@ measurement that no choice among these models reaches it.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +26,19 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT))
 
-from nodus_cli.forecast.model import (  # noqa: E402
-    BACKTESTS,
-    BASELINE_SEASONS,
-    COMBINATION,
-    COMBINED,
-    MAX_TRAIN,
-    MIN_POINTS,
-    SEASONAL_MEDIAN,
-    SEASONAL_NAIVE,
-    _beats_baseline,
-    calendar_periods,
-    candidate_forecasts,
-    regular_grid,
-    seasonal_naive,
-)
-from nodus_cli.series import detect_season, power_of_two_scale  # noqa: E402
+from nodus_cli.forecast.model import MAX_TRAIN, backtest, regular_grid, seasonal_naive  # noqa: E402
+from nodus_cli.series import detect_season  # noqa: E402
 from tests.bench.forecast import (  # noqa: E402
     HORIZONS,
     LONG_SEASON,
+    cut_offs,
     geometric_mean,
+    horizon_steps,
     mase_scale,
     read_series,
+    reference_length,
+    reference_models,
+    statsforecast_mean,
 )
 from tests.conftest import shared_path  # noqa: E402
 
@@ -59,34 +48,10 @@ CALENDAR = {3600: "hour", 86400: "day", 7 * 86400: "week"}
 def nodus_candidates(
     history: np.ndarray, steps: int, times_s: np.ndarray, season: int, step: float
 ) -> dict[str, np.ndarray]:
-    """Every candidate ``fit_forecast`` weighs (as it builds them), and the one it chooses."""
-    values = np.asarray(history, dtype=float)[-MAX_TRAIN:]
-    unit = power_of_two_scale(values)
-    values = values / unit
-    n = len(values)
-    holdout = max(1, min(steps, n // (2 * BACKTESTS)))
-    origins = [o for o in (n - k * holdout for k in range(BACKTESTS, 0, -1)) if o >= MIN_POINTS]
-    baseline = SEASONAL_MEDIAN if season and n >= BASELINE_SEASONS * season else SEASONAL_NAIVE
-    periods = calendar_periods(times_s[-n:], n)
-    forecasts = candidate_forecasts(values, season, steps, holdout, origins, baseline, periods)
-    errors = {
-        name: [runs[i] - values[o : o + holdout] for i, o in enumerate(origins)]
-        for name, runs in forecasts.items()
-    }
-    mae = {name: float(np.mean(np.abs(e))) for name, e in errors.items() if e}
-    members = sorted(mae, key=mae.__getitem__)[:COMBINED]
-    if len(members) > 1:
-        for table in (forecasts, errors):
-            table[COMBINATION] = [
-                np.mean(run, axis=0) for run in zip(*(table[k] for k in members), strict=True)
-            ]
-        mae[COMBINATION] = float(np.mean(np.abs(errors[COMBINATION])))
-    chosen = baseline
-    for name, error in mae.items():
-        if error < mae.get(chosen, math.inf) and _beats_baseline(errors[name], errors[baseline]):
-            chosen = name
-    out = {"nodus": forecasts[chosen][-1] * unit}
-    for name, runs in forecasts.items():
+    """Every candidate ``fit_forecast`` weighs, and the one it chooses."""
+    judged = backtest(history, steps, times_s=times_s, season=season)
+    out = {"nodus": judged.forecasts[judged.chosen][-1] * judged.unit}
+    for name, runs in judged.forecasts.items():
         # the period in a name is the detected season or a calendar one; name it so
         # the same candidate has one name on every series
         label = name
@@ -94,7 +59,7 @@ def nodus_candidates(
             kind, period = name.split("+season-")
             seconds = round(int(period) * step)
             label = f"{kind}+{CALENDAR.get(seconds, f'{seconds}s')}"
-        out[f"nodus:{label}"] = runs[-1] * unit
+        out[f"nodus:{label}"] = runs[-1] * judged.unit
     return out
 
 
@@ -104,7 +69,6 @@ def peers(history: np.ndarray, season: int, steps: int, train: int, step: float)
         MSTL,
         AutoARIMA,
         AutoCES,
-        AutoETS,
         AutoTheta,
         HistoricAverage,
         Naive,
@@ -115,7 +79,7 @@ def peers(history: np.ndarray, season: int, steps: int, train: int, step: float)
     )
 
     recent = history[-train:]
-    length = season if season and len(recent) >= 2 * season else 1
+    length = reference_length(recent, season)
     day = round(86400 / step)
     models: dict[str, Any] = {
         "Naive": Naive(),
@@ -123,8 +87,7 @@ def peers(history: np.ndarray, season: int, steps: int, train: int, step: float)
         "WindowAverage(h)": WindowAverage(window_size=steps),
         "RandomWalkWithDrift": RandomWalkWithDrift(),
         "SeasonalNaive": SeasonalNaive(season_length=length),
-        "AutoETS": AutoETS(season_length=length),
-        "AutoARIMA": AutoARIMA(season_length=length),
+        **reference_models(length),  # as tests/bench/forecast.py: MSTL for a long season
         "AutoTheta": AutoTheta(season_length=length),
         "AutoCES": AutoCES(season_length=length),
     }
@@ -133,9 +96,7 @@ def peers(history: np.ndarray, season: int, steps: int, train: int, step: float)
             season_length=length, window_size=3
         )
         models["MSTL"] = MSTL(season_length=length)
-    if length > LONG_SEASON:  # as tests/bench/forecast.py: the season taken out by STL
-        models["AutoETS"] = MSTL(season_length=length, trend_forecaster=AutoETS(model="ZZN"))
-        models["AutoARIMA"] = MSTL(season_length=length, trend_forecaster=AutoARIMA())
+    if length > LONG_SEASON:
         models["AutoCES"] = MSTL(season_length=length, trend_forecaster=AutoCES())
     if day != length and day >= 4 and len(recent) >= 2 * day:
         models["SeasonalNaive(day)"] = SeasonalNaive(season_length=day)
@@ -144,14 +105,11 @@ def peers(history: np.ndarray, season: int, steps: int, train: int, step: float)
         models["AutoTheta(day)"] = AutoTheta(season_length=day)
     out = {}
     for name, model in models.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                forecast = model.forecast(y=recent, h=steps)["mean"]
-            except Exception as error:  # a model that fails is left out at that cut-off
-                print(f"  {name} failed: {error}", file=sys.stderr)
-                continue
-        forecast = np.asarray(forecast, dtype=float)
+        try:
+            forecast = statsforecast_mean(model, recent, steps)
+        except Exception as error:  # a model that fails is left out at that cut-off
+            print(f"  {name} failed: {error}", file=sys.stderr)
+            continue
         if np.all(np.isfinite(forecast)):  # one with too short a history gives NaN
             out[name] = forecast
     return out
@@ -162,10 +120,9 @@ def evaluate(path: Path, origins: int, train: int, horizon: str) -> list[dict[st
     times, values = read_series(path)
     step, grid, regular = regular_grid(times, values)
     n = len(regular)
-    steps = {name: max(1, round(seconds / step)) for name, seconds in HORIZONS.items()}
-    count = steps[horizon]
+    count = horizon_steps(step)[horizon]
     rows = []
-    for origin in np.linspace(int(n * 0.7), n - max(steps.values()), origins).astype(int).tolist():
+    for origin in cut_offs(n, step, origins):
         history = regular[:origin]
         season = detect_season(grid[:origin][-MAX_TRAIN:], history[-MAX_TRAIN:])
         scale = mase_scale(history, season)
