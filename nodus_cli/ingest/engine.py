@@ -317,7 +317,7 @@ class _Job:
                 hold_open=_may_grow(source, detected),
                 record_start=detected.record_start(),
                 max_line=max_line,
-                shapes=detected.format in formats.SHAPED,
+                shapes=detected.shaped,
             )
             # Closed before the file, even on an error: the reader thread stops first.
             with contextlib.closing(prepared):
@@ -593,7 +593,7 @@ class _Job:
         start belong to the record those ended with.
         """
         file_id, source_name, stem = names
-        shape = ", line_shape" if detected.format in formats.SHAPED else ""
+        shape = ", line_shape" if detected.shaped else ""
         ctes = [f"raw AS (SELECT line, line_json, line_no, byte_offset{shape} FROM {WINDOW_VIEW})"]
         if detected.multiline and _one_line_records(lines, detected):
             ctes.append(ONE_LINE_RECORDS)  # nothing to join, here or to an earlier record
@@ -811,7 +811,7 @@ class _Job:
         # The shape is taken of the message as stored (after redaction); a parser's
         # shape_text (formats.SHAPED) is the message as parsed, masked.
         star, shape, masked = "*", shape_sql("message"), ""
-        if detected.format in formats.SHAPED and not (self.kinds or self.fields):
+        if detected.shaped and not (self.kinds or self.fields):
             star, shape = "* EXCLUDE (shape_text)", shape_of_masked("shape_text")
             masked = ", shape_text"
         cursor = self.con.execute(
@@ -891,7 +891,7 @@ def _records_cte(detected: Detected, *, without_leading: bool = False) -> str:
     """
     having = " HAVING grp > 0" if without_leading else ""
     shape = ""
-    if detected.format in formats.SHAPED:
+    if detected.shaped:
         shape = ", string_agg(line_shape, chr(10) ORDER BY line_no) AS line_shape"
     return f"""records AS (SELECT min(line_no) AS line_no, min(byte_offset) AS byte_offset,
             string_agg(line, chr(10) ORDER BY line_no) AS line, grp > 0 AS joined{shape}

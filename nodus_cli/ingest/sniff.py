@@ -22,6 +22,7 @@ from nodus_cli.ingest.formats import (
     METRIC_FORMATS,
     PROM_SAMPLE,
     ROLES,
+    SHAPED,
     SYSLOG_3164,
     SYSLOG_5424,
     CsvLayout,
@@ -58,6 +59,11 @@ class Detected:
     @property
     def multiline(self) -> bool:
         return self.format in ("text", "syslog")
+
+    @property
+    def shaped(self) -> bool:
+        """Its parser cuts each row's shape from ``line_shape`` (``formats.SHAPED``)."""
+        return self.format in SHAPED
 
     def record_start(self) -> re.Pattern[str] | None:
         """Lines matching this start a record; others continue the one above."""
